@@ -9,6 +9,8 @@ pub mod config;
 pub mod connector;
 pub mod keyring;
 pub mod kmip;
+pub mod logging;
+pub mod plugin;
 
 #[allow(unsafe_code)]
 mod ffi;

@@ -1,1 +1,12 @@
-//! placeholder
+//! Reaching the KMIP servers: failover across SERVER and STANDBY_SERVERs, mutual-TLS sessions
+//! with a deadline on every step, and the shared client the keyring layer calls.
+
+mod client;
+mod error;
+mod failover;
+mod session;
+
+pub use client::{Connected, KmipClient, RESPONSE_CAP, Retry};
+pub use error::{ClientError, Stage, TransportError};
+pub use failover::{connect_any, effective_stagger, overall_deadline};
+pub use session::Session;

@@ -1,1 +1,133 @@
-//! placeholder
+//! The mysqld boundary: the only module with `unsafe`. It exports the plugin descriptor, the
+//! keyring function table, the `keyring_okv_conf_dir` variable and the service pointers, and
+//! turns C arguments into calls of the safe `plugin` module.
+
+mod abi;
+mod boundary;
+mod keyring_api;
+mod services;
+mod sysvar;
+
+use std::ffi::{c_char, c_int, c_void};
+use std::sync::Once;
+
+use abi::*;
+use boundary::guard;
+use tracing_subscriber::layer::SubscriberExt;
+
+/// The descriptor version shown in information_schema.PLUGINS (1.0).
+const PLUGIN_VERSION: u32 = 0x0100;
+
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static _mysql_plugin_interface_version_: c_int = MYSQL_PLUGIN_INTERFACE_VERSION;
+
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static _mysql_sizeof_struct_st_plugin_: c_int = std::mem::size_of::<StMysqlPlugin>() as c_int;
+
+static mut KEYRING_DESCRIPTOR: StMysqlKeyring = StMysqlKeyring {
+    interface_version: MYSQL_KEYRING_INTERFACE_VERSION,
+    mysql_key_store: keyring_api::mysql_key_store,
+    mysql_key_fetch: keyring_api::mysql_key_fetch,
+    mysql_key_remove: keyring_api::mysql_key_remove,
+    mysql_key_generate: keyring_api::mysql_key_generate,
+    mysql_key_iterator_init: keyring_api::mysql_key_iterator_init,
+    mysql_key_iterator_deinit: keyring_api::mysql_key_iterator_deinit,
+    mysql_key_iterator_get_key: keyring_api::mysql_key_iterator_get_key,
+};
+
+/// Storage of the variable's `char*`.
+static mut CONF_DIR_VALUE: *mut c_char = std::ptr::null_mut();
+
+// The server rewrites the name field while the plugin is installed: writable memory.
+static mut CONF_DIR_SYSVAR: SysVarStr = SysVarStr {
+    flags: PLUGIN_VAR_STR | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_NODEFAULT,
+    name: c"conf_dir".as_ptr(),
+    comment: c"The directory with okvclient.ora and ssl/ (CA.pem, cert.pem, key.pem, optional password.txt) of the KMIP back end".as_ptr(),
+    check: Some(sysvar::check_conf_dir),
+    update: Some(sysvar::update_conf_dir),
+    value: &raw mut CONF_DIR_VALUE,
+    def_val: c"".as_ptr(),
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 2] = [(&raw mut CONF_DIR_SYSVAR).cast(), std::ptr::null_mut()];
+
+#[unsafe(no_mangle)]
+#[allow(non_upper_case_globals)]
+pub static mut _mysql_plugin_declarations_: [StMysqlPlugin; 2] = [
+    StMysqlPlugin {
+        plugin_type: MYSQL_KEYRING_PLUGIN,
+        info: (&raw mut KEYRING_DESCRIPTOR).cast(),
+        name: c"keyring_okv".as_ptr(),
+        author: c"keyring_okv contributors".as_ptr(),
+        descr: c"Keyring that keeps keys in a KMIP 1.1 key manager over mutual TLS (open keyring_okv)".as_ptr(),
+        license: PLUGIN_LICENSE_GPL,
+        init: Some(plugin_init),
+        check_uninstall: None,
+        deinit: Some(plugin_deinit),
+        version: PLUGIN_VERSION,
+        status_vars: std::ptr::null_mut(),
+        system_vars: (&raw mut SYSTEM_VARS).cast(),
+        reserved1: std::ptr::null_mut(),
+        flags: PLUGIN_OPT_ALLOW_EARLY,
+    },
+    StMysqlPlugin {
+        plugin_type: 0,
+        info: std::ptr::null_mut(),
+        name: std::ptr::null(),
+        author: std::ptr::null(),
+        descr: std::ptr::null(),
+        license: 0,
+        init: None,
+        check_uninstall: None,
+        deinit: None,
+        version: 0,
+        status_vars: std::ptr::null_mut(),
+        system_vars: std::ptr::null_mut(),
+        reserved1: std::ptr::null_mut(),
+        flags: 0,
+    },
+];
+
+static LOGGING: Once = Once::new();
+
+fn install_logging() {
+    LOGGING.call_once(|| {
+        let subscriber = tracing_subscriber::registry()
+            .with(crate::logging::LineLayer::new(services::log_line));
+        // Our copy of tracing is private to this library; nothing else can have set it.
+        let _ = tracing::subscriber::set_global_default(subscriber);
+    });
+}
+
+/// Returns 0 even when the configuration is missing or broken: mysqld must start, and
+/// SET GLOBAL keyring_okv_conf_dir can fix the configuration later. Keyring calls fail cleanly
+/// until then.
+unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
+    guard("plugin init", 0, || {
+        services::mark_linked(handle);
+        install_logging();
+        // SAFETY: the server set the variable's storage before calling init.
+        let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
+        if dir.is_empty() {
+            tracing::warn!("{}", crate::plugin::NOT_CONFIGURED_WARNING);
+            return 0;
+        }
+        match crate::plugin::prepare(&dir, false) {
+            Ok(prepared) => crate::plugin::install(prepared),
+            Err(e) => tracing::error!(
+                "{e}; keyring calls fail until keyring_okv_conf_dir names a valid directory"
+            ),
+        }
+        0
+    })
+}
+
+unsafe extern "C" fn plugin_deinit(_handle: PluginHandle) -> c_int {
+    guard("plugin deinit", 0, || {
+        crate::plugin::shutdown();
+        services::mark_unlinked();
+        0
+    })
+}

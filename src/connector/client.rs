@@ -1,0 +1,220 @@
+//! The KMIP client the keyring layer calls: blocking methods, safe to call from many mysqld
+//! threads at once.
+//!
+//! Concurrency: one shared connection behind a fair async mutex. Keyring traffic is a handful
+//! of requests per table open or key rotation, PyKMIP and most KMIP servers serve one request
+//! at a time per connection, and each extra connection costs a handshake and a server-side
+//! session; so requests queue on one warm connection instead of a pool.
+//!
+//! Threads: one tokio worker drives the sockets and timers, and at most one blocking thread
+//! resolves host names: at most 2 background threads in mysqld. Callers wait on their own
+//! thread with `block_on`.
+
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::runtime::Runtime;
+use tokio::sync::Mutex;
+use zeroize::Zeroizing;
+
+use super::error::{ClientError, TransportError};
+use super::failover::connect_any;
+use super::session::Session;
+use crate::config::{ConfDir, Options, ServerAddr};
+use crate::kmip::{self, Request, Ttlv};
+
+/// Largest response accepted. Keys are at most 16 KiB; Locate answers list identifiers. PyKMIP
+/// itself caps messages at 1 MiB.
+pub const RESPONSE_CAP: usize = 1 << 20;
+
+/// How long shutdown waits for the I/O thread.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+/// Whether a request may be sent again after the connection failed with the request in flight.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Retry {
+    /// Get, Locate, GetAttributes, DiscoverVersions, Query: repeating changes nothing.
+    Idempotent,
+    /// Create, Register, Activate, Revoke, Destroy: the caller looks before acting again.
+    Never,
+}
+
+struct Shared {
+    servers: Vec<ServerAddr>,
+    tls: Arc<rustls::ClientConfig>,
+    options: Options,
+    conn: Mutex<Option<Session>>,
+}
+
+pub struct KmipClient {
+    runtime: Option<Runtime>,
+    shared: Arc<Shared>,
+}
+
+/// Where the client is connected, for diagnostics.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct Connected {
+    pub server: ServerAddr,
+    /// 0 for SERVER, 1.. for the STANDBY_SERVERs in okvclient.ora order.
+    pub index: usize,
+}
+
+impl KmipClient {
+    pub fn new(
+        servers: Vec<ServerAddr>,
+        tls: Arc<rustls::ClientConfig>,
+        options: Options,
+    ) -> std::io::Result<Self> {
+        let runtime = tokio::runtime::Builder::new_multi_thread()
+            .worker_threads(1)
+            .max_blocking_threads(1)
+            .thread_name("keyring_okv-io")
+            .enable_io()
+            .enable_time()
+            .build()?;
+        Ok(KmipClient {
+            runtime: Some(runtime),
+            shared: Arc::new(Shared {
+                servers,
+                tls,
+                options,
+                conn: Mutex::new(None),
+            }),
+        })
+    }
+
+    pub fn from_conf_dir(conf: &ConfDir) -> std::io::Result<Self> {
+        Self::new(conf.servers.clone(), conf.tls.clone(), conf.options.clone())
+    }
+
+    pub fn servers(&self) -> &[ServerAddr] {
+        &self.shared.servers
+    }
+
+    pub fn options(&self) -> &Options {
+        &self.shared.options
+    }
+
+    fn runtime(&self) -> Result<&Runtime, ClientError> {
+        self.runtime.as_ref().ok_or(ClientError::ShutDown)
+    }
+
+    /// Makes sure a live connection exists (connecting in list order if needed) and says where.
+    pub fn connect(&self) -> Result<Connected, ClientError> {
+        let shared = self.shared.clone();
+        self.runtime()?.block_on(async move {
+            let mut conn = shared.conn.lock().await;
+            let session = shared.ensure(&mut conn).await?;
+            Ok(Connected {
+                server: session.server().clone(),
+                index: session.index(),
+            })
+        })
+    }
+
+    /// Drops the current connection; the next request reconnects from the top of the list.
+    pub fn disconnect(&self) -> Result<(), ClientError> {
+        let shared = self.shared.clone();
+        self.runtime()?.block_on(async move {
+            *shared.conn.lock().await = None;
+        });
+        Ok(())
+    }
+
+    /// Sends one request and returns the response payload.
+    pub fn call(&self, request: &Request, retry: Retry) -> Result<Ttlv, ClientError> {
+        self.request(request, retry, |payload| Ok(payload.clone()))
+    }
+
+    /// Sends one request and parses the response payload with `parse`; a payload that does not
+    /// parse is reported as a fault of the server that sent it.
+    pub fn request<T>(
+        &self,
+        request: &Request,
+        retry: Retry,
+        parse: impl FnOnce(&Ttlv) -> Result<T, kmip::KmipError>,
+    ) -> Result<T, ClientError> {
+        let encoded = Zeroizing::new(kmip::encode_request(request));
+        let shared = self.shared.clone();
+        let (payload, server) = self
+            .runtime()?
+            .block_on(async move { shared.call(&encoded, retry).await })?;
+        parse(&payload).map_err(|source| ClientError::Server { server, source })
+    }
+
+    /// Stops the I/O thread, waiting a bounded time. Called by plugin deinit.
+    pub fn shutdown(mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(SHUTDOWN_WAIT);
+        }
+    }
+}
+
+impl Drop for KmipClient {
+    fn drop(&mut self) {
+        if let Some(rt) = self.runtime.take() {
+            rt.shutdown_timeout(SHUTDOWN_WAIT);
+        }
+    }
+}
+
+impl Shared {
+    async fn ensure<'a>(
+        &self,
+        conn: &'a mut Option<Session>,
+    ) -> Result<&'a mut Session, TransportError> {
+        if let Some(session) = conn.as_mut() {
+            if session.is_stale().await {
+                tracing::debug!("connection to {} went stale; reconnecting", session.server());
+                *conn = None;
+            }
+        }
+        if conn.is_none() {
+            let session = connect_any(&self.servers, self.tls.clone(), &self.options).await?;
+            tracing::debug!("connected to KMIP server {}", session.server());
+            *conn = Some(session);
+        }
+        match conn.as_mut() {
+            Some(session) => Ok(session),
+            None => unreachable!("a session was just stored"),
+        }
+    }
+
+    async fn call(&self, encoded: &[u8], retry: Retry) -> Result<(Ttlv, String), ClientError> {
+        let mut conn = self.conn.lock().await;
+        let mut attempt = 0;
+        loop {
+            attempt += 1;
+            let session = self.ensure(&mut conn).await?;
+            let server = session.server().to_string();
+            let outcome = session
+                .round_trip(encoded, self.options.request_timeout, RESPONSE_CAP)
+                .await;
+            match outcome {
+                Ok(message) => {
+                    let message = Zeroizing::new(message);
+                    return match kmip::decode_response(&message, RESPONSE_CAP) {
+                        Ok(payload) => Ok((payload, server)),
+                        Err(kmip::KmipError::Ttlv(source)) => {
+                            // The stream can no longer be trusted to be in step.
+                            *conn = None;
+                            Err(TransportError::Garbage { server, source }.into())
+                        }
+                        Err(source) => Err(ClientError::Server { server, source }),
+                    };
+                }
+                Err(e) => {
+                    *conn = None;
+                    if retry == Retry::Idempotent && attempt == 1 {
+                        tracing::debug!("{e}; repeating the request on a new connection");
+                        continue;
+                    }
+                    return Err(match retry {
+                        Retry::Idempotent => e.into(),
+                        Retry::Never => ClientError::Ambiguous(e),
+                    });
+                }
+            }
+        }
+    }
+}

@@ -1,0 +1,148 @@
+//! Errors of the transport and client layer.
+
+use std::fmt;
+use std::io;
+use std::time::Duration;
+
+use crate::kmip::{KmipError, TtlvError};
+
+/// The step of a connection or request that failed; named in messages so a DBA can tell a
+/// firewall (connect) from a certificate problem (handshake) from a stuck server (read).
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Stage {
+    Resolve,
+    Connect,
+    Handshake,
+    Write,
+    Read,
+}
+
+impl fmt::Display for Stage {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Stage::Resolve => "host name lookup",
+            Stage::Connect => "TCP connect",
+            Stage::Handshake => "TLS handshake",
+            Stage::Write => "sending the request",
+            Stage::Read => "reading the response",
+        })
+    }
+}
+
+/// A failure to reach a server or to exchange one message with it. Every variant names the
+/// server. All of them are worth trying another server for.
+#[derive(Debug, thiserror::Error)]
+pub enum TransportError {
+    #[error("KMIP server {server}: connection refused; check that the server runs and listens on that port")]
+    Refused { server: String },
+    #[error("KMIP server {server}: no answer within {} s during {stage}; check that the server is up and that nothing drops the traffic", timeout.as_secs_f64())]
+    Timeout {
+        server: String,
+        stage: Stage,
+        timeout: Duration,
+    },
+    #[error("KMIP server {server}: {stage} failed: {source}")]
+    Io {
+        server: String,
+        stage: Stage,
+        source: io::Error,
+    },
+    #[error("KMIP server {server}: TLS handshake failed: {detail}{hint}")]
+    Tls {
+        server: String,
+        detail: String,
+        hint: &'static str,
+    },
+    #[error("KMIP server {server}: the server closed the connection during {stage}")]
+    Closed { server: String, stage: Stage },
+    #[error("KMIP server {server}: the response is not valid KMIP ({source}); is this port a KMIP server?")]
+    Garbage { server: String, source: TtlvError },
+    #[error("no KMIP server could be reached: {}", summarize(.0))]
+    AllFailed(Vec<TransportError>),
+}
+
+fn summarize(errors: &[TransportError]) -> String {
+    let parts: Vec<String> = errors.iter().map(ToString::to_string).collect();
+    parts.join("; ")
+}
+
+impl TransportError {
+    /// Builds the error for a failed TLS handshake, with a hint for the cases DBAs meet.
+    pub(crate) fn from_handshake(server: String, err: io::Error) -> Self {
+        let rustls_err = err
+            .get_ref()
+            .and_then(|inner| inner.downcast_ref::<rustls::Error>())
+            .cloned();
+        match rustls_err {
+            Some(e) => TransportError::Tls {
+                server,
+                detail: e.to_string(),
+                hint: tls_hint(&e),
+            },
+            None if err.kind() == io::ErrorKind::UnexpectedEof => TransportError::Closed {
+                server,
+                stage: Stage::Handshake,
+            },
+            None => TransportError::Io {
+                server,
+                stage: Stage::Handshake,
+                source: err,
+            },
+        }
+    }
+}
+
+fn tls_hint(err: &rustls::Error) -> &'static str {
+    use rustls::{AlertDescription as A, CertificateError as C, Error as E};
+    match err {
+        E::InvalidCertificate(C::NotValidForName | C::NotValidForNameContext { .. }) => {
+            "; the server certificate does not name the host or IP address in okvclient.ora: add it to the certificate's subjectAltName, or set KEYRING_OKV_VERIFY_SERVER_NAME=NO in okvclient.ora (the chain is still verified against ssl/CA.pem)"
+        }
+        E::InvalidCertificate(C::UnknownIssuer | C::BadSignature) => {
+            "; the server certificate is not signed by a CA in ssl/CA.pem: put the KMIP server's CA certificate in ssl/CA.pem"
+        }
+        E::InvalidCertificate(C::Expired | C::ExpiredContext { .. }) => {
+            "; the server certificate has expired: renew it on the KMIP server"
+        }
+        E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
+            "; the server certificate is not valid yet: check the clocks of both machines"
+        }
+        E::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion) => {
+            "; no common protocol or cipher suite: keyring_okv needs TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or ChaCha20 (servers that offer only CBC suites or RSA key exchange, e.g. PyKMIP with an RSA certificate, cannot be used; give the server an ECDSA certificate)"
+        }
+        E::AlertReceived(
+            A::BadCertificate
+            | A::UnknownCA
+            | A::CertificateUnknown
+            | A::CertificateRevoked
+            | A::CertificateExpired
+            | A::UnsupportedCertificate
+            | A::AccessDenied,
+        ) => {
+            "; the server rejected our client certificate (ssl/cert.pem): check that it is enrolled with the KMIP server, signed by the CA it trusts, unexpired, and has extendedKeyUsage clientAuth"
+        }
+        _ => "",
+    }
+}
+
+/// A failure of one KMIP request as seen by the keyring layer.
+#[derive(Debug, thiserror::Error)]
+pub enum ClientError {
+    #[error(transparent)]
+    Transport(#[from] TransportError),
+    /// The server answered, and refused or failed the operation.
+    #[error("KMIP server {server}: {source}")]
+    Server { server: String, source: KmipError },
+    /// The request may or may not have been carried out: the connection failed after it was
+    /// sent. Never repeated blindly; the keyring layer looks before acting again.
+    #[error("{0} (the request may or may not have been carried out)")]
+    Ambiguous(TransportError),
+    #[error("keyring_okv is shutting down")]
+    ShutDown,
+}
+
+impl ClientError {
+    pub fn is_item_not_found(&self) -> bool {
+        matches!(self, ClientError::Server { source, .. } if source.is_item_not_found())
+    }
+}

@@ -1,0 +1,218 @@
+//! Connecting to the first usable server of SERVER + STANDBY_SERVERs.
+//!
+//! The documented plugin waits the full timeout on every dead server in turn, so 64 dead
+//! standbys cost 21 minutes of startup. Here, while an attempt is pending, the next one starts
+//! after a short stagger (Happy Eyeballs, RFC 8305), a failed attempt starts the next one at
+//! once, and everything runs under one overall deadline that does not grow with the list.
+//! Among the attempts that completed, the one earliest in the list wins: after the first
+//! success we wait one more stagger for an earlier server still in its handshake.
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpStream;
+use tokio::task::JoinSet;
+use tokio::time::{Instant, sleep_until, timeout_at};
+use tokio_rustls::TlsConnector;
+use tokio_rustls::client::TlsStream;
+
+use super::error::{Stage, TransportError};
+use super::session::Session;
+use crate::config::{Host, Options, ServerAddr};
+
+/// How long to wait on a pending attempt before also starting the next server: the configured
+/// stagger, but never more than a tenth of the per-attempt timeout, so that short timeouts
+/// still fail over quickly through many dead servers.
+pub fn effective_stagger(options: &Options) -> Duration {
+    options.failover_stagger.min(options.connect_timeout / 10)
+}
+
+/// The bound on one whole failover round: one attempt's timeout plus the time spent starting
+/// the others, itself capped at one more timeout.
+pub fn overall_deadline(options: &Options, servers: usize) -> Duration {
+    let staggering = effective_stagger(options).saturating_mul(servers.saturating_sub(1) as u32);
+    options.connect_timeout + staggering.min(options.connect_timeout)
+}
+
+type Attempt = (usize, Result<TlsStream<TcpStream>, TransportError>);
+
+pub async fn connect_any(
+    servers: &[ServerAddr],
+    tls: Arc<rustls::ClientConfig>,
+    options: &Options,
+) -> Result<Session, TransportError> {
+    let connector = TlsConnector::from(tls);
+    let n = servers.len();
+    let stagger = effective_stagger(options);
+    let started = Instant::now();
+    let overall = started + overall_deadline(options, n);
+
+    let mut attempts: JoinSet<Attempt> = JoinSet::new();
+    let mut failures: Vec<Option<TransportError>> = (0..n).map(|_| None).collect();
+    let mut best: Option<(usize, TlsStream<TcpStream>)> = None;
+    let mut decide_by: Option<Instant> = None;
+    let mut next = 0usize;
+    let mut next_start = started;
+    let mut running = 0usize;
+
+    loop {
+        let now = Instant::now();
+        if best.is_none() && next < n && (running == 0 || now >= next_start) {
+            let server = servers[next].clone();
+            let connector = connector.clone();
+            let attempt_deadline = (now + options.connect_timeout).min(overall);
+            let index = next;
+            let timeout = options.connect_timeout;
+            attempts.spawn(async move {
+                let result = attempt(&server, &connector, attempt_deadline, timeout).await;
+                (index, result)
+            });
+            next += 1;
+            running += 1;
+            next_start = now + stagger;
+            continue;
+        }
+
+        if let Some((b, _)) = &best {
+            let earlier_pending = (0..*b).any(|i| failures[i].is_none());
+            if !earlier_pending || decide_by.is_some_and(|t| now >= t) {
+                break;
+            }
+        }
+        if running == 0 {
+            break;
+        }
+        if now >= overall {
+            break;
+        }
+
+        let mut wake = overall;
+        if best.is_none() && next < n {
+            wake = wake.min(next_start);
+        }
+        if let Some(t) = decide_by {
+            wake = wake.min(t);
+        }
+        tokio::select! {
+            joined = attempts.join_next() => {
+                running -= 1;
+                match joined {
+                    Some(Ok((i, Ok(stream)))) => {
+                        if best.as_ref().is_none_or(|(b, _)| i < *b) {
+                            best = Some((i, stream));
+                        }
+                        decide_by.get_or_insert(Instant::now() + stagger);
+                    }
+                    Some(Ok((i, Err(e)))) => {
+                        failures[i] = Some(e);
+                        // A refused or failed attempt moves on at once.
+                        next_start = Instant::now();
+                    }
+                    Some(Err(join_error)) => {
+                        tracing::debug!("connection attempt task ended abnormally: {join_error}");
+                    }
+                    None => running = 0,
+                }
+            }
+            _ = sleep_until(wake) => {}
+        }
+    }
+    attempts.abort_all();
+
+    if let Some((index, stream)) = best {
+        for (i, f) in failures.iter().enumerate().take(index) {
+            if let Some(e) = f {
+                tracing::warn!("skipped {}: {e}", servers[i]);
+            }
+        }
+        if index > 0 {
+            tracing::warn!(
+                "connected to STANDBY_SERVER {} because the servers before it in okvclient.ora failed",
+                servers[index]
+            );
+        }
+        return Ok(Session::new(stream, servers[index].clone(), index));
+    }
+
+    let timeout = options.connect_timeout;
+    let errors = failures
+        .into_iter()
+        .enumerate()
+        .take(next)
+        .map(|(i, f)| {
+            f.unwrap_or_else(|| TransportError::Timeout {
+                server: servers[i].to_string(),
+                stage: Stage::Handshake,
+                timeout,
+            })
+        })
+        .collect();
+    Err(TransportError::AllFailed(errors))
+}
+
+async fn attempt(
+    server: &ServerAddr,
+    connector: &TlsConnector,
+    deadline: Instant,
+    timeout: Duration,
+) -> Result<TlsStream<TcpStream>, TransportError> {
+    let name = server.to_string();
+    let timed_out = |stage| TransportError::Timeout {
+        server: name.clone(),
+        stage,
+        timeout,
+    };
+    let addrs: Vec<SocketAddr> = match &server.host {
+        Host::Ip(ip) => vec![SocketAddr::new(*ip, server.port)],
+        Host::Dns(host) => timeout_at(deadline, tokio::net::lookup_host((host.as_str(), server.port)))
+            .await
+            .map_err(|_| timed_out(Stage::Resolve))?
+            .map_err(|source| TransportError::Io {
+                server: name.clone(),
+                stage: Stage::Resolve,
+                source,
+            })?
+            .collect(),
+    };
+
+    let mut last = None;
+    let mut tcp = None;
+    for addr in addrs {
+        match timeout_at(deadline, TcpStream::connect(addr)).await {
+            Err(_) => return Err(timed_out(Stage::Connect)),
+            Ok(Ok(s)) => {
+                tcp = Some(s);
+                break;
+            }
+            Ok(Err(e)) => last = Some(e),
+        }
+    }
+    let tcp = match (tcp, last) {
+        (Some(s), _) => s,
+        (None, Some(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+            return Err(TransportError::Refused { server: name });
+        }
+        (None, Some(source)) => {
+            return Err(TransportError::Io {
+                server: name,
+                stage: Stage::Connect,
+                source,
+            });
+        }
+        (None, None) => {
+            return Err(TransportError::Io {
+                server: name,
+                stage: Stage::Resolve,
+                source: std::io::Error::new(std::io::ErrorKind::NotFound, "no address found"),
+            });
+        }
+    };
+    // Requests are small and answered one at a time: Nagle would only add latency.
+    let _ = tcp.set_nodelay(true);
+    match timeout_at(deadline, connector.connect(server.server_name(), tcp)).await {
+        Err(_) => Err(timed_out(Stage::Handshake)),
+        Ok(Err(e)) => Err(TransportError::from_handshake(name, e)),
+        Ok(Ok(stream)) => Ok(stream),
+    }
+}

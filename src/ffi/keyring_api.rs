@@ -1,0 +1,220 @@
+//! The seven functions of `st_mysql_keyring`. Return convention: false = success, true = error.
+//! Outputs are written only on success; every failure is one error-log line.
+
+use std::ffi::{CString, c_char, c_void};
+
+use super::boundary::{copy_c_string, guard, str_arg};
+use super::services::{server_copy, server_free, server_strdup};
+use crate::keyring::MAX_KEY_ID_LEN;
+use crate::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
+
+/// Size of the id buffers mysqld's keyring proxy hands to get_key (1024 + NUL).
+const ID_BUFFER: usize = MAX_KEY_ID_LEN + 1;
+
+fn report(what: &str, key_id: &str, err: &PluginError) {
+    tracing::error!("keyring_okv: {what} of key '{key_id}' failed: {err}");
+}
+
+fn args<'a>(
+    what: &str,
+    key_id: *const c_char,
+    user_id: *const c_char,
+) -> Option<(&'a str, &'a str)> {
+    // SAFETY: mysqld passes NUL-terminated strings or NULL.
+    let parsed = unsafe { (str_arg(key_id), str_arg(user_id)) };
+    match parsed {
+        (Ok(k), Ok(u)) => Some((k, u)),
+        (Err(why), _) => {
+            tracing::error!("keyring_okv: {what} failed: the key id {why}");
+            None
+        }
+        (_, Err(why)) => {
+            tracing::error!("keyring_okv: {what} failed: the key owner {why}");
+            None
+        }
+    }
+}
+
+pub unsafe extern "C" fn mysql_key_store(
+    key_id: *const c_char,
+    key_type: *const c_char,
+    user_id: *const c_char,
+    key: *const c_void,
+    key_len: usize,
+) -> bool {
+    guard("mysql_key_store", true, || {
+        let Some((id, owner)) = args("store", key_id, user_id) else {
+            return true;
+        };
+        // SAFETY: as above.
+        let Ok(kind) = (unsafe { str_arg(key_type) }) else {
+            tracing::error!("keyring_okv: store of key '{id}' failed: the key type is not valid UTF-8");
+            return true;
+        };
+        let material: &[u8] = if key.is_null() || key_len == 0 {
+            &[]
+        } else {
+            // SAFETY: mysqld passes key_len readable bytes at key.
+            unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }
+        };
+        match plugin::store(id, owner, kind, material) {
+            Ok(()) => false,
+            Err(e) => {
+                report("store", id, &e);
+                true
+            }
+        }
+    })
+}
+
+pub unsafe extern "C" fn mysql_key_generate(
+    key_id: *const c_char,
+    key_type: *const c_char,
+    user_id: *const c_char,
+    key_len: usize,
+) -> bool {
+    guard("mysql_key_generate", true, || {
+        let Some((id, owner)) = args("generate", key_id, user_id) else {
+            return true;
+        };
+        // SAFETY: as above.
+        let Ok(kind) = (unsafe { str_arg(key_type) }) else {
+            tracing::error!("keyring_okv: generate of key '{id}' failed: the key type is not valid UTF-8");
+            return true;
+        };
+        match plugin::generate(id, owner, kind, key_len) {
+            Ok(()) => false,
+            Err(e) => {
+                report("generate", id, &e);
+                true
+            }
+        }
+    })
+}
+
+pub unsafe extern "C" fn mysql_key_fetch(
+    key_id: *const c_char,
+    key_type: *mut *mut c_char,
+    user_id: *const c_char,
+    key: *mut *mut c_void,
+    key_len: *mut usize,
+) -> bool {
+    guard("mysql_key_fetch", true, || {
+        if key.is_null() || key_type.is_null() || key_len.is_null() {
+            tracing::error!("keyring_okv: fetch called without output pointers");
+            return true;
+        }
+        let Some((id, owner)) = args("fetch", key_id, user_id) else {
+            return true;
+        };
+        let fetched = match plugin::fetch(id, owner) {
+            Ok(f) => f,
+            Err(PluginError::NotConfigured) if id == HEALTH_PROBE_KEY_ID => {
+                // mysqld asks whether the keyring works; "no" is the answer, not a failure.
+                return true;
+            }
+            Err(e) => {
+                report("fetch", id, &e);
+                return true;
+            }
+        };
+        let Some(fetched) = fetched else {
+            // SAFETY: checked non-NULL above.
+            unsafe { *key = std::ptr::null_mut() };
+            return false;
+        };
+        let data = server_copy(&fetched.material);
+        let type_name = server_strdup(fetched.key_type.name());
+        if data.is_null() || type_name.is_null() {
+            server_free(data, fetched.material.len());
+            server_free(type_name.cast(), fetched.key_type.name().len());
+            tracing::error!("keyring_okv: fetch of key '{id}' failed: out of memory");
+            return true;
+        }
+        // SAFETY: checked non-NULL above; the buffers are the server's to free with my_free.
+        unsafe {
+            *key = data;
+            *key_type = type_name;
+            *key_len = fetched.material.len();
+        }
+        false
+    })
+}
+
+pub unsafe extern "C" fn mysql_key_remove(key_id: *const c_char, user_id: *const c_char) -> bool {
+    guard("mysql_key_remove", true, || {
+        let Some((id, owner)) = args("remove", key_id, user_id) else {
+            return true;
+        };
+        match plugin::remove(id, owner) {
+            Ok(()) => false,
+            Err(e) => {
+                report("remove", id, &e);
+                true
+            }
+        }
+    })
+}
+
+/// A snapshot of the key list, walked by get_key.
+struct KeyIterator {
+    entries: Vec<(CString, CString)>,
+    next: usize,
+}
+
+pub unsafe extern "C" fn mysql_key_iterator_init(iterator: *mut *mut c_void) {
+    guard("mysql_key_iterator_init", (), || {
+        if iterator.is_null() {
+            return;
+        }
+        // SAFETY: checked non-NULL.
+        unsafe { *iterator = std::ptr::null_mut() };
+        let entries = match plugin::list() {
+            Ok(list) => list,
+            Err(e) => {
+                tracing::error!("keyring_okv: listing the keys failed: {e}");
+                return;
+            }
+        };
+        let entries = entries
+            .into_iter()
+            .filter_map(|e| Some((CString::new(e.key_id).ok()?, CString::new(e.owner).ok()?)))
+            .collect();
+        let boxed = Box::new(KeyIterator { entries, next: 0 });
+        // SAFETY: checked non-NULL; ownership passes to the caller until deinit.
+        unsafe { *iterator = Box::into_raw(boxed).cast() };
+    })
+}
+
+pub unsafe extern "C" fn mysql_key_iterator_deinit(iterator: *mut c_void) {
+    guard("mysql_key_iterator_deinit", (), || {
+        if !iterator.is_null() {
+            // SAFETY: made by Box::into_raw in iterator_init, released once here.
+            drop(unsafe { Box::from_raw(iterator.cast::<KeyIterator>()) });
+        }
+    })
+}
+
+pub unsafe extern "C" fn mysql_key_iterator_get_key(
+    iterator: *mut c_void,
+    key_id: *mut c_char,
+    user_id: *mut c_char,
+) -> bool {
+    guard("mysql_key_iterator_get_key", true, || {
+        if iterator.is_null() || key_id.is_null() || user_id.is_null() {
+            return true;
+        }
+        // SAFETY: made by iterator_init and not yet released.
+        let it = unsafe { &mut *iterator.cast::<KeyIterator>() };
+        let Some((id, owner)) = it.entries.get(it.next) else {
+            return true;
+        };
+        it.next += 1;
+        // SAFETY: the proxy passes buffers of ID_BUFFER bytes.
+        unsafe {
+            copy_c_string(id.to_str().unwrap_or_default(), key_id, ID_BUFFER);
+            copy_c_string(owner.to_str().unwrap_or_default(), user_id, ID_BUFFER);
+        }
+        false
+    })
+}

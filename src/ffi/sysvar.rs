@@ -1,0 +1,111 @@
+//! `keyring_okv_conf_dir`: a global, dynamic string variable. SET GLOBAL validates the new
+//! directory completely and connects to its servers in `check` (outside the server's global
+//! variable lock); `update` only swaps. A failed check leaves the variable and the keyring as
+//! they were, as the manual promises.
+
+use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::sync::{Mutex, PoisonError};
+
+use super::abi::StMysqlValue;
+use super::boundary::guard;
+use crate::plugin::{self, Prepared};
+
+/// The plugin-owned copy of the current value; the variable's `char*` points into it.
+static OWNED_VALUE: Mutex<Option<CString>> = Mutex::new(None);
+
+/// Longest path accepted (PATH_MAX).
+const MAX_PATH: usize = 4096;
+
+pub unsafe extern "C" fn check_conf_dir(
+    _thd: *mut c_void,
+    _var: *mut c_void,
+    save: *mut c_void,
+    value: *mut StMysqlValue,
+) -> c_int {
+    guard("keyring_okv_conf_dir check", 1, || {
+        if save.is_null() || value.is_null() {
+            return 1;
+        }
+        // SAFETY: save points at storage for one pointer (the server allocates at least 8 bytes).
+        unsafe { *save.cast::<*mut Prepared>() = std::ptr::null_mut() };
+        let mut buffer = vec![0 as c_char; MAX_PATH + 1];
+        let mut length = c_int::try_from(buffer.len()).unwrap_or(c_int::MAX);
+        // SAFETY: value is the server's st_mysql_value; val_str reads into our buffer or returns
+        // its own pointer to `length` bytes.
+        let text = unsafe {
+            let s = ((*value).val_str)(value, buffer.as_mut_ptr(), &mut length);
+            if s.is_null() {
+                None
+            } else {
+                let len = usize::try_from(length).unwrap_or(0);
+                Some(std::slice::from_raw_parts(s.cast::<u8>(), len).to_vec())
+            }
+        };
+        let Some(text) = text else {
+            tracing::error!("keyring_okv_conf_dir cannot be NULL; the previous configuration stays in force");
+            return 1;
+        };
+        let Ok(dir) = String::from_utf8(text) else {
+            tracing::error!("keyring_okv_conf_dir must be a UTF-8 path; the previous configuration stays in force");
+            return 1;
+        };
+        match plugin::prepare(&dir, true) {
+            Ok(prepared) => {
+                // SAFETY: as above; update takes ownership back.
+                unsafe { *save.cast::<*mut Prepared>() = Box::into_raw(Box::new(prepared)) };
+                0
+            }
+            Err(e) => {
+                tracing::error!("SET GLOBAL keyring_okv_conf_dir='{dir}' refused: {e}");
+                1
+            }
+        }
+    })
+}
+
+pub unsafe extern "C" fn update_conf_dir(
+    _thd: *mut c_void,
+    _var: *mut c_void,
+    var_ptr: *mut c_void,
+    save: *const c_void,
+) {
+    guard("keyring_okv_conf_dir update", (), || {
+        if save.is_null() || var_ptr.is_null() {
+            return;
+        }
+        // SAFETY: check stored a Box<Prepared> pointer (or NULL) in save; NODEFAULT guarantees
+        // save is ours.
+        let prepared = unsafe { *save.cast::<*mut Prepared>() };
+        if prepared.is_null() {
+            return;
+        }
+        // SAFETY: made by Box::into_raw in check; taken once.
+        let prepared = unsafe { Box::from_raw(prepared) };
+        let Ok(value) = CString::new(prepared.dir()) else {
+            return;
+        };
+        let mut owned = OWNED_VALUE.lock().unwrap_or_else(PoisonError::into_inner);
+        // SAFETY: var_ptr is the variable's `char*` storage; the new string lives in OWNED_VALUE
+        // until it is replaced again, and the server reads it under the lock it holds now.
+        unsafe { *var_ptr.cast::<*const c_char>() = value.as_ptr() };
+        *owned = Some(value);
+        drop(owned);
+        tracing::info!("keyring_okv: keyring_okv_conf_dir is now {}", prepared.dir());
+        plugin::install(*prepared);
+    })
+}
+
+/// The variable's value as the server set it from my.cnf or the command line.
+///
+/// # Safety
+/// `value` is the variable's storage.
+pub unsafe fn read_value(value: *const *mut c_char) -> String {
+    // SAFETY: per the contract, and the server keeps the string alive while we run init.
+    unsafe {
+        let p = *value;
+        if p.is_null() {
+            return String::new();
+        }
+        CStr::from_ptr(p).to_string_lossy().into_owned()
+    }
+}

@@ -1,0 +1,140 @@
+//! The plugin's state, with no C types: which configuration is in force and the keyring built
+//! from it. The FFI layer converts pointers and calls these functions.
+
+use std::sync::{Arc, PoisonError, RwLock};
+
+use crate::config::{self, ConfigError};
+use crate::connector::{ClientError, KmipClient};
+use crate::keyring::{FetchedKey, KeyEntry, Keyring, KeyringError};
+
+/// The warning the MySQL manual documents for a server started without a configuration.
+pub const NOT_CONFIGURED_WARNING: &str = "For keyring_okv to be initialized, please point the keyring_okv_conf_dir variable to a directory containing Oracle Key Vault configuration file and ssl materials";
+
+/// The id mysqld's keyring proxy fetches to ask whether the keyring works.
+pub const HEALTH_PROBE_KEY_ID: &str = "dummy_daemon_proxy_keyring_id";
+
+#[derive(Debug, thiserror::Error)]
+pub enum PluginError {
+    #[error("keyring_okv is not configured: set keyring_okv_conf_dir to a directory with okvclient.ora and ssl/")]
+    NotConfigured,
+    #[error("keyring_okv_conf_dir cannot be set to an empty value")]
+    EmptyDir,
+    #[error("keyring_okv_conf_dir: {0}")]
+    Config(#[from] ConfigError),
+    #[error("keyring_okv_conf_dir={dir}: {source}; the previous configuration stays in force")]
+    Unreachable { dir: String, source: ClientError },
+    #[error("keyring_okv: cannot start its I/O thread: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+}
+
+/// A configuration loaded and checked, not yet in force.
+pub struct Prepared {
+    dir: String,
+    keyring: Keyring,
+}
+
+impl Prepared {
+    pub fn dir(&self) -> &str {
+        &self.dir
+    }
+}
+
+struct Active {
+    dir: String,
+    keyring: Keyring,
+}
+
+static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
+
+/// Loads and validates `dir` completely and builds a keyring for it. With `require_reachable`,
+/// also connects to its servers and fails when none answers (SET GLOBAL); at startup the
+/// configuration is kept even while the servers are down, so the keyring works once they are up.
+pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginError> {
+    if dir.is_empty() {
+        return Err(PluginError::EmptyDir);
+    }
+    let conf = config::load_conf_dir(std::path::Path::new(dir))?;
+    for warning in &conf.warnings {
+        tracing::warn!("{warning}");
+    }
+    let client = KmipClient::from_conf_dir(&conf).map_err(PluginError::Runtime)?;
+    match client.connect() {
+        Ok(connected) => tracing::info!(
+            "keyring_okv: using configuration {dir}, connected to KMIP server {}",
+            connected.server
+        ),
+        Err(source) if require_reachable => {
+            return Err(PluginError::Unreachable {
+                dir: dir.to_string(),
+                source,
+            });
+        }
+        Err(e) => tracing::error!(
+            "keyring_okv: using configuration {dir}, but {e}; keyring calls fail until a server answers"
+        ),
+    }
+    Ok(Prepared {
+        dir: dir.to_string(),
+        keyring: Keyring::new(client),
+    })
+}
+
+/// Puts a prepared configuration in force; the previous keyring is released when its last
+/// in-flight call finishes.
+pub fn install(prepared: Prepared) {
+    let active = Arc::new(Active {
+        dir: prepared.dir,
+        keyring: prepared.keyring,
+    });
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace(active);
+    drop(old);
+}
+
+/// The directory in force, if any.
+pub fn active_dir() -> Option<String> {
+    current().ok().map(|a| a.dir.clone())
+}
+
+/// Releases the keyring and its I/O thread (plugin deinit).
+pub fn shutdown() {
+    let old = ACTIVE.write().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(active) = old {
+        match Arc::try_unwrap(active) {
+            Ok(active) => active.keyring.into_client().shutdown(),
+            Err(shared) => drop(shared),
+        }
+    }
+}
+
+fn current() -> Result<Arc<Active>, PluginError> {
+    ACTIVE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .ok_or(PluginError::NotConfigured)
+}
+
+pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
+    Ok(current()?.keyring.store(key_id, owner, key_type, key)?)
+}
+
+pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result<(), PluginError> {
+    Ok(current()?.keyring.generate(key_id, owner, key_type, len)?)
+}
+
+pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginError> {
+    Ok(current()?.keyring.fetch(key_id, owner)?)
+}
+
+pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
+    Ok(current()?.keyring.remove(key_id, owner)?)
+}
+
+pub fn list() -> Result<Vec<KeyEntry>, PluginError> {
+    Ok(current()?.keyring.list(false)?)
+}
