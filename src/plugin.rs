@@ -15,8 +15,8 @@ pub const HEALTH_PROBE_KEY_ID: &str = "dummy_daemon_proxy_keyring_id";
 
 #[derive(Debug, thiserror::Error)]
 pub enum PluginError {
-    #[error("keyring_okv is not configured: set keyring_okv_conf_dir to a directory with okvclient.ora and ssl/")]
-    NotConfigured,
+    #[error("keyring_okv is not configured: {0}")]
+    NotConfigured(String),
     #[error("keyring_okv_conf_dir cannot be set to an empty value")]
     EmptyDir,
     #[error("keyring_okv_conf_dir: {0}")]
@@ -47,6 +47,14 @@ struct Active {
 }
 
 static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
+
+/// Why no configuration is in force, for the message of every refused call.
+static PROBLEM: RwLock<Option<String>> = RwLock::new(None);
+
+/// Records why startup left the keyring unconfigured.
+pub fn set_problem(problem: String) {
+    *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = Some(problem);
+}
 
 /// Loads and validates `dir` completely and builds a keyring for it. With `require_reachable`,
 /// also connects to its servers and fails when none answers (SET GLOBAL); at startup the
@@ -88,6 +96,7 @@ pub fn install(prepared: Prepared) {
         dir: prepared.dir,
         keyring: prepared.keyring,
     });
+    *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
@@ -116,7 +125,12 @@ fn current() -> Result<Arc<Active>, PluginError> {
         .read()
         .unwrap_or_else(PoisonError::into_inner)
         .clone()
-        .ok_or(PluginError::NotConfigured)
+        .ok_or_else(|| {
+            let problem = PROBLEM.read().unwrap_or_else(PoisonError::into_inner).clone();
+            PluginError::NotConfigured(problem.unwrap_or_else(|| {
+                "keyring_okv_conf_dir is empty; set it to a directory with okvclient.ora and ssl/".to_string()
+            }))
+        })
 }
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {

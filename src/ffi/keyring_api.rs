@@ -109,7 +109,7 @@ pub unsafe extern "C" fn mysql_key_fetch(
         };
         let fetched = match plugin::fetch(id, owner) {
             Ok(f) => f,
-            Err(PluginError::NotConfigured) if id == HEALTH_PROBE_KEY_ID => {
+            Err(PluginError::NotConfigured(_)) if id == HEALTH_PROBE_KEY_ID => {
                 // mysqld asks whether the keyring works; "no" is the answer, not a failure.
                 return true;
             }

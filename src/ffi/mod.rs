@@ -116,9 +116,14 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         }
         match crate::plugin::prepare(&dir, false) {
             Ok(prepared) => crate::plugin::install(prepared),
-            Err(e) => tracing::error!(
-                "{e}; keyring calls fail until keyring_okv_conf_dir names a valid directory"
-            ),
+            Err(e) => {
+                tracing::error!(
+                    "{e}; keyring calls fail until keyring_okv_conf_dir names a valid directory"
+                );
+                crate::plugin::set_problem(format!(
+                    "the configuration in {dir} could not be loaded at startup ({e}); fix it, then SET GLOBAL keyring_okv_conf_dir='{dir}'"
+                ));
+            }
         }
         0
     })

@@ -1,0 +1,48 @@
+#!/usr/bin/env bash
+# Runs every test of keyring_okv on a fresh Debian 12 machine (as root): installs what the tests
+# need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot), checks format and lints,
+# then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP.
+# CI runs exactly this (.ci/run).
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+step() { printf '==> %s\n' "$*"; }
+started=$SECONDS
+
+missing=()
+for tool in openssl:openssl cc:gcc nm:binutils debootstrap:debootstrap; do
+  command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+done
+if ((${#missing[@]})); then
+  step "installing system packages: ${missing[*]}"
+  apt-get update -qq
+  DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends "${missing[@]}" >/dev/null
+fi
+
+cleanup() {
+  bash scripts/mysql-real.sh stop-all >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+}
+trap cleanup EXIT
+
+step "PyKMIP 0.11.0 test server"
+bash scripts/pykmip.sh setup
+bash scripts/pykmip.sh start
+
+step "real mysqld (Debian sid chroot)"
+bash scripts/mysql-real.sh install
+
+step "cargo fmt --check"
+cargo fmt --all -- --check
+
+step "cargo clippy -D warnings"
+cargo clippy -j2 --all-targets --locked -- -D warnings
+
+step "cargo test"
+cargo test -j2 --locked --all-targets
+
+step "doc tests"
+cargo test -j2 --locked --doc
+
+step "all tests passed in $((SECONDS - started)) s"

@@ -1,0 +1,129 @@
+//! The exported ABI, checked from C against include/keyring_okv.h, with the library loaded by
+//! dlopen(RTLD_NOW) outside mysqld, as mysqld and keyring migration tools load it.
+
+#[path = "support/host.rs"]
+mod host;
+
+use std::collections::HashMap;
+use std::process::Command;
+
+fn layout() -> HashMap<String, String> {
+    let out = Command::new(host::host_program())
+        .arg(host::plugin_library())
+        .arg("layout")
+        .output()
+        .expect("run host");
+    let text = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "host failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    text.lines()
+        .filter_map(|l| l.rsplit_once(' '))
+        .map(|(k, v)| (k.to_string(), v.to_string()))
+        .collect()
+}
+
+#[test]
+fn struct_sizes_and_offsets_match_the_header() {
+    let l = layout();
+    let expect = [
+        ("exported_sizeof_st_plugin", "112"),
+        ("sizeof st_mysql_plugin", "112"),
+        ("sizeof st_mysql_keyring", "64"),
+        ("sizeof sysvar_str", "56"),
+        ("offsetof st_mysql_plugin.info", "8"),
+        ("offsetof st_mysql_plugin.license", "40"),
+        ("offsetof st_mysql_plugin.init", "48"),
+        ("offsetof st_mysql_plugin.version", "72"),
+        ("offsetof st_mysql_plugin.system_vars", "88"),
+        ("offsetof st_mysql_plugin.flags", "104"),
+        ("offsetof st_mysql_keyring.mysql_key_iterator_get_key", "56"),
+        ("offsetof keyring_okv_sysvar_str.value", "40"),
+        ("offsetof keyring_okv_sysvar_str.def_val", "48"),
+    ];
+    for (k, v) in expect {
+        assert_eq!(l.get(k).map(String::as_str), Some(v), "{k}");
+    }
+    // The size we export is the size the header's struct has.
+    assert_eq!(l["exported_sizeof_st_plugin"], l["sizeof st_mysql_plugin"]);
+}
+
+#[test]
+fn descriptor_declares_an_early_loadable_keyring_plugin() {
+    let l = layout();
+    assert_eq!(l["interface_version"], (0x010B).to_string());
+    assert_eq!(l["plugin_type"], "10");
+    assert_eq!(l["plugin_name"], "keyring_okv");
+    assert_eq!(l["keyring_interface"], (0x0101).to_string());
+    assert_eq!(l["plugin_flags"], "4", "PLUGIN_OPT_ALLOW_EARLY");
+    assert_eq!(l["terminator_info_null"], "1");
+    assert_eq!(l["sysvar_name"], "conf_dir");
+    assert_eq!(l["sysvar_flags"], (0x0005 | 0x4000).to_string(), "STR | NODEFAULT");
+    assert_eq!(l["sysvar_default"], "''");
+    assert_eq!(l["sysvar_terminated"], "1");
+    assert_eq!(l["log_service_before_link"], "256");
+    assert_eq!(l["malloc_service_before_link"], "256");
+    assert_eq!(l["null_get_key"], "1");
+}
+
+#[test]
+fn exports_only_the_plugin_symbols() {
+    let out = Command::new("nm")
+        .args(["-D", "--defined-only"])
+        .arg(host::plugin_library())
+        .output()
+        .expect("run nm");
+    assert!(out.status.success());
+    let mut names: Vec<String> = String::from_utf8_lossy(&out.stdout)
+        .lines()
+        .filter_map(|l| l.split_whitespace().nth(2).map(str::to_string))
+        .collect();
+    names.sort();
+    assert_eq!(
+        names,
+        [
+            "_mysql_plugin_declarations_",
+            "_mysql_plugin_interface_version_",
+            "_mysql_sizeof_struct_st_plugin_",
+            "my_plugin_log_service",
+            "mysql_malloc_service",
+        ]
+    );
+}
+
+#[test]
+fn unconfigured_plugin_warns_as_documented_and_fails_cleanly() {
+    let out = host::run_host("", &["probe", "fetch", "k", "-", "generate", "k", "-", "AES", "32", "list", "nullargs"]);
+    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let logs = host::log_lines(&out);
+    assert_eq!(
+        logs[0],
+        "1 For keyring_okv to be initialized, please point the keyring_okv_conf_dir variable to a directory containing Oracle Key Vault configuration file and ssl materials"
+    );
+    assert_eq!(
+        host::results(&out),
+        [
+            "init 0",
+            "probe not-functional",
+            "fetch k error",
+            "generate k error",
+            "list error",
+            "nullargs 5",
+            "deinit 0"
+        ]
+    );
+    // Every failure is one error-level line; the health probe is answered silently.
+    assert!(logs[1..].iter().all(|l| l.starts_with("0 keyring_okv")), "{logs:?}");
+}
+
+#[test]
+fn broken_conf_dir_at_startup_is_one_error_and_set_global_keeps_the_old_value() {
+    let missing = std::env::temp_dir().join("keyring_okv_no_such_dir");
+    let missing = missing.to_str().unwrap();
+    let out = host::run_host(missing, &["probe", "setdir", "", "setdir", missing]);
+    let results = host::results(&out);
+    assert_eq!(results[0], "init 0");
+    assert_eq!(results[1], "probe not-functional");
+    assert_eq!(results[2], format!("setdir refused value={missing}"));
+    assert_eq!(results[3], format!("setdir refused value={missing}"));
+    let logs = host::log_lines(&out);
+    assert!(logs[0].starts_with("0 ") && logs[0].contains(missing), "{logs:?}");
+}

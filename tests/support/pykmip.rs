@@ -1,0 +1,86 @@
+//! The local PyKMIP server of scripts/pykmip.sh: started once per test binary (idempotent),
+//! plus PyKMIP's own client (scripts/pykmip_tool.py) to see what we wrote.
+#![allow(dead_code)]
+
+use std::path::{Path, PathBuf};
+use std::process::Command;
+use std::sync::OnceLock;
+
+pub struct Lab {
+    pub port: u16,
+    pub conf_dir: PathBuf,
+    pub certs: PathBuf,
+}
+
+pub fn repo_root() -> &'static Path {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+}
+
+fn script(args: &[&str]) -> String {
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/pykmip.sh"))
+        .args(args)
+        .output()
+        .expect("run scripts/pykmip.sh");
+    assert!(
+        out.status.success(),
+        "scripts/pykmip.sh {args:?} failed:\n{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    );
+    String::from_utf8_lossy(&out.stdout).into_owned()
+}
+
+/// The running PyKMIP server (set up and started on first use).
+pub fn lab() -> &'static Lab {
+    static LAB: OnceLock<Lab> = OnceLock::new();
+    LAB.get_or_init(|| {
+        script(&["setup"]);
+        script(&["start"]);
+        let env = script(&["env"]);
+        let get = |key: &str| {
+            env.lines()
+                .find_map(|l| l.strip_prefix(&format!("{key}=")))
+                .map(|v| v.trim().trim_matches('"').trim_matches('\'').to_string())
+                .unwrap_or_else(|| panic!("{key} missing from `scripts/pykmip.sh env`: {env}"))
+        };
+        Lab {
+            port: get("KEYRING_OKV_PYKMIP_PORT").parse().expect("port"),
+            conf_dir: PathBuf::from(get("KEYRING_OKV_PYKMIP_CONFDIR")),
+            certs: PathBuf::from(get("KEYRING_OKV_PYKMIP_CERTS")),
+        }
+    })
+}
+
+/// Runs scripts/pykmip_tool.py with the lab's virtualenv and returns its JSON output.
+pub fn tool(args: &[&str]) -> serde_json::Value {
+    let lab = lab();
+    let out = Command::new("bash")
+        .arg(repo_root().join("scripts/pykmip.sh"))
+        .arg("tool")
+        .args(args)
+        .env("KEYRING_OKV_PYKMIP_PORT", lab.port.to_string())
+        .output()
+        .expect("run pykmip_tool.py");
+    assert!(
+        out.status.success(),
+        "pykmip_tool {args:?} failed: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    serde_json::from_slice(&out.stdout).expect("pykmip_tool prints JSON")
+}
+
+/// A prefix that keeps key ids of different test runs and tests apart on the shared server.
+pub fn unique(name: &str) -> String {
+    use std::sync::atomic::{AtomicU32, Ordering};
+    static N: AtomicU32 = AtomicU32::new(0);
+    let nanos = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.subsec_nanos())
+        .unwrap_or(0);
+    format!(
+        "{name}-{}-{nanos:x}-{}",
+        std::process::id(),
+        N.fetch_add(1, Ordering::Relaxed)
+    )
+}
