@@ -3,7 +3,8 @@
 //! The documented plugin waits the full timeout on every dead server in turn, so 64 dead
 //! standbys cost 21 minutes of startup. Here, while an attempt is pending, the next one starts
 //! after a short stagger (Happy Eyeballs, RFC 8305), a failed attempt starts the next one at
-//! once, and everything runs under one overall deadline that does not grow with the list.
+//! once, and everything runs under one overall deadline (1.5 x the per-attempt timeout) that
+//! does not grow with the list.
 //! Among the attempts that completed, the one earliest in the list wins: after the first
 //! success we wait one more stagger for an earlier server still in its handshake.
 
@@ -22,17 +23,23 @@ use super::session::Session;
 use crate::config::{Host, Options, ServerAddr};
 
 /// How long to wait on a pending attempt before also starting the next server: the configured
-/// stagger, but never more than a tenth of the per-attempt timeout, so that short timeouts
-/// still fail over quickly through many dead servers.
-pub fn effective_stagger(options: &Options) -> Duration {
-    options.failover_stagger.min(options.connect_timeout / 10)
+/// stagger, but short enough that every server of the list has been tried within half the
+/// per-attempt timeout (and never more than a tenth of it). So the time to reach a live server
+/// is bounded by the timeout, however many dead ones stand before it.
+pub fn effective_stagger(options: &Options, servers: usize) -> Duration {
+    let spread = options.connect_timeout / 2 / u32::try_from(servers.max(2) - 1).unwrap_or(u32::MAX);
+    options
+        .failover_stagger
+        .min(options.connect_timeout / 10)
+        .min(spread)
 }
 
-/// The bound on one whole failover round: one attempt's timeout plus the time spent starting
-/// the others, itself capped at one more timeout.
+/// The bound on one whole failover round: one attempt's timeout after the last attempt
+/// started, i.e. at most 1.5 x the per-attempt timeout, whatever the number of servers.
 pub fn overall_deadline(options: &Options, servers: usize) -> Duration {
-    let staggering = effective_stagger(options).saturating_mul(servers.saturating_sub(1) as u32);
-    options.connect_timeout + staggering.min(options.connect_timeout)
+    let last_start = effective_stagger(options, servers)
+        .saturating_mul(u32::try_from(servers.saturating_sub(1)).unwrap_or(u32::MAX));
+    options.connect_timeout + last_start
 }
 
 type Attempt = (usize, Result<TlsStream<TcpStream>, TransportError>);
@@ -44,7 +51,7 @@ pub async fn connect_any(
 ) -> Result<Session, TransportError> {
     let connector = TlsConnector::from(tls);
     let n = servers.len();
-    let stagger = effective_stagger(options);
+    let stagger = effective_stagger(options, n);
     let started = Instant::now();
     let overall = started + overall_deadline(options, n);
 
