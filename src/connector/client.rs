@@ -30,6 +30,10 @@ pub const RESPONSE_CAP: usize = 1 << 20;
 /// How long shutdown waits for the I/O thread.
 const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
+/// After a connection round in which no server answered, calls fail at once for this long
+/// (at most the connect timeout) instead of each waiting for the timeouts again.
+const FAILURE_HOLD: Duration = Duration::from_secs(2);
+
 /// Whether a request may be sent again after the connection failed with the request in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -44,6 +48,7 @@ struct Shared {
     tls: Arc<rustls::ClientConfig>,
     options: Options,
     conn: Mutex<Option<Session>>,
+    last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
 }
 
 pub struct KmipClient {
@@ -79,6 +84,7 @@ impl KmipClient {
                 tls,
                 options,
                 conn: Mutex::new(None),
+                last_failure: std::sync::Mutex::new(None),
             }),
         })
     }
@@ -170,9 +176,38 @@ impl Shared {
             }
         }
         if conn.is_none() {
-            let session = connect_any(&self.servers, self.tls.clone(), &self.options).await?;
-            tracing::debug!("connected to KMIP server {}", session.server());
-            *conn = Some(session);
+            let hold = FAILURE_HOLD.min(self.options.connect_timeout);
+            let recent = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner)
+                .clone();
+            if let Some((at, last)) = recent {
+                let ago = at.elapsed();
+                if ago < hold {
+                    return Err(TransportError::RecentlyFailed {
+                        last,
+                        ago,
+                        retry_after: hold - ago,
+                    });
+                }
+            }
+            let outcome = connect_any(&self.servers, self.tls.clone(), &self.options).await;
+            let mut last_failure = self
+                .last_failure
+                .lock()
+                .unwrap_or_else(std::sync::PoisonError::into_inner);
+            match outcome {
+                Ok(session) => {
+                    *last_failure = None;
+                    tracing::debug!("connected to KMIP server {}", session.server());
+                    *conn = Some(session);
+                }
+                Err(e) => {
+                    *last_failure = Some((tokio::time::Instant::now(), e.to_string()));
+                    return Err(e);
+                }
+            }
         }
         match conn.as_mut() {
             Some(session) => Ok(session),

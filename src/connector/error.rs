@@ -59,6 +59,14 @@ pub enum TransportError {
     Garbage { server: String, source: TtlvError },
     #[error("no KMIP server could be reached: {}", summarize(.0))]
     AllFailed(Vec<TransportError>),
+    /// A connection round failed moments ago; callers queued behind it fail at once instead of
+    /// each waiting for the servers' timeouts again.
+    #[error("{last} (the last attempt was {} s ago; the next one starts after {} s)", ago.as_secs_f64().round(), retry_after.as_secs_f64())]
+    RecentlyFailed {
+        last: String,
+        ago: std::time::Duration,
+        retry_after: std::time::Duration,
+    },
 }
 
 fn summarize(errors: &[TransportError]) -> String {
