@@ -18,7 +18,7 @@ use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
 use super::error::{ClientError, TransportError};
-use super::failover::connect_any;
+use super::failover::connect_avoiding;
 use super::session::Session;
 use crate::config::{ConfDir, Options, ServerAddr};
 use crate::kmip::{self, Request, Ttlv};
@@ -110,7 +110,7 @@ impl KmipClient {
         let shared = self.shared.clone();
         self.runtime()?.block_on(async move {
             let mut conn = shared.conn.lock().await;
-            let session = shared.ensure(&mut conn).await?;
+            let session = shared.ensure(&mut conn, None).await?;
             Ok(Connected {
                 server: session.server().clone(),
                 index: session.index(),
@@ -168,6 +168,7 @@ impl Shared {
     async fn ensure<'a>(
         &self,
         conn: &'a mut Option<Session>,
+        avoid: Option<usize>,
     ) -> Result<&'a mut Session, TransportError> {
         if let Some(session) = conn.as_mut() {
             if session.is_stale().await {
@@ -192,7 +193,8 @@ impl Shared {
                     });
                 }
             }
-            let outcome = connect_any(&self.servers, self.tls.clone(), &self.options).await;
+            let outcome =
+                connect_avoiding(&self.servers, avoid, self.tls.clone(), &self.options).await;
             let mut last_failure = self
                 .last_failure
                 .lock()
@@ -218,9 +220,11 @@ impl Shared {
     async fn call(&self, encoded: &[u8], retry: Retry) -> Result<(Ttlv, String), ClientError> {
         let mut conn = self.conn.lock().await;
         let mut attempt = 0;
+        let mut avoid = None;
         loop {
             attempt += 1;
-            let session = self.ensure(&mut conn).await?;
+            let session = self.ensure(&mut conn, avoid).await?;
+            let index = session.index();
             let server = session.server().to_string();
             let outcome = session
                 .round_trip(encoded, self.options.request_timeout, RESPONSE_CAP)
@@ -240,6 +244,7 @@ impl Shared {
                 }
                 Err(e) => {
                     *conn = None;
+                    avoid = Some(index);
                     if retry == Retry::Idempotent && attempt == 1 {
                         tracing::debug!("{e}; repeating the request on a new connection");
                         continue;

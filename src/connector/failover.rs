@@ -49,6 +49,28 @@ pub async fn connect_any(
     tls: Arc<rustls::ClientConfig>,
     options: &Options,
 ) -> Result<Session, TransportError> {
+    connect_avoiding(servers, None, tls, options).await
+}
+
+/// Like `connect_any`, but tries the server at index `avoid` last: after a server broke a
+/// request, the immediate retry should not land on it again while others may work.
+pub async fn connect_avoiding(
+    servers: &[ServerAddr],
+    avoid: Option<usize>,
+    tls: Arc<rustls::ClientConfig>,
+    options: &Options,
+) -> Result<Session, TransportError> {
+    let mut order: Vec<usize> = (0..servers.len()).filter(|&i| Some(i) != avoid).collect();
+    order.extend(avoid.filter(|&i| i < servers.len()));
+    let servers: Vec<(usize, &ServerAddr)> = order.iter().map(|&i| (i, &servers[i])).collect();
+    connect_ordered(&servers, tls, options).await
+}
+
+async fn connect_ordered(
+    servers: &[(usize, &ServerAddr)],
+    tls: Arc<rustls::ClientConfig>,
+    options: &Options,
+) -> Result<Session, TransportError> {
     let connector = TlsConnector::from(tls);
     let n = servers.len();
     let stagger = effective_stagger(options, n);
@@ -66,7 +88,7 @@ pub async fn connect_any(
     loop {
         let now = Instant::now();
         if best.is_none() && next < n && (running == 0 || now >= next_start) {
-            let server = servers[next].clone();
+            let server = servers[next].1.clone();
             let connector = connector.clone();
             let attempt_deadline = (now + options.connect_timeout).min(overall);
             let index = next;
@@ -130,16 +152,16 @@ pub async fn connect_any(
     if let Some((index, stream)) = best {
         for (i, f) in failures.iter().enumerate().take(index) {
             if let Some(e) = f {
-                tracing::warn!("skipped {}: {e}", servers[i]);
+                tracing::warn!("skipped {}: {e}", servers[i].1);
             }
         }
-        if index > 0 {
+        let (list_index, server) = servers[index];
+        if list_index > 0 {
             tracing::warn!(
-                "connected to STANDBY_SERVER {} because the servers before it in okvclient.ora failed",
-                servers[index]
+                "connected to STANDBY_SERVER {server} because SERVER or the standbys before it failed"
             );
         }
-        return Ok(Session::new(stream, servers[index].clone(), index));
+        return Ok(Session::new(stream, server.clone(), list_index));
     }
 
     let timeout = options.connect_timeout;
@@ -149,7 +171,7 @@ pub async fn connect_any(
         .take(next)
         .map(|(i, f)| {
             f.unwrap_or_else(|| TransportError::Timeout {
-                server: servers[i].to_string(),
+                server: servers[i].1.to_string(),
                 stage: Stage::Handshake,
                 timeout,
             })

@@ -8,5 +8,5 @@ mod session;
 
 pub use client::{Connected, KmipClient, RESPONSE_CAP, Retry};
 pub use error::{ClientError, Stage, TransportError};
-pub use failover::{connect_any, effective_stagger, overall_deadline};
+pub use failover::{connect_any, connect_avoiding, effective_stagger, overall_deadline};
 pub use session::Session;

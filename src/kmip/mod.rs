@@ -42,8 +42,9 @@ pub mod ops {
     pub fn parse_query(_p: &Ttlv) -> Result<ServerInfo, KmipError> { todo!() }
 }
 pub mod tags {
-    pub const OPERATION_CREATE: u32 = 1;
+    pub const OPERATION_CREATE: u32 = 1; pub const OPERATION_REGISTER: u32 = 3; pub const OPERATION_LOCATE: u32 = 8; pub const OPERATION_GET: u32 = 0xA; pub const OPERATION_GET_ATTRIBUTES: u32 = 0xB; pub const OPERATION_ACTIVATE: u32 = 0x12; pub const OPERATION_REVOKE: u32 = 0x13; pub const OPERATION_DESTROY: u32 = 0x14; pub const QUERY_OPERATIONS: u32 = 1; pub const QUERY_OBJECTS: u32 = 2; pub const QUERY_SERVER_INFORMATION: u32 = 3;
 }
 pub fn attribute_enum(_a: &Attribute) -> Option<u32> { None }
 pub fn attribute_integer(_a: &Attribute) -> Option<i32> { None }
 pub fn attribute_name_value(_a: &Attribute) -> Option<String> { None }
+pub mod tags2 {}
