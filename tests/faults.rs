@@ -1,0 +1,213 @@
+//! The failover connector and client against faults a real server will not produce on demand,
+//! with the local PyKMIP server as the live standby. Timing bounds are ratios of the configured
+//! timeouts, never tight absolute times.
+
+#[path = "support/fault_server.rs"]
+mod fault_server;
+#[path = "support/pykmip.rs"]
+mod pykmip;
+
+use std::net::{IpAddr, Ipv4Addr, TcpListener};
+use std::time::{Duration, Instant};
+
+use fault_server::{Fault, FaultServer, Reply, tls_identity};
+use keyring_okv::config::{ConfDir, Host, Options, ServerAddr, load_conf_dir};
+use keyring_okv::connector::{ClientError, KmipClient, Retry, Stage, TransportError};
+use keyring_okv::kmip::{LocateFilter, ops};
+use pykmip::lab;
+
+fn conf() -> ConfDir {
+    load_conf_dir(&lab().conf_dir).expect("lab conf dir")
+}
+
+fn local(port: u16) -> ServerAddr {
+    ServerAddr { host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port }
+}
+
+fn live() -> ServerAddr {
+    local(lab().port)
+}
+
+fn dead_port() -> u16 {
+    TcpListener::bind("127.0.0.1:0").unwrap().local_addr().unwrap().port()
+}
+
+fn client(servers: Vec<ServerAddr>, connect: Duration, request: Duration) -> KmipClient {
+    let conf = conf();
+    let options = Options { connect_timeout: connect, request_timeout: request, ..conf.options.clone() };
+    KmipClient::new(servers, conf.tls, options).expect("client")
+}
+
+/// A fault server presenting the lab's real server certificate (trusted by our CA.pem).
+fn trusted(reply: Reply) -> FaultServer {
+    let certs = &lab().certs;
+    FaultServer::start(Fault::AfterHandshake {
+        tls: tls_identity(&certs.join("server.crt"), &certs.join("server.key")),
+        reply,
+    })
+}
+
+fn locate() -> keyring_okv::kmip::Request {
+    ops::locate(&LocateFilter { name: Some("mysql-keyring::no-such-key"), object_type: None }, None)
+}
+
+fn secs(s: f64) -> Duration {
+    Duration::from_secs_f64(s)
+}
+
+#[test]
+fn refused_server_moves_on_to_the_standby_at_once() {
+    let timeout = secs(5.0);
+    let c = client(vec![local(dead_port()), live()], timeout, timeout);
+    let start = Instant::now();
+    let connected = c.connect().expect("standby answers");
+    assert_eq!(connected.index, 1);
+    assert!(start.elapsed() < timeout / 5, "refused costs no timeout: {:?}", start.elapsed());
+}
+
+#[test]
+fn reset_at_accept_moves_on_to_the_standby() {
+    let reset = FaultServer::start(Fault::Reset);
+    let timeout = secs(5.0);
+    let c = client(vec![local(reset.port()), live()], timeout, timeout);
+    assert_eq!(c.connect().expect("standby answers").index, 1);
+}
+
+#[test]
+fn black_holed_server_does_not_cost_its_timeout() {
+    let hole = FaultServer::start(Fault::Silent);
+    let timeout = secs(2.0);
+    let c = client(vec![local(hole.port()), live()], timeout, timeout);
+    let start = Instant::now();
+    assert_eq!(c.connect().unwrap().index, 1);
+    assert!(start.elapsed() < timeout / 2, "{:?}", start.elapsed());
+    assert_eq!(hole.accepted(), 1);
+}
+
+#[test]
+fn eight_black_holed_standbys_before_a_live_one_take_less_than_one_timeout() {
+    let holes: Vec<FaultServer> = (0..8).map(|_| FaultServer::start(Fault::Silent)).collect();
+    let mut servers: Vec<ServerAddr> = holes.iter().map(|h| local(h.port())).collect();
+    servers.push(live());
+    let timeout = secs(1.0);
+    let c = client(servers, timeout, timeout);
+    let start = Instant::now();
+    assert_eq!(c.connect().unwrap().index, 8);
+    assert!(start.elapsed() < timeout, "{:?}", start.elapsed());
+}
+
+#[test]
+fn sixty_four_black_holed_standbys_before_a_live_one_take_less_than_one_timeout() {
+    let holes: Vec<FaultServer> = (0..64).map(|_| FaultServer::start(Fault::Silent)).collect();
+    let mut servers: Vec<ServerAddr> = holes.iter().map(|h| local(h.port())).collect();
+    servers.push(live());
+    let timeout = secs(2.0);
+    let c = client(servers, timeout, timeout);
+    let start = Instant::now();
+    assert_eq!(c.connect().unwrap().index, 64);
+    assert!(start.elapsed() < timeout, "{:?}", start.elapsed());
+}
+
+#[test]
+fn all_servers_black_holed_fails_within_the_overall_deadline() {
+    let holes: Vec<FaultServer> = (0..3).map(|_| FaultServer::start(Fault::Silent)).collect();
+    let timeout = secs(0.5);
+    let c = client(holes.iter().map(|h| local(h.port())).collect(), timeout, timeout);
+    let start = Instant::now();
+    let err = c.connect().unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(elapsed >= timeout, "{elapsed:?}");
+    assert!(elapsed < timeout * 2, "{elapsed:?}");
+    match err {
+        ClientError::Transport(TransportError::AllFailed(errors)) => {
+            assert_eq!(errors.len(), 3);
+            assert!(errors.iter().all(|e| matches!(e, TransportError::Timeout { stage: Stage::Handshake, .. })), "{errors:?}");
+        }
+        other => panic!("{other}"),
+    }
+    // Callers right behind a failed round fail at once.
+    let start = Instant::now();
+    assert!(matches!(c.connect(), Err(ClientError::Transport(TransportError::RecentlyFailed { .. }))));
+    assert!(start.elapsed() < timeout / 5);
+}
+
+#[test]
+fn wrong_ca_is_a_tls_error_naming_ca_pem_and_the_standby_is_used() {
+    let dir = tempfile::tempdir().unwrap();
+    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
+    let ok = std::process::Command::new("openssl")
+        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-days", "2", "-subj", "/CN=127.0.0.1", "-addext", "subjectAltName=IP:127.0.0.1"])
+        .arg("-keyout").arg(&key).arg("-out").arg(&cert)
+        .output()
+        .unwrap();
+    assert!(ok.status.success());
+    let impostor = FaultServer::start(Fault::AfterHandshake { tls: tls_identity(&cert, &key), reply: Reply::Never });
+    let timeout = secs(5.0);
+
+    let alone = client(vec![local(impostor.port())], timeout, timeout);
+    match alone.connect().unwrap_err() {
+        ClientError::Transport(TransportError::AllFailed(errors)) => {
+            let text = errors[0].to_string();
+            assert!(matches!(errors[0], TransportError::Tls { .. }), "{text}");
+            assert!(text.contains("CA.pem"), "{text}");
+        }
+        other => panic!("{other}"),
+    }
+    let with_standby = client(vec![local(impostor.port()), live()], timeout, timeout);
+    assert_eq!(with_standby.connect().unwrap().index, 1);
+}
+
+#[test]
+fn reset_mid_response_repeats_an_idempotent_request_on_another_server() {
+    let broken = trusted(Reply::HalfThenClose);
+    let timeout = secs(5.0);
+    let c = client(vec![local(broken.port()), live()], timeout, timeout);
+    assert_eq!(c.connect().unwrap().index, 0, "the broken server completes TLS, so it is used first");
+    let found = c.request(&locate(), Retry::Idempotent, ops::parse_locate).expect("Locate is repeated on the standby");
+    assert!(found.is_empty());
+    assert_eq!(c.connect().unwrap().index, 1, "the client stays on the standby");
+}
+
+#[test]
+fn reset_mid_response_of_a_create_is_ambiguous_and_not_repeated() {
+    let broken = trusted(Reply::HalfThenClose);
+    let timeout = secs(5.0);
+    let c = client(vec![local(broken.port())], timeout, timeout);
+    let err = c.call(&ops::create_aes(256, "mysql-keyring::never-made"), Retry::Never).unwrap_err();
+    assert!(matches!(err, ClientError::Ambiguous(TransportError::Closed { stage: Stage::Read, .. })), "{err}");
+    assert_eq!(broken.accepted(), 1, "not sent again");
+}
+
+#[test]
+fn garbage_reply_is_a_protocol_error() {
+    let garbage = trusted(Reply::Garbage(b"HTTP/1.1 400 Bad Request\r\n\r\n".to_vec()));
+    let timeout = secs(5.0);
+    let c = client(vec![local(garbage.port())], timeout, timeout);
+    let err = c.call(&locate(), Retry::Never).unwrap_err();
+    assert!(matches!(err, ClientError::Transport(TransportError::Garbage { .. })), "{err}");
+    assert!(err.to_string().contains(&garbage.port().to_string()), "names the server: {err}");
+}
+
+#[test]
+fn oversized_length_field_is_refused_without_reading_it() {
+    let big = trusted(Reply::OversizedLength);
+    let timeout = secs(5.0);
+    let c = client(vec![local(big.port())], timeout, timeout);
+    let start = Instant::now();
+    let err = c.call(&locate(), Retry::Never).unwrap_err();
+    assert!(matches!(err, ClientError::Transport(TransportError::Garbage { .. })), "{err}");
+    assert!(start.elapsed() < timeout / 5);
+}
+
+#[test]
+fn reply_slower_than_the_request_timeout_is_a_read_timeout() {
+    let slow = trusted(Reply::Never);
+    let request_timeout = secs(0.4);
+    let c = client(vec![local(slow.port())], secs(5.0), request_timeout);
+    c.connect().unwrap();
+    let start = Instant::now();
+    let err = c.call(&locate(), Retry::Never).unwrap_err();
+    let elapsed = start.elapsed();
+    assert!(matches!(err, ClientError::Ambiguous(TransportError::Timeout { stage: Stage::Read, .. })), "{err}");
+    assert!(elapsed >= request_timeout && elapsed < request_timeout * 2, "{elapsed:?}");
+}
