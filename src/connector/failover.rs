@@ -245,3 +245,33 @@ async fn attempt(
         Ok(Ok(stream)) => Ok(stream),
     }
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn options(timeout: f64, stagger: f64) -> Options {
+        Options {
+            connect_timeout: Duration::from_secs_f64(timeout),
+            failover_stagger: Duration::from_secs_f64(stagger),
+            ..Options::default()
+        }
+    }
+
+    #[test]
+    fn stagger_is_the_configured_one_for_short_lists() {
+        assert_eq!(effective_stagger(&options(20.0, 0.25), 2), Duration::from_millis(250));
+    }
+
+    #[test]
+    fn every_server_starts_within_half_the_timeout() {
+        for n in [2usize, 9, 65] {
+            for timeout in [0.5, 1.0, 20.0] {
+                let o = options(timeout, 0.25);
+                let last_start = effective_stagger(&o, n) * (n as u32 - 1);
+                assert!(last_start <= o.connect_timeout / 2, "{n} servers, {timeout} s");
+                assert!(overall_deadline(&o, n) <= o.connect_timeout * 3 / 2);
+            }
+        }
+    }
+}
