@@ -2,7 +2,7 @@
 # PyKMIP 0.11.0 test back end for keyring_okv: a real KMIP server on 127.0.0.1 with
 # mutual TLS, plus a ready-made keyring_okv conf dir. See docs/pykmip.md.
 #
-# Usage: scripts/pykmip.sh {setup|start|stop|restart|status|port|confdir|env|reset|log [N]}
+# Usage: scripts/pykmip.sh {setup|start|stop|kill|restart|status|port|confdir|env|reset|log [N]}
 #
 # Environment:
 #   KEYRING_OKV_LAB         lab root (default: <repo>/.lab); this script uses $KEYRING_OKV_LAB/pykmip
@@ -10,6 +10,8 @@
 #                           (e.g. "second") has its own port, database, pid and log under
 #                           <lab>/pykmip-NAME but shares the venv, PKI and client identity.
 #   PYTHON                  interpreter used to create the venv (default: python3)
+#   KEYRING_OKV_PYKMIP_STOP_TIMEOUT  seconds to wait after SIGINT before SIGKILL (default 15;
+#                           PyKMIP waits up to 10 s per still-open client connection)
 #
 # Progress lines go to stderr; stdout carries only the output of port/confdir/env/status/log.
 set -euo pipefail
@@ -47,7 +49,7 @@ PORTFILE="$STATE/port"
 
 CLIENT_CN="keyring-okv-test"
 START_TIMEOUT=30
-STOP_TIMEOUT=15
+STOP_TIMEOUT=${KEYRING_OKV_PYKMIP_STOP_TIMEOUT:-15}
 PLACEHOLDER_PORT=5696
 
 tag() { if [[ -n $NAME ]]; then echo "pykmip[$NAME]"; else echo "pykmip"; fi; }
@@ -360,6 +362,19 @@ cmd_stop() {
     rm -f "$PIDFILE" "$PORTFILE"
 }
 
+# Simulated crash (failover tests): SIGKILL the whole group at once, no clean shutdown.
+cmd_kill() {
+    local pgid i
+    if pgid=$(live_pgid); then
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+        for i in $(seq 50); do
+            pgrep -g "$pgid" >/dev/null 2>&1 || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$PIDFILE" "$PORTFILE"
+}
+
 cmd_status() {
     if is_running; then
         echo "running pid=$(cat "$PIDFILE") port=$(cat "$PORTFILE") confdir=$CONFDIR log=$LOG"
@@ -391,7 +406,7 @@ cmd_reset() {
 }
 
 usage() {
-    sed -n '2,14p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -399,6 +414,7 @@ case ${1:-} in
     setup) cmd_setup ;;
     start) cmd_start ;;
     stop) cmd_stop ;;
+    kill) cmd_kill ;;
     restart) cmd_stop; cmd_start ;;
     status) cmd_status ;;
     port) cmd_port ;;
