@@ -250,17 +250,25 @@ print(s.getsockname()[1])
 s.close()'
 }
 
+# Any live (non-zombie) process in the group? Zombies are already dead; this machine's
+# init may take a second or two to reap them.
+group_alive() {
+    ps -o stat= -g "$1" 2>/dev/null | grep -qv '^Z'
+}
+
 kill_group() {  # $1 pgid; SIGINT, bounded wait, then SIGKILL
-    local pgid=$1 deadline
-    kill -INT -- "-$pgid" 2>/dev/null || return 0
+    local pgid=$1 deadline sig=INT
+    # Leader gone (crashed or killed): its helpers do not shut down on SIGINT.
+    ps -o stat= -p "$pgid" 2>/dev/null | grep -qv '^Z' || sig=KILL
+    kill -"$sig" -- "-$pgid" 2>/dev/null || return 0
     deadline=$(($(now) + STOP_TIMEOUT * 1000000))
-    while pgrep -g "$pgid" >/dev/null 2>&1; do
+    while group_alive "$pgid"; do
         if (($(now) > deadline)); then
             say "did not stop within ${STOP_TIMEOUT}s after SIGINT, sending SIGKILL"
             kill -KILL -- "-$pgid" 2>/dev/null || true
             local i
             for i in $(seq 50); do
-                pgrep -g "$pgid" >/dev/null 2>&1 || break
+                group_alive "$pgid" || break
                 sleep 0.1
             done
             break
@@ -355,7 +363,7 @@ cmd_stop() {
     if pgid=$(live_pgid); then
         say "stopping server (pid $pgid)"
         kill_group "$pgid"
-        if pgrep -g "$pgid" >/dev/null 2>&1; then
+        if group_alive "$pgid"; then
             die "process group $pgid still alive"
         fi
     fi
@@ -368,7 +376,7 @@ cmd_kill() {
     if pgid=$(live_pgid); then
         kill -KILL -- "-$pgid" 2>/dev/null || true
         for i in $(seq 50); do
-            pgrep -g "$pgid" >/dev/null 2>&1 || break
+            group_alive "$pgid" || break
             sleep 0.1
         done
     fi
