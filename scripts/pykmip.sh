@@ -279,9 +279,9 @@ kill_group() {  # $1 pgid; SIGINT, bounded wait, then SIGKILL
 
 show_failure_logs() {
     echo "--- last lines of $LOG ---" >&2
-    tail -n 25 "$LOG" 2>/dev/null >&2 || true
+    tail -n 25 "$LOG" >&2 2>/dev/null || true
     echo "--- last lines of $CONSOLE ---" >&2
-    tail -n 15 "$CONSOLE" 2>/dev/null >&2 || true
+    tail -n 15 "$CONSOLE" >&2 2>/dev/null || true
 }
 
 # One start attempt on a fresh port. Returns 0 ready, 1 failed, 2 port taken (retry).
@@ -307,12 +307,14 @@ start_once() {
     while :; do
         if [[ -z $pgid && -s $PIDFILE ]]; then pgid=$(cat "$PIDFILE"); fi
         if [[ -n $pgid ]]; then
-            if ! kill -0 "$pgid" 2>/dev/null; then
-                if grep -q "Address already in use" "$LOG" "$CONSOLE" 2>/dev/null; then
-                    kill_group "$pgid"
-                    return 2
-                fi
-                say "server exited during start-up"
+            # A failed start (e.g. bind error) does not make pykmip-server exit: its
+            # helper processes keep it alive. Watch its stderr for the traceback too.
+            if grep -q "Address already in use" "$LOG" "$CONSOLE" 2>/dev/null; then
+                kill_group "$pgid"
+                return 2
+            fi
+            if ! kill -0 "$pgid" 2>/dev/null || grep -q "^Traceback" "$CONSOLE" 2>/dev/null; then
+                say "server failed during start-up"
                 show_failure_logs
                 kill_group "$pgid"
                 return 1
