@@ -180,7 +180,11 @@ set_confdir_port() {
 }
 
 write_server_conf() {
-    [[ -f $SERVER_CONF ]] && return 0
+    # Keep an existing file (local edits survive) unless it points at another lab location.
+    if [[ -f $SERVER_CONF ]] && grep -qxF "certificate_path=$CERTS/server.crt" "$SERVER_CONF" &&
+        grep -qxF "database_path=$DB" "$SERVER_CONF"; then
+        return 0
+    fi
     mkdir -p "$STATE"
     cat >"$SERVER_CONF" <<EOF
 [server]
