@@ -1,0 +1,440 @@
+#!/usr/bin/env bash
+# PyKMIP 0.11.0 test back end for keyring_okv: a real KMIP server on 127.0.0.1 with
+# mutual TLS, plus a ready-made keyring_okv conf dir. See docs/pykmip.md.
+#
+# Usage: scripts/pykmip.sh {setup|start|stop|kill|restart|status|port|confdir|env|reset|log [N]}
+#
+# Environment:
+#   KEYRING_OKV_LAB         lab root (default: <repo>/.lab); this script uses $KEYRING_OKV_LAB/pykmip
+#   KEYRING_OKV_PYKMIP_NAME instance name (default: the main instance). A named instance
+#                           (e.g. "second") has its own port, database, pid and log under
+#                           <lab>/pykmip-NAME but shares the venv, PKI and client identity.
+#   PYTHON                  interpreter used to create the venv (default: python3)
+#   KEYRING_OKV_PYKMIP_STOP_TIMEOUT  seconds to wait after SIGINT before SIGKILL (default 15;
+#                           PyKMIP waits up to 10 s per still-open client connection)
+#
+# Progress lines go to stderr; stdout carries only the output of port/confdir/env/status/log.
+set -euo pipefail
+
+SCRIPT_DIR=$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)
+REPO_ROOT=$(dirname "$SCRIPT_DIR")
+REQS="$SCRIPT_DIR/pykmip-requirements.txt"
+
+LAB_ROOT=${KEYRING_OKV_LAB:-$REPO_ROOT/.lab}
+[[ $LAB_ROOT == /* ]] || LAB_ROOT="$PWD/$LAB_ROOT"
+LAB="$LAB_ROOT/pykmip"
+VENV="$LAB/venv"
+CERTS="$LAB/certs"
+POLICIES="$LAB/policies"
+MAIN_CONFDIR="$LAB/confdir"
+
+NAME=${KEYRING_OKV_PYKMIP_NAME:-}
+if [[ -z $NAME || $NAME == main ]]; then
+    NAME=""
+    STATE="$LAB"
+    CONFDIR="$MAIN_CONFDIR"
+    VAR_PREFIX="KEYRING_OKV_PYKMIP"
+else
+    [[ $NAME =~ ^[A-Za-z0-9_]+$ ]] || { echo "pykmip: KEYRING_OKV_PYKMIP_NAME must match [A-Za-z0-9_]+" >&2; exit 2; }
+    STATE="$LAB/pykmip-$NAME"
+    CONFDIR="$STATE/confdir"
+    VAR_PREFIX="KEYRING_OKV_PYKMIP_${NAME^^}"
+fi
+SERVER_CONF="$STATE/server.conf"
+DB="$STATE/pykmip.db"
+LOG="$STATE/server.log"          # PyKMIP's own log (-l)
+CONSOLE="$STATE/console.log"     # stdout/stderr of the server process
+PIDFILE="$STATE/pid"             # pid of the session leader == process group id
+PORTFILE="$STATE/port"
+
+CLIENT_CN="keyring-okv-test"
+START_TIMEOUT=30
+STOP_TIMEOUT=${KEYRING_OKV_PYKMIP_STOP_TIMEOUT:-15}
+PLACEHOLDER_PORT=5696
+
+tag() { if [[ -n $NAME ]]; then echo "pykmip[$NAME]"; else echo "pykmip"; fi; }
+say() { echo "$(tag): $*" >&2; }
+die() { echo "$(tag): error: $*" >&2; exit 1; }
+
+# ---------------------------------------------------------------------------------------
+# setup
+# ---------------------------------------------------------------------------------------
+
+reqs_hash() { sha256sum "$REQS" | cut -d' ' -f1; }
+
+venv_ok() {
+    [[ -x $VENV/bin/python && -x $VENV/bin/pykmip-server && -f $VENV/.requirements.sha256 ]] || return 1
+    [[ $(cat "$VENV/.requirements.sha256") == "$(reqs_hash)" ]] || return 1
+    "$VENV/bin/python" -c '' 2>/dev/null
+}
+
+setup_venv() {
+    venv_ok && return 0
+    say "creating venv and installing pinned PyKMIP 0.11.0 (about 10 s)"
+    rm -rf "$VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
+    if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" \
+            >"$LAB/pip.log" 2>&1; then
+        tail -n 20 "$LAB/pip.log" >&2
+        die "pip install failed (full output: $LAB/pip.log)"
+    fi
+    reqs_hash >"$VENV/.requirements.sha256"
+}
+
+pki_ok() {
+    local f
+    for f in ca.crt ca.key server.crt server.key client.crt client.key; do
+        [[ -s $CERTS/$f ]] || return 1
+    done
+    openssl verify -CAfile "$CERTS/ca.crt" -purpose sslserver "$CERTS/server.crt" >/dev/null 2>&1 &&
+        openssl verify -CAfile "$CERTS/ca.crt" -purpose sslclient "$CERTS/client.crt" >/dev/null 2>&1 &&
+        openssl x509 -in "$CERTS/server.crt" -noout -checkend 86400 >/dev/null 2>&1 &&
+        openssl x509 -in "$CERTS/client.crt" -noout -checkend 86400 >/dev/null 2>&1
+}
+
+setup_pki() {
+    pki_ok && return 0
+    say "generating test PKI (CA + server EC P-256 + client RSA-2048)"
+    local tmp="$LAB/certs.tmp"
+    rm -rf "$tmp"
+    mkdir -p "$tmp"
+    chmod 700 "$tmp"
+    cat >"$tmp/openssl.cnf" <<'EOF'
+[req]
+distinguished_name = dn
+prompt = no
+[dn]
+CN = unused
+[ca_ext]
+basicConstraints = critical, CA:TRUE
+keyUsage = critical, keyCertSign, cRLSign
+subjectKeyIdentifier = hash
+[server_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1, DNS:localhost
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+[client_ext]
+basicConstraints = critical, CA:FALSE
+keyUsage = critical, digitalSignature, keyEncipherment
+extendedKeyUsage = clientAuth
+subjectKeyIdentifier = hash
+authorityKeyIdentifier = keyid
+EOF
+    local cnf="$tmp/openssl.cnf"
+    (
+        cd "$tmp"
+        umask 077
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key
+        openssl req -config "$cnf" -new -x509 -key ca.key -sha256 -days 3650 \
+            -subj "/CN=keyring-okv test CA" -extensions ca_ext \
+            -set_serial "0x$(openssl rand -hex 16)" -out ca.crt
+        # Server: EC P-256. PyKMIP's TLS 1.2 suite list has AEAD (GCM) suites only for
+        # ECDSA, and rustls has no CBC suites, so an RSA server cert cannot work.
+        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key
+        openssl req -config "$cnf" -new -key server.key -subj "/CN=127.0.0.1" -out server.csr
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -sha256 -days 3650 \
+            -set_serial "0x$(openssl rand -hex 16)" -extfile "$cnf" -extensions server_ext \
+            -out server.crt 2>/dev/null
+        # Client: RSA-2048, exactly one CN (PyKMIP uses it as the object owner),
+        # EKU clientAuth (without it every request fails with AUTHENTICATION_NOT_SUCCESSFUL).
+        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out client.key 2>/dev/null
+        openssl req -config "$cnf" -new -key client.key -subj "/CN=$CLIENT_CN" -out client.csr
+        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -sha256 -days 3650 \
+            -set_serial "0x$(openssl rand -hex 16)" -extfile "$cnf" -extensions client_ext \
+            -out client.crt 2>/dev/null
+        rm -f server.csr client.csr openssl.cnf
+        chmod 644 ca.crt server.crt client.crt
+        chmod 600 ca.key server.key client.key
+    )
+    rm -rf "$CERTS"
+    mv "$tmp" "$CERTS"
+    chmod 755 "$CERTS"
+    pki_ok || die "generated PKI does not verify"
+}
+
+# Current port of this instance: the port file if running, else the placeholder.
+current_port() {
+    if [[ -s $PORTFILE ]]; then cat "$PORTFILE"; else echo "$PLACEHOLDER_PORT"; fi
+}
+
+# Conf dir laid out as the MySQL manual describes for keyring_okv_conf_dir.
+write_confdir() {
+    local dir=$1 port=$2
+    mkdir -p "$dir/ssl"
+    chmod 750 "$dir" "$dir/ssl"
+    install -m 640 "$CERTS/ca.crt" "$dir/ssl/CA.pem"
+    install -m 640 "$CERTS/client.crt" "$dir/ssl/cert.pem"
+    install -m 600 "$CERTS/client.key" "$dir/ssl/key.pem"
+    if [[ ! -f $dir/okvclient.ora ]]; then
+        (umask 077; echo "SERVER=127.0.0.1:$port" >"$dir/okvclient.ora")
+    fi
+    chmod 600 "$dir/okvclient.ora"
+}
+
+set_confdir_port() {
+    local dir=$1 port=$2
+    sed -i "s/^SERVER=.*/SERVER=127.0.0.1:$port/" "$dir/okvclient.ora"
+}
+
+write_server_conf() {
+    # Keep an existing file (local edits survive) unless it points at another lab location.
+    if [[ -f $SERVER_CONF ]] && grep -qxF "certificate_path=$CERTS/server.crt" "$SERVER_CONF" &&
+        grep -qxF "database_path=$DB" "$SERVER_CONF"; then
+        return 0
+    fi
+    mkdir -p "$STATE"
+    cat >"$SERVER_CONF" <<EOF
+[server]
+hostname=127.0.0.1
+port=$(current_port)
+certificate_path=$CERTS/server.crt
+key_path=$CERTS/server.key
+ca_path=$CERTS/ca.crt
+auth_suite=TLS1.2
+policy_path=$POLICIES
+enable_tls_client_auth=True
+tls_cipher_suites=
+    TLS_ECDHE_ECDSA_WITH_AES_128_GCM_SHA256
+    TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384
+logging_level=INFO
+database_path=$DB
+EOF
+}
+
+cmd_setup() {
+    command -v openssl >/dev/null || die "openssl not found"
+    mkdir -p "$LAB" "$POLICIES" "$STATE"
+    setup_venv
+    setup_pki
+    local main_port=$PLACEHOLDER_PORT
+    [[ ! -s $LAB/port ]] || main_port=$(cat "$LAB/port")
+    write_confdir "$MAIN_CONFDIR" "$main_port"
+    [[ -z $NAME ]] || write_confdir "$CONFDIR" "$(current_port)"
+    write_server_conf
+}
+
+# ---------------------------------------------------------------------------------------
+# process control
+# ---------------------------------------------------------------------------------------
+
+now() { echo "${EPOCHREALTIME/[.,]/}"; }   # microseconds
+
+tcp_answers() {  # $1 port
+    timeout 2 bash -c 'exec 3<>"/dev/tcp/127.0.0.1/$1"' _ "$1" 2>/dev/null
+}
+
+# Process group recorded in the pid file, if any member of it is still a PyKMIP server.
+live_pgid() {
+    [[ -s $PIDFILE ]] || return 1
+    local pgid
+    pgid=$(cat "$PIDFILE")
+    [[ $pgid =~ ^[0-9]+$ ]] || return 1
+    pgrep -g "$pgid" -f pykmip-server >/dev/null 2>&1 || return 1
+    echo "$pgid"
+}
+
+is_running() {
+    local pgid port
+    pgid=$(live_pgid) || return 1
+    kill -0 "$pgid" 2>/dev/null || return 1
+    [[ -s $PORTFILE ]] || return 1
+    port=$(cat "$PORTFILE")
+    tcp_answers "$port"
+}
+
+pick_port() {
+    "$VENV/bin/python" -c '
+import socket
+s = socket.socket()
+s.bind(("127.0.0.1", 0))
+print(s.getsockname()[1])
+s.close()'
+}
+
+# Any live (non-zombie) process in the group? Zombies are already dead; this machine's
+# init may take a second or two to reap them.
+group_alive() {
+    ps -o stat= -g "$1" 2>/dev/null | grep -qv '^Z'
+}
+
+kill_group() {  # $1 pgid; SIGINT, bounded wait, then SIGKILL
+    local pgid=$1 deadline sig=INT
+    # Leader gone (crashed or killed): its helpers do not shut down on SIGINT.
+    ps -o stat= -p "$pgid" 2>/dev/null | grep -qv '^Z' || sig=KILL
+    kill -"$sig" -- "-$pgid" 2>/dev/null || return 0
+    deadline=$(($(now) + STOP_TIMEOUT * 1000000))
+    while group_alive "$pgid"; do
+        if (($(now) > deadline)); then
+            say "did not stop within ${STOP_TIMEOUT}s after SIGINT, sending SIGKILL"
+            kill -KILL -- "-$pgid" 2>/dev/null || true
+            local i
+            for i in $(seq 50); do
+                group_alive "$pgid" || break
+                sleep 0.1
+            done
+            break
+        fi
+        sleep 0.05
+    done
+}
+
+show_failure_logs() {
+    echo "--- last lines of $LOG ---" >&2
+    tail -n 25 "$LOG" >&2 2>/dev/null || true
+    echo "--- last lines of $CONSOLE ---" >&2
+    tail -n 15 "$CONSOLE" >&2 2>/dev/null || true
+}
+
+# One start attempt on a fresh port. Returns 0 ready, 1 failed, 2 port taken (retry).
+start_once() {
+    local port pgid deadline
+    port=$(pick_port)
+    sed -i "s/^port=.*/port=$port/" "$SERVER_CONF"
+    set_confdir_port "$CONFDIR" "$port"
+    echo "$port" >"$PORTFILE"
+    [[ ! -f $LOG ]] || mv -f "$LOG" "$LOG.prev"
+    [[ ! -f $CONSOLE ]] || mv -f "$CONSOLE" "$CONSOLE.prev"
+    rm -f "$PIDFILE"
+
+    # setsid: own session and process group (pgid == pid written below), so stop can
+    # signal the server and its two helper processes (policy monitor, multiprocessing
+    # manager) together. Detached from our stdio so callers' pipes are not held open.
+    setsid bash -c 'echo $$ >"$1"; exec "$2" -W ignore "$3" -f "$4" -l "$5"' \
+        _ "$PIDFILE" "$VENV/bin/python" "$VENV/bin/pykmip-server" "$SERVER_CONF" "$LOG" \
+        </dev/null >"$CONSOLE" 2>&1 &
+
+    deadline=$(($(now) + START_TIMEOUT * 1000000))
+    pgid=""
+    while :; do
+        if [[ -z $pgid && -s $PIDFILE ]]; then pgid=$(cat "$PIDFILE"); fi
+        if [[ -n $pgid ]]; then
+            # A failed start (e.g. bind error) does not make pykmip-server exit: its
+            # helper processes keep it alive. Watch its stderr for the traceback too.
+            if grep -q "Address already in use" "$LOG" "$CONSOLE" 2>/dev/null; then
+                kill_group "$pgid"
+                return 2
+            fi
+            if ! kill -0 "$pgid" 2>/dev/null || grep -q "^Traceback" "$CONSOLE" 2>/dev/null; then
+                say "server failed during start-up"
+                show_failure_logs
+                kill_group "$pgid"
+                return 1
+            fi
+            if grep -q "Starting connection service" "$LOG" 2>/dev/null && tcp_answers "$port"; then
+                return 0
+            fi
+        fi
+        if (($(now) > deadline)); then
+            say "not ready within ${START_TIMEOUT}s"
+            show_failure_logs
+            [[ -z $pgid ]] || kill_group "$pgid"
+            return 1
+        fi
+        sleep 0.05
+    done
+}
+
+cmd_start() {
+    if is_running; then
+        say "already running on 127.0.0.1:$(cat "$PORTFILE") (pid $(cat "$PIDFILE"))"
+        return 0
+    fi
+    cmd_setup
+    # Stale group from a crashed/killed run: clean it up first.
+    local pgid rc attempt
+    if pgid=$(live_pgid); then
+        say "cleaning up stale server process group $pgid"
+        kill_group "$pgid"
+    fi
+    rm -f "$PIDFILE" "$PORTFILE"
+    say "starting server"
+    for attempt in 1 2 3; do
+        rc=0
+        start_once || rc=$?
+        case $rc in
+            0) say "ready on 127.0.0.1:$(cat "$PORTFILE") (pid $(cat "$PIDFILE"))"; return 0 ;;
+            2) say "port taken, retrying with another port" ;;
+            *) rm -f "$PIDFILE" "$PORTFILE"; exit 1 ;;
+        esac
+    done
+    rm -f "$PIDFILE" "$PORTFILE"
+    die "could not bind a free port after 3 attempts"
+}
+
+cmd_stop() {
+    local pgid
+    if pgid=$(live_pgid); then
+        say "stopping server (pid $pgid)"
+        kill_group "$pgid"
+        if group_alive "$pgid"; then
+            die "process group $pgid still alive"
+        fi
+    fi
+    rm -f "$PIDFILE" "$PORTFILE"
+}
+
+# Simulated crash (failover tests): SIGKILL the whole group at once, no clean shutdown.
+cmd_kill() {
+    local pgid i
+    if pgid=$(live_pgid); then
+        kill -KILL -- "-$pgid" 2>/dev/null || true
+        for i in $(seq 50); do
+            group_alive "$pgid" || break
+            sleep 0.1
+        done
+    fi
+    rm -f "$PIDFILE" "$PORTFILE"
+}
+
+cmd_status() {
+    if is_running; then
+        echo "running pid=$(cat "$PIDFILE") port=$(cat "$PORTFILE") confdir=$CONFDIR log=$LOG"
+    elif live_pgid >/dev/null; then
+        echo "unhealthy pid=$(cat "$PIDFILE") (process alive, port not answering) log=$LOG"
+        return 1
+    else
+        echo "stopped"
+        return 3
+    fi
+}
+
+cmd_port() {
+    [[ -s $PORTFILE ]] && live_pgid >/dev/null || die "not running"
+    cat "$PORTFILE"
+}
+
+cmd_env() {
+    local port
+    port=$(cmd_port)
+    printf '%s_PORT=%s\n' "$VAR_PREFIX" "$port"
+    printf '%s_CONFDIR=%q\n' "$VAR_PREFIX" "$CONFDIR"
+    printf 'KEYRING_OKV_PYKMIP_CERTS=%q\n' "$CERTS"
+}
+
+cmd_reset() {
+    cmd_stop
+    rm -f "$DB" "$DB-journal" "$DB-wal" "$DB-shm"
+}
+
+usage() {
+    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    exit 2
+}
+
+case ${1:-} in
+    setup) cmd_setup ;;
+    start) cmd_start ;;
+    stop) cmd_stop ;;
+    kill) cmd_kill ;;
+    restart) cmd_stop; cmd_start ;;
+    status) cmd_status ;;
+    port) cmd_port ;;
+    confdir) echo "$CONFDIR" ;;
+    env) cmd_env ;;
+    reset) cmd_reset ;;
+    log) tail -n "${2:-50}" "$LOG" ;;
+    *) usage ;;
+esac
