@@ -2,7 +2,8 @@
 # PyKMIP 0.11.0 test back end for keyring_okv: a real KMIP server on 127.0.0.1 with
 # mutual TLS, plus a ready-made keyring_okv conf dir. See docs/pykmip.md.
 #
-# Usage: scripts/pykmip.sh {setup|start|stop|kill|restart|status|port|confdir|env|reset|log [N]}
+# Usage: scripts/pykmip.sh {setup|start|stop|kill|restart|status|port|confdir|env|reset|log [N]|tool ARGS...}
+#   tool ARGS...  runs scripts/pykmip_tool.py (PyKMIP's own client) with the lab's Python
 #
 # Environment:
 #   KEYRING_OKV_LAB         lab root (default: <repo>/.lab); this script uses $KEYRING_OKV_LAB/pykmip
@@ -420,7 +421,7 @@ cmd_reset() {
 }
 
 usage() {
-    sed -n '2,16p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
+    sed -n '2,17p' "${BASH_SOURCE[0]}" | sed 's/^# \{0,1\}//' >&2
     exit 2
 }
 
@@ -436,5 +437,6 @@ case ${1:-} in
     env) cmd_env ;;
     reset) cmd_reset ;;
     log) tail -n "${2:-50}" "$LOG" ;;
+    tool) shift; exec "$VENV/bin/python" -W ignore "$SCRIPT_DIR/pykmip_tool.py" "$@" ;;
     *) usage ;;
 esac

@@ -71,7 +71,7 @@ fn keyring_udf_round(db: &Instance, key: &str) {
     let on_server = tool(&["find", &name]);
     assert_eq!(on_server.as_array().unwrap().len(), 1, "{on_server}");
     assert_eq!(on_server[0]["state"], "ACTIVE");
-    let server_hex = tool(&["get", on_server[0]["uid"].as_str().unwrap()])["material"]
+    let server_hex = tool(&["get", on_server[0]["uid"].as_str().unwrap()])["value_hex"]
         .as_str()
         .unwrap()
         .to_uppercase();

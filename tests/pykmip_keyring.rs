@@ -144,7 +144,7 @@ fn pykmip_client_sees_the_documented_name_and_an_active_key() {
     assert_eq!(object["length"], 256, "{object}");
     let material = tool(&["get", object["uid"].as_str().unwrap()]);
     let ours = k.fetch(&id, "app@10.0.0.%").unwrap().unwrap();
-    assert_eq!(material["material"], hex(&ours.material));
+    assert_eq!(material["value_hex"], hex(&ours.material));
 }
 
 #[test]
