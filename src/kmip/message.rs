@@ -68,22 +68,36 @@ pub fn response_len(header: &[u8; HEADER_LEN], cap: usize) -> Result<usize, Ttlv
     let tag = u32::from(header[0]) << 16 | u32::from(header[1]) << 8 | u32::from(header[2]);
     if tag != tags::RESPONSE_MESSAGE {
         return Err(TtlvError::new(
-            TtlvErrorKind::UnexpectedTag { expected: tags::RESPONSE_MESSAGE, found: tag },
+            TtlvErrorKind::UnexpectedTag {
+                expected: tags::RESPONSE_MESSAGE,
+                found: tag,
+            },
             0,
             vec![tag],
         ));
     }
     if header[3] != item_type::STRUCTURE {
-        return Err(TtlvError::new(TtlvErrorKind::NotStructure { found: header[3] }, 0, vec![tag]));
+        return Err(TtlvError::new(
+            TtlvErrorKind::NotStructure { found: header[3] },
+            0,
+            vec![tag],
+        ));
     }
     let length = u32::from_be_bytes([header[4], header[5], header[6], header[7]]);
     let len = length as usize;
     if len > cap {
-        return Err(TtlvError::new(TtlvErrorKind::TooLarge { length: len, cap }, 0, vec![tag]));
+        return Err(TtlvError::new(
+            TtlvErrorKind::TooLarge { length: len, cap },
+            0,
+            vec![tag],
+        ));
     }
     if len % 8 != 0 {
         return Err(TtlvError::new(
-            TtlvErrorKind::BadLength { item_type: item_type::STRUCTURE, length },
+            TtlvErrorKind::BadLength {
+                item_type: item_type::STRUCTURE,
+                length,
+            },
             0,
             vec![tag],
         ));
@@ -108,7 +122,10 @@ pub fn decode_response_for(bytes: &[u8], cap: usize, operation: u32) -> Result<T
 }
 
 fn decode_inner(bytes: &[u8], cap: usize, expected: Option<u32>) -> Result<Ttlv, KmipError> {
-    let limits = Limits { max_size: cap.saturating_add(HEADER_LEN), ..Limits::default() };
+    let limits = Limits {
+        max_size: cap.saturating_add(HEADER_LEN),
+        ..Limits::default()
+    };
     let msg = ttlv::decode_with(bytes, &limits)?;
     if msg.tag != tags::RESPONSE_MESSAGE || !msg.is_structure() {
         return Err(KmipError::Malformed(format!(
@@ -152,7 +169,10 @@ fn decode_inner(bytes: &[u8], cap: usize, expected: Option<u32>) -> Result<Ttlv,
             operation: operation.or(expected).unwrap_or(0),
             status,
             reason: item.find(tags::RESULT_REASON).and_then(Ttlv::as_enum),
-            message: item.find(tags::RESULT_MESSAGE).and_then(Ttlv::as_text).map(str::to_owned),
+            message: item
+                .find(tags::RESULT_MESSAGE)
+                .and_then(Ttlv::as_text)
+                .map(str::to_owned),
         });
     }
     let payload = item

@@ -34,7 +34,12 @@ pub enum KmipError {
     /// The server answered with a Result Status other than Success. Values are kept as
     /// numbers so that values unknown to this client survive.
     #[error("{}", server_display(*.operation, *.status, *.reason, .message.as_deref()))]
-    Server { operation: u32, status: u32, reason: Option<u32>, message: Option<String> },
+    Server {
+        operation: u32,
+        status: u32,
+        reason: Option<u32>,
+        message: Option<String>,
+    },
     /// Valid TTLV but not the expected message shape (missing required field, etc.).
     #[error("malformed KMIP response: {0}")]
     Malformed(String),
@@ -65,8 +70,18 @@ impl KmipError {
     }
 }
 
-fn server_display(operation: u32, status: u32, reason: Option<u32>, message: Option<&str>) -> ServerDisplay<'_> {
-    ServerDisplay { operation, status, reason, message }
+fn server_display(
+    operation: u32,
+    status: u32,
+    reason: Option<u32>,
+    message: Option<&str>,
+) -> ServerDisplay<'_> {
+    ServerDisplay {
+        operation,
+        status,
+        reason,
+        message,
+    }
 }
 
 struct ServerDisplay<'a> {

@@ -51,7 +51,11 @@ pub fn name_attribute(name: &str) -> Ttlv {
 }
 
 fn usage_mask_attribute() -> Ttlv {
-    attribute(attr::CRYPTOGRAPHIC_USAGE_MASK, None, Value::Integer(DEFAULT_USAGE_MASK))
+    attribute(
+        attr::CRYPTOGRAPHIC_USAGE_MASK,
+        None,
+        Value::Integer(DEFAULT_USAGE_MASK),
+    )
 }
 
 fn template_attribute(attrs: Vec<Ttlv>) -> Ttlv {
@@ -94,7 +98,10 @@ pub fn parse_create(payload: &Ttlv) -> Result<String, KmipError> {
 fn key_block(format: u32, material: &[u8], algorithm_bits: Option<(u32, i32)>) -> Ttlv {
     let mut v = vec![
         Ttlv::enumeration(tags::KEY_FORMAT_TYPE, format),
-        Ttlv::structure(tags::KEY_VALUE, vec![Ttlv::bytes(tags::KEY_MATERIAL, material)]),
+        Ttlv::structure(
+            tags::KEY_VALUE,
+            vec![Ttlv::bytes(tags::KEY_MATERIAL, material)],
+        ),
     ];
     if let Some((alg, bits)) = algorithm_bits {
         v.push(Ttlv::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, alg));
@@ -157,7 +164,10 @@ pub fn parse_register(payload: &Ttlv) -> Result<String, KmipError> {
 }
 
 fn uid_request(op: u32, uid: &str) -> Request {
-    Request { operation: op, payload: vec![uid_item(uid)] }
+    Request {
+        operation: op,
+        payload: vec![uid_item(uid)],
+    }
 }
 
 /// Get the object `uid` (server's default key format).
@@ -209,7 +219,9 @@ pub fn parse_get(payload: &Ttlv) -> Result<ManagedObject, KmipError> {
         .find(tags::KEY_FORMAT_TYPE)
         .and_then(Ttlv::as_enum)
         .ok_or_else(|| malformed("Key Format Type missing"))?;
-    let value = block.find(tags::KEY_VALUE).ok_or_else(|| malformed("Key Value missing"))?;
+    let value = block
+        .find(tags::KEY_VALUE)
+        .ok_or_else(|| malformed("Key Value missing"))?;
     let key_material = value
         .find(tags::KEY_MATERIAL)
         .ok_or_else(|| malformed("Key Material missing (or Key Value is wrapped)"))?;
@@ -229,8 +241,12 @@ pub fn parse_get(payload: &Ttlv) -> Result<ManagedObject, KmipError> {
     Ok(ManagedObject {
         uid,
         object_type,
-        algorithm: block.find(tags::CRYPTOGRAPHIC_ALGORITHM).and_then(Ttlv::as_enum),
-        length_bits: block.find(tags::CRYPTOGRAPHIC_LENGTH).and_then(Ttlv::as_int),
+        algorithm: block
+            .find(tags::CRYPTOGRAPHIC_ALGORITHM)
+            .and_then(Ttlv::as_enum),
+        length_bits: block
+            .find(tags::CRYPTOGRAPHIC_LENGTH)
+            .and_then(Ttlv::as_int),
         secret_data_type,
         key_format_type: format,
         material: Zeroizing::new(material.to_vec()),
@@ -256,7 +272,10 @@ pub fn locate(filter: &LocateFilter<'_>, maximum_items: Option<i32>) -> Request 
     if let Some(n) = filter.name {
         payload.push(name_attribute(n));
     }
-    Request { operation: operation::LOCATE, payload }
+    Request {
+        operation: operation::LOCATE,
+        payload,
+    }
 }
 
 /// Unique Identifiers found (possibly none).
@@ -297,7 +316,10 @@ pub fn destroy(uid: &str) -> Request {
 
 /// The Unique Identifier echoed by Activate, Revoke or Destroy, if the server sent one.
 pub fn parse_uid_echo(payload: &Ttlv) -> Option<String> {
-    payload.find(tags::UNIQUE_IDENTIFIER).and_then(Ttlv::as_text).map(str::to_owned)
+    payload
+        .find(tags::UNIQUE_IDENTIFIER)
+        .and_then(Ttlv::as_text)
+        .map(str::to_owned)
 }
 
 /// Destroy response: the echoed Unique Identifier (tolerated absent).
@@ -309,7 +331,10 @@ pub fn parse_destroy(payload: &Ttlv) -> Option<String> {
 pub fn get_attributes(uid: &str, names: &[&str]) -> Request {
     let mut payload = vec![uid_item(uid)];
     payload.extend(names.iter().map(|n| Ttlv::text(tags::ATTRIBUTE_NAME, *n)));
-    Request { operation: operation::GET_ATTRIBUTES, payload }
+    Request {
+        operation: operation::GET_ATTRIBUTES,
+        payload,
+    }
 }
 
 /// One attribute from Get Attributes. `value` is the Attribute Value item.
@@ -359,7 +384,11 @@ fn first<'a>(attrs: &'a [Attribute], name: &str) -> Option<&'a Attribute> {
 
 /// All Name values.
 pub fn attr_names(attrs: &[Attribute]) -> Vec<&str> {
-    attrs.iter().filter(|a| a.name == attr::NAME).filter_map(Attribute::name_value).collect()
+    attrs
+        .iter()
+        .filter(|a| a.name == attr::NAME)
+        .filter_map(Attribute::name_value)
+        .collect()
 }
 /// State value.
 pub fn attr_state(attrs: &[Attribute]) -> Option<u32> {
@@ -380,7 +409,10 @@ pub fn attr_cryptographic_algorithm(attrs: &[Attribute]) -> Option<u32> {
 
 /// Discover Versions with no client list: the server returns all versions it supports.
 pub fn discover_versions() -> Request {
-    Request { operation: operation::DISCOVER_VERSIONS, payload: Vec::new() }
+    Request {
+        operation: operation::DISCOVER_VERSIONS,
+        payload: Vec::new(),
+    }
 }
 
 /// Protocol versions (major, minor), in the server's order of preference.
@@ -390,7 +422,9 @@ pub fn parse_discover_versions(payload: &Ttlv) -> Result<Vec<(i32, i32)>, KmipEr
         .map(|v| {
             let major = v.find(tags::PROTOCOL_VERSION_MAJOR).and_then(Ttlv::as_int);
             let minor = v.find(tags::PROTOCOL_VERSION_MINOR).and_then(Ttlv::as_int);
-            major.zip(minor).ok_or_else(|| malformed("incomplete Protocol Version"))
+            major
+                .zip(minor)
+                .ok_or_else(|| malformed("incomplete Protocol Version"))
         })
         .collect()
 }
@@ -399,7 +433,10 @@ pub fn parse_discover_versions(payload: &Ttlv) -> Result<Vec<(i32, i32)>, KmipEr
 pub fn query(functions: &[u32]) -> Request {
     Request {
         operation: operation::QUERY,
-        payload: functions.iter().map(|f| Ttlv::enumeration(tags::QUERY_FUNCTION, *f)).collect(),
+        payload: functions
+            .iter()
+            .map(|f| Ttlv::enumeration(tags::QUERY_FUNCTION, *f))
+            .collect(),
     }
 }
 
@@ -414,8 +451,14 @@ pub struct ServerInfo {
 /// Parse a Query response payload.
 pub fn parse_query(payload: &Ttlv) -> Result<ServerInfo, KmipError> {
     Ok(ServerInfo {
-        operations: payload.find_all(tags::OPERATION).filter_map(Ttlv::as_enum).collect(),
-        object_types: payload.find_all(tags::OBJECT_TYPE).filter_map(Ttlv::as_enum).collect(),
+        operations: payload
+            .find_all(tags::OPERATION)
+            .filter_map(Ttlv::as_enum)
+            .collect(),
+        object_types: payload
+            .find_all(tags::OBJECT_TYPE)
+            .filter_map(Ttlv::as_enum)
+            .collect(),
         vendor: payload
             .find(tags::VENDOR_IDENTIFICATION)
             .and_then(Ttlv::as_text)

@@ -136,25 +136,35 @@ impl fmt::Display for TtlvErrorKind {
         match self {
             Self::TruncatedHeader => write!(f, "truncated item header"),
             Self::LengthPastBuffer { length, available } => {
-                write!(f, "length {length} runs past the end ({available} bytes available)")
+                write!(
+                    f,
+                    "length {length} runs past the end ({available} bytes available)"
+                )
             }
             Self::BadFixedLength { item_type, length } => {
                 write!(f, "wrong length {length} for type 0x{item_type:02X}")
             }
             Self::BadLength { item_type, length } => {
-                write!(f, "length {length} not a multiple of 8 for type 0x{item_type:02X}")
+                write!(
+                    f,
+                    "length {length} not a multiple of 8 for type 0x{item_type:02X}"
+                )
             }
             Self::MissingPadding => write!(f, "missing padding"),
             Self::InvalidType(t) => write!(f, "invalid item type 0x{t:02X}"),
             Self::InvalidBoolean(v) => write!(f, "invalid boolean value {v}"),
             Self::InvalidUtf8 => write!(f, "text string is not valid UTF-8"),
             Self::TooDeep { max_depth } => write!(f, "nesting deeper than {max_depth}"),
-            Self::TooLarge { length, cap } => write!(f, "message of {length} bytes exceeds cap {cap}"),
+            Self::TooLarge { length, cap } => {
+                write!(f, "message of {length} bytes exceeds cap {cap}")
+            }
             Self::TrailingBytes { count } => write!(f, "{count} trailing bytes"),
             Self::UnexpectedTag { expected, found } => {
                 write!(f, "expected tag 0x{expected:06X}, found 0x{found:06X}")
             }
-            Self::NotStructure { found } => write!(f, "expected a Structure, found type 0x{found:02X}"),
+            Self::NotStructure { found } => {
+                write!(f, "expected a Structure, found type 0x{found:02X}")
+            }
         }
     }
 }
@@ -202,7 +212,10 @@ pub struct Limits {
 
 impl Default for Limits {
     fn default() -> Self {
-        Self { max_depth: 16, max_size: 1 << 20 }
+        Self {
+            max_depth: 16,
+            max_size: 1 << 20,
+        }
     }
 }
 
@@ -377,16 +390,25 @@ pub fn decode(bytes: &[u8]) -> Result<Ttlv, TtlvError> {
 pub fn decode_with(bytes: &[u8], limits: &Limits) -> Result<Ttlv, TtlvError> {
     if bytes.len() > limits.max_size {
         return Err(TtlvError::new(
-            TtlvErrorKind::TooLarge { length: bytes.len(), cap: limits.max_size },
+            TtlvErrorKind::TooLarge {
+                length: bytes.len(),
+                cap: limits.max_size,
+            },
             0,
             Vec::new(),
         ));
     }
-    let mut d = Decoder { buf: bytes, limits, path: Vec::new() };
+    let mut d = Decoder {
+        buf: bytes,
+        limits,
+        path: Vec::new(),
+    };
     let (item, end) = d.item(0, bytes.len(), 1)?;
     if end != bytes.len() {
         return Err(TtlvError::new(
-            TtlvErrorKind::TrailingBytes { count: bytes.len() - end },
+            TtlvErrorKind::TrailingBytes {
+                count: bytes.len() - end,
+            },
             end,
             Vec::new(),
         ));
@@ -457,11 +479,23 @@ impl Decoder<'_> {
         };
         if let Some(f) = fixed {
             if len != f {
-                return Err(self.err(TtlvErrorKind::BadFixedLength { item_type: ty, length }, pos));
+                return Err(self.err(
+                    TtlvErrorKind::BadFixedLength {
+                        item_type: ty,
+                        length,
+                    },
+                    pos,
+                ));
             }
         }
         if (ty == BIG_INTEGER || ty == STRUCTURE) && len % 8 != 0 {
-            return Err(self.err(TtlvErrorKind::BadLength { item_type: ty, length }, pos));
+            return Err(self.err(
+                TtlvErrorKind::BadLength {
+                    item_type: ty,
+                    length,
+                },
+                pos,
+            ));
         }
         if len > available {
             return Err(self.err(TtlvErrorKind::LengthPastBuffer { length, available }, pos));
@@ -475,7 +509,9 @@ impl Decoder<'_> {
             STRUCTURE => {
                 if depth >= self.limits.max_depth && len > 0 {
                     return Err(self.err(
-                        TtlvErrorKind::TooDeep { max_depth: self.limits.max_depth },
+                        TtlvErrorKind::TooDeep {
+                            max_depth: self.limits.max_depth,
+                        },
                         pos,
                     ));
                 }
