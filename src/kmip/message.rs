@@ -175,12 +175,23 @@ fn decode_inner(bytes: &[u8], cap: usize, expected: Option<u32>) -> Result<Ttlv,
                 .map(str::to_owned),
         });
     }
-    let payload = item
-        .find(tags::RESPONSE_PAYLOAD)
-        .filter(|p| p.is_structure())
-        .cloned()
-        .unwrap_or_else(|| Ttlv::new(tags::RESPONSE_PAYLOAD, Value::Structure(Vec::new())));
+    // Move the payload out instead of copying it: it may hold key material.
     let mut msg = msg;
-    msg.zeroize();
+    let payload = take_payload(&mut msg)
+        .unwrap_or_else(|| Ttlv::new(tags::RESPONSE_PAYLOAD, Value::Structure(Vec::new())));
     Ok(payload)
+}
+
+fn take_payload(msg: &mut Ttlv) -> Option<Ttlv> {
+    let Value::Structure(items) = &mut msg.value else {
+        return None;
+    };
+    let item = items.iter_mut().find(|i| i.tag == tags::BATCH_ITEM)?;
+    let Value::Structure(children) = &mut item.value else {
+        return None;
+    };
+    let pos = children
+        .iter()
+        .position(|c| c.tag == tags::RESPONSE_PAYLOAD && c.is_structure())?;
+    Some(children.swap_remove(pos))
 }

@@ -175,8 +175,9 @@ pub fn get(uid: &str) -> Request {
     uid_request(operation::GET, uid)
 }
 
-/// A managed object returned by Get. The key material is wiped on drop.
-#[derive(Debug, Clone, PartialEq, Eq)]
+/// A managed object returned by Get. The key material is wiped on drop and never shown by
+/// `Debug`.
+#[derive(Clone, PartialEq, Eq)]
 pub struct ManagedObject {
     pub uid: String,
     pub object_type: u32,
@@ -187,9 +188,24 @@ pub struct ManagedObject {
     pub material: Zeroizing<Vec<u8>>,
 }
 
+impl std::fmt::Debug for ManagedObject {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.debug_struct("ManagedObject")
+            .field("uid", &self.uid)
+            .field("object_type", &self.object_type)
+            .field("algorithm", &self.algorithm)
+            .field("length_bits", &self.length_bits)
+            .field("secret_data_type", &self.secret_data_type)
+            .field("key_format_type", &self.key_format_type)
+            .field("material", &format_args!("<{} bytes>", self.material.len()))
+            .finish()
+    }
+}
+
 /// Parse a Get response payload holding a Symmetric Key or Secret Data (or another object
 /// with a Key Block) in Raw, Opaque or Transparent Symmetric Key format. Wrapped keys and
-/// other formats are errors.
+/// other formats are errors. The material is copied: wipe `payload` with
+/// [`Ttlv::zeroize`] afterwards.
 pub fn parse_get(payload: &Ttlv) -> Result<ManagedObject, KmipError> {
     let object_type = payload
         .find(tags::OBJECT_TYPE)
