@@ -1,50 +1,110 @@
-//! STUB (uncommitted) of the agreed kmip API.
-use zeroize::Zeroizing;
-#[derive(Debug, thiserror::Error)]
-pub enum TtlvError { #[error("ttlv")] X }
-#[derive(Debug, thiserror::Error)]
+//! KMIP 1.1 TTLV codec and typed messages.
+//!
+//! * [`ttlv`]: generic TTLV tree, encoder and a strict, bounded decoder;
+//! * [`tags`]: tag and enumeration values with their specification names;
+//! * [`message`]: request envelope (KMIP 1.1, one batch item), response framing and checks;
+//! * [`ops`]: typed request builders and response payload parsers.
+//!
+//! No I/O happens here: the transport writes [`encode_request`] output, reads
+//! [`HEADER_LEN`] bytes, asks [`response_len`] how many more to read, and hands the whole
+//! message to [`decode_response`].
+
+pub mod message;
+pub mod ops;
+pub mod tags;
+pub mod ttlv;
+
+use std::fmt;
+
+pub use message::{
+    HEADER_LEN, PROTOCOL_VERSION, Request, decode_response, decode_response_for, encode_request,
+    request_message, response_len,
+};
+pub use ops::*;
+pub use ttlv::{Limits, Ttlv, TtlvError, TtlvErrorKind, Value};
+
+/// Errors of the KMIP message layer.
+#[derive(Debug, Clone, PartialEq, Eq, thiserror::Error)]
+#[non_exhaustive]
 pub enum KmipError {
-    #[error("ttlv {0}")] Ttlv(#[from] TtlvError),
-    #[error("server")] Server { operation: u32, status: u32, reason: Option<u32>, message: Option<String> },
-    #[error("malformed {0}")] Malformed(String),
+    /// The bytes are not valid TTLV (or exceed the size cap). Not retryable on the same
+    /// connection: the stream is out of sync.
+    #[error(transparent)]
+    Ttlv(#[from] TtlvError),
+    /// The server answered with a Result Status other than Success. Values are kept as
+    /// numbers so that values unknown to this client survive.
+    #[error("{}", server_display(*.operation, *.status, *.reason, .message.as_deref()))]
+    Server {
+        operation: u32,
+        status: u32,
+        reason: Option<u32>,
+        message: Option<String>,
+    },
+    /// Valid TTLV but not the expected message shape (missing required field, etc.).
+    #[error("malformed KMIP response: {0}")]
+    Malformed(String),
 }
-impl KmipError { pub fn is_item_not_found(&self) -> bool { false } }
-#[derive(Debug, Clone)]
-pub struct Ttlv { pub tag: u32 }
-pub struct Request { pub operation: u32, pub payload: Vec<Ttlv> }
-pub const HEADER_LEN: usize = 8;
-pub fn encode_request(_r: &Request) -> Vec<u8> { vec![] }
-pub fn response_len(_h: &[u8; 8], _cap: usize) -> Result<usize, TtlvError> { Ok(0) }
-pub fn decode_response(_b: &[u8], _cap: usize) -> Result<Ttlv, KmipError> { Err(KmipError::Malformed(String::new())) }
-pub struct ManagedObject { pub uid: String, pub object_type: u32, pub algorithm: Option<u32>, pub length_bits: Option<i32>, pub secret_data_type: Option<u32>, pub material: Zeroizing<Vec<u8>> }
-pub struct LocateFilter<'a> { pub name: Option<&'a str>, pub object_type: Option<u32> }
-pub struct Attribute { pub name: String, pub index: Option<i32>, pub value: Ttlv }
-pub struct ServerInfo { pub operations: Vec<u32>, pub object_types: Vec<u32>, pub vendor: Option<String> }
-pub mod ops {
-    use super::*;
-    pub fn create_aes(_bits: i32, _name: &str) -> Request { todo!() }
-    pub fn parse_create(_p: &Ttlv) -> Result<String, KmipError> { todo!() }
-    pub fn register_aes(_m: &[u8], _name: &str) -> Request { todo!() }
-    pub fn register_secret(_m: &[u8], _name: &str) -> Request { todo!() }
-    pub fn parse_register(_p: &Ttlv) -> Result<String, KmipError> { todo!() }
-    pub fn get(_uid: &str) -> Request { todo!() }
-    pub fn parse_get(_p: &Ttlv) -> Result<ManagedObject, KmipError> { todo!() }
-    pub fn locate(_f: &LocateFilter<'_>, _max: Option<i32>) -> Request { todo!() }
-    pub fn parse_locate(_p: &Ttlv) -> Result<Vec<String>, KmipError> { todo!() }
-    pub fn activate(_uid: &str) -> Request { todo!() }
-    pub fn revoke(_uid: &str, _code: u32) -> Request { todo!() }
-    pub fn destroy(_uid: &str) -> Request { todo!() }
-    pub fn get_attributes(_uid: &str, _names: &[&str]) -> Request { todo!() }
-    pub fn parse_get_attributes(_p: &Ttlv) -> Result<Vec<Attribute>, KmipError> { todo!() }
-    pub fn discover_versions() -> Request { todo!() }
-    pub fn parse_discover_versions(_p: &Ttlv) -> Result<Vec<(i32, i32)>, KmipError> { todo!() }
-    pub fn query(_f: &[u32]) -> Request { todo!() }
-    pub fn parse_query(_p: &Ttlv) -> Result<ServerInfo, KmipError> { todo!() }
+
+impl KmipError {
+    /// The server reported Item Not Found (the object does not exist or is not visible).
+    pub fn is_item_not_found(&self) -> bool {
+        self.result_reason() == Some(tags::result_reason::ITEM_NOT_FOUND)
+    }
+    /// The server reported Permission Denied.
+    pub fn is_permission_denied(&self) -> bool {
+        self.result_reason() == Some(tags::result_reason::PERMISSION_DENIED)
+    }
+    /// Result Reason of a server error.
+    pub fn result_reason(&self) -> Option<u32> {
+        match self {
+            KmipError::Server { reason, .. } => *reason,
+            _ => None,
+        }
+    }
+    /// Result Message of a server error.
+    pub fn server_message(&self) -> Option<&str> {
+        match self {
+            KmipError::Server { message, .. } => message.as_deref(),
+            _ => None,
+        }
+    }
 }
-pub mod tags {
-    pub const OPERATION_CREATE: u32 = 1; pub const OPERATION_REGISTER: u32 = 3; pub const OPERATION_LOCATE: u32 = 8; pub const OPERATION_GET: u32 = 0xA; pub const OPERATION_GET_ATTRIBUTES: u32 = 0xB; pub const OPERATION_ACTIVATE: u32 = 0x12; pub const OPERATION_REVOKE: u32 = 0x13; pub const OPERATION_DESTROY: u32 = 0x14; pub const QUERY_OPERATIONS: u32 = 1; pub const QUERY_OBJECTS: u32 = 2; pub const QUERY_SERVER_INFORMATION: u32 = 3;
+
+fn server_display(
+    operation: u32,
+    status: u32,
+    reason: Option<u32>,
+    message: Option<&str>,
+) -> ServerDisplay<'_> {
+    ServerDisplay {
+        operation,
+        status,
+        reason,
+        message,
+    }
 }
-pub fn attribute_enum(_a: &Attribute) -> Option<u32> { None }
-pub fn attribute_integer(_a: &Attribute) -> Option<i32> { None }
-pub fn attribute_name_value(_a: &Attribute) -> Option<String> { None }
-pub mod tags2 {}
+
+struct ServerDisplay<'a> {
+    operation: u32,
+    status: u32,
+    reason: Option<u32>,
+    message: Option<&'a str>,
+}
+
+impl fmt::Display for ServerDisplay<'_> {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        write!(
+            f,
+            "KMIP {}: {}",
+            tags::name_of_operation(self.operation),
+            tags::name_of_result_status(self.status)
+        )?;
+        if let Some(r) = self.reason {
+            write!(f, " / {}", tags::name_of_result_reason(r))?;
+        }
+        if let Some(m) = self.message {
+            write!(f, ": {m:?}")?;
+        }
+        Ok(())
+    }
+}
