@@ -477,7 +477,7 @@ async fn check_server(conf: &ConfDir, server: &ServerAddr) -> Result<Lines, (&'s
     let t = Instant::now();
     let info = round_trip(
         &mut session,
-        &ops::query(&[kmip::tags::QUERY_OPERATIONS, kmip::tags::QUERY_OBJECTS, kmip::tags::QUERY_SERVER_INFORMATION]),
+        &ops::query(&[ops::QUERY_OPERATIONS, ops::QUERY_OBJECTS, ops::QUERY_SERVER_INFORMATION]),
         conf,
         ops::parse_query,
     )
@@ -485,14 +485,14 @@ async fn check_server(conf: &ConfDir, server: &ServerAddr) -> Result<Lines, (&'s
     .map_err(|e| ("KMIP Query", e))?;
     let rtt = t.elapsed();
     let needed = [
-        (kmip::tags::OPERATION_CREATE, "Create"),
-        (kmip::tags::OPERATION_REGISTER, "Register"),
-        (kmip::tags::OPERATION_LOCATE, "Locate"),
-        (kmip::tags::OPERATION_GET, "Get"),
-        (kmip::tags::OPERATION_GET_ATTRIBUTES, "GetAttributes"),
-        (kmip::tags::OPERATION_ACTIVATE, "Activate"),
-        (kmip::tags::OPERATION_REVOKE, "Revoke"),
-        (kmip::tags::OPERATION_DESTROY, "Destroy"),
+        (kmip::tags::operation::CREATE, "Create"),
+        (kmip::tags::operation::REGISTER, "Register"),
+        (kmip::tags::operation::LOCATE, "Locate"),
+        (kmip::tags::operation::GET, "Get"),
+        (kmip::tags::operation::GET_ATTRIBUTES, "GetAttributes"),
+        (kmip::tags::operation::ACTIVATE, "Activate"),
+        (kmip::tags::operation::REVOKE, "Revoke"),
+        (kmip::tags::operation::DESTROY, "Destroy"),
     ];
     let missing: Vec<&str> = needed
         .iter()
@@ -525,7 +525,8 @@ async fn round_trip<T>(
         .round_trip(&bytes, conf.options.request_timeout, connector::RESPONSE_CAP)
         .await
         .map_err(|e| e.to_string())?;
-    let payload = kmip::decode_response(&response, connector::RESPONSE_CAP).map_err(|e| e.to_string())?;
+    let payload = kmip::decode_response_for(&response, connector::RESPONSE_CAP, request.operation)
+        .map_err(|e| e.to_string())?;
     parse(&payload).map_err(|e| e.to_string())
 }
 

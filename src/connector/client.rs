@@ -142,10 +142,14 @@ impl KmipClient {
     ) -> Result<T, ClientError> {
         let encoded = Zeroizing::new(kmip::encode_request(request));
         let shared = self.shared.clone();
-        let (payload, server) = self
+        let operation = request.operation;
+        let (mut payload, server) = self
             .runtime()?
-            .block_on(async move { shared.call(&encoded, retry).await })?;
-        parse(&payload).map_err(|source| ClientError::Server { server, source })
+            .block_on(async move { shared.call(&encoded, operation, retry).await })?;
+        let parsed = parse(&payload).map_err(|source| ClientError::Server { server, source });
+        // The payload may hold key material (Get); the parser made its own copy.
+        payload.zeroize();
+        parsed
     }
 
     /// Stops the I/O thread, waiting a bounded time. Called by plugin deinit.
@@ -217,7 +221,12 @@ impl Shared {
         }
     }
 
-    async fn call(&self, encoded: &[u8], retry: Retry) -> Result<(Ttlv, String), ClientError> {
+    async fn call(
+        &self,
+        encoded: &[u8],
+        operation: u32,
+        retry: Retry,
+    ) -> Result<(Ttlv, String), ClientError> {
         let mut conn = self.conn.lock().await;
         let mut attempt = 0;
         let mut avoid = None;
@@ -232,7 +241,7 @@ impl Shared {
             match outcome {
                 Ok(message) => {
                     let message = Zeroizing::new(message);
-                    return match kmip::decode_response(&message, RESPONSE_CAP) {
+                    return match kmip::decode_response_for(&message, RESPONSE_CAP, operation) {
                         Ok(payload) => Ok((payload, server)),
                         Err(kmip::KmipError::Ttlv(source)) => {
                             // The stream can no longer be trusted to be in step.

@@ -25,7 +25,7 @@ pub use key_type::{KeyType, MAX_SECRET_LEN};
 pub use naming::{object_name, parse_object_name};
 
 use crate::connector::{ClientError, KmipClient, Retry};
-use crate::kmip::{self, LocateFilter, ops};
+use crate::kmip::{self, LocateFilter, ops, tags};
 
 /// Longest key id accepted: the keyring proxy of mysqld copies ids into 1025-byte buffers.
 pub const MAX_KEY_ID_LEN: usize = 1024;
@@ -34,11 +34,9 @@ pub const MAX_OWNER_LEN: usize = 1024;
 /// Upper bound of objects one Locate may return while listing (KMIP 1.1 has no paging).
 pub const LIST_LIMIT: i32 = 100_000;
 
-// KMIP 1.1 enumeration values used here (spec section 9.1.3.2).
-const OBJECT_TYPE_SYMMETRIC_KEY: u32 = 0x02;
-const OBJECT_TYPE_SECRET_DATA: u32 = 0x07;
-const STATE_ACTIVE: u32 = 0x02;
-const REVOCATION_CESSATION_OF_OPERATION: u32 = 0x05;
+const OBJECT_TYPE_SYMMETRIC_KEY: u32 = tags::object_type::SYMMETRIC_KEY;
+const OBJECT_TYPE_SECRET_DATA: u32 = tags::object_type::SECRET_DATA;
+const STATE_ACTIVE: u32 = tags::state::ACTIVE;
 
 /// A key read from the server. The material is wiped when dropped.
 pub struct FetchedKey {
@@ -130,7 +128,7 @@ impl Keyring {
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
         self.refuse_existing(&name, key_id, owner)?;
-        let request = match kind {
+        let mut request = match kind {
             KeyType::Aes => ops::create_aes(bits(len), &name),
             KeyType::Secret => {
                 let mut secret = Zeroizing::new(vec![0u8; len]);
@@ -148,8 +146,9 @@ impl Keyring {
             KeyType::Aes => ops::parse_create,
             KeyType::Secret => ops::parse_register,
         };
-        let uid = self.act_once(key_id, &name, &request, parse)?;
-        self.activate_new(key_id, &name, &uid)
+        let made = self.act_once(key_id, &name, &request, parse);
+        request.zeroize();
+        self.activate_new(key_id, &name, &made?)
     }
 
     /// Registers the caller's key material under the pair.
@@ -166,12 +165,13 @@ impl Keyring {
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
         self.refuse_existing(&name, key_id, owner)?;
-        let request = match kind {
+        let mut request = match kind {
             KeyType::Aes => ops::register_aes(material, &name),
             KeyType::Secret => ops::register_secret(material, &name),
         };
-        let uid = self.act_once(key_id, &name, &request, ops::parse_register)?;
-        self.activate_new(key_id, &name, &uid)
+        let made = self.act_once(key_id, &name, &request, ops::parse_register);
+        request.zeroize();
+        self.activate_new(key_id, &name, &made?)
     }
 
     /// The key of the pair, or None when the server has no such key.
@@ -245,22 +245,13 @@ impl Keyring {
                 Err(e) if e.is_item_not_found() => continue,
                 Err(e) => return Err(KeyringError::Client(e)),
             };
-            let state = attributes
-                .iter()
-                .find(|a| a.name == "State")
-                .and_then(|a| kmip::attribute_enum(a));
-            let length_bits = attributes
-                .iter()
-                .find(|a| a.name == "Cryptographic Length")
-                .and_then(|a| kmip::attribute_integer(a));
-            for a in attributes.iter().filter(|a| a.name == "Name") {
-                let Some(text) = kmip::attribute_name_value(a) else {
+            let state = ops::attr_state(&attributes);
+            let length_bits = ops::attr_cryptographic_length(&attributes);
+            for text in ops::attr_names(&attributes) {
+                let Some((key_id, owner)) = parse_object_name(text) else {
                     continue;
                 };
-                let Some((key_id, owner)) = parse_object_name(&text) else {
-                    continue;
-                };
-                lock(&self.uids).insert(text.clone(), uid.clone());
+                lock(&self.uids).insert(text.to_string(), uid.clone());
                 entries.push(KeyEntry {
                     key_id,
                     owner,
@@ -393,10 +384,7 @@ impl Keyring {
             Retry::Idempotent,
             ops::parse_get_attributes,
         ) {
-            Ok(attributes) => Ok(attributes
-                .iter()
-                .find(|a| a.name == "State")
-                .and_then(|a| kmip::attribute_enum(a))),
+            Ok(attributes) => Ok(ops::attr_state(&attributes)),
             Err(e) if e.is_item_not_found() => Ok(None),
             Err(e) => Err(KeyringError::backend(key_id)(e)),
         }
@@ -407,7 +395,7 @@ impl Keyring {
             return Ok(());
         };
         if state == STATE_ACTIVE {
-            let revoke = ops::revoke(uid, REVOCATION_CESSATION_OF_OPERATION);
+            let revoke = ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON);
             if let Err(e) = self.client.request(&revoke, Retry::Never, |_| Ok(())) {
                 if self.state(key_id, uid)? == Some(STATE_ACTIVE) {
                     return Err(KeyringError::backend(key_id)(e));
@@ -430,7 +418,7 @@ impl Keyring {
     fn to_fetched(
         &self,
         key_id: &str,
-        object: kmip::ManagedObject,
+        mut object: kmip::ManagedObject,
     ) -> Result<FetchedKey, KeyringError> {
         let key_type = match object.object_type {
             OBJECT_TYPE_SYMMETRIC_KEY => KeyType::Aes,
@@ -445,7 +433,7 @@ impl Keyring {
         };
         Ok(FetchedKey {
             key_type,
-            material: object.material,
+            material: std::mem::take(&mut object.material),
         })
     }
 }
