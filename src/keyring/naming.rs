@@ -1,49 +1,77 @@
 //! How a MySQL key (key_id, owner) is named on the KMIP server.
 //!
-//! Name = `mysql-keyring:` + owner + `:` + key_id, with `%` and `:` in the owner written as
-//! `%25` and `%3A`. The key id is kept verbatim at the end, so a KMS administrator reads it as
-//! it is, and the first `:` after the prefix always ends the owner: every pair maps to one name
-//! and back. Server keys (InnoDB, binlog) have the empty owner: `mysql-keyring::INNODBKey-…`.
+//! Name = `mysql-keyring:` + owner + `:` + key_id, where `%`, control characters and every byte
+//! of a non-ASCII character are written `%XX` (upper-case hex), and so is `:` in the owner.
+//! ASCII key ids (InnoDB's `INNODBKey-…`, the binlog's `MySQLReplicationKey_…`, most SQL ids)
+//! stay verbatim, so a KMS administrator reads them as they are; the first `:` after the prefix
+//! always ends the owner, so every pair maps to one name and back. Names are plain ASCII
+//! because some KMIP servers (PyKMIP 0.11) cannot read multi-byte UTF-8 text strings.
+//! Server keys (InnoDB, binlog) have the empty owner: `mysql-keyring::INNODBKey-…`.
+
+use std::fmt::Write as _;
 
 pub const PREFIX: &str = "mysql-keyring:";
+
+fn must_escape(byte: u8, in_owner: bool) -> bool {
+    byte == b'%' || byte < 0x20 || byte >= 0x7f || (in_owner && byte == b':')
+}
+
+fn escape_into(out: &mut String, text: &str, in_owner: bool) {
+    for byte in text.bytes() {
+        if must_escape(byte, in_owner) {
+            let _ = write!(out, "%{byte:02X}");
+        } else {
+            out.push(char::from(byte));
+        }
+    }
+}
+
+/// Reverses `escape_into`, accepting only what it produces, so that parsing and naming are
+/// exact inverses and no two names denote one key.
+fn unescape(text: &str, in_owner: bool) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        let b = bytes[i];
+        if b == b'%' {
+            let hex = text.get(i + 1..i + 3)?;
+            if hex.bytes().any(|h| h.is_ascii_lowercase()) {
+                return None;
+            }
+            let decoded = u8::from_str_radix(hex, 16).ok()?;
+            if !must_escape(decoded, in_owner) {
+                return None;
+            }
+            out.push(decoded);
+            i += 3;
+        } else if must_escape(b, in_owner) {
+            return None;
+        } else {
+            out.push(b);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
 
 pub fn object_name(key_id: &str, owner: &str) -> String {
     let mut name = String::with_capacity(PREFIX.len() + owner.len() + key_id.len() + 1);
     name.push_str(PREFIX);
-    for c in owner.chars() {
-        match c {
-            '%' => name.push_str("%25"),
-            ':' => name.push_str("%3A"),
-            c => name.push(c),
-        }
-    }
+    escape_into(&mut name, owner, true);
     name.push(':');
-    name.push_str(key_id);
+    escape_into(&mut name, key_id, false);
     name
 }
 
 /// The (key_id, owner) of one of our names; None for any other object's name.
 pub fn parse_object_name(name: &str) -> Option<(String, String)> {
     let rest = name.strip_prefix(PREFIX)?;
-    let (owner_escaped, key_id) = rest.split_once(':')?;
-    let mut owner = String::with_capacity(owner_escaped.len());
-    let mut chars = owner_escaped.chars();
-    while let Some(c) = chars.next() {
-        if c == '%' {
-            let code: String = chars.by_ref().take(2).collect();
-            match code.as_str() {
-                "25" => owner.push('%'),
-                "3A" | "3a" => owner.push(':'),
-                _ => return None,
-            }
-        } else {
-            owner.push(c);
-        }
-    }
+    let (owner, key_id) = rest.split_once(':')?;
     if key_id.is_empty() {
         return None;
     }
-    Some((key_id.to_string(), owner))
+    Some((unescape(key_id, false)?, unescape(owner, true)?))
 }
 
 #[cfg(test)]
@@ -55,18 +83,43 @@ mod tests {
     fn examples() {
         assert_eq!(object_name("MyKey", "root@localhost"), "mysql-keyring:root@localhost:MyKey");
         assert_eq!(object_name("INNODBKey-1", ""), "mysql-keyring::INNODBKey-1");
-        assert_eq!(object_name("a:b", "u:1%@h"), "mysql-keyring:u%3A1%25@h:a:b");
-        assert_eq!(parse_object_name("mysql-keyring:u%3A1%25@h:a:b"), Some(("a:b".into(), "u:1%@h".into())));
-        assert_eq!(parse_object_name("other"), None);
-        assert_eq!(parse_object_name("mysql-keyring:bad%zz:k"), None);
-        assert_eq!(parse_object_name("mysql-keyring:owner:"), None);
+        assert_eq!(object_name("a:b c", "u:1%@h"), "mysql-keyring:u%3A1%25@h:a:b c");
+        assert_eq!(object_name("kéy", ""), "mysql-keyring::k%C3%A9y");
+        assert_eq!(
+            parse_object_name("mysql-keyring:u%3A1%25@h:a:b c"),
+            Some(("a:b c".into(), "u:1%@h".into()))
+        );
+        assert_eq!(parse_object_name("mysql-keyring::k%C3%A9y"), Some(("kéy".into(), String::new())));
+    }
+
+    #[test]
+    fn rejects_foreign_and_non_canonical_names() {
+        for name in [
+            "other",
+            "mysql-keyring:owner:",
+            "mysql-keyring:bad%zz:k",
+            "mysql-keyring::k%c3%a9y",
+            "mysql-keyring::%41",
+            "mysql-keyring::k%C3",
+            "mysql-keyring:o:k%",
+        ] {
+            assert_eq!(parse_object_name(name), None, "{name}");
+        }
     }
 
     proptest! {
         #[test]
         fn round_trips(key_id in "\\PC{1,64}", owner in "\\PC{0,32}") {
             let name = object_name(&key_id, &owner);
+            prop_assert!(name.is_ascii());
             prop_assert_eq!(parse_object_name(&name), Some((key_id, owner)));
+        }
+
+        #[test]
+        fn parsing_never_panics_and_is_exact(name in "mysql-keyring:[ -~]{0,40}") {
+            if let Some((id, owner)) = parse_object_name(&name) {
+                prop_assert_eq!(object_name(&id, &owner), name);
+            }
         }
     }
 }
