@@ -1,0 +1,411 @@
+//! Reading `ssl/key.pem` (plain or encrypted) and the certificate files.
+
+use std::fmt;
+use std::path::{Path, PathBuf};
+
+use rustls_pki_types::{
+    CertificateDer, PrivateKeyDer, PrivatePkcs1KeyDer, PrivatePkcs8KeyDer, PrivateSec1KeyDer,
+};
+use zeroize::Zeroizing;
+
+use super::ConfigError;
+
+/// The key password read from `ssl/password.txt`. Zeroized on drop, never printed.
+pub(crate) struct Password(Zeroizing<Vec<u8>>);
+
+impl fmt::Debug for Password {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str("Password([redacted])")
+    }
+}
+
+impl Password {
+    /// First line of the file, trailing CR/LF removed.
+    pub(crate) fn from_file_bytes(
+        path: &Path,
+        bytes: Zeroizing<Vec<u8>>,
+    ) -> Result<Self, ConfigError> {
+        let mut line: &[u8] = bytes.split(|b| *b == b'\n').next().unwrap_or(&[]);
+        while let Some(rest) = line.strip_suffix(b"\r") {
+            line = rest;
+        }
+        if line.is_empty() {
+            return Err(ConfigError::PasswordEmpty {
+                path: path.to_path_buf(),
+            });
+        }
+        Ok(Password(Zeroizing::new(line.to_vec())))
+    }
+
+    fn bytes(&self) -> &[u8] {
+        &self.0
+    }
+}
+
+/// A decoded private key. Zeroized on drop, never printed.
+pub(crate) struct LoadedKey {
+    pub(crate) der: Zeroizing<PrivateKeyDer<'static>>,
+    pub(crate) format: &'static str,
+}
+
+impl fmt::Debug for LoadedKey {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.debug_struct("LoadedKey")
+            .field("der", &"[redacted]")
+            .field("format", &self.format)
+            .finish()
+    }
+}
+
+/// Parse PEM blocks, mapping damage to a clear error.
+pub(crate) fn pem_blocks(
+    path: &Path,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<Vec<pem::Pem>, ConfigError> {
+    let blocks = pem::parse_many(bytes).map_err(|e| ConfigError::NotPem {
+        path: path.to_path_buf(),
+        what,
+        reason: e.to_string(),
+    })?;
+    if blocks.is_empty() {
+        return Err(ConfigError::NotPem {
+            path: path.to_path_buf(),
+            what,
+            reason: "no PEM block found".into(),
+        });
+    }
+    Ok(blocks)
+}
+
+fn is_key_tag(tag: &str) -> bool {
+    matches!(
+        tag,
+        "PRIVATE KEY" | "RSA PRIVATE KEY" | "EC PRIVATE KEY" | "ENCRYPTED PRIVATE KEY"
+    )
+}
+
+fn is_cert_tag(tag: &str) -> bool {
+    matches!(
+        tag,
+        "CERTIFICATE" | "X509 CERTIFICATE" | "TRUSTED CERTIFICATE"
+    )
+}
+
+/// Certificates of a PEM file (`what` = "CA.pem" / "cert.pem"). Errors when there is none.
+pub(crate) fn load_certs(
+    path: &Path,
+    what: &'static str,
+    bytes: &[u8],
+) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
+    let blocks = pem_blocks(path, what, bytes)?;
+    let mut certs = Vec::new();
+    let mut other = None;
+    for b in blocks {
+        if is_cert_tag(b.tag()) {
+            certs.push(CertificateDer::from(b.into_contents()));
+        } else if other.is_none() {
+            other = Some(b.tag().to_string());
+        }
+        // Key blocks in a certificate file are dropped (and their buffers freed) right here.
+    }
+    if certs.is_empty() {
+        let fix = if what == "CA.pem" {
+            "put the key server's CA certificate(s) ('-----BEGIN CERTIFICATE-----') in CA.pem"
+        } else {
+            "put the client certificate ('-----BEGIN CERTIFICATE-----') in cert.pem and the private key in key.pem"
+        };
+        return Err(ConfigError::WrongPemType {
+            path: path.to_path_buf(),
+            expected: "a CERTIFICATE",
+            found: other.unwrap_or_default(),
+            fix,
+        });
+    }
+    Ok(certs)
+}
+
+/// Does key.pem hold an encrypted key? (Decides whether password.txt is needed.)
+pub(crate) fn key_is_encrypted(blocks: &[pem::Pem]) -> bool {
+    blocks.iter().filter(|b| is_key_tag(b.tag())).any(|b| {
+        b.tag() == "ENCRYPTED PRIVATE KEY"
+            || b.headers()
+                .get("Proc-Type")
+                .is_some_and(|v| v.to_ascii_uppercase().contains("ENCRYPTED"))
+    })
+}
+
+/// Decode the one private key in key.pem (`blocks` from [`pem_blocks`]).
+pub(crate) fn load_key(
+    path: &Path,
+    password_path: &Path,
+    blocks: Vec<pem::Pem>,
+    password: Option<&Password>,
+) -> Result<LoadedKey, ConfigError> {
+    let count = blocks.iter().filter(|b| is_key_tag(b.tag())).count();
+    if count > 1 {
+        return Err(ConfigError::SeveralKeys {
+            path: path.to_path_buf(),
+            count,
+        });
+    }
+    let mut key_block = None;
+    let mut other = None;
+    for b in blocks {
+        if is_key_tag(b.tag()) {
+            key_block = Some(b);
+        } else if other.is_none() && b.tag() != "EC PARAMETERS" {
+            other = Some(b.tag().to_string());
+        }
+    }
+    let Some(block) = key_block else {
+        return Err(ConfigError::WrongPemType {
+            path: path.to_path_buf(),
+            expected: "a PRIVATE KEY",
+            found: other.unwrap_or_else(|| "EC PARAMETERS".into()),
+            fix: "put the client private key (PKCS#1, PKCS#8 or SEC1 PEM) in key.pem and the certificate in cert.pem",
+        });
+    };
+
+    let tag = block.tag().to_string();
+    let proc_type = block.headers().get("Proc-Type").map(str::to_string);
+    let dek_info = block.headers().get("DEK-Info").map(str::to_string);
+    let contents = Zeroizing::new(block.into_contents());
+
+    let need_password = || -> Result<&Password, ConfigError> {
+        password.ok_or_else(|| ConfigError::PasswordMissing {
+            path: path.to_path_buf(),
+            password_path: password_path.to_path_buf(),
+        })
+    };
+    let wrong_password = || ConfigError::WrongPassword {
+        path: path.to_path_buf(),
+        password_path: password_path.to_path_buf(),
+    };
+
+    if tag == "ENCRYPTED PRIVATE KEY" {
+        let pw = need_password()?;
+        let info = pkcs8::EncryptedPrivateKeyInfo::try_from(contents.as_slice()).map_err(|e| {
+            ConfigError::BadKey {
+                path: path.to_path_buf(),
+                reason: format!("damaged encrypted PKCS#8 structure: {e}"),
+            }
+        })?;
+        let doc = info.decrypt(pw.bytes()).map_err(|e| match e {
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
+                wrong_password()
+            }
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
+                oid,
+            }) => ConfigError::UnsupportedKeyEncryption {
+                path: path.to_path_buf(),
+                scheme: format!("PKCS#8 algorithm {oid}"),
+            },
+            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::NoPbes1CryptSupport) => {
+                ConfigError::UnsupportedKeyEncryption {
+                    path: path.to_path_buf(),
+                    scheme: "PKCS#5 v1.5 (PBES1)".into(),
+                }
+            }
+            pkcs8::Error::EncryptedPrivateKey(other) => ConfigError::UnsupportedKeyEncryption {
+                path: path.to_path_buf(),
+                scheme: format!("PKCS#8 ({other})"),
+            },
+            // A decryption that "succeeds" into garbage is a wrong password.
+            _ => wrong_password(),
+        })?;
+        // Garbage that passes the padding check is caught when the key is parsed.
+        if pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).is_err() {
+            return Err(wrong_password());
+        }
+        return Ok(LoadedKey {
+            der: Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
+                doc.as_bytes().to_vec(),
+            ))),
+            format: "PKCS#8 PBES2 (encrypted)",
+        });
+    }
+
+    let encrypted = proc_type
+        .as_deref()
+        .is_some_and(|v| v.to_ascii_uppercase().contains("ENCRYPTED"));
+    if encrypted {
+        let pw = need_password()?;
+        let Some(dek) = dek_info else {
+            return Err(ConfigError::BadKey {
+                path: path.to_path_buf(),
+                reason: "'Proc-Type: 4,ENCRYPTED' without a DEK-Info header".into(),
+            });
+        };
+        let (alg, iv_hex) = dek.split_once(',').unwrap_or((dek.as_str(), ""));
+        let alg = alg.trim().to_ascii_uppercase();
+        let iv = hex_decode(iv_hex.trim()).ok_or_else(|| ConfigError::BadKey {
+            path: path.to_path_buf(),
+            reason: format!("DEK-Info IV '{}' is not hexadecimal", iv_hex.trim()),
+        })?;
+        let plain = legacy_decrypt(&alg, &iv, pw.bytes(), &contents).map_err(|e| match e {
+            LegacyError::Unsupported => ConfigError::UnsupportedKeyEncryption {
+                path: path.to_path_buf(),
+                scheme: format!("legacy PEM {alg}"),
+            },
+            LegacyError::BadIv => ConfigError::BadKey {
+                path: path.to_path_buf(),
+                reason: format!("DEK-Info IV has the wrong length for {alg}"),
+            },
+            LegacyError::Padding => wrong_password(),
+        })?;
+        let (der, format) = match tag.as_str() {
+            "RSA PRIVATE KEY" => (
+                PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(plain.to_vec())),
+                legacy_format("PKCS#1", &alg),
+            ),
+            "EC PRIVATE KEY" => (
+                PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(plain.to_vec())),
+                legacy_format("SEC1", &alg),
+            ),
+            _ => (
+                PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(plain.to_vec())),
+                legacy_format("PKCS#8", &alg),
+            ),
+        };
+        // Padding accidentally valid with a wrong password: the result is not DER.
+        if !looks_like_der_sequence(&plain) {
+            return Err(wrong_password());
+        }
+        return Ok(LoadedKey {
+            der: Zeroizing::new(der),
+            format,
+        });
+    }
+
+    let bytes = contents.to_vec();
+    let (der, format) = match tag.as_str() {
+        "RSA PRIVATE KEY" => (
+            PrivateKeyDer::Pkcs1(PrivatePkcs1KeyDer::from(bytes)),
+            "PKCS#1",
+        ),
+        "EC PRIVATE KEY" => (PrivateKeyDer::Sec1(PrivateSec1KeyDer::from(bytes)), "SEC1"),
+        _ => (
+            PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(bytes)),
+            "PKCS#8",
+        ),
+    };
+    Ok(LoadedKey {
+        der: Zeroizing::new(der),
+        format,
+    })
+}
+
+fn legacy_format(kind: &str, alg: &str) -> &'static str {
+    match (kind, alg) {
+        ("PKCS#1", "DES-EDE3-CBC") => "PKCS#1 (legacy PEM encryption, DES-EDE3-CBC)",
+        ("PKCS#1", "AES-128-CBC") => "PKCS#1 (legacy PEM encryption, AES-128-CBC)",
+        ("PKCS#1", "AES-192-CBC") => "PKCS#1 (legacy PEM encryption, AES-192-CBC)",
+        ("PKCS#1", _) => "PKCS#1 (legacy PEM encryption, AES-256-CBC)",
+        ("SEC1", "DES-EDE3-CBC") => "SEC1 (legacy PEM encryption, DES-EDE3-CBC)",
+        ("SEC1", "AES-128-CBC") => "SEC1 (legacy PEM encryption, AES-128-CBC)",
+        ("SEC1", "AES-192-CBC") => "SEC1 (legacy PEM encryption, AES-192-CBC)",
+        ("SEC1", _) => "SEC1 (legacy PEM encryption, AES-256-CBC)",
+        _ => "PKCS#8 (legacy PEM encryption)",
+    }
+}
+
+fn looks_like_der_sequence(b: &[u8]) -> bool {
+    if b.len() < 2 || b[0] != 0x30 {
+        return false;
+    }
+    let (len, hdr) = match b[1] {
+        l @ 0..=0x7f => (l as usize, 2),
+        0x81 if b.len() > 2 => (b[2] as usize, 3),
+        0x82 if b.len() > 3 => (((b[2] as usize) << 8) | b[3] as usize, 4),
+        0x83 if b.len() > 4 => (
+            ((b[2] as usize) << 16) | ((b[3] as usize) << 8) | b[4] as usize,
+            5,
+        ),
+        _ => return false,
+    };
+    hdr + len == b.len()
+}
+
+fn hex_decode(s: &str) -> Option<Vec<u8>> {
+    if s.len() % 2 != 0 || s.is_empty() {
+        return None;
+    }
+    (0..s.len())
+        .step_by(2)
+        .map(|i| u8::from_str_radix(s.get(i..i + 2)?, 16).ok())
+        .collect()
+}
+
+enum LegacyError {
+    Unsupported,
+    BadIv,
+    Padding,
+}
+
+/// OpenSSL's EVP_BytesToKey with MD5, one iteration, salt = first 8 bytes of the IV.
+fn evp_bytes_to_key(password: &[u8], salt: &[u8], key_len: usize) -> Zeroizing<Vec<u8>> {
+    use md5::{Digest, Md5};
+    let mut out = Zeroizing::new(Vec::with_capacity(key_len + 16));
+    let mut prev: Option<Zeroizing<[u8; 16]>> = None;
+    while out.len() < key_len {
+        let mut h = Md5::new();
+        if let Some(p) = &prev {
+            h.update(p.as_slice());
+        }
+        h.update(password);
+        h.update(salt);
+        let d: Zeroizing<[u8; 16]> = Zeroizing::new(h.finalize().into());
+        out.extend_from_slice(d.as_slice());
+        prev = Some(d);
+    }
+    out.truncate(key_len);
+    out
+}
+
+fn legacy_decrypt(
+    alg: &str,
+    iv: &[u8],
+    password: &[u8],
+    data: &[u8],
+) -> Result<Zeroizing<Vec<u8>>, LegacyError> {
+    use cbc::cipher::{BlockDecryptMut, KeyIvInit, block_padding::Pkcs7};
+    let (key_len, iv_len) = match alg {
+        "DES-EDE3-CBC" => (24, 8),
+        "AES-128-CBC" => (16, 16),
+        "AES-192-CBC" => (24, 16),
+        "AES-256-CBC" => (32, 16),
+        _ => return Err(LegacyError::Unsupported),
+    };
+    if iv.len() != iv_len {
+        return Err(LegacyError::BadIv);
+    }
+    let key = evp_bytes_to_key(password, &iv[..8], key_len);
+    let mut buf = Zeroizing::new(data.to_vec());
+    let n = match alg {
+        "DES-EDE3-CBC" => cbc::Decryptor::<des::TdesEde3>::new_from_slices(&key, iv)
+            .map_err(|_| LegacyError::BadIv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.len()),
+        "AES-128-CBC" => cbc::Decryptor::<aes::Aes128>::new_from_slices(&key, iv)
+            .map_err(|_| LegacyError::BadIv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.len()),
+        "AES-192-CBC" => cbc::Decryptor::<aes::Aes192>::new_from_slices(&key, iv)
+            .map_err(|_| LegacyError::BadIv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.len()),
+        _ => cbc::Decryptor::<aes::Aes256>::new_from_slices(&key, iv)
+            .map_err(|_| LegacyError::BadIv)?
+            .decrypt_padded_mut::<Pkcs7>(&mut buf)
+            .map(|p| p.len()),
+    }
+    .map_err(|_| LegacyError::Padding)?;
+    buf.truncate(n);
+    Ok(buf)
+}
+
+/// Path helper used in messages.
+pub(crate) fn ssl_path(dir: &Path, file: &str) -> PathBuf {
+    dir.join("ssl").join(file)
+}
