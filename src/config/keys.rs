@@ -192,9 +192,10 @@ pub(crate) fn load_key(
             }
         })?;
         let doc = info.decrypt(pw.bytes()).map_err(|e| match e {
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::DecryptFailed) => {
-                wrong_password()
-            }
+            // pkcs5 0.7 reports a CBC padding failure on decryption as `EncryptFailed`.
+            pkcs8::Error::EncryptedPrivateKey(
+                pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+            ) => wrong_password(),
             pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
                 oid,
             }) => ConfigError::UnsupportedKeyEncryption {

@@ -128,9 +128,19 @@ impl Pki {
             let mut a = vec!["req", "-x509"];
             a.extend(ec);
             a.extend([
-                "-nodes", "-keyout", &key, "-out", &pem, "-subj", &subj, "-days", "3650",
-                "-addext", "basicConstraints=critical,CA:TRUE",
-                "-addext", "keyUsage=critical,keyCertSign,cRLSign",
+                "-nodes",
+                "-keyout",
+                &key,
+                "-out",
+                &pem,
+                "-subj",
+                &subj,
+                "-days",
+                "3650",
+                "-addext",
+                "basicConstraints=critical,CA:TRUE",
+                "-addext",
+                "keyUsage=critical,keyCertSign,cRLSign",
             ]);
             run(&d, &a);
         }
@@ -138,18 +148,68 @@ impl Pki {
         // Leaf keys + CSRs.
         let leaf = |name: &str, cn: &str, rsa: bool| {
             if rsa {
-                run(&d, &["genpkey", "-algorithm", "RSA", "-pkeyopt", "rsa_keygen_bits:2048", "-out", &format!("{name}.key")]);
+                run(
+                    &d,
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "RSA",
+                        "-pkeyopt",
+                        "rsa_keygen_bits:2048",
+                        "-out",
+                        &format!("{name}.key"),
+                    ],
+                );
             } else {
-                run(&d, &["genpkey", "-algorithm", "EC", "-pkeyopt", "ec_paramgen_curve:P-256", "-out", &format!("{name}.key")]);
+                run(
+                    &d,
+                    &[
+                        "genpkey",
+                        "-algorithm",
+                        "EC",
+                        "-pkeyopt",
+                        "ec_paramgen_curve:P-256",
+                        "-out",
+                        &format!("{name}.key"),
+                    ],
+                );
             }
-            run(&d, &["req", "-new", "-key", &format!("{name}.key"), "-out", &format!("{name}.csr"), "-subj", &format!("/CN={cn}")]);
+            run(
+                &d,
+                &[
+                    "req",
+                    "-new",
+                    "-key",
+                    &format!("{name}.key"),
+                    "-out",
+                    &format!("{name}.csr"),
+                    "-subj",
+                    &format!("/CN={cn}"),
+                ],
+            );
         };
         let sign = |name: &str, ca: &str, ext: &str| {
-            run(&d, &[
-                "x509", "-req", "-in", &format!("{name}.csr"), "-CA", &format!("{ca}.pem"),
-                "-CAkey", &format!("{ca}.key"), "-CAcreateserial", "-days", "825", "-sha256",
-                "-extfile", ext, "-out", &format!("{name}.pem"),
-            ]);
+            run(
+                &d,
+                &[
+                    "x509",
+                    "-req",
+                    "-in",
+                    &format!("{name}.csr"),
+                    "-CA",
+                    &format!("{ca}.pem"),
+                    "-CAkey",
+                    &format!("{ca}.key"),
+                    "-CAcreateserial",
+                    "-days",
+                    "825",
+                    "-sha256",
+                    "-extfile",
+                    ext,
+                    "-out",
+                    &format!("{name}.pem"),
+                ],
+            );
         };
         leaf("client_ec", "keyring-okv-ec", false);
         sign("client_ec", "ca", "client.ext");
@@ -163,7 +223,11 @@ impl Pki {
         sign("other_server", "other_ca", "server.ext");
 
         // Chain file.
-        let chain = [fs::read(p("client_ec.pem")).unwrap(), fs::read(p("ca.pem")).unwrap()].concat();
+        let chain = [
+            fs::read(p("client_ec.pem")).unwrap(),
+            fs::read(p("ca.pem")).unwrap(),
+        ]
+        .concat();
         fs::write(p("client_ec_chain.pem"), chain).unwrap();
 
         // Expired / not-yet-valid certificates (explicit dates need `openssl ca`).
@@ -174,10 +238,28 @@ impl Pki {
             ("client_expired.pem", "20200101000000Z", "20210101000000Z"),
             ("client_future.pem", "20900101000000Z", "20910101000000Z"),
         ] {
-            run(&d, &[
-                "ca", "-batch", "-config", "ca.cnf", "-cert", "ca.pem", "-keyfile", "ca.key",
-                "-in", "client_ec.csr", "-out", out, "-startdate", start, "-enddate", end, "-notext",
-            ]);
+            run(
+                &d,
+                &[
+                    "ca",
+                    "-batch",
+                    "-config",
+                    "ca.cnf",
+                    "-cert",
+                    "ca.pem",
+                    "-keyfile",
+                    "ca.key",
+                    "-in",
+                    "client_ec.csr",
+                    "-out",
+                    out,
+                    "-startdate",
+                    start,
+                    "-enddate",
+                    end,
+                    "-notext",
+                ],
+            );
         }
 
         // Key formats.
@@ -185,18 +267,127 @@ impl Pki {
         let rsa_in = "client_rsa.key";
         let ec_in = "client_ec.key";
         let mk = |args: &[&str]| run(&d, args);
-        mk(&["rsa", "-in", rsa_in, "-traditional", "-out", "k_rsa_pkcs1.pem"]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-traditional",
+            "-out",
+            "k_rsa_pkcs1.pem",
+        ]);
         mk(&["ec", "-in", ec_in, "-out", "k_ec_sec1.pem"]);
-        mk(&["rsa", "-in", rsa_in, "-des3", "-passout", pw, "-out", "k_rsa_des3.pem"]);
-        mk(&["rsa", "-in", rsa_in, "-des3", "-traditional", "-passout", pw, "-out", "k_rsa_des3_trad.pem"]);
-        mk(&["rsa", "-in", rsa_in, "-aes128", "-traditional", "-passout", pw, "-out", "k_rsa_aes128_trad.pem"]);
-        mk(&["rsa", "-in", rsa_in, "-aes192", "-traditional", "-passout", pw, "-out", "k_rsa_aes192_trad.pem"]);
-        mk(&["rsa", "-in", rsa_in, "-aes256", "-traditional", "-passout", pw, "-out", "k_rsa_aes256_trad.pem"]);
-        mk(&["ec", "-in", ec_in, "-des3", "-passout", pw, "-out", "k_ec_des3_trad.pem"]);
-        mk(&["ec", "-in", ec_in, "-aes128", "-passout", pw, "-out", "k_ec_aes128_trad.pem"]);
-        mk(&["pkcs8", "-topk8", "-v2", "aes256", "-in", rsa_in, "-passout", pw, "-out", "k_rsa_p8_aes256.pem"]);
-        mk(&["pkcs8", "-topk8", "-v2", "des3", "-v2prf", "hmacWithSHA1", "-in", rsa_in, "-passout", pw, "-out", "k_rsa_p8_des3_sha1.pem"]);
-        mk(&["pkcs8", "-topk8", "-v2", "aes128", "-in", ec_in, "-passout", pw, "-out", "k_ec_p8_aes128.pem"]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-des3",
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_des3.pem",
+        ]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-des3",
+            "-traditional",
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_des3_trad.pem",
+        ]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-aes128",
+            "-traditional",
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_aes128_trad.pem",
+        ]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-aes192",
+            "-traditional",
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_aes192_trad.pem",
+        ]);
+        mk(&[
+            "rsa",
+            "-in",
+            rsa_in,
+            "-aes256",
+            "-traditional",
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_aes256_trad.pem",
+        ]);
+        mk(&[
+            "ec",
+            "-in",
+            ec_in,
+            "-des3",
+            "-passout",
+            pw,
+            "-out",
+            "k_ec_des3_trad.pem",
+        ]);
+        mk(&[
+            "ec",
+            "-in",
+            ec_in,
+            "-aes128",
+            "-passout",
+            pw,
+            "-out",
+            "k_ec_aes128_trad.pem",
+        ]);
+        mk(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes256",
+            "-in",
+            rsa_in,
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_p8_aes256.pem",
+        ]);
+        mk(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "des3",
+            "-v2prf",
+            "hmacWithSHA1",
+            "-in",
+            rsa_in,
+            "-passout",
+            pw,
+            "-out",
+            "k_rsa_p8_des3_sha1.pem",
+        ]);
+        mk(&[
+            "pkcs8",
+            "-topk8",
+            "-v2",
+            "aes128",
+            "-in",
+            ec_in,
+            "-passout",
+            pw,
+            "-out",
+            "k_ec_p8_aes128.pem",
+        ]);
         // `openssl ecparam -genkey` style: EC PARAMETERS block before the key.
         let params = {
             let out = Command::new("openssl")
@@ -216,7 +407,11 @@ impl Pki {
         let case = |name, key: &str, ec: bool, encrypted, format| KeyCase {
             name,
             key: p(key),
-            cert: if ec { ec_cert.clone() } else { rsa_cert.clone() },
+            cert: if ec {
+                ec_cert.clone()
+            } else {
+                rsa_cert.clone()
+            },
             encrypted,
             kind: if ec { "EC" } else { "RSA" },
             format,
@@ -226,17 +421,83 @@ impl Pki {
             case("rsa pkcs1 plain", "k_rsa_pkcs1.pem", false, false, "PKCS#1"),
             case("ec pkcs8 plain", "client_ec.key", true, false, "PKCS#8"),
             case("ec sec1 plain", "k_ec_sec1.pem", true, false, "SEC1"),
-            case("ec sec1 with EC PARAMETERS", "k_ec_sec1_params.pem", true, false, "SEC1"),
-            case("openssl rsa -des3 (PKCS#8 PBES2 SHA256 3DES)", "k_rsa_des3.pem", false, true, "PKCS#8 PBES2 (encrypted)"),
-            case("openssl rsa -des3 -traditional", "k_rsa_des3_trad.pem", false, true, "PKCS#1 (legacy PEM encryption, DES-EDE3-CBC)"),
-            case("legacy AES-128-CBC", "k_rsa_aes128_trad.pem", false, true, "PKCS#1 (legacy PEM encryption, AES-128-CBC)"),
-            case("legacy AES-192-CBC", "k_rsa_aes192_trad.pem", false, true, "PKCS#1 (legacy PEM encryption, AES-192-CBC)"),
-            case("legacy AES-256-CBC", "k_rsa_aes256_trad.pem", false, true, "PKCS#1 (legacy PEM encryption, AES-256-CBC)"),
-            case("openssl ec -des3 (legacy EC)", "k_ec_des3_trad.pem", true, true, "SEC1 (legacy PEM encryption, DES-EDE3-CBC)"),
-            case("openssl ec -aes128 (legacy EC)", "k_ec_aes128_trad.pem", true, true, "SEC1 (legacy PEM encryption, AES-128-CBC)"),
-            case("pkcs8 -v2 aes256", "k_rsa_p8_aes256.pem", false, true, "PKCS#8 PBES2 (encrypted)"),
-            case("pkcs8 -v2 des3 -v2prf hmacWithSHA1", "k_rsa_p8_des3_sha1.pem", false, true, "PKCS#8 PBES2 (encrypted)"),
-            case("ec pkcs8 -v2 aes128", "k_ec_p8_aes128.pem", true, true, "PKCS#8 PBES2 (encrypted)"),
+            case(
+                "ec sec1 with EC PARAMETERS",
+                "k_ec_sec1_params.pem",
+                true,
+                false,
+                "SEC1",
+            ),
+            case(
+                "openssl rsa -des3 (PKCS#8 PBES2 SHA256 3DES)",
+                "k_rsa_des3.pem",
+                false,
+                true,
+                "PKCS#8 PBES2 (encrypted)",
+            ),
+            case(
+                "openssl rsa -des3 -traditional",
+                "k_rsa_des3_trad.pem",
+                false,
+                true,
+                "PKCS#1 (legacy PEM encryption, DES-EDE3-CBC)",
+            ),
+            case(
+                "legacy AES-128-CBC",
+                "k_rsa_aes128_trad.pem",
+                false,
+                true,
+                "PKCS#1 (legacy PEM encryption, AES-128-CBC)",
+            ),
+            case(
+                "legacy AES-192-CBC",
+                "k_rsa_aes192_trad.pem",
+                false,
+                true,
+                "PKCS#1 (legacy PEM encryption, AES-192-CBC)",
+            ),
+            case(
+                "legacy AES-256-CBC",
+                "k_rsa_aes256_trad.pem",
+                false,
+                true,
+                "PKCS#1 (legacy PEM encryption, AES-256-CBC)",
+            ),
+            case(
+                "openssl ec -des3 (legacy EC)",
+                "k_ec_des3_trad.pem",
+                true,
+                true,
+                "SEC1 (legacy PEM encryption, DES-EDE3-CBC)",
+            ),
+            case(
+                "openssl ec -aes128 (legacy EC)",
+                "k_ec_aes128_trad.pem",
+                true,
+                true,
+                "SEC1 (legacy PEM encryption, AES-128-CBC)",
+            ),
+            case(
+                "pkcs8 -v2 aes256",
+                "k_rsa_p8_aes256.pem",
+                false,
+                true,
+                "PKCS#8 PBES2 (encrypted)",
+            ),
+            case(
+                "pkcs8 -v2 des3 -v2prf hmacWithSHA1",
+                "k_rsa_p8_des3_sha1.pem",
+                false,
+                true,
+                "PKCS#8 PBES2 (encrypted)",
+            ),
+            case(
+                "ec pkcs8 -v2 aes128",
+                "k_ec_p8_aes128.pem",
+                true,
+                true,
+                "PKCS#8 PBES2 (encrypted)",
+            ),
         ];
 
         Pki {
@@ -353,7 +614,11 @@ pub fn make_conf_dir(layout: &Layout) -> TestConfDir {
         fs::write(dir.join("okvclient.ora"), ora).unwrap();
         files.push(dir.join("okvclient.ora"));
     }
-    for (src, name) in [(&layout.ca, "CA.pem"), (&layout.cert, "cert.pem"), (&layout.key, "key.pem")] {
+    for (src, name) in [
+        (&layout.ca, "CA.pem"),
+        (&layout.cert, "cert.pem"),
+        (&layout.key, "key.pem"),
+    ] {
         if let Some(src) = src {
             fs::copy(src, ssl.join(name)).unwrap();
             files.push(ssl.join(name));
@@ -375,7 +640,11 @@ pub fn make_conf_dir(layout: &Layout) -> TestConfDir {
 }
 
 /// A rustls server config from PEM files, requiring a client certificate from `client_ca`.
-pub fn rustls_server_config(cert: &Path, key: &Path, client_ca: &Path) -> Arc<rustls::ServerConfig> {
+pub fn rustls_server_config(
+    cert: &Path,
+    key: &Path,
+    client_ca: &Path,
+) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
     let provider = Arc::new(rustls::crypto::ring::default_provider());
@@ -383,9 +652,12 @@ pub fn rustls_server_config(cert: &Path, key: &Path, client_ca: &Path) -> Arc<ru
     for c in CertificateDer::pem_file_iter(client_ca).unwrap() {
         roots.add(c.unwrap()).unwrap();
     }
-    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(Arc::new(roots), provider.clone())
-        .build()
-        .unwrap();
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
     let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
         .unwrap()
         .map(|c| c.unwrap())
