@@ -57,12 +57,31 @@ impl fmt::Debug for LoadedKey {
     }
 }
 
+/// PEM blocks whose decoded contents are zeroized when dropped.
+pub(crate) struct PemBlocks(Vec<pem::Pem>);
+
+fn scrub(block: pem::Pem) {
+    drop(Zeroizing::new(block.into_contents()));
+}
+
+impl Drop for PemBlocks {
+    fn drop(&mut self) {
+        self.0.drain(..).for_each(scrub);
+    }
+}
+
+impl PemBlocks {
+    fn iter(&self) -> std::slice::Iter<'_, pem::Pem> {
+        self.0.iter()
+    }
+}
+
 /// Parse PEM blocks, mapping damage to a clear error.
 pub(crate) fn pem_blocks(
     path: &Path,
     what: &'static str,
     bytes: &[u8],
-) -> Result<Vec<pem::Pem>, ConfigError> {
+) -> Result<PemBlocks, ConfigError> {
     let blocks = pem::parse_many(bytes).map_err(|e| ConfigError::NotPem {
         path: path.to_path_buf(),
         what,
@@ -75,7 +94,7 @@ pub(crate) fn pem_blocks(
             reason: "no PEM block found".into(),
         });
     }
-    Ok(blocks)
+    Ok(PemBlocks(blocks))
 }
 
 fn is_key_tag(tag: &str) -> bool {
@@ -98,16 +117,19 @@ pub(crate) fn load_certs(
     what: &'static str,
     bytes: &[u8],
 ) -> Result<Vec<CertificateDer<'static>>, ConfigError> {
-    let blocks = pem_blocks(path, what, bytes)?;
+    let mut blocks = pem_blocks(path, what, bytes)?;
     let mut certs = Vec::new();
     let mut other = None;
-    for b in blocks {
+    for b in std::mem::take(&mut blocks.0) {
         if is_cert_tag(b.tag()) {
             certs.push(CertificateDer::from(b.into_contents()));
-        } else if other.is_none() {
-            other = Some(b.tag().to_string());
+        } else {
+            if other.is_none() {
+                other = Some(b.tag().to_string());
+            }
+            // A private key pasted into a certificate file is wiped right here.
+            scrub(b);
         }
-        // Key blocks in a certificate file are dropped (and their buffers freed) right here.
     }
     if certs.is_empty() {
         let fix = if what == "CA.pem" {
@@ -126,7 +148,7 @@ pub(crate) fn load_certs(
 }
 
 /// Does key.pem hold an encrypted key? (Decides whether password.txt is needed.)
-pub(crate) fn key_is_encrypted(blocks: &[pem::Pem]) -> bool {
+pub(crate) fn key_is_encrypted(blocks: &PemBlocks) -> bool {
     blocks.iter().filter(|b| is_key_tag(b.tag())).any(|b| {
         b.tag() == "ENCRYPTED PRIVATE KEY"
             || b.headers()
@@ -139,7 +161,7 @@ pub(crate) fn key_is_encrypted(blocks: &[pem::Pem]) -> bool {
 pub(crate) fn load_key(
     path: &Path,
     password_path: &Path,
-    blocks: Vec<pem::Pem>,
+    mut blocks: PemBlocks,
     password: Option<&Password>,
 ) -> Result<LoadedKey, ConfigError> {
     let count = blocks.iter().filter(|b| is_key_tag(b.tag())).count();
@@ -149,16 +171,12 @@ pub(crate) fn load_key(
             count,
         });
     }
-    let mut key_block = None;
-    let mut other = None;
-    for b in blocks {
-        if is_key_tag(b.tag()) {
-            key_block = Some(b);
-        } else if other.is_none() && b.tag() != "EC PARAMETERS" {
-            other = Some(b.tag().to_string());
-        }
-    }
-    let Some(block) = key_block else {
+    let other = blocks
+        .iter()
+        .find(|b| !is_key_tag(b.tag()) && b.tag() != "EC PARAMETERS")
+        .map(|b| b.tag().to_string());
+    let key_index = blocks.iter().position(|b| is_key_tag(b.tag()));
+    let Some(block) = key_index.map(|i| blocks.0.remove(i)) else {
         return Err(ConfigError::WrongPemType {
             path: path.to_path_buf(),
             expected: "a PRIVATE KEY",
