@@ -660,6 +660,23 @@ fn tls_verify_name_no_accepts_only_a_name_mismatch() {
         "{e:?}"
     );
 
+    // Expired server certificate: dates still checked, in both modes.
+    for verify in ["NO", "YES"] {
+        let (_d, conf) = conf_with_verify(verify);
+        let expired = rustls_server_config(&pki.server_expired_cert, &pki.server_key, &pki.ca_cert);
+        let e = handshake(&conf, expired).unwrap_err();
+        assert!(
+            matches!(
+                e,
+                rustls::Error::InvalidCertificate(
+                    rustls::CertificateError::Expired
+                        | rustls::CertificateError::ExpiredContext { .. }
+                )
+            ),
+            "{verify}: {e:?}"
+        );
+    }
+
     // A client certificate (EKU clientAuth only) presented as server cert: EKU still checked.
     let wrong_eku = rustls_server_config(&pki.client_ec_cert, &pki.client_ec_key, &pki.ca_cert);
     let e = handshake(&conf, wrong_eku).unwrap_err();

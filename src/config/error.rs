@@ -35,7 +35,7 @@ pub enum ConfigError {
 
     /// A path exists but could not be read (permissions, I/O error, not a regular file).
     #[error(
-        "{}: cannot read {what}: {reason}; make it readable by the account that runs the server",
+        "{}: cannot read {what}: {reason}; it must be a regular file (or directory) readable by the account that runs the server",
         path.display()
     )]
     Unreadable {

@@ -428,3 +428,65 @@ fn legacy_decrypt(
 pub(crate) fn ssl_path(dir: &Path, file: &str) -> PathBuf {
     dir.join("ssl").join(file)
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn evp_bytes_to_key_matches_openssl() {
+        // openssl enc -aes-256-cbc -P -S 0102030405060708 -pass pass:password -md md5
+        let key = evp_bytes_to_key(b"password", &[1, 2, 3, 4, 5, 6, 7, 8], 32);
+        assert_eq!(
+            hex_decode("E7B0971E52CA5CC8D0539FB3412F6316F7BA2E6EE293D9F3457B99436B51CE02").unwrap(),
+            key.to_vec()
+        );
+        assert_eq!(
+            evp_bytes_to_key(b"password", &[1, 2, 3, 4, 5, 6, 7, 8], 24)[..],
+            key[..24]
+        );
+    }
+
+    #[test]
+    fn hex_and_der_helpers() {
+        assert_eq!(hex_decode("00ffA0"), Some(vec![0, 0xff, 0xa0]));
+        assert_eq!(hex_decode("0"), None);
+        assert_eq!(hex_decode("zz"), None);
+        assert_eq!(hex_decode(""), None);
+        assert_eq!(hex_decode("é0"), None);
+        assert!(looks_like_der_sequence(&[0x30, 0x01, 0x00]));
+        assert!(!looks_like_der_sequence(&[0x30, 0x02, 0x00]));
+        assert!(!looks_like_der_sequence(&[0x31, 0x01, 0x00]));
+        let mut long = vec![0x30, 0x82, 0x01, 0x00];
+        long.extend([0u8; 256]);
+        assert!(looks_like_der_sequence(&long));
+    }
+
+    #[test]
+    fn password_first_line_trimmed() {
+        let p = Path::new("password.txt");
+        let pw = Password::from_file_bytes(p, Zeroizing::new(b"abc\r\r\nnext".to_vec())).unwrap();
+        assert_eq!(pw.bytes(), b"abc");
+        assert_eq!(format!("{pw:?}"), "Password([redacted])");
+        assert!(Password::from_file_bytes(p, Zeroizing::new(b"\n".to_vec())).is_err());
+        assert!(Password::from_file_bytes(p, Zeroizing::new(Vec::new())).is_err());
+    }
+
+    #[test]
+    fn legacy_errors() {
+        let iv = [0u8; 16];
+        assert!(matches!(
+            legacy_decrypt("DES-CBC", &iv[..8], b"x", &[0; 16]),
+            Err(LegacyError::Unsupported)
+        ));
+        assert!(matches!(
+            legacy_decrypt("AES-128-CBC", &iv[..8], b"x", &[0; 16]),
+            Err(LegacyError::BadIv)
+        ));
+        // Not a multiple of the block size / bad padding: reported as a padding failure.
+        assert!(matches!(
+            legacy_decrypt("AES-256-CBC", &iv, b"x", &[0; 15]),
+            Err(LegacyError::Padding)
+        ));
+    }
+}

@@ -53,6 +53,8 @@ pub struct Pki {
     /// Server EC key and certificate with SAN IP:127.0.0.1, DNS:localhost (EKU serverAuth).
     pub server_key: PathBuf,
     pub server_cert: PathBuf,
+    /// Server certificate for `server_key` (SAN IP:127.0.0.1), valid 2020-01-01 .. 2021-01-01.
+    pub server_expired_cert: PathBuf,
     /// Server EC certificate without the IP SAN (only DNS:kms.invalid).
     pub server_nosan_key: PathBuf,
     pub server_nosan_cert: PathBuf,
@@ -88,6 +90,11 @@ copy_extensions = none
 x509_extensions = client_ext
 [ pol ]
 commonName = supplied
+[ server_ext ]
+basicConstraints = CA:FALSE
+keyUsage = digitalSignature
+extendedKeyUsage = serverAuth
+subjectAltName = IP:127.0.0.1,DNS:localhost
 [ client_ext ]
 basicConstraints = CA:FALSE
 keyUsage = digitalSignature, keyEncipherment
@@ -261,6 +268,13 @@ impl Pki {
                 ],
             );
         }
+        let server_expired_args = "ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key \
+            -in server.csr -out server_expired.pem -extensions server_ext \
+            -startdate 20200101000000Z -enddate 20210101000000Z -notext";
+        run(
+            &d,
+            &server_expired_args.split_whitespace().collect::<Vec<_>>(),
+        );
 
         // Key formats.
         let pw = "file:pw.txt";
@@ -516,6 +530,7 @@ impl Pki {
             client_future_cert: p("client_future.pem"),
             server_key: p("server.key"),
             server_cert: p("server.pem"),
+            server_expired_cert: p("server_expired.pem"),
             server_nosan_key: p("server_nosan.key"),
             server_nosan_cert: p("server_nosan.pem"),
             key_cases,
