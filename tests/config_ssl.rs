@@ -728,3 +728,91 @@ fn tls_rsa_client_and_tls12_only_server() {
         .unwrap();
     handshake(&conf, Arc::new(cfg)).expect("TLS 1.2");
 }
+
+#[test]
+fn pbkdf2_iteration_count_is_bounded() {
+    let pki = pki();
+    let tmp = tempfile::tempdir().unwrap();
+    let out = tmp.path().join("slow.pem");
+    let ok = std::process::Command::new("openssl")
+        .args([
+            "pkcs8", "-topk8", "-v2", "aes256", "-iter", "2000000", "-passout",
+        ])
+        .arg(format!("pass:{KEY_PASSWORD}"))
+        .arg("-in")
+        .arg(&pki.client_ec_key)
+        .arg("-out")
+        .arg(&out)
+        .status()
+        .unwrap();
+    assert!(ok.success());
+    let mut l = pki.layout();
+    l.key = Some(out);
+    l.password = Some(KEY_PASSWORD.into());
+    let (_d, e) = load_err(&l);
+    let msg = e.to_string();
+    assert!(
+        matches!(e, ConfigError::UnsupportedKeyEncryption { .. }),
+        "{e:?}"
+    );
+    assert!(msg.contains("2000000 iterations"), "{msg}");
+}
+
+mod fuzz {
+    use super::*;
+    use proptest::prelude::*;
+
+    fn fuzz_dir(password: bool) -> TestConfDir {
+        let mut l = pki().layout();
+        if password {
+            l.password = Some(KEY_PASSWORD.into());
+        }
+        make_conf_dir(&l)
+    }
+
+    proptest! {
+        #![proptest_config(ProptestConfig::with_cases(200))]
+
+        /// Arbitrary bytes in key.pem / cert.pem / CA.pem end in an error or a load, never a panic.
+        #[test]
+        fn arbitrary_pem_files_never_panic(
+            bytes in proptest::collection::vec(any::<u8>(), 0..600),
+            which in 0usize..3,
+        ) {
+            let d = fuzz_dir(true);
+            let file = ["key.pem", "cert.pem", "CA.pem"][which];
+            let mut content = b"-----BEGIN PRIVATE KEY-----\n".to_vec();
+            content.extend_from_slice(&bytes);
+            fs::write(d.ssl(file), &bytes).unwrap();
+            let _ = load_conf_dir(&d.dir);
+            content.extend_from_slice(b"\n-----END PRIVATE KEY-----\n");
+            fs::write(d.ssl(file), &content).unwrap();
+            let _ = load_conf_dir(&d.dir);
+        }
+
+        /// Damaged encrypted keys (one byte changed anywhere) never panic and never load a
+        /// different key silently.
+        #[test]
+        fn damaged_encrypted_keys_never_panic(
+            case in 0usize..8,
+            pos in any::<prop::sample::Index>(),
+            byte in any::<u8>(),
+        ) {
+            let pki = pki();
+            let encrypted: Vec<_> = pki.key_cases.iter().filter(|c| c.encrypted).collect();
+            let case = encrypted[case % encrypted.len()];
+            let mut text = fs::read(&case.key).unwrap();
+            let i = pos.index(text.len());
+            text[i] = byte;
+            let mut l = pki.layout();
+            l.cert = Some(case.cert.clone());
+            l.password = Some(KEY_PASSWORD.into());
+            let d = make_conf_dir(&l);
+            fs::write(d.ssl("key.pem"), &text).unwrap();
+            if let Ok(c) = load_conf_dir(&d.dir) {
+                // Only a harmless change (e.g. a header's case) may still load, as the same key.
+                prop_assert_eq!(c.identity.key_kind, case.kind);
+            }
+        }
+    }
+}

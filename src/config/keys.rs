@@ -209,6 +209,7 @@ pub(crate) fn load_key(
                 reason: format!("damaged encrypted PKCS#8 structure: {e}"),
             }
         })?;
+        check_kdf_cost(path, &info.encryption_algorithm)?;
         let doc = info.decrypt(pw.bytes()).map_err(|e| match e {
             // pkcs5 0.7 reports a CBC padding failure on decryption as `EncryptFailed`.
             pkcs8::Error::EncryptedPrivateKey(
@@ -313,6 +314,48 @@ pub(crate) fn load_key(
         der: Zeroizing::new(der),
         format,
     })
+}
+
+/// Most PBKDF2 iterations accepted (OpenSSL writes 2048; a huge count would stall startup).
+const MAX_PBKDF2_ITERATIONS: u32 = 1_000_000;
+/// Most scrypt work accepted, as N * r * p * 128 bytes (OpenSSL's default is 16 MiB).
+const MAX_SCRYPT_WORK: u64 = 256 << 20;
+
+/// Refuse key-derivation parameters that would take minutes or gigabytes.
+fn check_kdf_cost(
+    path: &Path,
+    scheme: &pkcs8::pkcs5::EncryptionScheme<'_>,
+) -> Result<(), ConfigError> {
+    use pkcs8::pkcs5::pbes2::Kdf;
+    let pkcs8::pkcs5::EncryptionScheme::Pbes2(params) = scheme else {
+        return Ok(());
+    };
+    let too_costly = |what: String| ConfigError::UnsupportedKeyEncryption {
+        path: path.to_path_buf(),
+        scheme: what,
+    };
+    match &params.kdf {
+        Kdf::Pbkdf2(p) if p.iteration_count > MAX_PBKDF2_ITERATIONS => Err(too_costly(format!(
+            "PBKDF2 with {} iterations (at most {MAX_PBKDF2_ITERATIONS})",
+            p.iteration_count
+        ))),
+        Kdf::Scrypt(p) => {
+            let work = p
+                .cost_parameter
+                .saturating_mul(u64::from(p.block_size))
+                .saturating_mul(u64::from(p.parallelization))
+                .saturating_mul(128);
+            if work > MAX_SCRYPT_WORK {
+                Err(too_costly(format!(
+                    "scrypt N={} r={} p={} (too costly)",
+                    p.cost_parameter, p.block_size, p.parallelization
+                )))
+            } else {
+                Ok(())
+            }
+        }
+        _ => Ok(()),
+    }
 }
 
 fn legacy_format(kind: &str, alg: &str) -> &'static str {
