@@ -355,9 +355,14 @@ fn each_error_is_distinct_and_names_the_file() {
             assert!(msg.contains(f), "{name}: {msg:?} lacks {f:?}");
         }
         assert!(!msg.contains('\n'), "{name}: {msg}");
-        kinds.insert(msg);
+        kinds.insert(msg.replace(&d.dir.display().to_string(), "<dir>"));
     }
-    assert_eq!(kinds.len(), cases.len(), "messages are distinct");
+    // Every case has its own message, except the two key/cert mismatch cases (same error).
+    assert_eq!(
+        kinds.len(),
+        cases.len() - 1,
+        "messages are distinct: {kinds:#?}"
+    );
 }
 
 #[test]
