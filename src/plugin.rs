@@ -111,7 +111,10 @@ pub fn active_dir() -> Option<String> {
 
 /// Releases the keyring and its I/O thread (plugin deinit).
 pub fn shutdown() {
-    let old = ACTIVE.write().unwrap_or_else(PoisonError::into_inner).take();
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
     if let Some(active) = old {
         match Arc::try_unwrap(active) {
             Ok(active) => active.keyring.into_client().shutdown(),

@@ -14,7 +14,11 @@ fn layout() -> HashMap<String, String> {
         .output()
         .expect("run host");
     let text = String::from_utf8_lossy(&out.stdout).to_string();
-    assert!(out.status.success(), "host failed: {text}{}", String::from_utf8_lossy(&out.stderr));
+    assert!(
+        out.status.success(),
+        "host failed: {text}{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
     text.lines()
         .filter_map(|l| l.rsplit_once(' '))
         .map(|(k, v)| (k.to_string(), v.to_string()))
@@ -56,7 +60,11 @@ fn descriptor_declares_an_early_loadable_keyring_plugin() {
     assert_eq!(l["plugin_flags"], "4", "PLUGIN_OPT_ALLOW_EARLY");
     assert_eq!(l["terminator_info_null"], "1");
     assert_eq!(l["sysvar_name"], "conf_dir");
-    assert_eq!(l["sysvar_flags"], (0x0005 | 0x4000).to_string(), "STR | NODEFAULT");
+    assert_eq!(
+        l["sysvar_flags"],
+        (0x0005 | 0x4000).to_string(),
+        "STR | NODEFAULT"
+    );
     assert_eq!(l["sysvar_default"], "''");
     assert_eq!(l["sysvar_terminated"], "1");
     assert_eq!(l["log_service_before_link"], "256");
@@ -91,8 +99,17 @@ fn exports_only_the_plugin_symbols() {
 
 #[test]
 fn unconfigured_plugin_warns_as_documented_and_fails_cleanly() {
-    let out = host::run_host("", &["probe", "fetch", "k", "-", "generate", "k", "-", "AES", "32", "list", "nullargs"]);
-    assert!(out.status.success(), "{}", String::from_utf8_lossy(&out.stdout));
+    let out = host::run_host(
+        "",
+        &[
+            "probe", "fetch", "k", "-", "generate", "k", "-", "AES", "32", "list", "nullargs",
+        ],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stdout)
+    );
     let logs = host::log_lines(&out);
     assert_eq!(
         logs[0],
@@ -111,7 +128,10 @@ fn unconfigured_plugin_warns_as_documented_and_fails_cleanly() {
         ]
     );
     // Every failure is one error-level line; the health probe is answered silently.
-    assert!(logs[1..].iter().all(|l| l.starts_with("0 keyring_okv")), "{logs:?}");
+    assert!(
+        logs[1..].iter().all(|l| l.starts_with("0 keyring_okv")),
+        "{logs:?}"
+    );
 }
 
 #[test]
@@ -125,5 +145,8 @@ fn broken_conf_dir_at_startup_is_one_error_and_set_global_keeps_the_old_value() 
     assert_eq!(results[2], format!("setdir refused value={missing}"));
     assert_eq!(results[3], format!("setdir refused value={missing}"));
     let logs = host::log_lines(&out);
-    assert!(logs[0].starts_with("0 ") && logs[0].contains(missing), "{logs:?}");
+    assert!(
+        logs[0].starts_with("0 ") && logs[0].contains(missing),
+        "{logs:?}"
+    );
 }

@@ -20,7 +20,11 @@ fn cli(conf_dir: &Path, args: &[&str]) -> Output {
 }
 
 fn text(out: &Output) -> String {
-    format!("{}{}", String::from_utf8_lossy(&out.stdout), String::from_utf8_lossy(&out.stderr))
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
 }
 
 /// A copy of the lab's conf dir to break.
@@ -47,7 +51,15 @@ fn check_passes_on_the_lab_conf_dir() {
     let out = cli(&lab().conf_dir, &["check"]);
     let t = text(&out);
     assert_eq!(out.status.code(), Some(0), "{t}");
-    for expected in ["okvclient.ora", "TLS", "KMIP DiscoverVersions", "1.1", "KMIP Query", "PyKMIP", "all checks passed"] {
+    for expected in [
+        "okvclient.ora",
+        "TLS",
+        "KMIP DiscoverVersions",
+        "1.1",
+        "KMIP Query",
+        "PyKMIP",
+        "all checks passed",
+    ] {
         assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
     }
     let out = cli(&lab().conf_dir, &["--json", "check"]);
@@ -74,16 +86,28 @@ fn check_names_the_fix_for_each_fault() {
 
     // Nothing listens on SERVER.
     let dir = conf_copy();
-    std::fs::write(dir.path().join("okvclient.ora"), format!("SERVER=127.0.0.1:{}\n", dead_port())).unwrap();
+    std::fs::write(
+        dir.path().join("okvclient.ora"),
+        format!("SERVER=127.0.0.1:{}\n", dead_port()),
+    )
+    .unwrap();
     let out = cli(dir.path(), &["check"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
-    assert!(text(&out).contains("refused") || text(&out).contains("Connection refused"), "{}", text(&out));
+    assert!(
+        text(&out).contains("refused") || text(&out).contains("Connection refused"),
+        "{}",
+        text(&out)
+    );
 
     // A dead SERVER and a live STANDBY_SERVER: the standby passes, the dead one is reported.
     let dir = conf_copy();
     std::fs::write(
         dir.path().join("okvclient.ora"),
-        format!("SERVER=127.0.0.1:{}\nSTANDBY_SERVER=127.0.0.1:{}\n", dead_port(), lab().port),
+        format!(
+            "SERVER=127.0.0.1:{}\nSTANDBY_SERVER=127.0.0.1:{}\n",
+            dead_port(),
+            lab().port
+        ),
     )
     .unwrap();
     let out = cli(dir.path(), &["--json", "check"]);
@@ -94,7 +118,19 @@ fn check_names_the_fix_for_each_fault() {
     // CA.pem of another CA: the server certificate is not trusted.
     let dir = conf_copy();
     let status = Command::new("openssl")
-        .args(["req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:P-256", "-nodes", "-subj", "/CN=Some Other CA", "-days", "2"])
+        .args([
+            "req",
+            "-x509",
+            "-newkey",
+            "ec",
+            "-pkeyopt",
+            "ec_paramgen_curve:P-256",
+            "-nodes",
+            "-subj",
+            "/CN=Some Other CA",
+            "-days",
+            "2",
+        ])
         .arg("-keyout")
         .arg(dir.path().join("other-ca.key"))
         .arg("-out")
@@ -111,16 +147,36 @@ fn check_names_the_fix_for_each_fault() {
 fn key_commands_round_trip_through_pykmip() {
     let conf = &lab().conf_dir;
     let id = unique("cli");
-    let out = cli(conf, &["generate", &id, "AES", "32", "--owner", "dba@localhost"]);
+    let out = cli(
+        conf,
+        &["generate", &id, "AES", "32", "--owner", "dba@localhost"],
+    );
     assert!(out.status.success(), "{}", text(&out));
 
     let out = cli(conf, &["fetch", &id, "--owner", "dba@localhost"]);
     assert!(out.status.success(), "{}", text(&out));
     let shown = text(&out);
-    assert!(shown.contains("AES") && shown.contains("32 bytes"), "{shown}");
-    assert!(!shown.contains("material"), "material is shown only on request: {shown}");
+    assert!(
+        shown.contains("AES") && shown.contains("32 bytes"),
+        "{shown}"
+    );
+    assert!(
+        !shown.contains("material"),
+        "material is shown only on request: {shown}"
+    );
 
-    let out = cli(conf, &["--json", "fetch", &id, "--owner", "dba@localhost", "--show-material", "hex"]);
+    let out = cli(
+        conf,
+        &[
+            "--json",
+            "fetch",
+            &id,
+            "--owner",
+            "dba@localhost",
+            "--show-material",
+            "hex",
+        ],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["material"].as_str().unwrap().len(), 64, "{v}");
 
@@ -138,7 +194,10 @@ fn key_commands_round_trip_through_pykmip() {
     assert_eq!(row["state"], "Active");
     assert!(!row["unique_id"].as_str().unwrap().is_empty());
 
-    let out = cli(conf, &["generate", &id, "AES", "32", "--owner", "dba@localhost"]);
+    let out = cli(
+        conf,
+        &["generate", &id, "AES", "32", "--owner", "dba@localhost"],
+    );
     assert_eq!(out.status.code(), Some(5), "duplicate: {}", text(&out));
     let out = cli(conf, &["generate", &unique("cli-rsa"), "RSA", "128"]);
     assert_eq!(out.status.code(), Some(5), "{}", text(&out));
@@ -146,13 +205,26 @@ fn key_commands_round_trip_through_pykmip() {
 
     let out = cli(conf, &["remove", &id, "--owner", "dba@localhost"]);
     assert!(out.status.success(), "{}", text(&out));
-    assert_eq!(cli(conf, &["fetch", &id, "--owner", "dba@localhost"]).status.code(), Some(4));
-    assert_eq!(cli(conf, &["remove", &id, "--owner", "dba@localhost"]).status.code(), Some(4));
+    assert_eq!(
+        cli(conf, &["fetch", &id, "--owner", "dba@localhost"])
+            .status
+            .code(),
+        Some(4)
+    );
+    assert_eq!(
+        cli(conf, &["remove", &id, "--owner", "dba@localhost"])
+            .status
+            .code(),
+        Some(4)
+    );
 
     let secret = unique("cli-secret");
     let out = cli(conf, &["store", &secret, "SECRET", "--hex", "00ff10"]);
     assert!(out.status.success(), "{}", text(&out));
-    let out = cli(conf, &["--json", "fetch", &secret, "--show-material", "base64"]);
+    let out = cli(
+        conf,
+        &["--json", "fetch", &secret, "--show-material", "base64"],
+    );
     let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
     assert_eq!(v["material"], "AP8Q");
     assert_eq!(v["type"], "SECRET");
@@ -163,6 +235,9 @@ fn key_commands_round_trip_through_pykmip() {
 fn usage_errors_exit_one() {
     let out = cli(&lab().conf_dir, &["store", "k", "SECRET", "--hex", "zz"]);
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
-    let out = Command::new(env!("CARGO_BIN_EXE_keyring-okv")).arg("frobnicate").output().unwrap();
+    let out = Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+        .arg("frobnicate")
+        .output()
+        .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }

@@ -66,16 +66,31 @@ fn assert_no_plugin_errors(db: &Instance) {
         .into_iter()
         .filter(|l| l.contains("[ERROR]"))
         .collect();
-    assert!(errors.is_empty(), "plugin errors in the error log: {errors:#?}");
+    assert!(
+        errors.is_empty(),
+        "plugin errors in the error log: {errors:#?}"
+    );
 }
 
 /// The spec's SQL and the other keyring_udf functions, checked on the KMIP server too.
 fn keyring_udf_round(db: &Instance, key: &str) {
     let name = format!("mysql-keyring:root@localhost:{key}");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 32)")), "1");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_type_fetch('{key}')")), "AES");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_length_fetch('{key}')")), "32");
-    assert_eq!(db.must_sql(&format!("SELECT LENGTH(keyring_key_fetch('{key}'))")), "32");
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 32)")),
+        "1"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_type_fetch('{key}')")),
+        "AES"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_length_fetch('{key}')")),
+        "32"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT LENGTH(keyring_key_fetch('{key}'))")),
+        "32"
+    );
     let on_server = tool(&["find", &name]);
     assert_eq!(on_server.as_array().unwrap().len(), 1, "{on_server}");
     assert_eq!(on_server[0]["state"], "ACTIVE");
@@ -83,24 +98,52 @@ fn keyring_udf_round(db: &Instance, key: &str) {
         .as_str()
         .unwrap()
         .to_uppercase();
-    assert_eq!(db.must_sql(&format!("SELECT HEX(keyring_key_fetch('{key}'))")), server_hex);
+    assert_eq!(
+        db.must_sql(&format!("SELECT HEX(keyring_key_fetch('{key}'))")),
+        server_hex
+    );
     // A duplicate generate fails and leaves the key.
     let duplicate = db.sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 16)"));
     assert!(refused(&duplicate), "{duplicate:?}");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_length_fetch('{key}')")), "32");
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_length_fetch('{key}')")),
+        "32"
+    );
     // SECRET store and fetch.
     let secret = format!("{key}_secret");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_store('{secret}', 'SECRET', 'hello world')")), "1");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_fetch('{secret}')")), "hello world");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_type_fetch('{secret}')")), "SECRET");
+    assert_eq!(
+        db.must_sql(&format!(
+            "SELECT keyring_key_store('{secret}', 'SECRET', 'hello world')"
+        )),
+        "1"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_fetch('{secret}')")),
+        "hello world"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_type_fetch('{secret}')")),
+        "SECRET"
+    );
     // Unsupported types are refused.
-    let rsa = db.sql(&format!("SELECT keyring_key_generate('{key}_rsa', 'RSA', 128)"));
+    let rsa = db.sql(&format!(
+        "SELECT keyring_key_generate('{key}_rsa', 'RSA', 128)"
+    ));
     assert!(refused(&rsa), "{rsa:?}");
     // Remove, then fetch is NULL and the object is destroyed on the server.
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_remove('{key}')")), "1");
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_fetch('{key}') IS NULL")), "1");
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_remove('{key}')")),
+        "1"
+    );
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_fetch('{key}') IS NULL")),
+        "1"
+    );
     assert_eq!(tool(&["find", &name]).as_array().unwrap().len(), 0);
-    assert_eq!(db.must_sql(&format!("SELECT keyring_key_remove('{secret}')")), "1");
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_remove('{secret}')")),
+        "1"
+    );
 }
 
 fn encrypted_table_survives_restart(db: &Instance, args: &[&str]) {
@@ -135,13 +178,26 @@ fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
     assert_eq!(db.must_sql("SELECT @@binlog_encryption"), "1");
     db.must_sql("FLUSH BINARY LOGS");
     let logs = db.must_sql("SHOW BINARY LOGS");
-    assert!(logs.lines().last().is_some_and(|l| l.ends_with("Yes")), "{logs}");
+    assert!(
+        logs.lines().last().is_some_and(|l| l.ends_with("Yes")),
+        "{logs}"
+    );
 
     db.must_sql("SELECT keyring_key_store('KeptKey', 'SECRET', 'x')");
     let keys = db.must_sql("SELECT KEY_ID, KEY_OWNER FROM performance_schema.keyring_keys");
-    assert!(keys.lines().any(|l| l.starts_with("INNODBKey-") && l.ends_with('\t')), "{keys}");
-    assert!(keys.lines().any(|l| l.starts_with("MySQLReplicationKey_")), "{keys}");
-    assert!(keys.lines().any(|l| l == "KeptKey\troot@localhost"), "{keys}");
+    assert!(
+        keys.lines()
+            .any(|l| l.starts_with("INNODBKey-") && l.ends_with('\t')),
+        "{keys}"
+    );
+    assert!(
+        keys.lines().any(|l| l.starts_with("MySQLReplicationKey_")),
+        "{keys}"
+    );
+    assert!(
+        keys.lines().any(|l| l == "KeptKey\troot@localhost"),
+        "{keys}"
+    );
 
     assert_no_plugin_errors(&db);
 }
@@ -178,12 +234,19 @@ fn empty_conf_dir_warns_then_set_global_makes_the_keyring_work() {
     db.udf();
     let early = db.sql("SELECT keyring_key_generate('EarlyKey', 'AES', 32)");
     assert!(refused(&early), "{early:?}");
-    assert!(db.sql("CREATE TABLE test.enc (a INT) ENCRYPTION='Y'").is_err());
+    assert!(
+        db.sql("CREATE TABLE test.enc (a INT) ENCRYPTION='Y'")
+            .is_err()
+    );
 
     let bad = db.sql("SET GLOBAL keyring_okv_conf_dir = '/srv/no-such-dir'");
     assert!(bad.is_err(), "a missing directory is refused");
     assert_eq!(db.must_sql("SELECT @@keyring_okv_conf_dir"), "");
-    assert!(db.plugin_log().iter().any(|l| l.contains("/srv/no-such-dir")));
+    assert!(
+        db.plugin_log()
+            .iter()
+            .any(|l| l.contains("/srv/no-such-dir"))
+    );
 
     let dir = conf_dir_in_chroot("okv-late", None);
     db.must_sql(&format!("SET GLOBAL keyring_okv_conf_dir = '{dir}'"));

@@ -22,13 +22,22 @@ fn hex(bytes: &[u8]) -> String {
 #[test]
 fn generate_every_type_and_length_then_fetch() {
     let k = keyring();
-    for (kind, len) in [("AES", 16), ("AES", 24), ("AES", 32), ("SECRET", 1), ("SECRET", 700)] {
+    for (kind, len) in [
+        ("AES", 16),
+        ("AES", 24),
+        ("AES", 32),
+        ("SECRET", 1),
+        ("SECRET", 700),
+    ] {
         let id = unique(&format!("gen-{kind}-{len}"));
         k.generate(&id, "", kind, len).unwrap();
         let key = k.fetch(&id, "").unwrap().expect("generated key is there");
         assert_eq!(key.key_type.name(), kind);
         assert_eq!(key.material.len(), len);
-        assert!(key.material.iter().any(|&b| b != 0), "{kind}/{len} looks random");
+        assert!(
+            key.material.iter().any(|&b| b != 0),
+            "{kind}/{len} looks random"
+        );
     }
 }
 
@@ -53,16 +62,36 @@ fn store_and_fetch_exact_bytes() {
 fn refuses_unsupported_types_and_lengths() {
     let k = keyring();
     let id = unique("bad");
-    for (kind, len) in [("RSA", 128), ("DSA", 128), ("aes", 32), ("AES", 15), ("AES", 64), ("SECRET", 0), ("SECRET", 16385)] {
+    for (kind, len) in [
+        ("RSA", 128),
+        ("DSA", 128),
+        ("aes", 32),
+        ("AES", 15),
+        ("AES", 64),
+        ("SECRET", 0),
+        ("SECRET", 16385),
+    ] {
         let err = k.generate(&id, "", kind, len).unwrap_err();
         assert!(
-            matches!(err, KeyringError::UnsupportedType(_) | KeyringError::InvalidLength { .. }),
+            matches!(
+                err,
+                KeyringError::UnsupportedType(_) | KeyringError::InvalidLength { .. }
+            ),
             "{kind}/{len}: {err}"
         );
     }
-    assert!(matches!(k.store(&id, "", "AES", &[1; 20]), Err(KeyringError::InvalidLength { .. })));
-    assert!(matches!(k.generate("", "", "AES", 32), Err(KeyringError::InvalidKeyId(_))));
-    assert!(matches!(k.generate(&"x".repeat(1025), "", "AES", 32), Err(KeyringError::InvalidKeyId(_))));
+    assert!(matches!(
+        k.store(&id, "", "AES", &[1; 20]),
+        Err(KeyringError::InvalidLength { .. })
+    ));
+    assert!(matches!(
+        k.generate("", "", "AES", 32),
+        Err(KeyringError::InvalidKeyId(_))
+    ));
+    assert!(matches!(
+        k.generate(&"x".repeat(1025), "", "AES", 32),
+        Err(KeyringError::InvalidKeyId(_))
+    ));
     assert!(k.fetch(&id, "").unwrap().is_none(), "nothing was made");
 }
 
@@ -71,12 +100,24 @@ fn duplicate_generate_or_store_fails_and_keeps_the_key() {
     let k = keyring();
     let id = unique("dup");
     k.store(&id, "u@h", "SECRET", b"first").unwrap();
-    assert!(matches!(k.store(&id, "u@h", "SECRET", b"second"), Err(KeyringError::AlreadyExists { .. })));
-    assert!(matches!(k.generate(&id, "u@h", "AES", 32), Err(KeyringError::AlreadyExists { .. })));
-    assert_eq!(&k.fetch(&id, "u@h").unwrap().unwrap().material[..], b"first");
+    assert!(matches!(
+        k.store(&id, "u@h", "SECRET", b"second"),
+        Err(KeyringError::AlreadyExists { .. })
+    ));
+    assert!(matches!(
+        k.generate(&id, "u@h", "AES", 32),
+        Err(KeyringError::AlreadyExists { .. })
+    ));
+    assert_eq!(
+        &k.fetch(&id, "u@h").unwrap().unwrap().material[..],
+        b"first"
+    );
     // A fresh keyring (no cached identifiers) also sees the existing key.
     let fresh = keyring();
-    assert!(matches!(fresh.generate(&id, "u@h", "AES", 32), Err(KeyringError::AlreadyExists { .. })));
+    assert!(matches!(
+        fresh.generate(&id, "u@h", "AES", 32),
+        Err(KeyringError::AlreadyExists { .. })
+    ));
 }
 
 #[test]
@@ -90,8 +131,15 @@ fn remove_destroys_and_absent_remove_is_not_found() {
     k.remove(&id, "").unwrap();
     assert!(k.fetch(&id, "").unwrap().is_none());
     let after = tool(&["find", &name]);
-    assert_eq!(after.as_array().unwrap().len(), 0, "destroyed on the server: {after}");
-    assert!(matches!(k.remove(&id, ""), Err(KeyringError::NotFound { .. })));
+    assert_eq!(
+        after.as_array().unwrap().len(),
+        0,
+        "destroyed on the server: {after}"
+    );
+    assert!(matches!(
+        k.remove(&id, ""),
+        Err(KeyringError::NotFound { .. })
+    ));
     // The same name can be used again.
     k.generate(&id, "", "AES", 16).unwrap();
     assert_eq!(k.fetch(&id, "").unwrap().unwrap().material.len(), 16);
@@ -106,7 +154,10 @@ fn list_round_trips_awkward_ids_and_owners() {
     let pairs = [
         (format!("{base} with spaces"), String::new()),
         (format!("{base}@at:colon:"), "root@localhost".to_string()),
-        (format!("{base}-ünïcödé-鍵"), "user:with:colons@::1".to_string()),
+        (
+            format!("{base}-ünïcödé-鍵"),
+            "user:with:colons@::1".to_string(),
+        ),
         (format!("{base}%25"), "100%@host%".to_string()),
         (long_id, "o@h".to_string()),
     ];
@@ -164,7 +215,12 @@ fn concurrent_generates_of_one_key_make_exactly_one_object() {
         .collect();
     let results: Vec<_> = handles.into_iter().map(|h| h.join().unwrap()).collect();
     assert_eq!(results.iter().filter(|r| r.is_ok()).count(), 1);
-    assert!(results.iter().filter_map(|r| r.as_ref().err()).all(|e| matches!(e, KeyringError::AlreadyExists { .. })));
+    assert!(
+        results
+            .iter()
+            .filter_map(|r| r.as_ref().err())
+            .all(|e| matches!(e, KeyringError::AlreadyExists { .. }))
+    );
     let found = tool(&["find", &object_name(&id, "")]);
     assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
 }

@@ -102,6 +102,8 @@ enum Encoding {
 struct Failure {
     code: u8,
     message: String,
+    /// The command already reported it (check prints its own summary).
+    reported: bool,
 }
 
 impl Failure {
@@ -109,6 +111,14 @@ impl Failure {
         Failure {
             code,
             message: message.to_string(),
+            reported: false,
+        }
+    }
+
+    fn reported(code: u8, message: impl ToString) -> Self {
+        Failure {
+            reported: true,
+            ..Failure::new(code, message)
         }
     }
 }
@@ -152,7 +162,9 @@ fn main() -> ExitCode {
     match run(cli) {
         Ok(()) => ExitCode::SUCCESS,
         Err(f) => {
-            if json {
+            if f.reported {
+                // Already on stdout; the exit code tells the rest.
+            } else if json {
                 println!("{}", json!({"error": f.message, "exit_code": f.code}));
             } else {
                 eprintln!("keyring-okv: {}", f.message);
@@ -183,9 +195,16 @@ fn run(cli: Cli) -> Result<(), Failure> {
         } => {
             let conf = load(&cli)?;
             keyring(&conf)?.generate(key_id, owner, key_type, *length)?;
-            report(&cli, json!({"generated": key_id, "owner": owner, "type": key_type, "length": length}), || {
-                format!("generated {key_type} key '{key_id}' ({length} bytes){}", owner_text(owner))
-            });
+            report(
+                &cli,
+                json!({"generated": key_id, "owner": owner, "type": key_type, "length": length}),
+                || {
+                    format!(
+                        "generated {key_type} key '{key_id}' ({length} bytes){}",
+                        owner_text(owner)
+                    )
+                },
+            );
             Ok(())
         }
         Command::Store {
@@ -196,7 +215,9 @@ fn run(cli: Cli) -> Result<(), Failure> {
             owner,
         } => {
             let material = zeroize::Zeroizing::new(match (hex, base64) {
-                (Some(h), _) => decode_hex(h).ok_or_else(|| Failure::new(1, "--hex is not valid hex"))?,
+                (Some(h), _) => {
+                    decode_hex(h).ok_or_else(|| Failure::new(1, "--hex is not valid hex"))?
+                }
                 (None, Some(b)) => base64::engine::general_purpose::STANDARD
                     .decode(b.trim())
                     .map_err(|_| Failure::new(1, "--base64 is not valid base64"))?,
@@ -204,9 +225,17 @@ fn run(cli: Cli) -> Result<(), Failure> {
             });
             let conf = load(&cli)?;
             keyring(&conf)?.store(key_id, owner, key_type, &material)?;
-            report(&cli, json!({"stored": key_id, "owner": owner, "type": key_type, "length": material.len()}), || {
-                format!("stored {key_type} key '{key_id}' ({} bytes){}", material.len(), owner_text(owner))
-            });
+            report(
+                &cli,
+                json!({"stored": key_id, "owner": owner, "type": key_type, "length": material.len()}),
+                || {
+                    format!(
+                        "stored {key_type} key '{key_id}' ({} bytes){}",
+                        material.len(),
+                        owner_text(owner)
+                    )
+                },
+            );
             Ok(())
         }
         Command::Fetch {
@@ -222,8 +251,14 @@ fn run(cli: Cli) -> Result<(), Failure> {
                 ));
             };
             let material = show_material.map(|e| match e {
-                Encoding::Hex => key.material.iter().map(|b| format!("{b:02x}")).collect::<String>(),
-                Encoding::Base64 => base64::engine::general_purpose::STANDARD.encode(&key.material[..]),
+                Encoding::Hex => key
+                    .material
+                    .iter()
+                    .map(|b| format!("{b:02x}"))
+                    .collect::<String>(),
+                Encoding::Base64 => {
+                    base64::engine::general_purpose::STANDARD.encode(&key.material[..])
+                }
             });
             let mut value = json!({"key_id": key_id, "owner": owner, "type": key.key_type.name(), "length": key.material.len()});
             if let Some(m) = &material {
@@ -247,7 +282,10 @@ fn run(cli: Cli) -> Result<(), Failure> {
             let conf = load(&cli)?;
             keyring(&conf)?.remove(key_id, owner)?;
             report(&cli, json!({"removed": key_id, "owner": owner}), || {
-                format!("removed key '{key_id}'{} (revoked and destroyed)", owner_text(owner))
+                format!(
+                    "removed key '{key_id}'{} (revoked and destroyed)",
+                    owner_text(owner)
+                )
             });
             Ok(())
         }
@@ -316,14 +354,19 @@ fn list(cli: &Cli) -> Result<(), Failure> {
         println!("no keys found");
         return Ok(());
     }
-    println!("{:<40} {:<20} {:<7} {:>6}  {:<38} STATE", "KEY ID", "OWNER", "TYPE", "LENGTH", "UNIQUE ID");
+    println!(
+        "{:<40} {:<20} {:<7} {:>6}  {:<38} STATE",
+        "KEY ID", "OWNER", "TYPE", "LENGTH", "UNIQUE ID"
+    );
     for e in &entries {
         println!(
             "{:<40} {:<20} {:<7} {:>6}  {:<38} {}",
             e.key_id,
             if e.owner.is_empty() { "-" } else { &e.owner },
             e.key_type.map(KeyType::name).unwrap_or("?"),
-            e.length_bits.map(|b| (b / 8).to_string()).unwrap_or_else(|| "?".into()),
+            e.length_bits
+                .map(|b| (b / 8).to_string())
+                .unwrap_or_else(|| "?".into()),
             e.uid,
             state_name(e.state)
         );
@@ -367,9 +410,12 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         Err(e) => {
             say(&mut out, "configuration", false, e.to_string());
             if cli.json {
-                println!("{}", json!({"checks": out, "ok": false}));
+                println!(
+                    "{}",
+                    json!({"checks": out, "ok": false, "reachable_servers": 0})
+                );
             }
-            return Err(Failure::new(2, e));
+            return Err(Failure::reported(2, e));
         }
     };
     say(
@@ -379,7 +425,11 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         format!(
             "{} server(s): {}",
             conf.servers.len(),
-            conf.servers.iter().map(ToString::to_string).collect::<Vec<_>>().join(", ")
+            conf.servers
+                .iter()
+                .map(ToString::to_string)
+                .collect::<Vec<_>>()
+                .join(", ")
         ),
     );
     let id = &conf.identity;
@@ -410,7 +460,11 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     let mut reachable = 0usize;
     let mut failed = false;
     for (i, server) in conf.servers.iter().enumerate() {
-        let role = if i == 0 { "SERVER".to_string() } else { format!("STANDBY_SERVER {i}") };
+        let role = if i == 0 {
+            "SERVER".to_string()
+        } else {
+            format!("STANDBY_SERVER {i}")
+        };
         match runtime.block_on(check_server(&conf, server)) {
             Ok(lines) => {
                 reachable += 1;
@@ -426,58 +480,114 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     }
     let ok = reachable > 0 && !failed;
     if cli.json {
-        println!("{}", json!({"checks": out, "ok": ok, "reachable_servers": reachable}));
+        println!(
+            "{}",
+            json!({"checks": out, "ok": ok, "reachable_servers": reachable})
+        );
     } else if ok {
         println!("all checks passed");
     }
     if reachable == 0 {
-        return Err(Failure::new(3, "no KMIP server passed the checks; see the lines above for the fix"));
+        let message = "no KMIP server passed the checks; the lines above name the fix";
+        if !cli.json {
+            println!("{message}");
+        }
+        return Err(Failure::reported(3, message));
     }
     if failed {
-        return Err(Failure::new(3, format!("{reachable} of {} server(s) passed the checks; fix or remove the others", conf.servers.len())));
+        let message = format!(
+            "{reachable} of {} server(s) passed the checks; fix or remove the others",
+            conf.servers.len()
+        );
+        if !cli.json {
+            println!("{message}");
+        }
+        return Err(Failure::reported(3, message));
     }
     Ok(())
 }
 
 type Lines = Vec<(&'static str, String)>;
 
-async fn check_server(conf: &ConfDir, server: &ServerAddr) -> Result<Lines, (&'static str, String)> {
+async fn check_server(
+    conf: &ConfDir,
+    server: &ServerAddr,
+) -> Result<Lines, (&'static str, String)> {
     let mut lines = Vec::new();
     let timeout = conf.options.connect_timeout;
     let t = Instant::now();
-    let addrs: Vec<std::net::SocketAddr> = match tokio::time::timeout(timeout, tokio::net::lookup_host(server.to_string())).await {
-        Ok(Ok(a)) => a.collect(),
-        Ok(Err(e)) => return Err(("address", format!("cannot resolve: {e}"))),
-        Err(_) => return Err(("address", "host name lookup timed out".into())),
-    };
+    let addrs: Vec<std::net::SocketAddr> =
+        match tokio::time::timeout(timeout, tokio::net::lookup_host(server.to_string())).await {
+            Ok(Ok(a)) => a.collect(),
+            Ok(Err(e)) => return Err(("address", format!("cannot resolve: {e}"))),
+            Err(_) => return Err(("address", "host name lookup timed out".into())),
+        };
     let Some(addr) = addrs.first().copied() else {
         return Err(("address", "no address found".into()));
     };
     match tokio::time::timeout(timeout, tokio::net::TcpStream::connect(addr)).await {
         Ok(Ok(_)) => lines.push(("TCP", format!("connected to {addr} in {}", ms(t.elapsed())))),
-        Ok(Err(e)) => return Err(("TCP", format!("{e}; check that the server runs and that no firewall blocks the port"))),
-        Err(_) => return Err(("TCP", format!("no answer within {} s; check the address and the network", timeout.as_secs_f64()))),
+        Ok(Err(e)) => {
+            return Err((
+                "TCP",
+                format!("{e}; check that the server runs and that no firewall blocks the port"),
+            ));
+        }
+        Err(_) => {
+            return Err((
+                "TCP",
+                format!(
+                    "no answer within {} s; check the address and the network",
+                    timeout.as_secs_f64()
+                ),
+            ));
+        }
     }
     let t = Instant::now();
-    let mut session = connector::connect_any(std::slice::from_ref(server), conf.tls.clone(), &conf.options)
-        .await
-        .map_err(|e| ("TLS", e.to_string()))?;
-    lines.push(("TLS", format!("mutual TLS handshake in {}", ms(t.elapsed()))));
+    let mut session = connector::connect_any(
+        std::slice::from_ref(server),
+        conf.tls.clone(),
+        &conf.options,
+    )
+    .await
+    .map_err(|e| ("TLS", e.to_string()))?;
+    lines.push((
+        "TLS",
+        format!("mutual TLS handshake in {}", ms(t.elapsed())),
+    ));
 
     let t = Instant::now();
-    let versions = round_trip(&mut session, &ops::discover_versions(), conf, ops::parse_discover_versions)
-        .await
-        .map_err(|e| ("KMIP DiscoverVersions", e))?;
+    let versions = round_trip(
+        &mut session,
+        &ops::discover_versions(),
+        conf,
+        ops::parse_discover_versions,
+    )
+    .await
+    .map_err(|e| ("KMIP DiscoverVersions", e))?;
     let rtt = t.elapsed();
     let listed: Vec<String> = versions.iter().map(|(a, b)| format!("{a}.{b}")).collect();
     if !versions.is_empty() && !versions.contains(&(1, 1)) {
-        return Err(("KMIP DiscoverVersions", format!("the server does not speak KMIP 1.1 (it offers {})", listed.join(", "))));
+        return Err((
+            "KMIP DiscoverVersions",
+            format!(
+                "the server does not speak KMIP 1.1 (it offers {})",
+                listed.join(", ")
+            ),
+        ));
     }
-    lines.push(("KMIP DiscoverVersions", format!("versions {} in {}", listed.join(", "), ms(rtt))));
+    lines.push((
+        "KMIP DiscoverVersions",
+        format!("versions {} in {}", listed.join(", "), ms(rtt)),
+    ));
     let t = Instant::now();
     let info = round_trip(
         &mut session,
-        &ops::query(&[ops::QUERY_OPERATIONS, ops::QUERY_OBJECTS, ops::QUERY_SERVER_INFORMATION]),
+        &ops::query(&[
+            ops::QUERY_OPERATIONS,
+            ops::QUERY_OBJECTS,
+            ops::QUERY_SERVER_INFORMATION,
+        ]),
         conf,
         ops::parse_query,
     )
@@ -500,7 +610,10 @@ async fn check_server(conf: &ConfDir, server: &ServerAddr) -> Result<Lines, (&'s
         .map(|(_, n)| *n)
         .collect();
     if !missing.is_empty() {
-        return Err(("KMIP Query", format!("the server does not offer {}", missing.join(", "))));
+        return Err((
+            "KMIP Query",
+            format!("the server does not offer {}", missing.join(", ")),
+        ));
     }
     lines.push((
         "KMIP Query",
@@ -522,7 +635,11 @@ async fn round_trip<T>(
 ) -> Result<T, String> {
     let bytes = kmip::encode_request(request);
     let response = session
-        .round_trip(&bytes, conf.options.request_timeout, connector::RESPONSE_CAP)
+        .round_trip(
+            &bytes,
+            conf.options.request_timeout,
+            connector::RESPONSE_CAP,
+        )
         .await
         .map_err(|e| e.to_string())?;
     let payload = kmip::decode_response_for(&response, connector::RESPONSE_CAP, request.operation)

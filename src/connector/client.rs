@@ -176,7 +176,10 @@ impl Shared {
     ) -> Result<&'a mut Session, TransportError> {
         if let Some(session) = conn.as_mut() {
             if session.is_stale().await {
-                tracing::debug!("connection to {} went stale; reconnecting", session.server());
+                tracing::debug!(
+                    "connection to {} went stale; reconnecting",
+                    session.server()
+                );
                 *conn = None;
             }
         }

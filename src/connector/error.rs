@@ -33,7 +33,9 @@ impl fmt::Display for Stage {
 /// server. All of them are worth trying another server for.
 #[derive(Debug, thiserror::Error)]
 pub enum TransportError {
-    #[error("KMIP server {server}: connection refused; check that the server runs and listens on that port")]
+    #[error(
+        "KMIP server {server}: connection refused; check that the server runs and listens on that port"
+    )]
     Refused { server: String },
     #[error("KMIP server {server}: no answer within {} s during {stage}; check that the server is up and that nothing drops the traffic", timeout.as_secs_f64())]
     Timeout {
@@ -55,7 +57,9 @@ pub enum TransportError {
     },
     #[error("KMIP server {server}: the server closed the connection during {stage}")]
     Closed { server: String, stage: Stage },
-    #[error("KMIP server {server}: the response is not valid KMIP ({source}); is this port a KMIP server?")]
+    #[error(
+        "KMIP server {server}: the response is not valid KMIP ({source}); is this port a KMIP server?"
+    )]
     Garbage { server: String, source: TtlvError },
     #[error("no KMIP server could be reached: {}", summarize(.0))]
     AllFailed(Vec<TransportError>),
@@ -114,6 +118,9 @@ fn tls_hint(err: &rustls::Error) -> &'static str {
         }
         E::InvalidCertificate(C::NotValidYet | C::NotValidYetContext { .. }) => {
             "; the server certificate is not valid yet: check the clocks of both machines"
+        }
+        E::InvalidCertificate(_) => {
+            "; the server certificate was rejected: check that ssl/CA.pem holds the CA that signed it and that the certificate is a valid server certificate (extendedKeyUsage serverAuth)"
         }
         E::AlertReceived(A::HandshakeFailure | A::InsufficientSecurity | A::ProtocolVersion) => {
             "; no common protocol or cipher suite: keyring_okv needs TLS 1.3, or TLS 1.2 with ECDHE and AES-GCM or ChaCha20 (servers that offer only CBC suites or RSA key exchange, e.g. PyKMIP with an RSA certificate, cannot be used; give the server an ECDSA certificate)"

@@ -27,7 +27,8 @@ use crate::config::{Host, Options, ServerAddr};
 /// per-attempt timeout (and never more than a tenth of it). So the time to reach a live server
 /// is bounded by the timeout, however many dead ones stand before it.
 pub fn effective_stagger(options: &Options, servers: usize) -> Duration {
-    let spread = options.connect_timeout / 2 / u32::try_from(servers.max(2) - 1).unwrap_or(u32::MAX);
+    let spread =
+        options.connect_timeout / 2 / u32::try_from(servers.max(2) - 1).unwrap_or(u32::MAX);
     options
         .failover_stagger
         .min(options.connect_timeout / 10)
@@ -194,15 +195,18 @@ async fn attempt(
     };
     let addrs: Vec<SocketAddr> = match &server.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, server.port)],
-        Host::Dns(host) => timeout_at(deadline, tokio::net::lookup_host((host.as_str(), server.port)))
-            .await
-            .map_err(|_| timed_out(Stage::Resolve))?
-            .map_err(|source| TransportError::Io {
-                server: name.clone(),
-                stage: Stage::Resolve,
-                source,
-            })?
-            .collect(),
+        Host::Dns(host) => timeout_at(
+            deadline,
+            tokio::net::lookup_host((host.as_str(), server.port)),
+        )
+        .await
+        .map_err(|_| timed_out(Stage::Resolve))?
+        .map_err(|source| TransportError::Io {
+            server: name.clone(),
+            stage: Stage::Resolve,
+            source,
+        })?
+        .collect(),
     };
 
     let mut last = None;
@@ -260,7 +264,10 @@ mod tests {
 
     #[test]
     fn stagger_is_the_configured_one_for_short_lists() {
-        assert_eq!(effective_stagger(&options(20.0, 0.25), 2), Duration::from_millis(250));
+        assert_eq!(
+            effective_stagger(&options(20.0, 0.25), 2),
+            Duration::from_millis(250)
+        );
     }
 
     #[test]
@@ -269,7 +276,10 @@ mod tests {
             for timeout in [0.5, 1.0, 20.0] {
                 let o = options(timeout, 0.25);
                 let last_start = effective_stagger(&o, n) * (n as u32 - 1);
-                assert!(last_start <= o.connect_timeout / 2, "{n} servers, {timeout} s");
+                assert!(
+                    last_start <= o.connect_timeout / 2,
+                    "{n} servers, {timeout} s"
+                );
                 assert!(overall_deadline(&o, n) <= o.connect_timeout * 3 / 2);
             }
         }

@@ -91,11 +91,12 @@ impl Session {
             .await
             .map_err(|_| step_timeout(Stage::Read))?
             .map_err(|e| io_err(Stage::Read, e))?;
-        let body_len =
-            kmip::response_len(&header, response_cap).map_err(|source| TransportError::Garbage {
+        let body_len = kmip::response_len(&header, response_cap).map_err(|source| {
+            TransportError::Garbage {
                 server: server.clone(),
                 source,
-            })?;
+            }
+        })?;
         let mut message = Vec::with_capacity(kmip::HEADER_LEN + body_len);
         message.extend_from_slice(&header);
         message.resize(kmip::HEADER_LEN + body_len, 0);

@@ -59,7 +59,8 @@ pub struct StMysqlKeyring {
         key: *mut *mut c_void,
         key_len: *mut usize,
     ) -> bool,
-    pub mysql_key_remove: unsafe extern "C" fn(key_id: *const c_char, user_id: *const c_char) -> bool,
+    pub mysql_key_remove:
+        unsafe extern "C" fn(key_id: *const c_char, user_id: *const c_char) -> bool,
     pub mysql_key_generate: unsafe extern "C" fn(
         key_id: *const c_char,
         key_type: *const c_char,
@@ -68,16 +69,22 @@ pub struct StMysqlKeyring {
     ) -> bool,
     pub mysql_key_iterator_init: unsafe extern "C" fn(iterator: *mut *mut c_void),
     pub mysql_key_iterator_deinit: unsafe extern "C" fn(iterator: *mut c_void),
-    pub mysql_key_iterator_get_key:
-        unsafe extern "C" fn(iterator: *mut c_void, key_id: *mut c_char, user_id: *mut c_char) -> bool,
+    pub mysql_key_iterator_get_key: unsafe extern "C" fn(
+        iterator: *mut c_void,
+        key_id: *mut c_char,
+        user_id: *mut c_char,
+    ) -> bool,
 }
 
 /// `st_mysql_value`: how a check callback reads the value of SET GLOBAL.
 #[repr(C)]
 pub struct StMysqlValue {
     pub value_type: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
-    pub val_str:
-        unsafe extern "C" fn(*mut StMysqlValue, buffer: *mut c_char, length: *mut c_int) -> *const c_char,
+    pub val_str: unsafe extern "C" fn(
+        *mut StMysqlValue,
+        buffer: *mut c_char,
+        length: *mut c_int,
+    ) -> *const c_char,
     pub val_real: unsafe extern "C" fn(*mut StMysqlValue, *mut f64) -> c_int,
     pub val_int: unsafe extern "C" fn(*mut StMysqlValue, *mut i64) -> c_int,
     pub is_unsigned: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
@@ -89,8 +96,12 @@ pub type CheckFn = unsafe extern "C" fn(
     save: *mut c_void,
     value: *mut StMysqlValue,
 ) -> c_int;
-pub type UpdateFn =
-    unsafe extern "C" fn(thd: *mut c_void, var: *mut c_void, var_ptr: *mut c_void, save: *const c_void);
+pub type UpdateFn = unsafe extern "C" fn(
+    thd: *mut c_void,
+    var: *mut c_void,
+    var_ptr: *mut c_void,
+    save: *const c_void,
+);
 
 /// What MYSQL_SYSVAR_STR expands to.
 #[repr(C)]
@@ -107,21 +118,38 @@ pub struct SysVarStr {
 /// `my_plugin_log_service`.
 #[repr(C)]
 pub struct MyPluginLogService {
-    pub my_plugin_log_message:
-        unsafe extern "C" fn(plugin: *mut PluginHandle, level: c_int, format: *const c_char, ...) -> c_int,
+    pub my_plugin_log_message: unsafe extern "C" fn(
+        plugin: *mut PluginHandle,
+        level: c_int,
+        format: *const c_char,
+        ...
+    ) -> c_int,
 }
 
 /// `mysql_malloc_service`.
 #[repr(C)]
 pub struct MysqlMallocService {
     pub mysql_malloc: unsafe extern "C" fn(key: c_uint, size: usize, flags: c_int) -> *mut c_void,
-    pub mysql_realloc:
-        unsafe extern "C" fn(key: c_uint, ptr: *mut c_void, size: usize, flags: c_int) -> *mut c_void,
+    pub mysql_realloc: unsafe extern "C" fn(
+        key: c_uint,
+        ptr: *mut c_void,
+        size: usize,
+        flags: c_int,
+    ) -> *mut c_void,
     pub mysql_claim: unsafe extern "C" fn(ptr: *const c_void),
     pub mysql_free: unsafe extern "C" fn(ptr: *mut c_void),
-    pub my_memdup:
-        unsafe extern "C" fn(key: c_uint, from: *const c_void, len: usize, flags: c_int) -> *mut c_void,
-    pub my_strdup: unsafe extern "C" fn(key: c_uint, from: *const c_char, flags: c_int) -> *mut c_char,
-    pub my_strndup:
-        unsafe extern "C" fn(key: c_uint, from: *const c_char, len: usize, flags: c_int) -> *mut c_char,
+    pub my_memdup: unsafe extern "C" fn(
+        key: c_uint,
+        from: *const c_void,
+        len: usize,
+        flags: c_int,
+    ) -> *mut c_void,
+    pub my_strdup:
+        unsafe extern "C" fn(key: c_uint, from: *const c_char, flags: c_int) -> *mut c_char,
+    pub my_strndup: unsafe extern "C" fn(
+        key: c_uint,
+        from: *const c_char,
+        len: usize,
+        flags: c_int,
+    ) -> *mut c_char,
 }

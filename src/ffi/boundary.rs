@@ -8,7 +8,9 @@ pub fn guard<R>(what: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {
         Ok(r) => r,
         Err(_) => {
-            tracing::error!("keyring_okv: internal error in {what}; the call failed (please report this as a bug)");
+            tracing::error!(
+                "keyring_okv: internal error in {what}; the call failed (please report this as a bug)"
+            );
             on_panic
         }
     }

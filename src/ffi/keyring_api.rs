@@ -48,7 +48,9 @@ pub unsafe extern "C" fn mysql_key_store(
         };
         // SAFETY: as above.
         let Ok(kind) = (unsafe { str_arg(key_type) }) else {
-            tracing::error!("keyring_okv: store of key '{id}' failed: the key type is not valid UTF-8");
+            tracing::error!(
+                "keyring_okv: store of key '{id}' failed: the key type is not valid UTF-8"
+            );
             return true;
         };
         let material: &[u8] = if key.is_null() || key_len == 0 {
@@ -79,7 +81,9 @@ pub unsafe extern "C" fn mysql_key_generate(
         };
         // SAFETY: as above.
         let Ok(kind) = (unsafe { str_arg(key_type) }) else {
-            tracing::error!("keyring_okv: generate of key '{id}' failed: the key type is not valid UTF-8");
+            tracing::error!(
+                "keyring_okv: generate of key '{id}' failed: the key type is not valid UTF-8"
+            );
             return true;
         };
         match plugin::generate(id, owner, kind, key_len) {

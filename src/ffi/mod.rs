@@ -51,7 +51,8 @@ static mut CONF_DIR_SYSVAR: SysVarStr = SysVarStr {
     def_val: c"".as_ptr(),
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 2] = [(&raw mut CONF_DIR_SYSVAR).cast(), std::ptr::null_mut()];
+static mut SYSTEM_VARS: [*mut c_void; 2] =
+    [(&raw mut CONF_DIR_SYSVAR).cast(), std::ptr::null_mut()];
 
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
@@ -61,7 +62,9 @@ pub static mut _mysql_plugin_declarations_: [StMysqlPlugin; 2] = [
         info: (&raw mut KEYRING_DESCRIPTOR).cast(),
         name: c"keyring_okv".as_ptr(),
         author: c"keyring_okv contributors".as_ptr(),
-        descr: c"Keyring that keeps keys in a KMIP 1.1 key manager over mutual TLS (open keyring_okv)".as_ptr(),
+        descr:
+            c"Keyring that keeps keys in a KMIP 1.1 key manager over mutual TLS (open keyring_okv)"
+                .as_ptr(),
         license: PLUGIN_LICENSE_GPL,
         init: Some(plugin_init),
         check_uninstall: None,
@@ -94,8 +97,8 @@ static LOGGING: Once = Once::new();
 
 fn install_logging() {
     LOGGING.call_once(|| {
-        let subscriber = tracing_subscriber::registry()
-            .with(crate::logging::LineLayer::new(services::log_line));
+        let subscriber =
+            tracing_subscriber::registry().with(crate::logging::LineLayer::new(services::log_line));
         // Our copy of tracing is private to this library; nothing else can have set it.
         let _ = tracing::subscriber::set_global_default(subscriber);
     });

@@ -42,11 +42,15 @@ pub unsafe extern "C" fn check_conf_dir(
             }
         };
         let Some(text) = text else {
-            tracing::error!("keyring_okv_conf_dir cannot be NULL; the previous configuration stays in force");
+            tracing::error!(
+                "keyring_okv_conf_dir cannot be NULL; the previous configuration stays in force"
+            );
             return 1;
         };
         let Ok(dir) = String::from_utf8(text) else {
-            tracing::error!("keyring_okv_conf_dir must be a UTF-8 path; the previous configuration stays in force");
+            tracing::error!(
+                "keyring_okv_conf_dir must be a UTF-8 path; the previous configuration stays in force"
+            );
             return 1;
         };
         match plugin::prepare(&dir, true) {
@@ -90,7 +94,10 @@ pub unsafe extern "C" fn update_conf_dir(
         unsafe { *var_ptr.cast::<*const c_char>() = value.as_ptr() };
         *owned = Some(value);
         drop(owned);
-        tracing::info!("keyring_okv: keyring_okv_conf_dir is now {}", prepared.dir());
+        tracing::info!(
+            "keyring_okv: keyring_okv_conf_dir is now {}",
+            prepared.dir()
+        );
         plugin::install(*prepared);
     })
 }

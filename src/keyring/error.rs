@@ -8,7 +8,9 @@ pub enum KeyringError {
     InvalidKeyId(&'static str),
     #[error("invalid key owner: {0}")]
     InvalidOwner(&'static str),
-    #[error("key type '{0}' is not supported by keyring_okv: use AES (16, 24 or 32 bytes) or SECRET (1 to 16384 bytes)")]
+    #[error(
+        "key type '{0}' is not supported by keyring_okv: use AES (16, 24 or 32 bytes) or SECRET (1 to 16384 bytes)"
+    )]
     UnsupportedType(String),
     #[error("a {key_type} key of {len} bytes is not supported: {key_type} keys are {allowed}")]
     InvalidLength {
@@ -16,21 +18,22 @@ pub enum KeyringError {
         len: usize,
         allowed: &'static str,
     },
-    #[error("key '{key_id}' of owner '{owner}' already exists on the KMIP server; it was left unchanged")]
+    #[error(
+        "key '{key_id}' of owner '{owner}' already exists on the KMIP server; it was left unchanged"
+    )]
     AlreadyExists { key_id: String, owner: String },
     #[error("key '{key_id}' of owner '{owner}' does not exist on the KMIP server")]
     NotFound { key_id: String, owner: String },
-    #[error("KMIP object {uid} for key '{key_id}' is a {found}, not an AES key or secret data; remove or rename it on the KMIP server")]
+    #[error(
+        "KMIP object {uid} for key '{key_id}' is a {found}, not an AES key or secret data; remove or rename it on the KMIP server"
+    )]
     UnexpectedObject {
         key_id: String,
         uid: String,
         found: String,
     },
     #[error("key '{key_id}': {source}")]
-    Backend {
-        key_id: String,
-        source: ClientError,
-    },
+    Backend { key_id: String, source: ClientError },
     #[error("{0}")]
     Client(#[from] ClientError),
 }

@@ -307,7 +307,11 @@ impl Keyring {
         object_type: Option<u32>,
     ) -> Result<Vec<String>, KeyringError> {
         let filter = LocateFilter { name, object_type };
-        let limit = if name.is_some() { None } else { Some(LIST_LIMIT) };
+        let limit = if name.is_some() {
+            None
+        } else {
+            Some(LIST_LIMIT)
+        };
         self.client
             .request(
                 &ops::locate(&filter, limit),
@@ -351,9 +355,9 @@ impl Keyring {
                 Ok(())
             }
             Err(e) => {
-                if let Err(cleanup) =
-                    self.client
-                        .request(&ops::destroy(uid), Retry::Never, |_| Ok(()))
+                if let Err(cleanup) = self
+                    .client
+                    .request(&ops::destroy(uid), Retry::Never, |_| Ok(()))
                 {
                     tracing::warn!(
                         "could not destroy the unactivated object {uid} of key '{key_id}': {cleanup}"

@@ -81,15 +81,24 @@ mod tests {
 
     #[test]
     fn examples() {
-        assert_eq!(object_name("MyKey", "root@localhost"), "mysql-keyring:root@localhost:MyKey");
+        assert_eq!(
+            object_name("MyKey", "root@localhost"),
+            "mysql-keyring:root@localhost:MyKey"
+        );
         assert_eq!(object_name("INNODBKey-1", ""), "mysql-keyring::INNODBKey-1");
-        assert_eq!(object_name("a:b c", "u:1%@h"), "mysql-keyring:u%3A1%25@h:a:b c");
+        assert_eq!(
+            object_name("a:b c", "u:1%@h"),
+            "mysql-keyring:u%3A1%25@h:a:b c"
+        );
         assert_eq!(object_name("kéy", ""), "mysql-keyring::k%C3%A9y");
         assert_eq!(
             parse_object_name("mysql-keyring:u%3A1%25@h:a:b c"),
             Some(("a:b c".into(), "u:1%@h".into()))
         );
-        assert_eq!(parse_object_name("mysql-keyring::k%C3%A9y"), Some(("kéy".into(), String::new())));
+        assert_eq!(
+            parse_object_name("mysql-keyring::k%C3%A9y"),
+            Some(("kéy".into(), String::new()))
+        );
     }
 
     #[test]

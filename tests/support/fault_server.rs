@@ -31,10 +31,13 @@ pub enum Reply {
 pub enum Fault {
     /// Accepts TCP and never says a word (no TLS handshake).
     Silent,
-    /// Accepts TCP and resets the connection at once.
+    /// Accepts TCP and closes the connection at once.
     Reset,
     /// Completes the TLS handshake with this identity, reads one request, then replies.
-    AfterHandshake { tls: Arc<ServerConfig>, reply: Reply },
+    AfterHandshake {
+        tls: Arc<ServerConfig>,
+        reply: Reply,
+    },
 }
 
 pub struct FaultServer {
@@ -51,12 +54,13 @@ pub fn tls_identity(cert: &Path, key: &Path) -> Arc<ServerConfig> {
         .collect::<Result<_, _>>()
         .expect("server certificate");
     let key = PrivateKeyDer::from_pem_file(key).expect("server key");
-    let config = ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-        .with_safe_default_protocol_versions()
-        .expect("versions")
-        .with_no_client_auth()
-        .with_single_cert(certs, key)
-        .expect("server config");
+    let config =
+        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
+            .with_safe_default_protocol_versions()
+            .expect("versions")
+            .with_no_client_auth()
+            .with_single_cert(certs, key)
+            .expect("server config");
     Arc::new(config)
 }
 
@@ -68,7 +72,12 @@ impl FaultServer {
         let accepted = Arc::new(Mutex::new(0));
         let (count, stopped) = (accepted.clone(), stop.clone());
         let thread = std::thread::spawn(move || serve(listener, fault, stopped, count));
-        FaultServer { addr, stop, accepted, thread: Some(thread) }
+        FaultServer {
+            addr,
+            stop,
+            accepted,
+            thread: Some(thread),
+        }
     }
 
     pub fn port(&self) -> u16 {
@@ -102,10 +111,7 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
         *count.lock().unwrap() += 1;
         match &fault {
             Fault::Silent => held.push(conn),
-            Fault::Reset => {
-                let _ = socket_linger_zero(&conn);
-                drop(conn);
-            }
+            Fault::Reset => drop(conn),
             Fault::AfterHandshake { tls, reply } => {
                 let (tls, reply, stopped) = (tls.clone(), reply.clone(), stopped.clone());
                 // Detached: it ends by itself once the test has dropped the server.
@@ -116,14 +122,11 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
     drop(held);
 }
 
-/// Closing with SO_LINGER 0 sends a RST instead of a FIN.
-fn socket_linger_zero(conn: &TcpStream) -> std::io::Result<()> {
-    conn.set_linger(Some(Duration::ZERO))
-}
-
 fn answer(conn: TcpStream, tls: Arc<ServerConfig>, reply: Reply, stopped: Arc<AtomicBool>) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
-    let Ok(server) = rustls::ServerConnection::new(tls) else { return };
+    let Ok(server) = rustls::ServerConnection::new(tls) else {
+        return;
+    };
     let mut stream = rustls::StreamOwned::new(server, conn);
     let mut header = [0u8; 8];
     if stream.read_exact(&mut header).is_err() {
@@ -150,7 +153,7 @@ fn answer(conn: TcpStream, tls: Arc<ServerConfig>, reply: Reply, stopped: Arc<At
             half.extend_from_slice(&[0x42, 0x00, 0x7A, 0x01, 0x00, 0x00, 0x00, 0x38, 0x42, 0x00]);
             let _ = stream.write_all(&half);
             let _ = stream.flush();
-            let _ = socket_linger_zero(stream.get_ref());
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
         }
         Reply::Never => wait_for_stop(&stopped, Duration::from_secs(30)),
     }

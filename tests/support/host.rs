@@ -13,7 +13,11 @@ pub fn plugin_library() -> PathBuf {
         .and_then(Path::parent)
         .expect("target/<profile>/deps/<test>");
     let lib = profile_dir.join("libkeyring_okv.so");
-    assert!(lib.exists(), "{} is missing: build the library first", lib.display());
+    assert!(
+        lib.exists(),
+        "{} is missing: build the library first",
+        lib.display()
+    );
     lib
 }
 
@@ -22,7 +26,8 @@ pub fn host_program() -> &'static Path {
     static HOST: OnceLock<PathBuf> = OnceLock::new();
     HOST.get_or_init(|| {
         let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = std::env::temp_dir().join(format!("keyring_okv_plugin_host_{}", std::process::id()));
+        let out =
+            std::env::temp_dir().join(format!("keyring_okv_plugin_host_{}", std::process::id()));
         let status = Command::new("cc")
             .args(["-Wall", "-Wextra", "-Werror", "-o"])
             .arg(&out)

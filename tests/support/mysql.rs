@@ -53,7 +53,11 @@ pub fn copy_in(src: &Path, dest: &str) {
         .arg(root().join(dest.trim_start_matches('/')))
         .status()
         .expect("cp");
-    assert!(status.success(), "copying {} into the chroot failed", src.display());
+    assert!(
+        status.success(),
+        "copying {} into the chroot failed",
+        src.display()
+    );
 }
 
 pub struct Instance {
@@ -68,7 +72,9 @@ impl Instance {
         let mut start = vec!["start", name];
         start.extend_from_slice(args);
         must(&start);
-        Instance { name: name.to_string() }
+        Instance {
+            name: name.to_string(),
+        }
     }
 
     pub fn restart(&self, args: &[&str]) {
@@ -83,8 +89,13 @@ impl Instance {
     }
 
     pub fn must_sql(&self, query: &str) -> String {
-        self.sql(query)
-            .unwrap_or_else(|e| panic!("SQL failed on {}: {query}\n{e}\nerror log:\n{}", self.name, self.log_tail(40)))
+        self.sql(query).unwrap_or_else(|e| {
+            panic!(
+                "SQL failed on {}: {query}\n{e}\nerror log:\n{}",
+                self.name,
+                self.log_tail(40)
+            )
+        })
     }
 
     pub fn udf(&self) {
