@@ -18,10 +18,16 @@ use keyring_okv::connector::KmipClient;
 fn main() {
     let lab = pykmip::lab();
     let conf = load_conf_dir(&lab.conf_dir).expect("lab conf dir");
-    let live = ServerAddr { host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: lab.port };
+    let live = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: lab.port,
+    };
 
     let time_connect = |servers: Vec<ServerAddr>, timeout: Duration| {
-        let options = Options { connect_timeout: timeout, ..conf.options.clone() };
+        let options = Options {
+            connect_timeout: timeout,
+            ..conf.options.clone()
+        };
         let client = KmipClient::new(servers, conf.tls.clone(), options).expect("client");
         let start = Instant::now();
         let connected = client.connect().expect("connects");
@@ -29,7 +35,10 @@ fn main() {
     };
 
     let (direct, _) = time_connect(vec![live.clone()], Duration::from_secs(20));
-    println!("baseline: direct connection to the live server: {:.1} ms", direct.as_secs_f64() * 1e3);
+    println!(
+        "baseline: direct connection to the live server: {:.1} ms",
+        direct.as_secs_f64() * 1e3
+    );
     for dead in [8usize, 64] {
         // Listening sockets that are never accepted: the kernel completes TCP, nobody speaks TLS.
         let holes: Vec<TcpListener> = (0..dead)
@@ -37,7 +46,10 @@ fn main() {
             .collect();
         let mut servers: Vec<ServerAddr> = holes
             .iter()
-            .map(|l| ServerAddr { host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)), port: l.local_addr().unwrap().port() })
+            .map(|l| ServerAddr {
+                host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+                port: l.local_addr().unwrap().port(),
+            })
             .collect();
         servers.push(live.clone());
         for timeout in [Duration::from_secs(1), Duration::from_secs(20)] {

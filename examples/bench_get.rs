@@ -17,7 +17,10 @@ use keyring_okv::keyring::{Keyring, object_name};
 use keyring_okv::kmip::ops;
 
 fn main() {
-    let n: usize = std::env::args().nth(1).and_then(|s| s.parse().ok()).unwrap_or(500);
+    let n: usize = std::env::args()
+        .nth(1)
+        .and_then(|s| s.parse().ok())
+        .unwrap_or(500);
     let lab = pykmip::lab();
     let conf = load_conf_dir(&lab.conf_dir).expect("lab conf dir");
     let keyring = Keyring::new(KmipClient::from_conf_dir(&conf).expect("client"));
@@ -46,10 +49,27 @@ fn main() {
 
     let py = pykmip::tool(&["bench-get", &uid, &n.to_string()]);
     let py_ms = py["ms_per_op"].as_f64().expect("ms_per_op");
-    println!("Get on a warm connection, {n} requests, one 32-byte AES key, PyKMIP 0.11 on loopback:");
-    println!("  keyring_okv KMIP Get        {:7.3} ms/op  {:7.0} ops/s", raw * 1e3, 1.0 / raw);
-    println!("  keyring_okv Keyring::fetch  {:7.3} ms/op  {:7.0} ops/s", fetch * 1e3, 1.0 / fetch);
-    println!("  PyKMIP ProxyKmipClient Get  {:7.3} ms/op  {:7.0} ops/s", py_ms, 1e3 / py_ms);
-    println!("  ratio PyKMIP client / keyring_okv Get: {:.2}", py_ms / (raw * 1e3));
+    println!(
+        "Get on a warm connection, {n} requests, one 32-byte AES key, PyKMIP 0.11 on loopback:"
+    );
+    println!(
+        "  keyring_okv KMIP Get        {:7.3} ms/op  {:7.0} ops/s",
+        raw * 1e3,
+        1.0 / raw
+    );
+    println!(
+        "  keyring_okv Keyring::fetch  {:7.3} ms/op  {:7.0} ops/s",
+        fetch * 1e3,
+        1.0 / fetch
+    );
+    println!(
+        "  PyKMIP ProxyKmipClient Get  {:7.3} ms/op  {:7.0} ops/s",
+        py_ms,
+        1e3 / py_ms
+    );
+    println!(
+        "  ratio PyKMIP client / keyring_okv Get: {:.2}",
+        py_ms / (raw * 1e3)
+    );
     keyring.remove(&id, "").expect("remove");
 }

@@ -13,7 +13,7 @@ use std::fmt::Write as _;
 pub const PREFIX: &str = "mysql-keyring:";
 
 fn must_escape(byte: u8, in_owner: bool) -> bool {
-    byte == b'%' || byte < 0x20 || byte >= 0x7f || (in_owner && byte == b':')
+    byte == b'%' || !(0x20..0x7f).contains(&byte) || (in_owner && byte == b':')
 }
 
 fn escape_into(out: &mut String, text: &str, in_owner: bool) {
