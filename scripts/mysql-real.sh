@@ -91,7 +91,7 @@ cmd_install() {
     need_root
     mkdir -p "$(dirname "$ROOT")"
     exec 9>"$ROOT.lock"
-    flock 9
+    flock -w 600 9 || die "timed out waiting for the install lock $ROOT.lock"
     if is_installed; then
         ensure_global_manifest
         say "already installed: $(chroot "$ROOT" /usr/sbin/mysqld --version 2>/dev/null) in $ROOT"
@@ -100,8 +100,11 @@ cmd_install() {
     local t0=$SECONDS log
     if ! command -v debootstrap >/dev/null 2>&1; then
         say "installing debootstrap on the host..."
-        (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap) >/dev/null \
-            || die "apt-get install debootstrap failed"
+        log="$(dirname "$ROOT")/host-apt.log"
+        if ! (apt-get update -qq && DEBIAN_FRONTEND=noninteractive apt-get install -y -qq debootstrap) >"$log" 2>&1; then
+            tail_log "$log"
+            die "apt-get install debootstrap failed on the host"
+        fi
     fi
     # A previous run left something behind without finishing: if debootstrap
     # itself did not complete, wipe and redo; otherwise resume with apt.
@@ -269,7 +272,7 @@ cmd_start() {
     ensure_global_manifest
     mkdir -p "$I"
     exec 8>"$I/.lock"
-    flock 8
+    flock -w 120 8 || die "timed out waiting for the lock on instance $NAME"
     if ping_ok; then
         say "instance $NAME already running (port $(cat "$I/port" 2>/dev/null))"
         return 0
@@ -289,7 +292,7 @@ cmd_start() {
     say "starting instance $NAME on 127.0.0.1:$(cat "$I/port")${ARGS[*]:+ with ${ARGS[*]}}..."
     echo "=== $(date -u +%FT%TZ) start ${ARGS[*]:-}" >>"$I/mysqld.out"
     setsid chroot "$ROOT" /usr/sbin/mysqld --defaults-file="$CNF" ${ARGS[@]+"${ARGS[@]}"} \
-        </dev/null >>"$I/mysqld.out" 2>&1 &
+        </dev/null >>"$I/mysqld.out" 2>&1 8>&- 9>&- &
     pid=$!
     echo "$pid" >"$I/launcher.pid"
     if ! wait_ready "$pid"; then
