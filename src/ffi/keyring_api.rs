@@ -11,8 +11,15 @@ use crate::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
 /// Size of the id buffers mysqld's keyring proxy hands to get_key (1024 + NUL).
 const ID_BUFFER: usize = MAX_KEY_ID_LEN + 1;
 
+/// One log line per failed call: a warning when the caller asked for something the keyring
+/// refuses, an error when the keyring could not do its job.
 fn report(what: &str, key_id: &str, err: &PluginError) {
-    tracing::error!("keyring_okv: {what} of key '{key_id}' failed: {err}");
+    match err {
+        PluginError::Keyring(e) if e.is_caller_error() => {
+            tracing::warn!("keyring_okv: {what} of key '{key_id}' refused: {err}")
+        }
+        _ => tracing::error!("keyring_okv: {what} of key '{key_id}' failed: {err}"),
+    }
 }
 
 fn args<'a>(

@@ -39,6 +39,20 @@ pub enum KeyringError {
 }
 
 impl KeyringError {
+    /// A refusal caused by the caller's request (bad id, type or length, a key that exists or
+    /// does not), as opposed to a failure of the configuration, network or KMIP server.
+    pub fn is_caller_error(&self) -> bool {
+        matches!(
+            self,
+            KeyringError::InvalidKeyId(_)
+                | KeyringError::InvalidOwner(_)
+                | KeyringError::UnsupportedType(_)
+                | KeyringError::InvalidLength { .. }
+                | KeyringError::AlreadyExists { .. }
+                | KeyringError::NotFound { .. }
+        )
+    }
+
     pub(crate) fn backend(key_id: &str) -> impl FnOnce(ClientError) -> KeyringError + '_ {
         move |source| KeyringError::Backend {
             key_id: key_id.to_string(),
