@@ -6,7 +6,7 @@
 //!     bash scripts/pykmip.sh setup && bash scripts/pykmip.sh start
 //!     cargo run --release --example bench_failover
 
-#[path = "../tests/support/pykmip.rs"]
+#[path = "../tests/common/pykmip.rs"]
 mod pykmip;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};

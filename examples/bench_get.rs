@@ -6,7 +6,7 @@
 //!
 //! Run it on an idle machine: a parallel build skews both sides.
 
-#[path = "../tests/support/pykmip.rs"]
+#[path = "../tests/common/pykmip.rs"]
 mod pykmip;
 
 use std::time::Instant;

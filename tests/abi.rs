@@ -1,8 +1,9 @@
 //! The exported ABI, checked from C against include/keyring_okv.h, with the library loaded by
 //! dlopen(RTLD_NOW) outside mysqld, as mysqld and keyring migration tools load it.
 
-#[path = "support/host.rs"]
-mod host;
+mod common;
+
+use common::host;
 
 use std::collections::HashMap;
 use std::process::Command;

@@ -1,14 +1,14 @@
 //! The keyring-okv admin tool against the local PyKMIP server, and `check` on broken
 //! configuration directories: each fault names its fix.
 
-#[path = "support/pykmip.rs"]
-mod pykmip;
+mod common;
 
 use std::net::TcpListener;
 use std::path::Path;
 use std::process::{Command, Output};
 
-use pykmip::{lab, unique};
+use common::fixtures::pki;
+use common::pykmip::{lab, unique};
 
 fn cli(conf_dir: &Path, args: &[&str]) -> Output {
     Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
@@ -117,27 +117,7 @@ fn check_names_the_fix_for_each_fault() {
 
     // CA.pem of another CA: the server certificate is not trusted.
     let dir = conf_copy();
-    let status = Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-subj",
-            "/CN=Some Other CA",
-            "-days",
-            "2",
-        ])
-        .arg("-keyout")
-        .arg(dir.path().join("other-ca.key"))
-        .arg("-out")
-        .arg(dir.path().join("ssl/CA.pem"))
-        .output()
-        .unwrap();
-    assert!(status.status.success());
+    std::fs::copy(&pki().other_ca_cert, dir.path().join("ssl/CA.pem")).unwrap();
     let out = cli(dir.path(), &["check"]);
     assert_eq!(out.status.code(), Some(3), "{}", text(&out));
     assert!(text(&out).contains("CA.pem"), "{}", text(&out));

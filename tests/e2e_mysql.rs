@@ -1,17 +1,12 @@
 //! End to end: a real mysqld 9.7 loads keyring_okv.so with early-plugin-load and keeps its
 //! InnoDB, binary log and keyring_udf keys in a real PyKMIP server.
 
-#[path = "support/host.rs"]
-mod host;
-#[path = "support/mysql.rs"]
-mod mysql;
-#[path = "support/pykmip.rs"]
-mod pykmip;
+mod common;
 
 use std::net::TcpListener;
 
-use mysql::Instance;
-use pykmip::{lab, tool};
+use common::mysql::{self, Instance};
+use common::pykmip::{lab, tool};
 
 /// Copies the PyKMIP lab's conf dir into the chroot at /srv/<name>, optionally with another
 /// okvclient.ora, and returns the path mysqld sees.

@@ -2,19 +2,17 @@
 //! with the local PyKMIP server as the live standby. Timing bounds are ratios of the configured
 //! timeouts, never tight absolute times.
 
-#[path = "support/fault_server.rs"]
-mod fault_server;
-#[path = "support/pykmip.rs"]
-mod pykmip;
+mod common;
 
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use fault_server::{Fault, FaultServer, Reply, tls_identity};
+use common::fault_server::{Fault, FaultServer, Reply};
+use common::fixtures::{pki, rustls_server_config};
+use common::pykmip::lab;
 use keyring_okv::config::{ConfDir, Host, Options, ServerAddr, load_conf_dir};
 use keyring_okv::connector::{ClientError, KmipClient, Retry, Stage, TransportError};
 use keyring_okv::kmip::{LocateFilter, ops};
-use pykmip::lab;
 
 fn conf() -> ConfDir {
     load_conf_dir(&lab().conf_dir).expect("lab conf dir")
@@ -53,7 +51,11 @@ fn client(servers: Vec<ServerAddr>, connect: Duration, request: Duration) -> Kmi
 fn trusted(reply: Reply) -> FaultServer {
     let certs = &lab().certs;
     FaultServer::start(Fault::AfterHandshake {
-        tls: tls_identity(&certs.join("server.crt"), &certs.join("server.key")),
+        tls: rustls_server_config(
+            &certs.join("server.crt"),
+            &certs.join("server.key"),
+            &certs.join("ca.crt"),
+        ),
         reply,
     })
 }
@@ -172,37 +174,14 @@ fn all_servers_black_holed_fails_within_the_overall_deadline() {
 
 #[test]
 fn wrong_ca_is_a_tls_error_naming_ca_pem_and_the_standby_is_used() {
-    let dir = tempfile::tempdir().unwrap();
-    let (cert, key) = (dir.path().join("c.pem"), dir.path().join("k.pem"));
-    let ok = std::process::Command::new("openssl")
-        .args([
-            "req",
-            "-x509",
-            "-newkey",
-            "ec",
-            "-pkeyopt",
-            "ec_paramgen_curve:P-256",
-            "-nodes",
-            "-days",
-            "2",
-            "-subj",
-            "/CN=127.0.0.1",
-            "-addext",
-            "subjectAltName=IP:127.0.0.1",
-            "-addext",
-            "basicConstraints=critical,CA:FALSE",
-            "-addext",
-            "extendedKeyUsage=serverAuth",
-        ])
-        .arg("-keyout")
-        .arg(&key)
-        .arg("-out")
-        .arg(&cert)
-        .output()
-        .unwrap();
-    assert!(ok.status.success());
+    // A server certificate for 127.0.0.1 from a CA that CA.pem does not hold.
+    let other = pki();
     let impostor = FaultServer::start(Fault::AfterHandshake {
-        tls: tls_identity(&cert, &key),
+        tls: rustls_server_config(
+            &other.other_server_cert,
+            &other.other_server_key,
+            &lab().certs.join("ca.crt"),
+        ),
         reply: Reply::Never,
     });
     let timeout = secs(5.0);

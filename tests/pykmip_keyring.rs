@@ -1,14 +1,13 @@
 //! The keyring layer against a real PyKMIP 0.11 server over mutual TLS.
 
-#[path = "support/pykmip.rs"]
-mod pykmip;
+mod common;
 
 use std::sync::{Arc, Barrier};
 
+use common::pykmip::{lab, tool, unique};
 use keyring_okv::config::load_conf_dir;
 use keyring_okv::connector::KmipClient;
 use keyring_okv::keyring::{KeyType, Keyring, KeyringError, object_name};
-use pykmip::{lab, tool, unique};
 
 fn keyring() -> Keyring {
     let conf = load_conf_dir(&lab().conf_dir).expect("the lab conf dir loads");

@@ -1,4 +1,8 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod fault_server;
 pub mod fixtures;
+pub mod host;
+pub mod mysql;
+pub mod pykmip;

@@ -4,15 +4,12 @@
 
 use std::io::{Read, Write};
 use std::net::{SocketAddr, TcpListener, TcpStream};
-use std::path::Path;
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, Mutex};
 use std::thread::JoinHandle;
 use std::time::Duration;
 
 use rustls::ServerConfig;
-use rustls_pki_types::pem::PemObject;
-use rustls_pki_types::{CertificateDer, PrivateKeyDer};
 
 /// What the server does after the TLS handshake and one request.
 #[derive(Clone)]
@@ -45,23 +42,6 @@ pub struct FaultServer {
     stop: Arc<AtomicBool>,
     accepted: Arc<Mutex<usize>>,
     thread: Option<JoinHandle<()>>,
-}
-
-/// A TLS identity for fault servers from PEM files.
-pub fn tls_identity(cert: &Path, key: &Path) -> Arc<ServerConfig> {
-    let certs: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(cert)
-        .expect("server certificate")
-        .collect::<Result<_, _>>()
-        .expect("server certificate");
-    let key = PrivateKeyDer::from_pem_file(key).expect("server key");
-    let config =
-        ServerConfig::builder_with_provider(Arc::new(rustls::crypto::ring::default_provider()))
-            .with_safe_default_protocol_versions()
-            .expect("versions")
-            .with_no_client_auth()
-            .with_single_cert(certs, key)
-            .expect("server config");
-    Arc::new(config)
 }
 
 impl FaultServer {
