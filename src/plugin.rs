@@ -41,12 +41,7 @@ impl Prepared {
     }
 }
 
-struct Active {
-    dir: String,
-    keyring: Keyring,
-}
-
-static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
+static ACTIVE: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
 
 /// Why no configuration is in force, for the message of every refused call.
 static PROBLEM: RwLock<Option<String>> = RwLock::new(None);
@@ -92,10 +87,7 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
 /// Puts a prepared configuration in force; the previous keyring is released when its last
 /// in-flight call finishes.
 pub fn install(prepared: Prepared) {
-    let active = Arc::new(Active {
-        dir: prepared.dir,
-        keyring: prepared.keyring,
-    });
+    let active = Arc::new(prepared.keyring);
     *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
         .write()
@@ -104,26 +96,20 @@ pub fn install(prepared: Prepared) {
     drop(old);
 }
 
-/// The directory in force, if any.
-pub fn active_dir() -> Option<String> {
-    current().ok().map(|a| a.dir.clone())
-}
+/// How long plugin deinit waits for the I/O thread.
+const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
 
-/// Releases the keyring and its I/O thread (plugin deinit).
+/// Releases the keyring, its connection and the I/O thread (plugin deinit).
 pub fn shutdown() {
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
-    if let Some(active) = old {
-        match Arc::try_unwrap(active) {
-            Ok(active) => active.keyring.into_client().shutdown(),
-            Err(shared) => drop(shared),
-        }
-    }
+    drop(old);
+    crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
 }
 
-fn current() -> Result<Arc<Active>, PluginError> {
+fn current() -> Result<Arc<Keyring>, PluginError> {
     ACTIVE
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -137,21 +123,21 @@ fn current() -> Result<Arc<Active>, PluginError> {
 }
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
-    Ok(current()?.keyring.store(key_id, owner, key_type, key)?)
+    Ok(current()?.store(key_id, owner, key_type, key)?)
 }
 
 pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result<(), PluginError> {
-    Ok(current()?.keyring.generate(key_id, owner, key_type, len)?)
+    Ok(current()?.generate(key_id, owner, key_type, len)?)
 }
 
 pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginError> {
-    Ok(current()?.keyring.fetch(key_id, owner)?)
+    Ok(current()?.fetch(key_id, owner)?)
 }
 
 pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
-    Ok(current()?.keyring.remove(key_id, owner)?)
+    Ok(current()?.remove(key_id, owner)?)
 }
 
 pub fn list() -> Result<Vec<KeyEntry>, PluginError> {
-    Ok(current()?.keyring.list(false)?)
+    Ok(current()?.list(false)?)
 }

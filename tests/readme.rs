@@ -27,9 +27,15 @@ fn the_two_commands() -> Vec<String> {
 
 #[test]
 fn readme_gives_the_demo_and_the_test_command() {
-    assert_eq!(the_two_commands(), ["bash scripts/demo.sh", "bash scripts/test-all.sh"]);
+    assert_eq!(
+        the_two_commands(),
+        ["bash scripts/demo.sh", "bash scripts/test-all.sh"]
+    );
     for script in ["scripts/demo.sh", "scripts/test-all.sh"] {
-        assert!(Path::new(env!("CARGO_MANIFEST_DIR")).join(script).is_file(), "{script}");
+        assert!(
+            Path::new(env!("CARGO_MANIFEST_DIR")).join(script).is_file(),
+            "{script}"
+        );
     }
 }
 
@@ -39,7 +45,9 @@ fn ci_runs_the_readme_test_command() {
     let commands: Vec<&str> = ci
         .lines()
         .map(str::trim)
-        .filter(|l| !l.is_empty() && !l.starts_with('#') && !l.starts_with("set ") && !l.starts_with("cd "))
+        .filter(|l| {
+            !l.is_empty() && !l.starts_with('#') && !l.starts_with("set ") && !l.starts_with("cd ")
+        })
         .collect();
     assert_eq!(commands, ["exec bash scripts/test-all.sh"]);
     assert!(the_two_commands().contains(&"bash scripts/test-all.sh".to_string()));
@@ -48,7 +56,10 @@ fn ci_runs_the_readme_test_command() {
 #[test]
 fn the_test_command_runs_every_test_target() {
     let script = read("scripts/test-all.sh");
-    assert!(script.contains("cargo test -j2 --locked --all-targets"), "all targets, including the e2e tests");
+    assert!(
+        script.contains("cargo test -j2 --locked --all-targets"),
+        "all targets, including the e2e tests"
+    );
     assert!(script.contains("cargo clippy") && script.contains("-D warnings"));
     assert!(script.contains("cargo fmt --all -- --check"));
 }

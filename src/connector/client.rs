@@ -6,14 +6,13 @@
 //! at a time per connection, and each extra connection costs a handshake and a server-side
 //! session; so requests queue on one warm connection instead of a pool.
 //!
-//! Threads: one tokio worker drives the sockets and timers, and at most one blocking thread
-//! resolves host names: at most 2 background threads in mysqld. Callers wait on their own
-//! thread with `block_on`.
+//! Threads: the process-wide runtime (`runtime.rs`) drives the sockets; callers wait on their
+//! own thread with `block_on`.
 
 use std::sync::Arc;
 use std::time::Duration;
 
-use tokio::runtime::Runtime;
+use tokio::runtime::Handle;
 use tokio::sync::Mutex;
 use zeroize::Zeroizing;
 
@@ -26,9 +25,6 @@ use crate::kmip::{self, Request, Ttlv};
 /// Largest response accepted. Keys are at most 16 KiB; Locate answers list identifiers. PyKMIP
 /// itself caps messages at 1 MiB.
 pub const RESPONSE_CAP: usize = 1 << 20;
-
-/// How long shutdown waits for the I/O thread.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 /// After a connection round in which no server answered, calls fail at once for this long
 /// (at most the connect timeout) instead of each waiting for the timeouts again.
@@ -52,7 +48,7 @@ struct Shared {
 }
 
 pub struct KmipClient {
-    runtime: Option<Runtime>,
+    runtime: Handle,
     shared: Arc<Shared>,
 }
 
@@ -70,15 +66,8 @@ impl KmipClient {
         tls: Arc<rustls::ClientConfig>,
         options: Options,
     ) -> std::io::Result<Self> {
-        let runtime = tokio::runtime::Builder::new_multi_thread()
-            .worker_threads(1)
-            .max_blocking_threads(1)
-            .thread_name("keyring_okv-io")
-            .enable_io()
-            .enable_time()
-            .build()?;
         Ok(KmipClient {
-            runtime: Some(runtime),
+            runtime: super::runtime::handle()?,
             shared: Arc::new(Shared {
                 servers,
                 tls,
@@ -101,14 +90,10 @@ impl KmipClient {
         &self.shared.options
     }
 
-    fn runtime(&self) -> Result<&Runtime, ClientError> {
-        self.runtime.as_ref().ok_or(ClientError::ShutDown)
-    }
-
     /// Makes sure a live connection exists (connecting in list order if needed) and says where.
     pub fn connect(&self) -> Result<Connected, ClientError> {
         let shared = self.shared.clone();
-        self.runtime()?.block_on(async move {
+        self.runtime.block_on(async move {
             let mut conn = shared.conn.lock().await;
             let session = shared.ensure(&mut conn, None).await?;
             Ok(Connected {
@@ -121,7 +106,7 @@ impl KmipClient {
     /// Drops the current connection; the next request reconnects from the top of the list.
     pub fn disconnect(&self) -> Result<(), ClientError> {
         let shared = self.shared.clone();
-        self.runtime()?.block_on(async move {
+        self.runtime.block_on(async move {
             *shared.conn.lock().await = None;
         });
         Ok(())
@@ -144,27 +129,12 @@ impl KmipClient {
         let shared = self.shared.clone();
         let operation = request.operation;
         let (mut payload, server) = self
-            .runtime()?
+            .runtime
             .block_on(async move { shared.call(&encoded, operation, retry).await })?;
         let parsed = parse(&payload).map_err(|source| ClientError::Server { server, source });
         // The payload may hold key material (Get); the parser made its own copy.
         payload.zeroize();
         parsed
-    }
-
-    /// Stops the I/O thread, waiting a bounded time. Called by plugin deinit.
-    pub fn shutdown(mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(SHUTDOWN_WAIT);
-        }
-    }
-}
-
-impl Drop for KmipClient {
-    fn drop(&mut self) {
-        if let Some(rt) = self.runtime.take() {
-            rt.shutdown_timeout(SHUTDOWN_WAIT);
-        }
     }
 }
 

@@ -152,8 +152,6 @@ pub enum ClientError {
     /// sent. Never repeated blindly; the keyring layer looks before acting again.
     #[error("{0} (the request may or may not have been carried out)")]
     Ambiguous(TransportError),
-    #[error("keyring_okv is shutting down")]
-    ShutDown,
 }
 
 impl ClientError {

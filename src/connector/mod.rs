@@ -4,6 +4,7 @@
 mod client;
 mod error;
 mod failover;
+pub mod runtime;
 mod session;
 
 pub use client::{Connected, KmipClient, RESPONSE_CAP, Retry};

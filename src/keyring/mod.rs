@@ -110,10 +110,6 @@ impl Keyring {
         &self.client
     }
 
-    pub fn into_client(self) -> KmipClient {
-        self.client
-    }
-
     /// Makes the server create an AES key, or registers random secret data, under the pair.
     pub fn generate(
         &self,
