@@ -125,7 +125,8 @@ fn unconfigured_plugin_warns_as_documented_and_fails_cleanly() {
             "generate k error",
             "list error",
             "nullargs 5",
-            "deinit 0"
+            "deinit 0",
+            "threads-after-deinit 1"
         ]
     );
     // Every failure is one error-level line; the health probe is answered silently.
@@ -149,5 +150,96 @@ fn broken_conf_dir_at_startup_is_one_error_and_set_global_keeps_the_old_value() 
     assert!(
         logs[0].starts_with("0 ") && logs[0].contains(missing),
         "{logs:?}"
+    );
+}
+
+#[test]
+fn the_plugin_serves_keys_from_pykmip_through_its_c_interface() {
+    let conf = common::pykmip::lab().conf_dir.to_str().unwrap().to_string();
+    let id = common::pykmip::unique("ffi");
+    let secret = format!("{id}-secret");
+    let out = host::run_host(
+        &conf,
+        &[
+            "probe", "threads", "generate", &id, "-", "AES", "32", "fetch", &id, "-", "generate",
+            &id, "-", "AES", "32", "store", &secret, "u@h", "SECRET", "00ff10", "fetch", &secret,
+            "u@h", "fetch", &secret, "-", "generate", &id, "-", "RSA", "128", "list", "remove",
+            &id, "-", "fetch", &id, "-", "remove", &id, "-", "remove", &secret, "u@h", "setdir",
+            &conf, "probe", "threads",
+        ],
+    );
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let results = host::results(&out);
+    let expect_prefix = ["init 0".to_string(), "probe active".to_string()];
+    assert_eq!(results[..2], expect_prefix, "{stdout}");
+    let threads: usize = results[2]
+        .strip_prefix("threads ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(
+        threads <= 3,
+        "the host thread plus at most two of ours: {threads}"
+    );
+    assert_eq!(results[3], format!("generate {id} ok"));
+    let fetched: Vec<&str> = results[4].split(' ').collect();
+    assert_eq!(
+        &fetched[..4],
+        ["fetch", id.as_str(), "AES", "32"],
+        "{stdout}"
+    );
+    assert_eq!(fetched[4].len(), 64);
+    assert_eq!(results[5], format!("generate {id} error"), "duplicate");
+    assert_eq!(results[6], format!("store {secret} ok"));
+    assert_eq!(results[7], format!("fetch {secret} SECRET 3 00ff10"));
+    assert_eq!(
+        results[8],
+        format!("fetch {secret} absent"),
+        "another owner"
+    );
+    assert_eq!(results[9], format!("generate {id} error"), "RSA refused");
+    let listed = results[10]
+        .strip_prefix("list ")
+        .unwrap()
+        .parse::<usize>()
+        .unwrap();
+    assert!(listed >= 2);
+    assert!(
+        stdout.contains(&format!("KEY {id}\t\n")),
+        "server key with the empty owner: {stdout}"
+    );
+    assert!(stdout.contains(&format!("KEY {secret}\tu@h\n")), "{stdout}");
+    assert_eq!(results[11], format!("remove {id} ok"));
+    assert_eq!(results[12], format!("fetch {id} absent"));
+    assert_eq!(results[13], format!("remove {id} error"), "absent key");
+    assert_eq!(results[14], format!("remove {secret} ok"));
+    assert_eq!(results[15], format!("setdir ok value={conf}"));
+    assert_eq!(results[16], "probe active");
+    let threads_after: usize = results[17]
+        .strip_prefix("threads ")
+        .unwrap()
+        .parse()
+        .unwrap();
+    assert!(threads_after <= 3, "{threads_after}");
+    assert_eq!(results[18], "deinit 0");
+    assert_eq!(
+        results[19], "threads-after-deinit 1",
+        "deinit joined our threads"
+    );
+    // Refusals are warnings, and no key material reaches the log.
+    let logs = host::log_lines(&out);
+    assert!(
+        logs.iter()
+            .filter(|l| l.contains("refused"))
+            .all(|l| l.starts_with("1 ")),
+        "{logs:#?}"
+    );
+    let material = fetched[4];
+    assert!(
+        !stdout
+            .lines()
+            .filter(|l| l.starts_with("LOG"))
+            .any(|l| l.contains(material))
     );
 }

@@ -7,12 +7,13 @@
  *       links fake server services, sets keyring_okv_conf_dir (empty string: unset), calls init,
  *       runs the commands, calls deinit. Commands (OWNER "-" means NULL):
  *         generate ID OWNER TYPE LEN | store ID OWNER TYPE HEX | fetch ID OWNER | remove ID OWNER
- *         list | probe | setdir DIR | nullargs
+ *         list | probe | setdir DIR | nullargs | threads
  *       Each prints one "RESULT ..." line; server log lines print as "LOG level message".
  *
  * The fake allocator tags its blocks, so a buffer handed back by the plugin that did not come
  * from mysql_malloc_service aborts the run, as it would corrupt mysqld's heap.
  */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stddef.h>
@@ -96,6 +97,18 @@ static const char *v_str(struct st_mysql_value *v, char *buf, int *len) {
 static int v_real(struct st_mysql_value *v, double *d) { (void)v; (void)d; return 1; }
 static int v_int(struct st_mysql_value *v, long long *i) { (void)v; (void)i; return 1; }
 static int v_unsigned(struct st_mysql_value *v) { (void)v; return 0; }
+
+/* Threads of this process: the host's own plus whatever the plugin started. */
+static int thread_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
 
 static const char *owner_arg(const char *s) { return strcmp(s, "-") == 0 ? NULL : s; }
 
@@ -229,6 +242,9 @@ int main(int argc, char **argv) {
       if (rc == 0) var->update(NULL, var, var->value, save);
       printf("RESULT setdir %s value=%s\n", rc == 0 ? "ok" : "refused", *var->value);
       i += 2;
+    } else if (strcmp(cmd, "threads") == 0) {
+      printf("RESULT threads %d\n", thread_count());
+      i += 1;
     } else if (strcmp(cmd, "nullargs") == 0) {
       char *type = NULL;
       void *key = NULL;
@@ -246,6 +262,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
   printf("RESULT deinit %d\n", decls[0].deinit(decls));
+  printf("RESULT threads-after-deinit %d\n", thread_count());
   dlclose(lib);
   return 0;
 }
