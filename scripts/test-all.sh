@@ -40,7 +40,7 @@ step "cargo clippy -D warnings"
 cargo clippy -j2 --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test -j2 --locked --all-targets
+cargo test -j2 --locked --no-fail-fast --all-targets
 
 step "doc tests"
 cargo test -j2 --locked --doc

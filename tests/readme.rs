@@ -57,7 +57,7 @@ fn ci_runs_the_readme_test_command() {
 fn the_test_command_runs_every_test_target() {
     let script = read("scripts/test-all.sh");
     assert!(
-        script.contains("cargo test -j2 --locked --all-targets"),
+        script.contains("cargo test -j2 --locked --no-fail-fast --all-targets"),
         "all targets, including the e2e tests"
     );
     assert!(script.contains("cargo clippy") && script.contains("-D warnings"));
