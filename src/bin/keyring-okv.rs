@@ -25,7 +25,7 @@ const EXIT_HELP: &str = "Exit codes:
 #[derive(Parser)]
 #[command(
     name = "keyring-okv",
-    version,
+    version = env!("KEYRING_OKV_BUILD"),
     about = "Administer the keys that MySQL's keyring_okv plugin keeps in a KMIP server",
     after_help = EXIT_HELP
 )]

@@ -111,6 +111,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
     guard("plugin init", 0, || {
         services::mark_linked(handle);
         install_logging();
+        tracing::info!("keyring_okv {} starting", env!("KEYRING_OKV_BUILD"));
         // SAFETY: the server set the variable's storage before calling init.
         let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
         if dir.is_empty() {

@@ -69,10 +69,12 @@ pub fn results(output: &Output) -> Vec<String> {
         .collect()
 }
 
-/// The `LOG level message` lines of a host run.
+/// The warning and error lines (`level message`) of a host run; information lines (level 2,
+/// shown by mysqld only at log_error_verbosity=3) are left out.
 pub fn log_lines(output: &Output) -> Vec<String> {
     String::from_utf8_lossy(&output.stdout)
         .lines()
         .filter_map(|l| l.strip_prefix("LOG ").map(str::to_string))
+        .filter(|l| !l.starts_with("2 "))
         .collect()
 }
