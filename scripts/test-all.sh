@@ -40,9 +40,18 @@ step "cargo clippy -D warnings"
 cargo clippy -j2 --all-targets --locked -- -D warnings
 
 step "cargo test"
-cargo test -j2 --locked --no-fail-fast --all-targets
+results=$(mktemp)
+status=0
+cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
-step "doc tests"
-cargo test -j2 --locked --doc
-
-step "all tests passed in $((SECONDS - started)) s"
+# The closing line sums every test binary's result.
+summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
+     END { printf "tests: %d passed, %d failed\n", p, f }' "$results")
+rm -f "$results"
+if ((status != 0)); then
+  step "tests FAILED after $((SECONDS - started)) s"
+else
+  step "all tests passed in $((SECONDS - started)) s"
+fi
+echo "$summary"
+exit "$status"

@@ -150,26 +150,24 @@ fn encrypted_table_survives_restart(db: &Instance, args: &[&str]) {
     assert_eq!(db.must_sql("SELECT a FROM e2e.t"), "42");
 }
 
-#[test]
-fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
-    let dir = conf_dir_in_chroot("okv-main", None);
-    let args = plugin_args(&dir);
-    let args = as_strs(&args);
-    let db = Instance::fresh("e2e-main", &args);
-    assert_plugin_active(&db);
+/// Everything the server keeps in the keyring: keyring_udf keys, an encrypted table across
+/// restarts, InnoDB and binary log master key rotation, and the keys listed by
+/// performance_schema with their owners.
+fn full_round(db: &Instance, args: &[&str], udf_key: &str) {
+    assert_plugin_active(db);
     db.udf();
 
-    keyring_udf_round(&db, "MyKey");
+    keyring_udf_round(db, udf_key);
 
-    encrypted_table_survives_restart(&db, &args);
+    encrypted_table_survives_restart(db, args);
     db.must_sql("ALTER INSTANCE ROTATE INNODB MASTER KEY");
-    db.restart(&args);
+    db.restart(args);
     assert_eq!(db.must_sql("SELECT a FROM e2e.t"), "42");
 
     db.must_sql("SET PERSIST binlog_encryption = ON");
     db.must_sql("FLUSH BINARY LOGS");
     db.must_sql("ALTER INSTANCE ROTATE BINLOG MASTER KEY");
-    db.restart(&args);
+    db.restart(args);
     assert_eq!(db.must_sql("SELECT @@binlog_encryption"), "1");
     db.must_sql("FLUSH BINARY LOGS");
     let logs = db.must_sql("SHOW BINARY LOGS");
@@ -193,8 +191,25 @@ fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
         keys.lines().any(|l| l == "KeptKey\troot@localhost"),
         "{keys}"
     );
+    // The InnoDB master key is on the KMIP server under its documented name.
+    let innodb = keys
+        .lines()
+        .find(|l| l.starts_with("INNODBKey-"))
+        .unwrap()
+        .trim_end();
+    let found = tool(&["find", &format!("mysql-keyring::{innodb}")]);
+    assert_eq!(found.as_array().unwrap().len(), 1, "{found}");
 
-    assert_no_plugin_errors(&db);
+    assert_no_plugin_errors(db);
+}
+
+#[test]
+fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
+    let dir = conf_dir_in_chroot("okv-main", None);
+    let args = plugin_args(&dir);
+    let args = as_strs(&args);
+    let db = Instance::fresh("e2e-main", &args);
+    full_round(&db, &args, "MyKey");
 }
 
 #[test]
@@ -210,11 +225,14 @@ fn dead_server_with_a_live_standby_keeps_everything_working() {
     let args = plugin_args(&dir);
     let args = as_strs(&args);
     let db = Instance::fresh("e2e-failover", &args);
-    assert_plugin_active(&db);
-    db.udf();
-    keyring_udf_round(&db, "FailoverKey");
-    encrypted_table_survives_restart(&db, &args);
-    assert_no_plugin_errors(&db);
+    full_round(&db, &args, "FailoverKey");
+    assert!(
+        db.plugin_log()
+            .iter()
+            .any(|l| l.contains("[Warning]") && l.contains("STANDBY_SERVER")),
+        "the failover is reported: {:#?}",
+        db.plugin_log()
+    );
 }
 
 #[test]
