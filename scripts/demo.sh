@@ -9,6 +9,8 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 keep=0
 [[ "${1:-}" == "--keep" ]] && keep=1
+# The demo's own PyKMIP instance, emptied at every run, so that it shows only the demo's keys.
+export KEYRING_OKV_PYKMIP_NAME=demo
 
 step() { printf '\n==> %s\n' "$*"; }
 fail() { printf '\nDEMO FAILED: %s\n' "$*" >&2; exit 1; }
@@ -32,8 +34,9 @@ cargo build --release -j2 --locked 2>&1 | tail -n 1 || fail "the build failed"
 
 step "setting up and starting PyKMIP 0.11.0 on 127.0.0.1 (mutual TLS)"
 bash scripts/pykmip.sh setup || fail "PyKMIP setup failed"
+bash scripts/pykmip.sh reset >/dev/null 2>&1 || true
 bash scripts/pykmip.sh start || fail "PyKMIP did not start"
-eval "$(bash scripts/pykmip.sh env)"
+kmip_conf=$(bash scripts/pykmip.sh confdir)
 
 step "provisioning a real mysqld 9.7 (Debian sid chroot; about 30 s the first time)"
 bash scripts/mysql-real.sh install || fail "could not provision mysqld"
@@ -44,8 +47,8 @@ bash scripts/mysql-real.sh install-plugin target/release/libkeyring_okv.so
 conf="$root/srv/mysql-keyring-okv"
 rm -rf "$conf"
 mkdir -p "$conf/ssl"
-cp "$KEYRING_OKV_PYKMIP_CONFDIR/okvclient.ora" "$conf/okvclient.ora"
-cp "$KEYRING_OKV_PYKMIP_CONFDIR"/ssl/{CA.pem,cert.pem,key.pem} "$conf/ssl/"
+cp "$kmip_conf/okvclient.ora" "$conf/okvclient.ora"
+cp "$kmip_conf"/ssl/{CA.pem,cert.pem,key.pem} "$conf/ssl/"
 # The manual's modes: the directory is for the server's account only.
 chmod 750 "$conf" "$conf/ssl"
 chmod 600 "$conf/okvclient.ora" "$conf"/ssl/*.pem
@@ -75,6 +78,9 @@ show "REPLACE INTO demo.secrets VALUES (1, 'kept under a key in the KMIP server'
 show "SELECT * FROM demo.secrets"
 show "SELECT KEY_ID, KEY_OWNER FROM performance_schema.keyring_keys"
 
+step "the keys as keyring_okv's admin tool lists them"
+target/release/keyring-okv --conf-dir "$conf" list | sed 's/^/       /'
+
 step "removing MyKey"
 show "SELECT keyring_key_remove('MyKey')"
 bash scripts/pykmip.sh tool find 'mysql-keyring:root@localhost:MyKey' | sed 's/^/       objects left: /'
@@ -85,9 +91,10 @@ if ((keep)); then
 mysqld and PyKMIP keep running. Connect with:
   bash scripts/mysql-real.sh sql demo "SELECT * FROM demo.secrets"
 Inspect the KMIP server with:
-  bash scripts/pykmip.sh tool list
+  KEYRING_OKV_PYKMIP_NAME=demo bash scripts/pykmip.sh tool list
+  target/release/keyring-okv --conf-dir $root/srv/mysql-keyring-okv list
 Stop everything with:
-  bash scripts/mysql-real.sh stop demo && bash scripts/pykmip.sh stop
+  bash scripts/mysql-real.sh stop demo && KEYRING_OKV_PYKMIP_NAME=demo bash scripts/pykmip.sh stop
 EOT
 else
   echo "Stopping mysqld and PyKMIP (run scripts/demo.sh --keep to leave them running)."

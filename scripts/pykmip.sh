@@ -437,6 +437,10 @@ case ${1:-} in
     env) cmd_env ;;
     reset) cmd_reset ;;
     log) tail -n "${2:-50}" "$LOG" ;;
-    tool) shift; exec "$VENV/bin/python" -W ignore "$SCRIPT_DIR/pykmip_tool.py" "$@" ;;
+    tool)
+        shift
+        port_args=()
+        [[ -s $PORTFILE ]] && port_args=(--port "$(cat "$PORTFILE")")
+        exec "$VENV/bin/python" -W ignore "$SCRIPT_DIR/pykmip_tool.py" "${port_args[@]}" "$@" ;;
     *) usage ;;
 esac
