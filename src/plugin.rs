@@ -65,7 +65,7 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
     let client = KmipClient::from_conf_dir(&conf).map_err(PluginError::Runtime)?;
     match client.connect() {
         Ok(connected) => tracing::info!(
-            "keyring_okv: using configuration {dir}, connected to KMIP server {}",
+            "keyring_okv: configuration {dir} loaded, connected to KMIP server {}",
             connected.server
         ),
         Err(source) if require_reachable => {

@@ -147,7 +147,8 @@ pub struct ConfDir {
     pub options: Options,
     pub tls: Arc<rustls::ClientConfig>,
     pub identity: ClientIdentityInfo,
-    /// Permission and certificate-date warnings (also emitted with `tracing::warn!`).
+    /// Permission and certificate-date warnings; the caller reports them (the plugin logs each
+    /// once, the admin tool prints them).
     pub warnings: Vec<Warning>,
 }
 
@@ -464,10 +465,6 @@ pub fn load_conf_dir(dir: &Path) -> Result<ConfDir, ConfigError> {
             ),
         });
     }
-    for w in &warnings {
-        tracing::warn!("{w}");
-    }
-
     let mut servers = Vec::with_capacity(1 + ora.standby.len());
     servers.push(ora.server);
     servers.extend(ora.standby);
