@@ -6,6 +6,10 @@ use keyring_okv::kmip::ttlv::{self, Limits, TtlvErrorKind};
 use keyring_okv::kmip::{self, KmipError, Ttlv, Value};
 use proptest::prelude::*;
 
+mod common;
+
+use common::vectors::vector;
+
 const CAP: usize = 1 << 20;
 
 fn item(tag: u32, ty: u8, len: u32, value: &[u8]) -> Vec<u8> {
@@ -14,24 +18,6 @@ fn item(tag: u32, ty: u8, len: u32, value: &[u8]) -> Vec<u8> {
     v.extend_from_slice(&len.to_be_bytes());
     v.extend_from_slice(value);
     v
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    let hex: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
-
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/vectors/{name}.hex", env!("CARGO_MANIFEST_DIR"));
-    unhex(&std::fs::read_to_string(path).unwrap())
 }
 
 fn depth_bomb(depth: usize) -> Vec<u8> {

@@ -8,27 +8,11 @@ use keyring_okv::kmip::tags::{
 };
 use keyring_okv::kmip::{self, KmipError, LocateFilter, Ttlv, Value, ttlv};
 
+mod common;
+
+use common::vectors::{unhex, vector};
+
 const CAP: usize = 1 << 20;
-
-fn vector(name: &str) -> Vec<u8> {
-    let path = format!("{}/tests/vectors/{name}.hex", env!("CARGO_MANIFEST_DIR"));
-    let text = std::fs::read_to_string(&path).unwrap_or_else(|e| panic!("{path}: {e}"));
-    unhex(&text)
-}
-
-fn unhex(text: &str) -> Vec<u8> {
-    let hex: String = text
-        .lines()
-        .filter(|l| !l.starts_with('#'))
-        .flat_map(|l| l.chars())
-        .filter(|c| !c.is_whitespace())
-        .collect();
-    assert!(hex.len() % 2 == 0);
-    (0..hex.len())
-        .step_by(2)
-        .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
-        .collect()
-}
 
 /// Decode a request vector and set its Protocol Version Minor to 1.
 fn as_v11(bytes: &[u8]) -> Vec<u8> {

@@ -6,3 +6,4 @@ pub mod fixtures;
 pub mod host;
 pub mod mysql;
 pub mod pykmip;
+pub mod vectors;
