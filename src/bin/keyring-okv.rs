@@ -446,6 +446,14 @@ fn check(cli: &Cli) -> Result<(), Failure> {
             id.key_format
         ),
     );
+    if conf.warnings.is_empty() {
+        say(
+            &mut out,
+            "permissions and certificate dates",
+            true,
+            "the directory, ssl/, key.pem and password.txt are not open to others; the client certificate is within its dates".to_string(),
+        );
+    }
     for w in &conf.warnings {
         if !cli.json {
             println!("[WARN] {w}");
