@@ -14,6 +14,17 @@ use keyring_okv::connector::{self, ClientError, KmipClient};
 use keyring_okv::keyring::{KeyType, Keyring, KeyringError};
 use keyring_okv::kmip::{self, ops};
 
+/// println! that ends the program quietly when stdout is gone (`keyring-okv list | head`)
+/// instead of panicking on the broken pipe.
+macro_rules! outln {
+    ($($arg:tt)*) => {{
+        use std::io::Write as _;
+        if writeln!(std::io::stdout(), $($arg)*).is_err() {
+            std::process::exit(141);
+        }
+    }};
+}
+
 const EXIT_HELP: &str = "Exit codes:
   0  success
   1  usage error
@@ -165,9 +176,9 @@ fn main() -> ExitCode {
             if f.reported {
                 // Already on stdout; the exit code tells the rest.
             } else if json {
-                println!("{}", json!({"error": f.message, "exit_code": f.code}));
+                outln!("{}", json!({"error": f.message, "exit_code": f.code}));
             } else {
-                eprintln!("keyring-okv: {}", f.message);
+                eoutln!("keyring-okv: {}", f.message);
             }
             ExitCode::from(f.code)
         }
@@ -302,9 +313,9 @@ fn owner_text(owner: &str) -> String {
 
 fn report(cli: &Cli, value: Value, text: impl FnOnce() -> String) {
     if cli.json {
-        println!("{value}");
+        outln!("{value}");
     } else {
-        println!("{}", text());
+        outln!("{}", text());
     }
 }
 
@@ -347,19 +358,19 @@ fn list(cli: &Cli) -> Result<(), Failure> {
                 })
             })
             .collect();
-        println!("{}", Value::Array(rows));
+        outln!("{}", Value::Array(rows));
         return Ok(());
     }
     if entries.is_empty() {
-        println!("no keys found");
+        outln!("no keys found");
         return Ok(());
     }
-    println!(
+    outln!(
         "{:<40} {:<20} {:<7} {:>6}  {:<38} STATE",
         "KEY ID", "OWNER", "TYPE", "LENGTH", "UNIQUE ID"
     );
     for e in &entries {
-        println!(
+        outln!(
             "{:<40} {:<20} {:<7} {:>6}  {:<38} {}",
             e.key_id,
             if e.owner.is_empty() { "-" } else { &e.owner },
@@ -401,7 +412,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     let mut out: Vec<Value> = Vec::new();
     let say = |out: &mut Vec<Value>, item: &str, ok: bool, detail: String| {
         if !cli.json {
-            println!("[{}] {item}: {detail}", if ok { " OK " } else { "FAIL" });
+            outln!("[{}] {item}: {detail}", if ok { " OK " } else { "FAIL" });
         }
         out.push(json!({"check": item, "ok": ok, "detail": detail}));
     };
@@ -410,7 +421,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         Err(e) => {
             say(&mut out, "configuration", false, e.to_string());
             if cli.json {
-                println!(
+                outln!(
                     "{}",
                     json!({"checks": out, "ok": false, "reachable_servers": 0})
                 );
@@ -456,7 +467,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     }
     for w in &conf.warnings {
         if !cli.json {
-            println!("[WARN] {w}");
+            outln!("[WARN] {w}");
         }
         out.push(json!({"check": "warning", "ok": true, "detail": w.to_string()}));
     }
@@ -488,17 +499,17 @@ fn check(cli: &Cli) -> Result<(), Failure> {
     }
     let ok = reachable > 0 && !failed;
     if cli.json {
-        println!(
+        outln!(
             "{}",
             json!({"checks": out, "ok": ok, "reachable_servers": reachable})
         );
     } else if ok {
-        println!("all checks passed");
+        outln!("all checks passed");
     }
     if reachable == 0 {
         let message = "no KMIP server passed the checks; the lines above name the fix";
         if !cli.json {
-            println!("{message}");
+            outln!("{message}");
         }
         return Err(Failure::reported(3, message));
     }
@@ -508,7 +519,7 @@ fn check(cli: &Cli) -> Result<(), Failure> {
             conf.servers.len()
         );
         if !cli.json {
-            println!("{message}");
+            outln!("{message}");
         }
         return Err(Failure::reported(3, message));
     }
