@@ -178,7 +178,7 @@ fn main() -> ExitCode {
             } else if json {
                 outln!("{}", json!({"error": f.message, "exit_code": f.code}));
             } else {
-                eoutln!("keyring-okv: {}", f.message);
+                eprintln!("keyring-okv: {}", f.message);
             }
             ExitCode::from(f.code)
         }
@@ -367,7 +367,11 @@ fn list(cli: &Cli) -> Result<(), Failure> {
     }
     outln!(
         "{:<40} {:<20} {:<7} {:>6}  {:<38} STATE",
-        "KEY ID", "OWNER", "TYPE", "LENGTH", "UNIQUE ID"
+        "KEY ID",
+        "OWNER",
+        "TYPE",
+        "LENGTH",
+        "UNIQUE ID"
     );
     for e in &entries {
         outln!(
