@@ -306,3 +306,44 @@ fn reply_slower_than_the_request_timeout_is_a_read_timeout() {
         "{elapsed:?}"
     );
 }
+
+#[test]
+fn a_create_whose_answer_is_lost_is_looked_up_not_repeated() {
+    use std::sync::Arc;
+    use std::sync::atomic::AtomicUsize;
+
+    use common::fault_server::Swallow;
+    use keyring_okv::keyring::{Keyring, object_name};
+
+    let certs = &lab().certs;
+    let swallowed = Arc::new(AtomicUsize::new(1));
+    let proxy = FaultServer::start(Fault::Proxy {
+        tls: rustls_server_config(
+            &certs.join("server.crt"),
+            &certs.join("server.key"),
+            &certs.join("ca.crt"),
+        ),
+        swallow: Swallow {
+            upstream: std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), lab().port),
+            upstream_tls: conf().tls,
+            operation: keyring_okv::kmip::tags::operation::CREATE,
+            times: swallowed.clone(),
+        },
+    });
+    let keyring = Keyring::new(client(vec![local(proxy.port())], secs(5.0), secs(5.0)));
+    let id = common::pykmip::unique("lost-answer");
+    keyring
+        .generate(&id, "", "AES", 32)
+        .expect("the key made by the lost Create is found and used");
+    assert_eq!(
+        swallowed.load(std::sync::atomic::Ordering::SeqCst),
+        0,
+        "the answer was swallowed"
+    );
+    let found = common::pykmip::tool(&["find", &object_name(&id, "")]);
+    let objects = found.as_array().unwrap();
+    assert_eq!(objects.len(), 1, "exactly one key on the server: {found}");
+    assert_eq!(objects[0]["state"], "ACTIVE");
+    assert_eq!(keyring.fetch(&id, "").unwrap().unwrap().material.len(), 32);
+    keyring.remove(&id, "").unwrap();
+}

@@ -24,6 +24,17 @@ pub enum Reply {
     Never,
 }
 
+/// A TLS proxy in front of a real KMIP server that swallows the answers to the first
+/// `times` requests of one operation: the server carries the request out, the client sees the
+/// connection close instead of the answer.
+#[derive(Clone)]
+pub struct Swallow {
+    pub upstream: SocketAddr,
+    pub upstream_tls: Arc<rustls::ClientConfig>,
+    pub operation: u32,
+    pub times: Arc<std::sync::atomic::AtomicUsize>,
+}
+
 #[derive(Clone)]
 pub enum Fault {
     /// Accepts TCP and never says a word (no TLS handshake).
@@ -34,6 +45,11 @@ pub enum Fault {
     AfterHandshake {
         tls: Arc<ServerConfig>,
         reply: Reply,
+    },
+    /// Forwards to a real server, swallowing some answers.
+    Proxy {
+        tls: Arc<ServerConfig>,
+        swallow: Swallow,
     },
 }
 
@@ -92,6 +108,10 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
         match &fault {
             Fault::Silent => held.push(conn),
             Fault::Reset => drop(conn),
+            Fault::Proxy { tls, swallow } => {
+                let (tls, swallow) = (tls.clone(), swallow.clone());
+                std::thread::spawn(move || proxy(conn, tls, swallow));
+            }
             Fault::AfterHandshake { tls, reply } => {
                 let (tls, reply, stopped) = (tls.clone(), reply.clone(), stopped.clone());
                 // Detached: it ends by itself once the test has dropped the server.
@@ -144,5 +164,67 @@ fn wait_for_stop(stopped: &AtomicBool, at_most: Duration) {
     let deadline = std::time::Instant::now() + at_most;
     while !stopped.load(Ordering::SeqCst) && std::time::Instant::now() < deadline {
         std::thread::park_timeout(Duration::from_millis(50));
+    }
+}
+
+/// Reads one TTLV message (8-byte header, then the body it announces).
+fn read_message(stream: &mut impl Read) -> Option<Vec<u8>> {
+    let mut message = vec![0u8; 8];
+    stream.read_exact(&mut message).ok()?;
+    let len = u32::from_be_bytes([message[4], message[5], message[6], message[7]]) as usize;
+    if len > 1 << 20 {
+        return None;
+    }
+    message.resize(8 + len, 0);
+    stream.read_exact(&mut message[8..]).ok()?;
+    Some(message)
+}
+
+/// The Operation of a request: the enumeration that follows tag 0x42005C.
+fn operation_of(request: &[u8]) -> Option<u32> {
+    request
+        .windows(12)
+        .find(|w| w[..8] == [0x42, 0x00, 0x5C, 0x05, 0, 0, 0, 4])
+        .map(|w| u32::from_be_bytes([w[8], w[9], w[10], w[11]]))
+}
+
+fn proxy(conn: TcpStream, tls: Arc<ServerConfig>, swallow: Swallow) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(server) = rustls::ServerConnection::new(tls) else {
+        return;
+    };
+    let mut client_side = rustls::StreamOwned::new(server, conn);
+    let Ok(upstream) = TcpStream::connect(swallow.upstream) else {
+        return;
+    };
+    let name = rustls_pki_types::ServerName::IpAddress(swallow.upstream.ip().into());
+    let Ok(session) = rustls::ClientConnection::new(swallow.upstream_tls.clone(), name) else {
+        return;
+    };
+    let mut server_side = rustls::StreamOwned::new(session, upstream);
+    while let Some(request) = read_message(&mut client_side) {
+        if server_side.write_all(&request).is_err() {
+            return;
+        }
+        let Some(response) = read_message(&mut server_side) else {
+            return;
+        };
+        let swallowed = operation_of(&request) == Some(swallow.operation)
+            && swallow
+                .times
+                .fetch_update(Ordering::SeqCst, Ordering::SeqCst, |n| n.checked_sub(1))
+                .is_ok();
+        if swallowed {
+            // The server did the work; the client never hears of it.
+            let _ = client_side.get_ref().shutdown(std::net::Shutdown::Both);
+            return;
+        }
+        if client_side
+            .write_all(&response)
+            .and_then(|()| client_side.flush())
+            .is_err()
+        {
+            return;
+        }
     }
 }
