@@ -42,6 +42,35 @@ fn args<'a>(
     }
 }
 
+/// The arguments of store and generate: key id, owner and key type.
+fn typed_args<'a>(
+    what: &str,
+    key_id: *const c_char,
+    key_type: *const c_char,
+    user_id: *const c_char,
+) -> Option<(&'a str, &'a str, &'a str)> {
+    let (id, owner) = args(what, key_id, user_id)?;
+    // SAFETY: mysqld passes a NUL-terminated string or NULL.
+    match unsafe { str_arg(key_type) } {
+        Ok(kind) => Some((id, owner, kind)),
+        Err(why) => {
+            tracing::error!("keyring_okv: {what} of key '{id}' failed: the key type {why}");
+            None
+        }
+    }
+}
+
+/// Logs a failed call and answers mysqld: false = success, true = error.
+fn answer(what: &str, key_id: &str, result: Result<(), PluginError>) -> bool {
+    match result {
+        Ok(()) => false,
+        Err(e) => {
+            report(what, key_id, &e);
+            true
+        }
+    }
+}
+
 pub unsafe extern "C" fn mysql_key_store(
     key_id: *const c_char,
     key_type: *const c_char,
@@ -50,14 +79,7 @@ pub unsafe extern "C" fn mysql_key_store(
     key_len: usize,
 ) -> bool {
     guard("mysql_key_store", true, || {
-        let Some((id, owner)) = args("store", key_id, user_id) else {
-            return true;
-        };
-        // SAFETY: as above.
-        let Ok(kind) = (unsafe { str_arg(key_type) }) else {
-            tracing::error!(
-                "keyring_okv: store of key '{id}' failed: the key type is not valid UTF-8"
-            );
+        let Some((id, owner, kind)) = typed_args("store", key_id, key_type, user_id) else {
             return true;
         };
         let material: &[u8] = if key.is_null() || key_len == 0 {
@@ -66,13 +88,7 @@ pub unsafe extern "C" fn mysql_key_store(
             // SAFETY: mysqld passes key_len readable bytes at key.
             unsafe { std::slice::from_raw_parts(key.cast::<u8>(), key_len) }
         };
-        match plugin::store(id, owner, kind, material) {
-            Ok(()) => false,
-            Err(e) => {
-                report("store", id, &e);
-                true
-            }
-        }
+        answer("store", id, plugin::store(id, owner, kind, material))
     })
 }
 
@@ -83,23 +99,10 @@ pub unsafe extern "C" fn mysql_key_generate(
     key_len: usize,
 ) -> bool {
     guard("mysql_key_generate", true, || {
-        let Some((id, owner)) = args("generate", key_id, user_id) else {
+        let Some((id, owner, kind)) = typed_args("generate", key_id, key_type, user_id) else {
             return true;
         };
-        // SAFETY: as above.
-        let Ok(kind) = (unsafe { str_arg(key_type) }) else {
-            tracing::error!(
-                "keyring_okv: generate of key '{id}' failed: the key type is not valid UTF-8"
-            );
-            return true;
-        };
-        match plugin::generate(id, owner, kind, key_len) {
-            Ok(()) => false,
-            Err(e) => {
-                report("generate", id, &e);
-                true
-            }
-        }
+        answer("generate", id, plugin::generate(id, owner, kind, key_len))
     })
 }
 
@@ -157,13 +160,7 @@ pub unsafe extern "C" fn mysql_key_remove(key_id: *const c_char, user_id: *const
         let Some((id, owner)) = args("remove", key_id, user_id) else {
             return true;
         };
-        match plugin::remove(id, owner) {
-            Ok(()) => false,
-            Err(e) => {
-                report("remove", id, &e);
-                true
-            }
-        }
+        answer("remove", id, plugin::remove(id, owner))
     })
 }
 
