@@ -208,6 +208,17 @@ fn read_file(
     Ok(buf)
 }
 
+/// The path and contents of ssl/`file`, which must exist and not be blank.
+fn read_pem_file(
+    dir: &Path,
+    file: &'static str,
+    fix: &'static str,
+) -> Result<(PathBuf, Zeroizing<Vec<u8>>), ConfigError> {
+    let path = keys::ssl_path(dir, file);
+    let bytes = non_empty(&path, file, fix, read_file(&path, file, fix)?)?;
+    Ok((path, bytes))
+}
+
 fn non_empty(
     path: &Path,
     what: &'static str,
@@ -317,13 +328,10 @@ pub fn load_conf_dir(dir: &Path) -> Result<ConfDir, ConfigError> {
     }
 
     // CA.pem
-    let ca_path = keys::ssl_path(dir, "CA.pem");
-    let ca_fix = "copy the key server's CA certificate(s) into it as PEM";
-    let ca_bytes = non_empty(
-        &ca_path,
+    let (ca_path, ca_bytes) = read_pem_file(
+        dir,
         "CA.pem",
-        ca_fix,
-        read_file(&ca_path, "CA.pem", ca_fix)?,
+        "copy the key server's CA certificate(s) into it as PEM",
     )?;
     let ca_certs = keys::load_certs(&ca_path, "CA.pem", &ca_bytes)?;
     let mut roots = RootCertStore::empty();
@@ -341,27 +349,21 @@ pub fn load_conf_dir(dir: &Path) -> Result<ConfDir, ConfigError> {
     }
 
     // cert.pem
-    let cert_path = keys::ssl_path(dir, "cert.pem");
-    let cert_fix = "copy the client certificate issued for this server into it as PEM";
-    let cert_bytes = non_empty(
-        &cert_path,
+    let (cert_path, cert_bytes) = read_pem_file(
+        dir,
         "cert.pem",
-        cert_fix,
-        read_file(&cert_path, "cert.pem", cert_fix)?,
+        "copy the client certificate issued for this server into it as PEM",
     )?;
     let chain = keys::load_certs(&cert_path, "cert.pem", &cert_bytes)?;
     let (subject, not_before, not_after) = cert_info(&cert_path, 1, &chain[0])?;
 
     // key.pem (+ password.txt)
-    let key_path = keys::ssl_path(dir, "key.pem");
-    let pw_path = keys::ssl_path(dir, "password.txt");
-    let key_fix = "copy the client private key issued with cert.pem into it as PEM";
-    let key_bytes = non_empty(
-        &key_path,
+    let (key_path, key_bytes) = read_pem_file(
+        dir,
         "key.pem",
-        key_fix,
-        read_file(&key_path, "key.pem", key_fix)?,
+        "copy the client private key issued with cert.pem into it as PEM",
     )?;
+    let pw_path = keys::ssl_path(dir, "password.txt");
     let blocks = keys::pem_blocks(&key_path, "key.pem", &key_bytes)?;
     drop(key_bytes);
     let password = if keys::key_is_encrypted(&blocks) {

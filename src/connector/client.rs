@@ -82,14 +82,6 @@ impl KmipClient {
         Self::new(conf.servers.clone(), conf.tls.clone(), conf.options.clone())
     }
 
-    pub fn servers(&self) -> &[ServerAddr] {
-        &self.shared.servers
-    }
-
-    pub fn options(&self) -> &Options {
-        &self.shared.options
-    }
-
     /// Makes sure a live connection exists (connecting in list order if needed) and says where.
     pub fn connect(&self) -> Result<Connected, ClientError> {
         let shared = self.shared.clone();
@@ -101,15 +93,6 @@ impl KmipClient {
                 index: session.index(),
             })
         })
-    }
-
-    /// Drops the current connection; the next request reconnects from the top of the list.
-    pub fn disconnect(&self) -> Result<(), ClientError> {
-        let shared = self.shared.clone();
-        self.runtime.block_on(async move {
-            *shared.conn.lock().await = None;
-        });
-        Ok(())
     }
 
     /// Sends one request and returns the response payload.
@@ -153,45 +136,44 @@ impl Shared {
                 *conn = None;
             }
         }
-        if conn.is_none() {
-            let hold = FAILURE_HOLD.min(self.options.connect_timeout);
-            let recent = self
-                .last_failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner)
-                .clone();
-            if let Some((at, last)) = recent {
-                let ago = at.elapsed();
-                if ago < hold {
-                    return Err(TransportError::RecentlyFailed {
-                        last,
-                        ago,
-                        retry_after: hold - ago,
-                    });
-                }
-            }
-            let outcome =
-                connect_avoiding(&self.servers, avoid, self.tls.clone(), &self.options).await;
-            let mut last_failure = self
-                .last_failure
-                .lock()
-                .unwrap_or_else(std::sync::PoisonError::into_inner);
-            match outcome {
-                Ok(session) => {
-                    *last_failure = None;
-                    tracing::debug!("connected to KMIP server {}", session.server());
-                    *conn = Some(session);
-                }
-                Err(e) => {
-                    *last_failure = Some((tokio::time::Instant::now(), e.to_string()));
-                    return Err(e);
-                }
+        let session = match conn.take() {
+            Some(session) => session,
+            None => self.connect_new(avoid).await?,
+        };
+        Ok(conn.insert(session))
+    }
+
+    /// A new connection, unless a round failed moments ago (then that round's reason).
+    async fn connect_new(&self, avoid: Option<usize>) -> Result<Session, TransportError> {
+        let hold = FAILURE_HOLD.min(self.options.connect_timeout);
+        let recent = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner)
+            .clone();
+        if let Some((at, last)) = recent {
+            let ago = at.elapsed();
+            if ago < hold {
+                return Err(TransportError::RecentlyFailed {
+                    last,
+                    ago,
+                    retry_after: hold - ago,
+                });
             }
         }
-        match conn.as_mut() {
-            Some(session) => Ok(session),
-            None => unreachable!("a session was just stored"),
+        let outcome = connect_avoiding(&self.servers, avoid, self.tls.clone(), &self.options).await;
+        let mut last_failure = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        match &outcome {
+            Ok(session) => {
+                *last_failure = None;
+                tracing::debug!("connected to KMIP server {}", session.server());
+            }
+            Err(e) => *last_failure = Some((tokio::time::Instant::now(), e.to_string())),
         }
+        outcome
     }
 
     async fn call(

@@ -110,10 +110,9 @@ async fn connect_ordered(
                 break;
             }
         }
+        // Every attempt ends by its own deadline (never later than `overall`), reporting the
+        // step it was stuck in; so the round ends when the last attempt has reported.
         if running == 0 {
-            break;
-        }
-        if now >= overall {
             break;
         }
 
@@ -145,7 +144,7 @@ async fn connect_ordered(
                     None => running = 0,
                 }
             }
-            _ = sleep_until(wake) => {}
+            _ = sleep_until(wake), if wake > now => {}
         }
     }
     attempts.abort_all();
@@ -171,6 +170,7 @@ async fn connect_ordered(
         .enumerate()
         .take(next)
         .map(|(i, f)| {
+            // Only an attempt whose task ended abnormally has no outcome of its own.
             f.unwrap_or_else(|| TransportError::Timeout {
                 server: servers[i].1.to_string(),
                 stage: Stage::Handshake,

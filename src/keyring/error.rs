@@ -18,6 +18,8 @@ pub enum KeyringError {
         len: usize,
         allowed: &'static str,
     },
+    #[error("key '{key_id}': the system random generator failed; the SECRET was not generated")]
+    Random { key_id: String },
     #[error(
         "key '{key_id}' of owner '{owner}' already exists on the KMIP server; it was left unchanged"
     )]

@@ -65,6 +65,9 @@ pub struct KeyEntry {
     pub state: Option<u32>,
 }
 
+/// Parses the unique identifier out of a Create or Register response.
+type ParseUid = fn(&kmip::Ttlv) -> Result<String, kmip::KmipError>;
+
 pub struct Keyring {
     client: KmipClient,
     /// Object name -> KMIP unique identifier, so a key seen before costs one Get.
@@ -124,27 +127,19 @@ impl Keyring {
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
         self.refuse_existing(&name, key_id, owner)?;
-        let mut request = match kind {
-            KeyType::Aes => ops::create_aes(bits(len), &name),
+        let (request, parse): (_, ParseUid) = match kind {
+            KeyType::Aes => (ops::create_aes(bits(len), &name), ops::parse_create),
             KeyType::Secret => {
                 let mut secret = Zeroizing::new(vec![0u8; len]);
                 SystemRandom::new()
                     .fill(&mut secret)
-                    .map_err(|_| KeyringError::InvalidLength {
-                        key_type: "SECRET",
-                        len,
-                        allowed: "available from the system random generator",
+                    .map_err(|_| KeyringError::Random {
+                        key_id: key_id.to_string(),
                     })?;
-                ops::register_secret(&secret, &name)
+                (ops::register_secret(&secret, &name), ops::parse_register)
             }
         };
-        let parse = match kind {
-            KeyType::Aes => ops::parse_create,
-            KeyType::Secret => ops::parse_register,
-        };
-        let made = self.act_once(key_id, &name, &request, parse);
-        request.zeroize();
-        self.activate_new(key_id, &name, &made?)
+        self.add(key_id, &name, request, parse)
     }
 
     /// Registers the caller's key material under the pair.
@@ -161,13 +156,25 @@ impl Keyring {
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
         self.refuse_existing(&name, key_id, owner)?;
-        let mut request = match kind {
+        let request = match kind {
             KeyType::Aes => ops::register_aes(material, &name),
             KeyType::Secret => ops::register_secret(material, &name),
         };
-        let made = self.act_once(key_id, &name, &request, ops::parse_register);
+        self.add(key_id, &name, request, ops::parse_register)
+    }
+
+    /// Makes the object of a new key (once, see `act_once`), wipes the request, which may hold
+    /// key material, and activates the object.
+    fn add(
+        &self,
+        key_id: &str,
+        name: &str,
+        mut request: kmip::Request,
+        parse: ParseUid,
+    ) -> Result<(), KeyringError> {
+        let made = self.act_once(key_id, name, &request, parse);
         request.zeroize();
-        self.activate_new(key_id, &name, &made?)
+        self.activate_new(key_id, name, &made?)
     }
 
     /// The key of the pair, or None when the server has no such key.
@@ -198,7 +205,9 @@ impl Keyring {
         validate(key_id, owner)?;
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
-        let uids = self.locate(key_id, Some(&name), None)?;
+        let uids = self
+            .locate(Some(&name), None)
+            .map_err(KeyringError::backend(key_id))?;
         lock(&self.uids).remove(&name);
         if uids.is_empty() {
             return Err(KeyringError::NotFound {
@@ -216,7 +225,7 @@ impl Keyring {
     pub fn list(&self, details: bool) -> Result<Vec<KeyEntry>, KeyringError> {
         let mut uids = Vec::new();
         for object_type in [OBJECT_TYPE_SYMMETRIC_KEY, OBJECT_TYPE_SECRET_DATA] {
-            let found = self.locate("", None, Some(object_type))?;
+            let found = self.locate(None, Some(object_type))?;
             if found.len() >= LIST_LIMIT as usize {
                 tracing::warn!(
                     "the KMIP server holds {LIST_LIMIT} or more objects of type {object_type}; the key list may be incomplete"
@@ -280,7 +289,9 @@ impl Keyring {
         if let Some(uid) = lock(&self.uids).get(name) {
             return Ok(Some(uid.clone()));
         }
-        let found = self.locate(key_id, Some(name), None)?;
+        let found = self
+            .locate(Some(name), None)
+            .map_err(KeyringError::backend(key_id))?;
         if found.len() > 1 {
             tracing::warn!(
                 "{} KMIP objects are named '{name}' ({}); using {}",
@@ -298,23 +309,20 @@ impl Keyring {
 
     fn locate(
         &self,
-        key_id: &str,
         name: Option<&str>,
         object_type: Option<u32>,
-    ) -> Result<Vec<String>, KeyringError> {
+    ) -> Result<Vec<String>, ClientError> {
         let filter = LocateFilter { name, object_type };
         let limit = if name.is_some() {
             None
         } else {
             Some(LIST_LIMIT)
         };
-        self.client
-            .request(
-                &ops::locate(&filter, limit),
-                Retry::Idempotent,
-                ops::parse_locate,
-            )
-            .map_err(KeyringError::backend(key_id))
+        self.client.request(
+            &ops::locate(&filter, limit),
+            Retry::Idempotent,
+            ops::parse_locate,
+        )
     }
 
     /// Sends a Create or Register once. If the connection fails with the request in flight,
@@ -324,13 +332,16 @@ impl Keyring {
         key_id: &str,
         name: &str,
         request: &kmip::Request,
-        parse: fn(&kmip::Ttlv) -> Result<String, kmip::KmipError>,
+        parse: ParseUid,
     ) -> Result<String, KeyringError> {
         match self.client.request(request, Retry::Never, parse) {
             Ok(uid) => Ok(uid),
             Err(ClientError::Ambiguous(e)) => {
                 tracing::warn!("{e}; checking whether key '{key_id}' was made before trying again");
-                match self.locate(key_id, Some(name), None)?.into_iter().next() {
+                let found = self
+                    .locate(Some(name), None)
+                    .map_err(KeyringError::backend(key_id))?;
+                match found.into_iter().next() {
                     Some(uid) => Ok(uid),
                     None => self
                         .client

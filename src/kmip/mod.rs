@@ -50,10 +50,6 @@ impl KmipError {
     pub fn is_item_not_found(&self) -> bool {
         self.result_reason() == Some(tags::result_reason::ITEM_NOT_FOUND)
     }
-    /// The server reported Permission Denied.
-    pub fn is_permission_denied(&self) -> bool {
-        self.result_reason() == Some(tags::result_reason::PERMISSION_DENIED)
-    }
     /// Result Reason of a server error.
     pub fn result_reason(&self) -> Option<u32> {
         match self {
