@@ -12,8 +12,8 @@ mod pykmip;
 use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
-use keyring_okv::config::{Host, Options, ServerAddr, load_conf_dir};
-use keyring_okv::connector::KmipClient;
+use okv_core::config::{Host, Options, ServerAddr, load_conf_dir};
+use okv_core::connector::KmipClient;
 
 fn main() {
     let lab = pykmip::lab();

@@ -11,10 +11,10 @@ mod pykmip;
 
 use std::time::Instant;
 
-use keyring_okv::config::load_conf_dir;
-use keyring_okv::connector::{KmipClient, Retry};
-use keyring_okv::keyring::{Keyring, object_name};
-use keyring_okv::kmip::ops;
+use okv_core::config::load_conf_dir;
+use okv_core::connector::{KmipClient, Retry};
+use okv_core::keyring::{Keyring, object_name};
+use okv_core::kmip::ops;
 
 fn main() {
     let n: usize = std::env::args()

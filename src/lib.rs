@@ -1,16 +1,19 @@
-//! keyring_okv: a MySQL keyring plugin that keeps keys in a KMIP 1.1 key manager.
+//! The core of keyring_okv: everything the libraries mysqld and mariadbd load share, with no C
+//! types and no unsafe code.
 //!
-//! Layers, from the outside in: `ffi` (the only module with `unsafe`, the mysqld boundary),
-//! `keyring` (MySQL keyring semantics), `connector` (failover and mutual TLS sessions),
-//! `kmip` (TTLV codec and KMIP 1.1 messages) and `config` (the configuration directory).
-#![deny(unsafe_code)]
+//! Layers, from the outside in: `plugin` (the configuration in force and the keyring built from
+//! it), `keyring` (MySQL keyring semantics), `connector` (failover and mutual TLS sessions),
+//! `kmip` (TTLV codec and KMIP 1.1 messages) and `config` (the configuration directory). The
+//! C boundaries live in their own packages (`plugin/`, `ffi/`).
+#![forbid(unsafe_code)]
+
+/// Version, target and profile of this build, for the startup log line and `--version`.
+pub const BUILD: &str = env!("KEYRING_OKV_BUILD");
 
 pub mod config;
 pub mod connector;
+pub mod health;
 pub mod keyring;
 pub mod kmip;
 pub mod logging;
 pub mod plugin;
-
-#[allow(unsafe_code)]
-mod ffi;

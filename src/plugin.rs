@@ -1,10 +1,11 @@
 //! The plugin's state, with no C types: which configuration is in force and the keyring built
 //! from it. The FFI layer converts pointers and calls these functions.
 
-use std::sync::{Arc, PoisonError, RwLock};
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 
 use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
+use crate::health::{Health, Snapshot};
 use crate::keyring::{FetchedKey, KeyEntry, Keyring, KeyringError};
 
 /// The warning the MySQL manual documents for a server started without a configuration.
@@ -43,6 +44,14 @@ impl Prepared {
 
 static ACTIVE: RwLock<Option<Arc<Keyring>>> = RwLock::new(None);
 
+/// The plugin's counters; they outlive changes of configuration.
+static HEALTH: LazyLock<Arc<Health>> = LazyLock::new(|| Arc::new(Health::new()));
+
+/// The plugin's health counters, read without any network I/O.
+pub fn health() -> Snapshot {
+    HEALTH.snapshot()
+}
+
 /// Why no configuration is in force, for the message of every refused call.
 static PROBLEM: RwLock<Option<String>> = RwLock::new(None);
 
@@ -62,7 +71,8 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
     for warning in &conf.warnings {
         tracing::warn!("{warning}");
     }
-    let client = KmipClient::from_conf_dir(&conf).map_err(PluginError::Runtime)?;
+    let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
+        .map_err(PluginError::Runtime)?;
     match client.connect() {
         Ok(connected) => tracing::info!(
             "keyring_okv: configuration {dir} loaded, connected to KMIP server {}",
@@ -87,6 +97,7 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
 /// Puts a prepared configuration in force; the previous keyring is released when its last
 /// in-flight call finishes.
 pub fn install(prepared: Prepared) {
+    HEALTH.set_configuration(Some(prepared.keyring.client().server_count()));
     let active = Arc::new(prepared.keyring);
     *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
@@ -106,6 +117,7 @@ pub fn shutdown() {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     drop(old);
+    HEALTH.set_configuration(None);
     crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
 }
 

@@ -4,9 +4,7 @@ use std::net::{IpAddr, Ipv4Addr, Ipv6Addr};
 use std::path::Path;
 use std::time::Duration;
 
-use keyring_okv::config::{
-    ConfigError, Host, OkvClientOra, Options, ServerAddr, parse_okvclient_ora,
-};
+use okv_core::config::{ConfigError, Host, OkvClientOra, Options, ServerAddr, parse_okvclient_ora};
 use proptest::prelude::*;
 
 const FILE: &str = "/etc/okv/okvclient.ora";

@@ -13,7 +13,7 @@ use std::time::Duration;
 use common::fixtures::{
     KEY_PASSWORD, Layout, TestConfDir, make_conf_dir, pki, rustls_server_config,
 };
-use keyring_okv::config::{ConfDir, ConfigError, check_permissions, load_conf_dir};
+use okv_core::config::{ConfDir, ConfigError, check_permissions, load_conf_dir};
 
 fn load(l: &Layout) -> (TestConfDir, Result<ConfDir, ConfigError>) {
     let d = make_conf_dir(l);

@@ -10,9 +10,9 @@ use std::time::{Duration, Instant};
 use common::fault_server::{Fault, FaultServer, Reply};
 use common::fixtures::{pki, rustls_server_config};
 use common::pykmip::lab;
-use keyring_okv::config::{ConfDir, Host, Options, ServerAddr, load_conf_dir};
-use keyring_okv::connector::{ClientError, KmipClient, Retry, Stage, TransportError};
-use keyring_okv::kmip::{LocateFilter, ops};
+use okv_core::config::{ConfDir, Host, Options, ServerAddr, load_conf_dir};
+use okv_core::connector::{ClientError, KmipClient, Retry, Stage, TransportError};
+use okv_core::kmip::{LocateFilter, ops};
 
 fn conf() -> ConfDir {
     load_conf_dir(&lab().conf_dir).expect("lab conf dir")
@@ -60,7 +60,7 @@ fn trusted(reply: Reply) -> FaultServer {
     })
 }
 
-fn locate() -> keyring_okv::kmip::Request {
+fn locate() -> okv_core::kmip::Request {
     ops::locate(
         &LocateFilter {
             name: Some("mysql-keyring::no-such-key"),
@@ -312,7 +312,7 @@ fn a_create_whose_answer_is_lost_is_looked_up_not_repeated() {
     use std::sync::atomic::AtomicUsize;
 
     use common::fault_server::Swallow;
-    use keyring_okv::keyring::{Keyring, object_name};
+    use okv_core::keyring::{Keyring, object_name};
 
     let certs = &lab().certs;
     let swallowed = Arc::new(AtomicUsize::new(1));
@@ -325,7 +325,7 @@ fn a_create_whose_answer_is_lost_is_looked_up_not_repeated() {
         swallow: Swallow {
             upstream: std::net::SocketAddr::new(IpAddr::V4(Ipv4Addr::LOCALHOST), lab().port),
             upstream_tls: conf().tls,
-            operation: keyring_okv::kmip::tags::operation::CREATE,
+            operation: okv_core::kmip::tags::operation::CREATE,
             times: swallowed.clone(),
         },
     });

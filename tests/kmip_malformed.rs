@@ -1,9 +1,9 @@
 //! Malformed TTLV table, size/depth limits, framing, message-level tolerance, and property
 //! tests (the decoder never panics; encode → decode round-trips).
 
-use keyring_okv::kmip::tags::{self, operation, result_reason, result_status};
-use keyring_okv::kmip::ttlv::{self, Limits, TtlvErrorKind};
-use keyring_okv::kmip::{self, KmipError, Ttlv, Value};
+use okv_core::kmip::tags::{self, operation, result_reason, result_status};
+use okv_core::kmip::ttlv::{self, Limits, TtlvErrorKind};
+use okv_core::kmip::{self, KmipError, Ttlv, Value};
 use proptest::prelude::*;
 
 mod common;

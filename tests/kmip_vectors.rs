@@ -3,10 +3,10 @@
 //! vector is KMIP 1.0, only the Protocol Version Minor in the header is changed to 1 before
 //! comparing (we always send 1.1). Responses are decoded and parsed.
 
-use keyring_okv::kmip::tags::{
+use okv_core::kmip::tags::{
     self, cryptographic_algorithm, object_type, operation, result_reason, state,
 };
-use keyring_okv::kmip::{self, KmipError, LocateFilter, Ttlv, Value, ttlv};
+use okv_core::kmip::{self, KmipError, LocateFilter, Ttlv, Value, ttlv};
 
 mod common;
 

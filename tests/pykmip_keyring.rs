@@ -5,9 +5,9 @@ mod common;
 use std::sync::{Arc, Barrier};
 
 use common::pykmip::{lab, tool, unique};
-use keyring_okv::config::load_conf_dir;
-use keyring_okv::connector::KmipClient;
-use keyring_okv::keyring::{KeyType, Keyring, KeyringError, object_name};
+use okv_core::config::load_conf_dir;
+use okv_core::connector::KmipClient;
+use okv_core::keyring::{KeyType, Keyring, KeyringError, object_name};
 
 fn keyring() -> Keyring {
     let conf = load_conf_dir(&lab().conf_dir).expect("the lab conf dir loads");

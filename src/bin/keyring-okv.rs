@@ -9,10 +9,10 @@ use base64::Engine as _;
 use clap::{Parser, Subcommand, ValueEnum};
 use serde_json::{Value, json};
 
-use keyring_okv::config::{self, ConfDir, ServerAddr};
-use keyring_okv::connector::{self, ClientError, KmipClient};
-use keyring_okv::keyring::{KeyType, Keyring, KeyringError};
-use keyring_okv::kmip::{self, ops};
+use okv_core::config::{self, ConfDir, ServerAddr};
+use okv_core::connector::{self, ClientError, KmipClient};
+use okv_core::keyring::{KeyType, Keyring, KeyringError};
+use okv_core::kmip::{self, ops};
 
 /// println! that ends the program quietly when stdout is gone (`keyring-okv list | head`)
 /// instead of panicking on the broken pipe.
@@ -36,7 +36,7 @@ const EXIT_HELP: &str = "Exit codes:
 #[derive(Parser)]
 #[command(
     name = "keyring-okv",
-    version = env!("KEYRING_OKV_BUILD"),
+    version = okv_core::BUILD,
     about = "Administer the keys that MySQL's keyring_okv plugin keeps in a KMIP server",
     after_help = EXIT_HELP
 )]

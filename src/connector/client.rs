@@ -10,7 +10,7 @@
 //! own thread with `block_on`.
 
 use std::sync::Arc;
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
 use tokio::sync::Mutex;
@@ -20,6 +20,7 @@ use super::error::{ClientError, TransportError};
 use super::failover::connect_avoiding;
 use super::session::Session;
 use crate::config::{ConfDir, Options, ServerAddr};
+use crate::health::Health;
 use crate::kmip::{self, Request, Ttlv};
 
 /// Largest response accepted. Keys are at most 16 KiB; Locate answers list identifiers. PyKMIP
@@ -45,6 +46,7 @@ struct Shared {
     options: Options,
     conn: Mutex<Option<Session>>,
     last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    health: Arc<Health>,
 }
 
 pub struct KmipClient {
@@ -66,6 +68,16 @@ impl KmipClient {
         tls: Arc<rustls::ClientConfig>,
         options: Options,
     ) -> std::io::Result<Self> {
+        Self::with_health(servers, tls, options, Arc::new(Health::new()))
+    }
+
+    /// A client that reports into `health`, the counters of the host that owns it.
+    pub fn with_health(
+        servers: Vec<ServerAddr>,
+        tls: Arc<rustls::ClientConfig>,
+        options: Options,
+        health: Arc<Health>,
+    ) -> std::io::Result<Self> {
         Ok(KmipClient {
             runtime: super::runtime::handle()?,
             shared: Arc::new(Shared {
@@ -74,12 +86,32 @@ impl KmipClient {
                 options,
                 conn: Mutex::new(None),
                 last_failure: std::sync::Mutex::new(None),
+                health,
             }),
         })
     }
 
     pub fn from_conf_dir(conf: &ConfDir) -> std::io::Result<Self> {
         Self::new(conf.servers.clone(), conf.tls.clone(), conf.options.clone())
+    }
+
+    pub fn from_conf_dir_with_health(conf: &ConfDir, health: Arc<Health>) -> std::io::Result<Self> {
+        Self::with_health(
+            conf.servers.clone(),
+            conf.tls.clone(),
+            conf.options.clone(),
+            health,
+        )
+    }
+
+    /// How many servers (SERVER and standbys) the client may use.
+    pub fn server_count(&self) -> usize {
+        self.shared.servers.len()
+    }
+
+    /// The counters this client reports into.
+    pub fn health(&self) -> &Arc<Health> {
+        &self.shared.health
     }
 
     /// Makes sure a live connection exists (connecting in list order if needed) and says where.
@@ -111,13 +143,26 @@ impl KmipClient {
         let encoded = Zeroizing::new(kmip::encode_request(request));
         let shared = self.shared.clone();
         let operation = request.operation;
-        let (mut payload, server) = self
+        let started = Instant::now();
+        let outcome = self
             .runtime
-            .block_on(async move { shared.call(&encoded, operation, retry).await })?;
-        let parsed = parse(&payload).map_err(|source| ClientError::Server { server, source });
-        // The payload may hold key material (Get); the parser made its own copy.
-        payload.zeroize();
-        parsed
+            .block_on(async move { shared.call(&encoded, operation, retry).await })
+            .and_then(|(mut payload, server)| {
+                let parsed =
+                    parse(&payload).map_err(|source| ClientError::Server { server, source });
+                // The payload may hold key material (Get); the parser made its own copy.
+                payload.zeroize();
+                parsed
+            });
+        let health = &self.shared.health;
+        health.request_done(started.elapsed());
+        if let Err(e) = &outcome {
+            // Item Not Found is how an absent key is asked about, not a fault.
+            if !e.is_item_not_found() {
+                health.error(&e.to_string());
+            }
+        }
+        outcome
     }
 }
 
@@ -134,6 +179,7 @@ impl Shared {
                     session.server()
                 );
                 *conn = None;
+                self.health.disconnected();
             }
         }
         let session = match conn.take() {
@@ -170,6 +216,8 @@ impl Shared {
             Ok(session) => {
                 *last_failure = None;
                 tracing::debug!("connected to KMIP server {}", session.server());
+                self.health
+                    .connected(&session.server().to_string(), session.index());
             }
             Err(e) => *last_failure = Some((tokio::time::Instant::now(), e.to_string())),
         }
@@ -201,6 +249,7 @@ impl Shared {
                         Err(kmip::KmipError::Ttlv(source)) => {
                             // The stream can no longer be trusted to be in step.
                             *conn = None;
+                            self.health.disconnected();
                             Err(TransportError::Garbage { server, source }.into())
                         }
                         Err(source) => Err(ClientError::Server { server, source }),
@@ -208,6 +257,7 @@ impl Shared {
                 }
                 Err(e) => {
                     *conn = None;
+                    self.health.disconnected();
                     avoid = Some(index);
                     if retry == Retry::Idempotent && attempt == 1 {
                         tracing::debug!("{e}; repeating the request on a new connection");

@@ -6,16 +6,16 @@ use std::process::{Command, Output};
 use std::sync::OnceLock;
 
 /// target/<profile>/libkeyring_okv.so, next to this test binary's deps/ directory, built from
-/// the current sources (`cargo test` builds the rlib the tests link, not the cdylib).
+/// the current sources (the plugin is its own package; `cargo test` of the core does not build it).
 pub fn plugin_library() -> PathBuf {
     static BUILT: OnceLock<()> = OnceLock::new();
     BUILT.get_or_init(|| {
         let status = Command::new(env!("CARGO"))
-            .args(["build", "--lib", "--quiet"])
+            .args(["build", "-p", "keyring_okv", "--lib", "--quiet"])
             .current_dir(env!("CARGO_MANIFEST_DIR"))
             .status()
-            .expect("run cargo build --lib");
-        assert!(status.success(), "cargo build --lib failed");
+            .expect("run cargo build -p keyring_okv");
+        assert!(status.success(), "cargo build -p keyring_okv failed");
     });
     let exe = std::env::current_exe().expect("test binary path");
     let profile_dir = exe

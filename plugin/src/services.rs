@@ -9,7 +9,7 @@ use super::abi::{
     MY_WME, MyPluginLogService, MysqlMallocService, PSI_NOT_INSTRUMENTED, PluginHandle,
     SERVICE_VERSION_0100,
 };
-use crate::logging::Severity;
+use okv_core::logging::Severity;
 
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]

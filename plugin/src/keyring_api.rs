@@ -3,10 +3,10 @@
 
 use std::ffi::{CString, c_char, c_void};
 
-use super::boundary::{copy_c_string, guard, str_arg};
 use super::services::{server_copy, server_free, server_strdup};
-use crate::keyring::MAX_KEY_ID_LEN;
-use crate::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
+use okv_core::keyring::MAX_KEY_ID_LEN;
+use okv_core::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
+use okv_ffi::{copy_c_string, guard, str_arg};
 
 /// Size of the id buffers mysqld's keyring proxy hands to get_key (1024 + NUL).
 const ID_BUFFER: usize = MAX_KEY_ID_LEN + 1;

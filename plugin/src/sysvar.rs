@@ -7,8 +7,8 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use super::abi::StMysqlValue;
-use super::boundary::guard;
-use crate::plugin::{self, Prepared};
+use okv_core::plugin::{self, Prepared};
+use okv_ffi::guard;
 
 /// The plugin-owned copy of the current value; the variable's `char*` points into it.
 static OWNED_VALUE: Mutex<Option<CString>> = Mutex::new(None);

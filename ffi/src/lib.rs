@@ -1,4 +1,5 @@
-//! The panic boundary and C string helpers shared by every exported function.
+//! The panic boundary and C string helpers that every library of keyring_okv uses at its C
+//! boundary (the MySQL plugin, the MySQL component, the MariaDB plugin).
 
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};

@@ -1,9 +1,10 @@
-//! The mysqld boundary: the only module with `unsafe`. It exports the plugin descriptor, the
-//! keyring function table, the `keyring_okv_conf_dir` variable and the service pointers, and
-//! turns C arguments into calls of the safe `plugin` module.
+//! keyring_okv.so, the MySQL keyring plugin. mysqld (8.0, 8.4, 9.x) loads it with
+//! `early-plugin-load=keyring_okv.so`, reads the plugin descriptor, the keyring function table,
+//! the `keyring_okv_conf_dir` variable and the service pointers exported here, and calls the
+//! keyring functions from its own threads. Each export turns C arguments into a call of the
+//! core's safe `plugin` module.
 
 mod abi;
-mod boundary;
 mod keyring_api;
 mod services;
 mod sysvar;
@@ -12,7 +13,7 @@ use std::ffi::{c_char, c_int, c_void};
 use std::sync::Once;
 
 use abi::*;
-use boundary::guard;
+use okv_ffi::guard;
 use tracing_subscriber::layer::SubscriberExt;
 
 /// The descriptor version shown in information_schema.PLUGINS (1.0).
@@ -97,8 +98,8 @@ static LOGGING: Once = Once::new();
 
 fn install_logging() {
     LOGGING.call_once(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(crate::logging::LineLayer::new(services::log_line));
+        let subscriber = tracing_subscriber::registry()
+            .with(okv_core::logging::LineLayer::new(services::log_line));
         // Our copy of tracing is private to this library; nothing else can have set it.
         let _ = tracing::subscriber::set_global_default(subscriber);
     });
@@ -111,20 +112,20 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
     guard("plugin init", 0, || {
         services::mark_linked(handle);
         install_logging();
-        tracing::info!("keyring_okv {} starting", env!("KEYRING_OKV_BUILD"));
+        tracing::info!("keyring_okv {} starting", okv_core::BUILD);
         // SAFETY: the server set the variable's storage before calling init.
         let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
         if dir.is_empty() {
-            tracing::warn!("{}", crate::plugin::NOT_CONFIGURED_WARNING);
+            tracing::warn!("{}", okv_core::plugin::NOT_CONFIGURED_WARNING);
             return 0;
         }
-        match crate::plugin::prepare(&dir, false) {
-            Ok(prepared) => crate::plugin::install(prepared),
+        match okv_core::plugin::prepare(&dir, false) {
+            Ok(prepared) => okv_core::plugin::install(prepared),
             Err(e) => {
                 tracing::error!(
                     "{e}; keyring calls fail until keyring_okv_conf_dir names a valid directory"
                 );
-                crate::plugin::set_problem(format!(
+                okv_core::plugin::set_problem(format!(
                     "the configuration in {dir} could not be loaded at startup ({e}); fix it, then SET GLOBAL keyring_okv_conf_dir='{dir}'"
                 ));
             }
@@ -135,7 +136,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
 
 unsafe extern "C" fn plugin_deinit(_handle: PluginHandle) -> c_int {
     guard("plugin deinit", 0, || {
-        crate::plugin::shutdown();
+        okv_core::plugin::shutdown();
         services::mark_unlinked();
         0
     })
