@@ -113,6 +113,12 @@ impl Keyring {
         &self.client
     }
 
+    /// The KMIP unique identifier of the pair's object if this process already knows it, without
+    /// asking the server (performance_schema's BACKEND_KEY_ID must not wait on the network).
+    pub fn known_uid(&self, key_id: &str, owner: &str) -> Option<String> {
+        lock(&self.uids).get(&object_name(key_id, owner)).cloned()
+    }
+
     /// Makes the server create an AES key, or registers random secret data, under the pair.
     pub fn generate(
         &self,
