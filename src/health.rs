@@ -16,6 +16,7 @@ pub struct Health {
     servers_configured: AtomicUsize,
     connections: AtomicU64,
     failovers: AtomicU64,
+    failbacks: AtomicU64,
     requests: AtomicU64,
     errors: AtomicU64,
     latency_last_us: AtomicU64,
@@ -43,7 +44,10 @@ pub struct Snapshot {
     /// Its position in the list (0 = SERVER), None when not connected.
     pub server_index: Option<usize>,
     pub connections: u64,
+    /// Connections to a later server of the list than the one before.
     pub failovers: u64,
+    /// Connections back to an earlier server of the list than the one before.
+    pub failbacks: u64,
     pub requests: u64,
     pub errors: u64,
     /// Text of the last error, empty when there was none.
@@ -85,12 +89,15 @@ impl Health {
         state.last_index = 0;
     }
 
-    /// A new connection to `server`, at `index` in the list.
+    /// A new connection to `server`, at `index` in the list: a failover when it is later in
+    /// the list than the last one, a failback when earlier.
     pub fn connected(&self, server: &str, index: usize) {
         self.connections.fetch_add(1, Ordering::Relaxed);
         let mut state = self.state();
-        if index != state.last_index {
+        if index > state.last_index {
             self.failovers.fetch_add(1, Ordering::Relaxed);
+        } else if index < state.last_index {
+            self.failbacks.fetch_add(1, Ordering::Relaxed);
         }
         state.last_index = index;
         state.in_use = Some((server.to_string(), index));
@@ -136,6 +143,7 @@ impl Health {
             server_index,
             connections: self.connections.load(Ordering::Relaxed),
             failovers: self.failovers.load(Ordering::Relaxed),
+            failbacks: self.failbacks.load(Ordering::Relaxed),
             requests: self.requests.load(Ordering::Relaxed),
             errors: self.errors.load(Ordering::Relaxed),
             last_error,
@@ -180,7 +188,7 @@ mod tests {
     }
 
     #[test]
-    fn failovers_count_changes_of_server_including_a_first_standby() {
+    fn failovers_count_moves_down_the_list_and_failbacks_moves_up() {
         let h = Health::new();
         h.set_configuration(Some(3));
         h.connected("a:1", 0);
@@ -190,7 +198,7 @@ mod tests {
         h.connected("b:1", 1);
         h.connected("a:1", 0);
         let s = h.snapshot();
-        assert_eq!((s.connections, s.failovers), (4, 2));
+        assert_eq!((s.connections, s.failovers, s.failbacks), (4, 1, 1));
         assert_eq!((s.server_in_use.as_str(), s.server_index), ("a:1", Some(0)));
 
         let standby_first = Health::new();

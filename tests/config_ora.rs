@@ -327,6 +327,7 @@ fn options() {
             request_timeout: Duration::from_secs(3600),
             failover_stagger: Duration::ZERO,
             verify_server_name: false,
+            failback_interval: Duration::from_secs(60),
         }
     );
     for (v, b) in [

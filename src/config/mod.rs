@@ -92,6 +92,9 @@ pub struct Options {
     pub failover_stagger: Duration,
     /// Whether the server certificate must name the host/IP dialled. Default true.
     pub verify_server_name: bool,
+    /// While on a standby, how often the servers before it are probed to fail back to.
+    /// Default 60 s; zero turns failback off.
+    pub failback_interval: Duration,
 }
 
 impl Default for Options {
@@ -101,6 +104,7 @@ impl Default for Options {
             request_timeout: Duration::from_secs(20),
             failover_stagger: Duration::from_millis(250),
             verify_server_name: true,
+            failback_interval: Duration::from_secs(60),
         }
     }
 }

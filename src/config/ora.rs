@@ -20,17 +20,19 @@ enum Key {
     RequestTimeout,
     FailoverStagger,
     VerifyServerName,
+    FailbackInterval,
 }
 
 impl Key {
     fn from_name(name: &str) -> Option<Key> {
-        const KEYS: [(&str, Key); 6] = [
+        const KEYS: [(&str, Key); 7] = [
             ("SERVER", Key::Server),
             ("STANDBY_SERVER", Key::Standby),
             ("KEYRING_OKV_CONNECT_TIMEOUT", Key::ConnectTimeout),
             ("KEYRING_OKV_REQUEST_TIMEOUT", Key::RequestTimeout),
             ("KEYRING_OKV_FAILOVER_STAGGER", Key::FailoverStagger),
             ("KEYRING_OKV_VERIFY_SERVER_NAME", Key::VerifyServerName),
+            ("KEYRING_OKV_FAILBACK_INTERVAL", Key::FailbackInterval),
         ];
         KEYS.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -45,6 +47,7 @@ impl Key {
             Key::RequestTimeout => "KEYRING_OKV_REQUEST_TIMEOUT",
             Key::FailoverStagger => "KEYRING_OKV_FAILOVER_STAGGER",
             Key::VerifyServerName => "KEYRING_OKV_VERIFY_SERVER_NAME",
+            Key::FailbackInterval => "KEYRING_OKV_FAILBACK_INTERVAL",
         }
     }
 }
@@ -168,6 +171,15 @@ pub fn parse_okvclient_ora(path: &Path, bytes: &[u8]) -> Result<OkvClientOra, Co
                     }
                 }
             }
+            Key::FailbackInterval => {
+                // 0 turns failback off: stay on the standby until its connection breaks.
+                options.failback_interval = parse_seconds(value, true).map_err(|m| {
+                    err(
+                        line_no,
+                        format!("{}: {m}; write e.g. {}", key.name(), example(key)),
+                    )
+                })?;
+            }
             Key::VerifyServerName => {
                 options.verify_server_name = parse_bool(value).ok_or_else(|| {
                     err(
@@ -213,6 +225,7 @@ fn example(key: Key) -> &'static str {
         Key::RequestTimeout => "KEYRING_OKV_REQUEST_TIMEOUT=20",
         Key::FailoverStagger => "KEYRING_OKV_FAILOVER_STAGGER=0.25",
         Key::VerifyServerName => "KEYRING_OKV_VERIFY_SERVER_NAME=YES",
+        Key::FailbackInterval => "KEYRING_OKV_FAILBACK_INTERVAL=60",
     }
 }
 

@@ -9,15 +9,16 @@
 //! Threads: the process-wide runtime (`runtime.rs`) drives the sockets; callers wait on their
 //! own thread with `block_on`.
 
-use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, PoisonError, Weak};
 use std::time::{Duration, Instant};
 
 use tokio::runtime::Handle;
-use tokio::sync::Mutex;
+use tokio::sync::{Mutex, MutexGuard, Notify};
 use zeroize::Zeroizing;
 
 use super::error::{ClientError, TransportError};
-use super::failover::connect_avoiding;
+use super::failover::{connect_prefix, connect_until, overall_deadline};
 use super::session::Session;
 use crate::config::{ConfDir, Options, ServerAddr};
 use crate::health::Health;
@@ -27,8 +28,9 @@ use crate::kmip::{self, Request, Ttlv};
 /// itself caps messages at 1 MiB.
 pub const RESPONSE_CAP: usize = 1 << 20;
 
-/// After a connection round in which no server answered, calls fail at once for this long
-/// (at most the connect timeout) instead of each waiting for the timeouts again.
+/// After a connection round in which no server answered, or a request that timed out, calls
+/// fail at once for this long (at most the connect timeout) instead of each waiting for the
+/// timeouts again.
 const FAILURE_HOLD: Duration = Duration::from_secs(2);
 
 /// Whether a request may be sent again after the connection failed with the request in flight.
@@ -46,7 +48,22 @@ struct Shared {
     options: Options,
     conn: Mutex<Option<Session>>,
     last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    /// Wakes callers queued for the connection when a failure opens the fail-fast window.
+    failed: Notify,
+    closing: AtomicBool,
+    closed: Notify,
+    failback: std::sync::Mutex<Failback>,
     health: Arc<Health>,
+}
+
+/// Failback to an earlier server of the list (see `Shared::probe_failback`).
+#[derive(Default)]
+struct Failback {
+    /// When the next probe of the earlier servers may start; None while on SERVER.
+    next_probe: Option<Instant>,
+    probing: bool,
+    /// A connection a probe made to an earlier server, for the next call to take over.
+    ready: Option<Session>,
 }
 
 pub struct KmipClient {
@@ -86,6 +103,10 @@ impl KmipClient {
                 options,
                 conn: Mutex::new(None),
                 last_failure: std::sync::Mutex::new(None),
+                failed: Notify::new(),
+                closing: AtomicBool::new(false),
+                closed: Notify::new(),
+                failback: std::sync::Mutex::new(Failback::default()),
                 health,
             }),
         })
@@ -114,16 +135,36 @@ impl KmipClient {
         &self.shared.health
     }
 
+    /// The one deadline of every request: waiting for the shared connection, connecting (with
+    /// failover) and the exchange itself all fit in the connect timeout + the request timeout.
+    pub fn call_budget(&self) -> Duration {
+        self.shared.call_budget()
+    }
+
+    /// Abandons the calls in flight and refuses new ones (unload, or a configuration replaced):
+    /// each returns `TransportError::ShuttingDown` at once.
+    pub fn close(&self) {
+        self.shared.closing.store(true, Ordering::SeqCst);
+        self.shared.closed.notify_waiters();
+    }
+
     /// Makes sure a live connection exists (connecting in list order if needed) and says where.
     pub fn connect(&self) -> Result<Connected, ClientError> {
         let shared = self.shared.clone();
+        let budget = overall_deadline(&shared.options, shared.servers.len());
         self.runtime.block_on(async move {
-            let mut conn = shared.conn.lock().await;
-            let session = shared.ensure(&mut conn, None).await?;
-            Ok(Connected {
-                server: session.server().clone(),
-                index: session.index(),
-            })
+            let deadline = tokio::time::Instant::now() + budget;
+            shared
+                .until_closed(async {
+                    let mut conn = shared.lock_conn(deadline, budget).await?;
+                    shared.take_failback(&mut conn);
+                    let session = shared.ensure(&mut conn, None, deadline, false).await?;
+                    Ok(Connected {
+                        server: session.server().clone(),
+                        index: session.index(),
+                    })
+                })
+                .await
         })
     }
 
@@ -144,9 +185,15 @@ impl KmipClient {
         let shared = self.shared.clone();
         let operation = request.operation;
         let started = Instant::now();
+        let budget = shared.call_budget();
         let outcome = self
             .runtime
-            .block_on(async move { shared.call(&encoded, operation, retry).await })
+            .block_on(async move {
+                let deadline = tokio::time::Instant::now() + budget;
+                shared
+                    .until_closed(shared.call(&encoded, operation, retry, deadline, budget))
+                    .await
+            })
             .and_then(|(mut payload, server)| {
                 let parsed =
                     parse(&payload).map_err(|source| ClientError::Server { server, source });
@@ -167,10 +214,82 @@ impl KmipClient {
 }
 
 impl Shared {
+    fn call_budget(&self) -> Duration {
+        self.options.connect_timeout + self.options.request_timeout
+    }
+
+    /// Runs `work` unless the client is closed first.
+    async fn until_closed<T>(
+        &self,
+        work: impl std::future::Future<Output = Result<T, ClientError>>,
+    ) -> Result<T, ClientError> {
+        let closed = self.closed.notified();
+        tokio::pin!(closed);
+        if self.closing.load(Ordering::SeqCst) {
+            return Err(TransportError::ShuttingDown.into());
+        }
+        tokio::select! {
+            biased;
+            _ = &mut closed => Err(TransportError::ShuttingDown.into()),
+            outcome = work => outcome,
+        }
+    }
+
+    /// The failure of moments ago that callers share instead of waiting for it again.
+    fn recent_failure(&self) -> Option<TransportError> {
+        let hold = FAILURE_HOLD.min(self.options.connect_timeout);
+        let recent = self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone();
+        let (at, last) = recent?;
+        let ago = at.elapsed();
+        (ago < hold).then(|| TransportError::RecentlyFailed {
+            last,
+            ago,
+            retry_after: hold - ago,
+        })
+    }
+
+    fn record_failure(&self, error: &TransportError) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) =
+            Some((tokio::time::Instant::now(), error.to_string()));
+        self.failed.notify_waiters();
+    }
+
+    /// The shared connection, waited for until `deadline` at most. A caller queued behind a
+    /// request that failed (so the fail-fast window opened) fails at once with that failure.
+    async fn lock_conn(
+        &self,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+    ) -> Result<MutexGuard<'_, Option<Session>>, TransportError> {
+        loop {
+            let failed = self.failed.notified();
+            tokio::pin!(failed);
+            if let Some(e) = self.recent_failure() {
+                return Err(e);
+            }
+            tokio::select! {
+                guard = self.conn.lock() => return Ok(guard),
+                _ = &mut failed => {}
+                _ = tokio::time::sleep_until(deadline) => {
+                    return Err(TransportError::Busy { deadline: budget });
+                }
+            }
+        }
+    }
+
     async fn ensure<'a>(
         &self,
         conn: &'a mut Option<Session>,
         avoid: Option<usize>,
+        deadline: tokio::time::Instant,
+        retrying: bool,
     ) -> Result<&'a mut Session, TransportError> {
         if let Some(session) = conn.as_mut() {
             if session.is_stale().await {
@@ -184,68 +303,78 @@ impl Shared {
         }
         let session = match conn.take() {
             Some(session) => session,
-            None => self.connect_new(avoid).await?,
+            None => self.connect_new(avoid, deadline, retrying).await?,
         };
         Ok(conn.insert(session))
     }
 
-    /// A new connection, unless a round failed moments ago (then that round's reason).
-    async fn connect_new(&self, avoid: Option<usize>) -> Result<Session, TransportError> {
-        let hold = FAILURE_HOLD.min(self.options.connect_timeout);
-        let recent = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner)
-            .clone();
-        if let Some((at, last)) = recent {
-            let ago = at.elapsed();
-            if ago < hold {
-                return Err(TransportError::RecentlyFailed {
-                    last,
-                    ago,
-                    retry_after: hold - ago,
-                });
+    /// A new connection, unless a round failed moments ago (then that round's reason). The
+    /// retry of a call whose request just failed is not held back by its own failure.
+    async fn connect_new(
+        &self,
+        avoid: Option<usize>,
+        deadline: tokio::time::Instant,
+        retrying: bool,
+    ) -> Result<Session, TransportError> {
+        if !retrying {
+            if let Some(e) = self.recent_failure() {
+                return Err(e);
             }
         }
-        let outcome = connect_avoiding(&self.servers, avoid, self.tls.clone(), &self.options).await;
-        let mut last_failure = self
-            .last_failure
-            .lock()
-            .unwrap_or_else(std::sync::PoisonError::into_inner);
+        let outcome = connect_until(
+            &self.servers,
+            avoid,
+            self.tls.clone(),
+            &self.options,
+            Some(deadline),
+        )
+        .await;
         match &outcome {
             Ok(session) => {
-                *last_failure = None;
+                *self
+                    .last_failure
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = None;
                 tracing::debug!("connected to KMIP server {}", session.server());
                 self.health
                     .connected(&session.server().to_string(), session.index());
             }
-            Err(e) => *last_failure = Some((tokio::time::Instant::now(), e.to_string())),
+            Err(e) => self.record_failure(e),
         }
         outcome
     }
 
     async fn call(
-        &self,
+        self: &Arc<Self>,
         encoded: &[u8],
         operation: u32,
         retry: Retry,
+        deadline: tokio::time::Instant,
+        budget: Duration,
     ) -> Result<(Ttlv, String), ClientError> {
-        let mut conn = self.conn.lock().await;
+        let mut conn = self.lock_conn(deadline, budget).await?;
+        // Between requests, never during one: take over a connection a failback probe made.
+        self.take_failback(&mut conn);
         let mut attempt = 0;
         let mut avoid = None;
         loop {
             attempt += 1;
-            let session = self.ensure(&mut conn, avoid).await?;
+            let session = self.ensure(&mut conn, avoid, deadline, attempt > 1).await?;
             let index = session.index();
             let server = session.server().to_string();
+            let timeout = self.options.request_timeout;
+            let until = (tokio::time::Instant::now() + timeout).min(deadline);
             let outcome = session
-                .round_trip(encoded, self.options.request_timeout, RESPONSE_CAP)
+                .round_trip_until(encoded, until, timeout, RESPONSE_CAP)
                 .await;
             match outcome {
                 Ok(message) => {
                     let message = Zeroizing::new(message);
                     return match kmip::decode_response_for(&message, RESPONSE_CAP, operation) {
-                        Ok(payload) => Ok((payload, server)),
+                        Ok(payload) => {
+                            self.probe_failback(index);
+                            Ok((payload, server))
+                        }
                         Err(kmip::KmipError::Ttlv(source)) => {
                             // The stream can no longer be trusted to be in step.
                             *conn = None;
@@ -259,7 +388,15 @@ impl Shared {
                     *conn = None;
                     self.health.disconnected();
                     avoid = Some(index);
-                    if retry == Retry::Idempotent && attempt == 1 {
+                    if matches!(e, TransportError::Timeout { .. }) {
+                        // A server that hangs is as dead as one that does not answer the
+                        // connect: the callers queued behind this one fail at once.
+                        self.record_failure(&e);
+                    }
+                    if retry == Retry::Idempotent
+                        && attempt == 1
+                        && tokio::time::Instant::now() < deadline
+                    {
                         tracing::debug!("{e}; repeating the request on a new connection");
                         continue;
                     }
@@ -271,4 +408,85 @@ impl Shared {
             }
         }
     }
+
+    fn failback_state(&self) -> std::sync::MutexGuard<'_, Failback> {
+        self.failback.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Failback policy: while a request was just served by a standby (position > 0), at most
+    /// once per failback interval a probe tries the servers before it, in the background with
+    /// the usual failover round. A connection it makes is taken over by the next call, before
+    /// that call sends anything.
+    fn probe_failback(self: &Arc<Self>, index: usize) {
+        let interval = self.options.failback_interval;
+        let mut state = self.failback_state();
+        if index == 0 || interval.is_zero() {
+            state.next_probe = None;
+            return;
+        }
+        let now = Instant::now();
+        match state.next_probe {
+            None => {
+                state.next_probe = Some(now + interval);
+                return;
+            }
+            Some(at) if now < at => return,
+            Some(_) => {}
+        }
+        if state.probing || state.ready.is_some() {
+            return;
+        }
+        state.probing = true;
+        state.next_probe = Some(now + interval);
+        drop(state);
+        let weak: Weak<Shared> = Arc::downgrade(self);
+        let (servers, tls, options) = (
+            self.servers.clone(),
+            self.tls.clone(),
+            self.options.clone(),
+        );
+        tokio::spawn(async move {
+            let outcome = connect_prefix(&servers, index, tls, &options).await;
+            // A client dropped meanwhile does not need the connection.
+            let Some(shared) = weak.upgrade() else {
+                return;
+            };
+            let mut state = shared.failback_state();
+            state.probing = false;
+            match outcome {
+                Ok(session) => state.ready = Some(session),
+                Err(e) => tracing::debug!("failback probe: {e}"),
+            }
+        });
+    }
+
+    fn take_failback(&self, conn: &mut Option<Session>) {
+        let Some(ready) = self.failback_state().ready.take() else {
+            return;
+        };
+        let current = conn.as_ref().map(|s| (s.server().to_string(), s.index()));
+        match current {
+            Some((from, from_index)) if ready.index() < from_index => {
+                tracing::warn!(
+                    "failing back from {} {from} (position {from_index}) to {} {} (position {}), which answers again",
+                    role(from_index),
+                    role(ready.index()),
+                    ready.server(),
+                    ready.index()
+                );
+                self.health
+                    .connected(&ready.server().to_string(), ready.index());
+                if ready.index() == 0 {
+                    self.failback_state().next_probe = None;
+                }
+                *conn = Some(ready);
+            }
+            // Reconnected meanwhile (to an earlier server, or none is open): not needed.
+            _ => drop(ready),
+        }
+    }
+}
+
+fn role(index: usize) -> &'static str {
+    if index == 0 { "SERVER" } else { "STANDBY_SERVER" }
 }

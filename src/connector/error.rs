@@ -71,6 +71,16 @@ pub enum TransportError {
         ago: std::time::Duration,
         retry_after: std::time::Duration,
     },
+    /// The call's deadline passed while it waited for the shared connection, which an earlier
+    /// request still held.
+    #[error(
+        "no KMIP server answered within the call's deadline of {} s: the connection was busy with an earlier request that is not answered yet; check that the KMIP server is up and not overloaded",
+        deadline.as_secs_f64()
+    )]
+    Busy { deadline: std::time::Duration },
+    /// The keyring is being unloaded or reconfigured away; the call was abandoned.
+    #[error("keyring_okv is shutting down; the request was abandoned")]
+    ShuttingDown,
 }
 
 fn summarize(errors: &[TransportError]) -> String {

@@ -1,15 +1,22 @@
 //! Connecting to the first usable server of SERVER + STANDBY_SERVERs.
 //!
 //! The documented plugin waits the full timeout on every dead server in turn, so 64 dead
-//! standbys cost 21 minutes of startup. Here, while an attempt is pending, the next one starts
-//! after a short stagger (Happy Eyeballs, RFC 8305), a failed attempt starts the next one at
-//! once, and everything runs under one overall deadline (1.5 x the per-attempt timeout) that
-//! does not grow with the list.
+//! standbys cost 21 minutes of startup. Here attempts overlap (Happy Eyeballs, RFC 8305) in
+//! geometrically widening waves: one server at once, two more after one stagger, four after the
+//! next, then eight, and so on. A failed attempt starts the next server at once. So the number
+//! of servers tried grows as 2^waves, and 64 dead servers before a live one cost 6 staggers
+//! (1.5 s at the defaults) instead of 64. Everything runs under one overall deadline (at most
+//! 1.5 x the per-attempt timeout, and never past the caller's own deadline).
 //! Among the attempts that completed, the one earliest in the list wins: after the first
 //! success we wait one more stagger for an earlier server still in its handshake.
+//!
+//! Within one server, the addresses its name resolves to are tried the same way (a new address
+//! every stagger, the first TCP connection wins), so one silently dropped address does not cost
+//! the others their turn.
 
 use std::net::SocketAddr;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -22,25 +29,39 @@ use super::error::{Stage, TransportError};
 use super::session::Session;
 use crate::config::{Host, Options, ServerAddr};
 
-/// How long to wait on a pending attempt before also starting the next server: the configured
-/// stagger, but short enough that every server of the list has been tried within half the
-/// per-attempt timeout (and never more than a tenth of it). So the time to reach a live server
-/// is bounded by the timeout, however many dead ones stand before it.
+/// Number of waves needed to start `servers` attempts when wave k starts 2^k of them.
+pub fn waves(servers: usize) -> u32 {
+    let mut started = 0usize;
+    let mut wave = 0u32;
+    while started < servers {
+        started += 1usize << wave.min(62);
+        wave += 1;
+    }
+    wave.max(1)
+}
+
+/// How long to wait on the pending attempts before starting the next, twice as wide, wave: the
+/// configured stagger, but short enough that every server of the list has been tried within
+/// half the per-attempt timeout (and never more than a tenth of it). So the time to reach a
+/// live server is bounded by the timeout, however many dead ones stand before it.
 pub fn effective_stagger(options: &Options, servers: usize) -> Duration {
-    let spread =
-        options.connect_timeout / 2 / u32::try_from(servers.max(2) - 1).unwrap_or(u32::MAX);
+    let spread = options.connect_timeout / 2 / (waves(servers).max(2) - 1);
     options
         .failover_stagger
         .min(options.connect_timeout / 10)
         .min(spread)
 }
 
+/// When the last server of a round of `servers` is started at the latest (all before it dead
+/// and silent).
+pub fn last_start(options: &Options, servers: usize) -> Duration {
+    effective_stagger(options, servers) * (waves(servers) - 1)
+}
+
 /// The bound on one whole failover round: one attempt's timeout after the last attempt
 /// started, i.e. at most 1.5 x the per-attempt timeout, whatever the number of servers.
 pub fn overall_deadline(options: &Options, servers: usize) -> Duration {
-    let last_start = effective_stagger(options, servers)
-        .saturating_mul(u32::try_from(servers.saturating_sub(1)).unwrap_or(u32::MAX));
-    options.connect_timeout + last_start
+    options.connect_timeout + last_start(options, servers)
 }
 
 type Attempt = (usize, Result<TlsStream<TcpStream>, TransportError>);
@@ -61,47 +82,85 @@ pub async fn connect_avoiding(
     tls: Arc<rustls::ClientConfig>,
     options: &Options,
 ) -> Result<Session, TransportError> {
+    connect_until(servers, avoid, tls, options, None).await
+}
+
+/// Like `connect_avoiding`, ending by `deadline` at the latest (the deadline of the call the
+/// connection is made for).
+pub async fn connect_until(
+    servers: &[ServerAddr],
+    avoid: Option<usize>,
+    tls: Arc<rustls::ClientConfig>,
+    options: &Options,
+    deadline: Option<Instant>,
+) -> Result<Session, TransportError> {
     let mut order: Vec<usize> = (0..servers.len()).filter(|&i| Some(i) != avoid).collect();
     order.extend(avoid.filter(|&i| i < servers.len()));
     let servers: Vec<(usize, &ServerAddr)> = order.iter().map(|&i| (i, &servers[i])).collect();
-    connect_ordered(&servers, tls, options).await
+    connect_ordered(&servers, tls, options, deadline).await
+}
+
+/// Connects to the first of `servers[..before]` that answers (failback probes): the same
+/// widening waves, one round, no fallback to later servers.
+pub async fn connect_prefix(
+    servers: &[ServerAddr],
+    before: usize,
+    tls: Arc<rustls::ClientConfig>,
+    options: &Options,
+) -> Result<Session, TransportError> {
+    let servers: Vec<(usize, &ServerAddr)> = servers.iter().take(before).enumerate().collect();
+    connect_ordered(&servers, tls, options, None).await
 }
 
 async fn connect_ordered(
     servers: &[(usize, &ServerAddr)],
     tls: Arc<rustls::ClientConfig>,
     options: &Options,
+    deadline: Option<Instant>,
 ) -> Result<Session, TransportError> {
     let connector = TlsConnector::from(tls);
     let n = servers.len();
     let stagger = effective_stagger(options, n);
     let started = Instant::now();
-    let overall = started + overall_deadline(options, n);
+    let mut overall = started + overall_deadline(options, n);
+    if let Some(d) = deadline {
+        overall = overall.min(d);
+    }
 
     let mut attempts: JoinSet<Attempt> = JoinSet::new();
     let mut failures: Vec<Option<TransportError>> = (0..n).map(|_| None).collect();
     let mut best: Option<(usize, TlsStream<TcpStream>)> = None;
     let mut decide_by: Option<Instant> = None;
     let mut next = 0usize;
-    let mut next_start = started;
+    // The next wave starts at `next_wave` with `wave` attempts; each failure adds one start now.
+    let mut next_wave = started;
+    let mut wave = 1usize;
+    let mut due = 0usize;
     let mut running = 0usize;
 
     loop {
         let now = Instant::now();
-        if best.is_none() && next < n && (running == 0 || now >= next_start) {
-            let server = servers[next].1.clone();
-            let connector = connector.clone();
-            let attempt_deadline = (now + options.connect_timeout).min(overall);
-            let index = next;
-            let timeout = options.connect_timeout;
-            attempts.spawn(async move {
-                let result = attempt(&server, &connector, attempt_deadline, timeout).await;
-                (index, result)
-            });
-            next += 1;
-            running += 1;
-            next_start = now + stagger;
-            continue;
+        if best.is_none() && next < n {
+            if now >= next_wave {
+                due += wave;
+                wave = wave.saturating_mul(2);
+                next_wave = now + stagger;
+            }
+            while due > 0 && next < n {
+                let server = servers[next].1.clone();
+                let connector = connector.clone();
+                let attempt_deadline = (now + options.connect_timeout).min(overall);
+                let index = next;
+                let timeout = options.connect_timeout;
+                attempts.spawn(async move {
+                    let result =
+                        attempt(&server, &connector, attempt_deadline, timeout, stagger).await;
+                    (index, result)
+                });
+                next += 1;
+                due -= 1;
+                running += 1;
+            }
         }
 
         if let Some((b, _)) = &best {
@@ -113,19 +172,27 @@ async fn connect_ordered(
         // Every attempt ends by its own deadline (never later than `overall`), reporting the
         // step it was stuck in; so the round ends when the last attempt has reported.
         if running == 0 {
+            if best.is_none() && next < n {
+                // All started attempts failed: the next wave starts now.
+                due = due.max(1);
+                continue;
+            }
+            break;
+        }
+        if now >= overall {
             break;
         }
 
         let mut wake = overall;
         if best.is_none() && next < n {
-            wake = wake.min(next_start);
+            wake = wake.min(next_wave);
         }
         if let Some(t) = decide_by {
             wake = wake.min(t);
         }
         tokio::select! {
             joined = attempts.join_next() => {
-                running -= 1;
+                running = running.saturating_sub(1);
                 match joined {
                     Some(Ok((i, Ok(stream)))) => {
                         if best.as_ref().is_none_or(|(b, _)| i < *b) {
@@ -135,8 +202,8 @@ async fn connect_ordered(
                     }
                     Some(Ok((i, Err(e)))) => {
                         failures[i] = Some(e);
-                        // A refused or failed attempt moves on at once.
-                        next_start = Instant::now();
+                        // A refused or failed attempt hands its place to the next server at once.
+                        due += 1;
                     }
                     Some(Err(join_error)) => {
                         tracing::debug!("connection attempt task ended abnormally: {join_error}");
@@ -148,7 +215,6 @@ async fn connect_ordered(
         }
     }
     attempts.abort_all();
-
     if let Some((index, stream)) = best {
         for (i, f) in failures.iter().enumerate().take(index) {
             if let Some(e) = f {
@@ -186,6 +252,7 @@ async fn attempt(
     connector: &TlsConnector,
     deadline: Instant,
     timeout: Duration,
+    stagger: Duration,
 ) -> Result<TlsStream<TcpStream>, TransportError> {
     let name = server.to_string();
     let timed_out = |stage| TransportError::Timeout {
@@ -195,45 +262,30 @@ async fn attempt(
     };
     let addrs: Vec<SocketAddr> = match &server.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, server.port)],
-        Host::Dns(host) => timeout_at(
-            deadline,
-            tokio::net::lookup_host((host.as_str(), server.port)),
-        )
-        .await
-        .map_err(|_| timed_out(Stage::Resolve))?
-        .map_err(|source| TransportError::Io {
-            server: name.clone(),
-            stage: Stage::Resolve,
-            source,
-        })?
-        .collect(),
+        Host::Dns(host) => timeout_at(deadline, lookup(host.clone(), server.port))
+            .await
+            .map_err(|_| timed_out(Stage::Resolve))?
+            .map_err(|source| TransportError::Io {
+                server: name.clone(),
+                stage: Stage::Resolve,
+                source,
+            })?,
     };
 
-    let mut last = None;
-    let mut tcp = None;
-    for addr in addrs {
-        match timeout_at(deadline, TcpStream::connect(addr)).await {
-            Err(_) => return Err(timed_out(Stage::Connect)),
-            Ok(Ok(s)) => {
-                tcp = Some(s);
-                break;
-            }
-            Ok(Err(e)) => last = Some(e),
-        }
-    }
-    let tcp = match (tcp, last) {
-        (Some(s), _) => s,
-        (None, Some(e)) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
+    let tcp = match timeout_at(deadline, connect_addrs(&addrs, stagger)).await {
+        Err(_) => return Err(timed_out(Stage::Connect)),
+        Ok(Ok(s)) => s,
+        Ok(Err(Some(e))) if e.kind() == std::io::ErrorKind::ConnectionRefused => {
             return Err(TransportError::Refused { server: name });
         }
-        (None, Some(source)) => {
+        Ok(Err(Some(source))) => {
             return Err(TransportError::Io {
                 server: name,
                 stage: Stage::Connect,
                 source,
             });
         }
-        (None, None) => {
+        Ok(Err(None)) => {
             return Err(TransportError::Io {
                 server: name,
                 stage: Stage::Resolve,
@@ -247,6 +299,71 @@ async fn attempt(
         Err(_) => Err(timed_out(Stage::Handshake)),
         Ok(Err(e)) => Err(TransportError::from_handshake(name, e)),
         Ok(Ok(stream)) => Ok(stream),
+    }
+}
+
+/// Host name lookups running now (each on a thread of the runtime's blocking pool, so that a
+/// slow lookup of one server never waits for, or holds up, the lookup of another).
+static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
+
+/// Lookups still running; unload waits for them (the system resolver bounds each one).
+pub fn lookups_in_flight() -> usize {
+    LOOKUPS.load(Ordering::Acquire)
+}
+
+async fn lookup(host: String, port: u16) -> std::io::Result<Vec<SocketAddr>> {
+    struct Counted;
+    impl Drop for Counted {
+        fn drop(&mut self) {
+            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
+        }
+    }
+    LOOKUPS.fetch_add(1, Ordering::AcqRel);
+    // The guard moves into the blocking task: the count falls when the lookup itself has
+    // returned, even if the attempt waiting for it gave up first.
+    let counted = Counted;
+    let task = tokio::task::spawn_blocking(move || {
+        let _counted = counted;
+        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
+            .map(Iterator::collect::<Vec<_>>)
+    });
+    task.await.map_err(std::io::Error::other)?
+}
+
+/// TCP to the first of `addrs` that accepts: a new address every `stagger` while the earlier
+/// ones are pending, at once when one fails (RFC 8305). Err(None) when `addrs` is empty,
+/// otherwise the last address's error.
+pub async fn connect_addrs(
+    addrs: &[SocketAddr],
+    stagger: Duration,
+) -> Result<TcpStream, Option<std::io::Error>> {
+    let mut pending: JoinSet<std::io::Result<TcpStream>> = JoinSet::new();
+    let mut next = 0usize;
+    let mut last_error = None;
+    let mut next_start = Instant::now();
+    loop {
+        let now = Instant::now();
+        if next < addrs.len() && (pending.is_empty() || now >= next_start) {
+            pending.spawn(TcpStream::connect(addrs[next]));
+            next += 1;
+            next_start = now + stagger;
+            continue;
+        }
+        if pending.is_empty() {
+            return Err(last_error);
+        }
+        tokio::select! {
+            joined = pending.join_next() => match joined {
+                Some(Ok(Ok(stream))) => return Ok(stream),
+                Some(Ok(Err(e))) => {
+                    last_error = Some(e);
+                    next_start = Instant::now();
+                }
+                Some(Err(join_error)) => last_error = Some(std::io::Error::other(join_error)),
+                None => {}
+            },
+            _ = sleep_until(next_start), if next < addrs.len() => {}
+        }
     }
 }
 
@@ -275,13 +392,74 @@ mod tests {
         for n in [2usize, 9, 65] {
             for timeout in [0.5, 1.0, 20.0] {
                 let o = options(timeout, 0.25);
-                let last_start = effective_stagger(&o, n) * (n as u32 - 1);
                 assert!(
-                    last_start <= o.connect_timeout / 2,
+                    last_start(&o, n) <= o.connect_timeout / 2,
                     "{n} servers, {timeout} s"
                 );
                 assert!(overall_deadline(&o, n) <= o.connect_timeout * 3 / 2);
             }
         }
+    }
+
+    #[test]
+    fn waves_double() {
+        assert_eq!(
+            [1, 2, 3, 4, 7, 8, 9, 63, 64, 65].map(waves),
+            [1, 2, 2, 3, 3, 4, 4, 6, 7, 7]
+        );
+    }
+
+    #[test]
+    fn sixty_five_servers_start_within_seven_staggers_at_the_defaults() {
+        let o = Options::default();
+        assert_eq!(effective_stagger(&o, 65), o.failover_stagger);
+        assert_eq!(last_start(&o, 65), o.failover_stagger * 6);
+        // The linear stagger of before started the 65th server after 10 s.
+        assert!(last_start(&o, 65) < o.connect_timeout / 10);
+    }
+
+    /// A listener whose accept queue is full: the kernel drops further SYNs, as a firewall
+    /// that silently drops packets does.
+    fn dropping_listener() -> (std::net::TcpListener, std::net::TcpStream, SocketAddr) {
+        let socket = tokio::net::TcpSocket::new_v4().unwrap();
+        socket.bind("127.0.0.1:0".parse().unwrap()).unwrap();
+        let addr = socket.local_addr().unwrap();
+        let listener = socket.listen(0).unwrap().into_std().unwrap();
+        let filler = std::net::TcpStream::connect(addr).unwrap();
+        (listener, filler, addr)
+    }
+
+    #[test]
+    fn a_silently_dropped_address_does_not_cost_the_next_its_turn() {
+        let rt = tokio::runtime::Builder::new_current_thread()
+            .enable_all()
+            .build()
+            .unwrap();
+        rt.block_on(async {
+            let (_hole, _filler, dropped) = dropping_listener();
+            // The dropping listener really drops: a connect to it is still pending after a
+            // second (the baseline of this test).
+            let probe = timeout_at(
+                Instant::now() + Duration::from_millis(300),
+                TcpStream::connect(dropped),
+            )
+            .await;
+            assert!(probe.is_err(), "the queue-full listener should not answer");
+
+            let live = tokio::net::TcpListener::bind("127.0.0.1:0").await.unwrap();
+            let live_addr = live.local_addr().unwrap();
+            let stagger = Duration::from_millis(100);
+            let started = Instant::now();
+            let stream = timeout_at(
+                started + Duration::from_secs(10),
+                connect_addrs(&[dropped, live_addr], stagger),
+            )
+            .await
+            .expect("the second address answers long before the SYN retries end")
+            .expect("connected");
+            // Tried one after the other, the dropped address alone would take the kernel's
+            // whole SYN retry schedule (about two minutes).
+            assert_eq!(stream.peer_addr().unwrap(), live_addr);
+        });
     }
 }

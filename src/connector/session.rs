@@ -56,7 +56,19 @@ impl Session {
         timeout: Duration,
         response_cap: usize,
     ) -> Result<Vec<u8>, TransportError> {
-        let deadline = Instant::now() + timeout;
+        self.round_trip_until(request, Instant::now() + timeout, timeout, response_cap)
+            .await
+    }
+
+    /// Like `round_trip`, ending by `deadline` (the request timeout or the end of the caller's
+    /// own deadline, whichever comes first); `timeout` is the figure named in the error.
+    pub async fn round_trip_until(
+        &mut self,
+        request: &[u8],
+        deadline: Instant,
+        timeout: Duration,
+        response_cap: usize,
+    ) -> Result<Vec<u8>, TransportError> {
         let server = self.server.to_string();
         let step_timeout = |stage| TransportError::Timeout {
             server: server.clone(),

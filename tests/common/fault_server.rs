@@ -228,3 +228,89 @@ fn proxy(conn: TcpStream, tls: Arc<ServerConfig>, swallow: Swallow) {
         }
     }
 }
+
+/// A plain TCP forwarder in front of a real server (TLS passes through untouched) that a test
+/// can cut, closing every open connection and closing new ones at once, and restore: the same
+/// server, with its objects, reachable at a second address.
+pub struct CutProxy {
+    pub addr: SocketAddr,
+    cut: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    open: Arc<Mutex<Vec<TcpStream>>>,
+    thread: Option<JoinHandle<()>>,
+}
+
+impl CutProxy {
+    pub fn start(upstream: SocketAddr) -> CutProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        let cut = Arc::new(AtomicBool::new(false));
+        let stop = Arc::new(AtomicBool::new(false));
+        let open = Arc::new(Mutex::new(Vec::new()));
+        let (c, s, o) = (cut.clone(), stop.clone(), open.clone());
+        let thread = std::thread::spawn(move || {
+            for conn in listener.incoming() {
+                if s.load(Ordering::SeqCst) {
+                    break;
+                }
+                let Ok(conn) = conn else { continue };
+                if c.load(Ordering::SeqCst) {
+                    drop(conn);
+                    continue;
+                }
+                let Ok(up) = TcpStream::connect(upstream) else {
+                    continue;
+                };
+                let (Ok(conn2), Ok(up2)) = (conn.try_clone(), up.try_clone()) else {
+                    continue;
+                };
+                {
+                    let mut open = o.lock().unwrap();
+                    open.extend(conn.try_clone());
+                    open.extend(up.try_clone());
+                }
+                std::thread::spawn(move || pipe(conn, up2));
+                std::thread::spawn(move || pipe(up, conn2));
+            }
+        });
+        CutProxy {
+            addr,
+            cut,
+            stop,
+            open,
+            thread: Some(thread),
+        }
+    }
+
+    pub fn port(&self) -> u16 {
+        self.addr.port()
+    }
+
+    /// Closes every forwarded connection; new ones are closed as soon as they are accepted.
+    pub fn cut(&self) {
+        self.cut.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
+    pub fn restore(&self) {
+        self.cut.store(false, Ordering::SeqCst);
+    }
+}
+
+fn pipe(mut from: TcpStream, mut to: TcpStream) {
+    let _ = std::io::copy(&mut from, &mut to);
+    let _ = to.shutdown(std::net::Shutdown::Write);
+}
+
+impl Drop for CutProxy {
+    fn drop(&mut self) {
+        self.cut();
+        self.stop.store(true, Ordering::SeqCst);
+        let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
+        if let Some(t) = self.thread.take() {
+            let _ = t.join();
+        }
+    }
+}
