@@ -1,7 +1,10 @@
 //! The plugin's state, with no C types: which configuration is in force and the keyring built
 //! from it. The FFI layer converts pointers and calls these functions.
 
-use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::collections::HashMap;
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError, RwLock};
+use std::time::{Duration, Instant};
 
 use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
@@ -28,6 +31,10 @@ pub enum PluginError {
     Runtime(std::io::Error),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
+    #[error(
+        "keyring_okv is being uninstalled or the server is shutting down; keyring calls are refused"
+    )]
+    ShuttingDown,
 }
 
 /// A configuration loaded and checked, not yet in force.
@@ -71,7 +78,9 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
     for warning in &conf.warnings {
         tracing::warn!("{warning}");
     }
-    let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
+    // Counters of its own until it is put in force: a configuration that SET GLOBAL then
+    // refuses must not show in the status of the one in force.
+    let client = KmipClient::from_conf_dir_with_health(&conf, Arc::new(Health::new()))
         .map_err(PluginError::Runtime)?;
     match client.connect() {
         Ok(connected) => tracing::info!(
@@ -97,7 +106,13 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
 /// Puts a prepared configuration in force; the previous keyring is released when its last
 /// in-flight call finishes.
 pub fn install(prepared: Prepared) {
-    HEALTH.set_configuration(Some(prepared.keyring.client().server_count()));
+    let client = prepared.keyring.client();
+    HEALTH.set_configuration(Some(client.server_count()));
+    client.report_to(HEALTH.clone());
+    // The connection made while preparing counts from now on.
+    if let Some(connected) = client.in_use() {
+        HEALTH.connected(&connected.server.to_string(), connected.index);
+    }
     let active = Arc::new(prepared.keyring);
     *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
@@ -108,20 +123,179 @@ pub fn install(prepared: Prepared) {
 }
 
 /// How long plugin deinit waits for the I/O thread.
-const SHUTDOWN_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
-/// Releases the keyring, its connection and the I/O thread (plugin deinit).
+/// How long plugin deinit waits for keyring calls in flight. They were told to give up, so they
+/// return as soon as their thread runs again; this only bounds a caller stuck elsewhere.
+const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
+
+/// Set by deinit: every keyring call is refused from then on, until the next init.
+static CLOSING: AtomicBool = AtomicBool::new(false);
+static IN_FLIGHT: Mutex<usize> = Mutex::new(0);
+static IN_FLIGHT_DONE: Condvar = Condvar::new();
+
+/// One keyring call in flight; deinit waits for it.
+struct InFlight;
+
+impl Drop for InFlight {
+    fn drop(&mut self) {
+        let mut n = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        *n = n.saturating_sub(1);
+        if *n == 0 {
+            IN_FLIGHT_DONE.notify_all();
+        }
+    }
+}
+
+fn enter() -> Result<InFlight, PluginError> {
+    let mut n = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+    // Checked under the lock deinit takes to count, so no call slips in after the count.
+    if CLOSING.load(Ordering::SeqCst) {
+        return Err(PluginError::ShuttingDown);
+    }
+    *n += 1;
+    Ok(InFlight)
+}
+
+/// Keyring calls in flight now.
+pub fn calls_in_flight() -> usize {
+    *IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+/// Plugin init: keyring calls are accepted again (after an earlier UNINSTALL PLUGIN).
+pub fn start() {
+    CLOSING.store(false, Ordering::SeqCst);
+}
+
+/// Releases the keyring, its connection and the I/O thread (plugin deinit): refuses new calls,
+/// tells the calls in flight to give up, waits for them (at most `IN_FLIGHT_WAIT`), then stops
+/// the I/O thread, so that nothing of ours runs once the server unloads the library.
 pub fn shutdown() {
+    {
+        let _count = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+        CLOSING.store(true, Ordering::SeqCst);
+    }
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+    if let Some(keyring) = &old {
+        keyring.client().close();
+    }
+    drop(
+        PARKED
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(),
+    );
+    let started = Instant::now();
+    let mut n = IN_FLIGHT.lock().unwrap_or_else(PoisonError::into_inner);
+    while *n > 0 && started.elapsed() < IN_FLIGHT_WAIT {
+        let left = IN_FLIGHT_WAIT.saturating_sub(started.elapsed());
+        n = IN_FLIGHT_DONE
+            .wait_timeout(n, left)
+            .unwrap_or_else(PoisonError::into_inner)
+            .0;
+    }
+    let stuck = *n;
+    drop(n);
+    if stuck > 0 {
+        tracing::warn!(
+            "keyring_okv: {stuck} keyring call(s) still running after {} s at unload",
+            IN_FLIGHT_WAIT.as_secs()
+        );
+    }
     drop(old);
     HEALTH.set_configuration(None);
     crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
 }
 
-fn current() -> Result<Arc<Keyring>, PluginError> {
+/// How long a configuration that SET GLOBAL's check prepared waits for the update of the same
+/// statement. When another part of the statement fails, mysqld never calls the update; the
+/// configuration, its TLS session and its private key are then released after this time, at
+/// the next SET GLOBAL keyring_okv_conf_dir, or at unload, whichever comes first.
+pub const PARK_LIMIT: Duration = Duration::from_secs(10);
+
+struct Parked {
+    at: Instant,
+    prepared: Prepared,
+}
+
+static PARKED: LazyLock<Mutex<HashMap<u64, Parked>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static NEXT_TOKEN: AtomicU64 = AtomicU64::new(1);
+
+fn release_expired(parked: &mut HashMap<u64, Parked>) {
+    parked.retain(|_, p| p.at.elapsed() < PARK_LIMIT);
+}
+
+/// Keeps a checked configuration for the update of the same statement; returns its token
+/// (never 0).
+pub fn park(prepared: Prepared) -> u64 {
+    let token = NEXT_TOKEN.fetch_add(1, Ordering::Relaxed);
+    let mut parked = PARKED.lock().unwrap_or_else(PoisonError::into_inner);
+    release_expired(&mut parked);
+    parked.insert(
+        token,
+        Parked {
+            at: Instant::now(),
+            prepared,
+        },
+    );
+    drop(parked);
+    // Nothing else may come by to release it: a timer on the I/O thread does.
+    if let Ok(runtime) = crate::connector::runtime::handle() {
+        runtime.spawn(async {
+            tokio::time::sleep(PARK_LIMIT).await;
+            let expired: Vec<Parked> = {
+                let mut parked = PARKED.lock().unwrap_or_else(PoisonError::into_inner);
+                let keys: Vec<u64> = parked
+                    .iter()
+                    .filter(|(_, p)| p.at.elapsed() >= PARK_LIMIT)
+                    .map(|(k, _)| *k)
+                    .collect();
+                keys.iter().filter_map(|k| parked.remove(k)).collect()
+            };
+            if !expired.is_empty() {
+                tracing::debug!(
+                    "released {} configuration(s) whose SET GLOBAL statement failed",
+                    expired.len()
+                );
+            }
+            // Dropped outside the lock: closing a TLS session may take a moment.
+            drop(expired);
+        });
+    }
+    token
+}
+
+/// The configuration parked under `token`, if it is still there.
+pub fn unpark(token: u64) -> Option<Prepared> {
+    PARKED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .remove(&token)
+        .map(|p| p.prepared)
+}
+
+/// Configurations checked but not (yet) put in force.
+pub fn parked_count() -> usize {
+    PARKED.lock().unwrap_or_else(PoisonError::into_inner).len()
+}
+
+fn current() -> Result<(InFlight, Arc<Keyring>), PluginError> {
+    let in_flight = enter()?;
+    let keyring = current_keyring()?;
+    Ok((in_flight, keyring))
+}
+
+/// One keyring call, one deadline: the KMIP requests it makes share the connect timeout + the
+/// request timeout.
+fn within_deadline<T>(keyring: &Keyring, f: impl FnOnce() -> T) -> T {
+    let deadline = Instant::now() + keyring.client().call_budget();
+    crate::connector::with_deadline(deadline, f)
+}
+
+fn current_keyring() -> Result<Arc<Keyring>, PluginError> {
     ACTIVE
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -135,21 +309,30 @@ fn current() -> Result<Arc<Keyring>, PluginError> {
 }
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
-    Ok(current()?.store(key_id, owner, key_type, key)?)
+    let (_call, keyring) = current()?;
+    Ok(within_deadline(&keyring, || {
+        keyring.store(key_id, owner, key_type, key)
+    })?)
 }
 
 pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result<(), PluginError> {
-    Ok(current()?.generate(key_id, owner, key_type, len)?)
+    let (_call, keyring) = current()?;
+    Ok(within_deadline(&keyring, || {
+        keyring.generate(key_id, owner, key_type, len)
+    })?)
 }
 
 pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginError> {
-    Ok(current()?.fetch(key_id, owner)?)
+    let (_call, keyring) = current()?;
+    Ok(within_deadline(&keyring, || keyring.fetch(key_id, owner))?)
 }
 
 pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
-    Ok(current()?.remove(key_id, owner)?)
+    let (_call, keyring) = current()?;
+    Ok(within_deadline(&keyring, || keyring.remove(key_id, owner))?)
 }
 
 pub fn list() -> Result<Vec<KeyEntry>, PluginError> {
-    Ok(current()?.list(false)?)
+    let (_call, keyring) = current()?;
+    Ok(within_deadline(&keyring, || keyring.list(false))?)
 }

@@ -110,7 +110,9 @@ fn sixteen_callers_on_a_hung_server_each_return_within_one_call_deadline() {
         .filter(|(_, r)| {
             matches!(
                 r,
-                Err(ClientError::Transport(TransportError::RecentlyFailed { .. }))
+                Err(ClientError::Transport(
+                    TransportError::RecentlyFailed { .. }
+                ))
             )
         })
         .count();
@@ -194,7 +196,10 @@ fn sixty_four_black_holed_servers_cost_a_small_fraction_of_the_timeout() {
 
 #[test]
 fn failback_returns_to_server_between_requests_once_it_answers_again() {
-    let proxy = CutProxy::start(std::net::SocketAddr::from((Ipv4Addr::LOCALHOST, lab().port)));
+    let proxy = CutProxy::start(std::net::SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        lab().port,
+    )));
     let health = Arc::new(Health::new());
     let mut o = options(5.0, 5.0);
     o.failback_interval = Duration::from_millis(200);
@@ -206,7 +211,9 @@ fn failback_returns_to_server_between_requests_once_it_answers_again() {
     assert_eq!(client.connect().unwrap().index, 0);
     proxy.cut();
     // The cut connection breaks the first request; it is repeated on the standby.
-    client.call(&locate(), Retry::Idempotent).expect("standby answers");
+    client
+        .call(&locate(), Retry::Idempotent)
+        .expect("standby answers");
     let s = health.snapshot();
     assert_eq!((s.server_index, s.failovers), (Some(1), 1));
 
@@ -214,11 +221,19 @@ fn failback_returns_to_server_between_requests_once_it_answers_again() {
     // Calls keep working while the probe runs; one of them, between requests, moves back.
     let deadline = Instant::now() + Duration::from_secs(30);
     while health.snapshot().server_index != Some(0) {
-        assert!(Instant::now() < deadline, "no failback: {:?}", health.snapshot());
-        client.call(&locate(), Retry::Idempotent).expect("calls keep working");
+        assert!(
+            Instant::now() < deadline,
+            "no failback: {:?}",
+            health.snapshot()
+        );
+        client
+            .call(&locate(), Retry::Idempotent)
+            .expect("calls keep working");
     }
     let s = health.snapshot();
     assert_eq!((s.failovers, s.failbacks), (1, 1), "{s:?}");
     assert_eq!(s.server_in_use, format!("127.0.0.1:{}", proxy.port()));
-    client.call(&locate(), Retry::Idempotent).expect("SERVER answers");
+    client
+        .call(&locate(), Retry::Idempotent)
+        .expect("SERVER answers");
 }

@@ -7,6 +7,7 @@
 mod abi;
 mod keyring_api;
 mod services;
+mod status;
 mod sysvar;
 
 use std::ffi::{c_char, c_int, c_void};
@@ -71,7 +72,7 @@ pub static mut _mysql_plugin_declarations_: [StMysqlPlugin; 2] = [
         check_uninstall: None,
         deinit: Some(plugin_deinit),
         version: PLUGIN_VERSION,
-        status_vars: std::ptr::null_mut(),
+        status_vars: (&raw mut status::STATUS_VARS).cast(),
         system_vars: (&raw mut SYSTEM_VARS).cast(),
         reserved1: std::ptr::null_mut(),
         flags: PLUGIN_OPT_ALLOW_EARLY,
@@ -112,6 +113,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
     guard("plugin init", 0, || {
         services::mark_linked(handle);
         install_logging();
+        okv_core::plugin::start();
         tracing::info!("keyring_okv {} starting", okv_core::BUILD);
         // SAFETY: the server set the variable's storage before calling init.
         let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };

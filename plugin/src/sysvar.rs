@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use super::abi::StMysqlValue;
-use okv_core::plugin::{self, Prepared};
+use okv_core::plugin;
 use okv_ffi::guard;
 
 /// The plugin-owned copy of the current value; the variable's `char*` points into it.
@@ -27,7 +27,7 @@ pub unsafe extern "C" fn check_conf_dir(
             return 1;
         }
         // SAFETY: save points at storage for one pointer (the server allocates at least 8 bytes).
-        unsafe { *save.cast::<*mut Prepared>() = std::ptr::null_mut() };
+        unsafe { *save.cast::<u64>() = 0 };
         let mut buffer = vec![0 as c_char; MAX_PATH + 1];
         let mut length = c_int::try_from(buffer.len()).unwrap_or(c_int::MAX);
         // SAFETY: value is the server's st_mysql_value; val_str reads into our buffer or returns
@@ -55,8 +55,11 @@ pub unsafe extern "C" fn check_conf_dir(
         };
         match plugin::prepare(&dir, true) {
             Ok(prepared) => {
-                // SAFETY: as above; update takes ownership back.
-                unsafe { *save.cast::<*mut Prepared>() = Box::into_raw(Box::new(prepared)) };
+                // The configuration stays with the core, not in `save`: when another part of
+                // the statement fails, mysqld never calls update, and the core releases it.
+                let token = plugin::park(prepared);
+                // SAFETY: as above; update reads the token back.
+                unsafe { *save.cast::<u64>() = token };
                 0
             }
             Err(e) => {
@@ -77,14 +80,18 @@ pub unsafe extern "C" fn update_conf_dir(
         if save.is_null() || var_ptr.is_null() {
             return;
         }
-        // SAFETY: check stored a Box<Prepared> pointer (or NULL) in save; NODEFAULT guarantees
-        // save is ours.
-        let prepared = unsafe { *save.cast::<*mut Prepared>() };
-        if prepared.is_null() {
+        // SAFETY: check stored a token (or 0) in save; NODEFAULT guarantees save is ours.
+        let token = unsafe { *save.cast::<u64>() };
+        if token == 0 {
             return;
         }
-        // SAFETY: made by Box::into_raw in check; taken once.
-        let prepared = unsafe { Box::from_raw(prepared) };
+        let Some(prepared) = plugin::unpark(token) else {
+            tracing::error!(
+                "SET GLOBAL keyring_okv_conf_dir: the checked configuration was released because the statement took longer than {} s to complete; the previous configuration stays in force; run the SET again",
+                plugin::PARK_LIMIT.as_secs()
+            );
+            return;
+        };
         let Ok(value) = CString::new(prepared.dir()) else {
             return;
         };
@@ -98,7 +105,7 @@ pub unsafe extern "C" fn update_conf_dir(
             "keyring_okv: keyring_okv_conf_dir is now {}",
             prepared.dir()
         );
-        plugin::install(*prepared);
+        plugin::install(prepared);
     })
 }
 

@@ -33,6 +33,29 @@ pub const RESPONSE_CAP: usize = 1 << 20;
 /// timeouts again.
 const FAILURE_HOLD: Duration = Duration::from_secs(2);
 
+thread_local! {
+    /// The deadline of the keyring operation this thread is running, if its caller set one.
+    static OPERATION_DEADLINE: std::cell::Cell<Option<Instant>> = const { std::cell::Cell::new(None) };
+}
+
+/// Runs `f` (one keyring operation, possibly several KMIP requests) under one deadline: every
+/// request it makes on this thread ends by `deadline` at the latest, as well as by its own.
+pub fn with_deadline<T>(deadline: Instant, f: impl FnOnce() -> T) -> T {
+    struct Restore(Option<Instant>);
+    impl Drop for Restore {
+        fn drop(&mut self) {
+            OPERATION_DEADLINE.with(|d| d.set(self.0));
+        }
+    }
+    let outer = OPERATION_DEADLINE.with(|d| d.replace(Some(deadline)));
+    // An enclosing operation's earlier deadline stays in force.
+    if let Some(earlier) = outer.filter(|o| *o < deadline) {
+        OPERATION_DEADLINE.with(|d| d.set(Some(earlier)));
+    }
+    let _restore = Restore(outer);
+    f()
+}
+
 /// Whether a request may be sent again after the connection failed with the request in flight.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Retry {
@@ -53,7 +76,8 @@ struct Shared {
     closing: AtomicBool,
     closed: Notify,
     failback: std::sync::Mutex<Failback>,
-    health: Arc<Health>,
+    /// Where the counters go; replaced when a configuration prepared aside is put in force.
+    health: std::sync::RwLock<Arc<Health>>,
 }
 
 /// Failback to an earlier server of the list (see `Shared::probe_failback`).
@@ -107,7 +131,7 @@ impl KmipClient {
                 closing: AtomicBool::new(false),
                 closed: Notify::new(),
                 failback: std::sync::Mutex::new(Failback::default()),
-                health,
+                health: std::sync::RwLock::new(health),
             }),
         })
     }
@@ -131,8 +155,18 @@ impl KmipClient {
     }
 
     /// The counters this client reports into.
-    pub fn health(&self) -> &Arc<Health> {
-        &self.shared.health
+    pub fn health(&self) -> Arc<Health> {
+        self.shared.health()
+    }
+
+    /// Reports into `health` from now on (a configuration prepared aside, with counters of its
+    /// own, is put in force).
+    pub fn report_to(&self, health: Arc<Health>) {
+        *self
+            .shared
+            .health
+            .write()
+            .unwrap_or_else(PoisonError::into_inner) = health;
     }
 
     /// The one deadline of every request: waiting for the shared connection, connecting (with
@@ -146,6 +180,15 @@ impl KmipClient {
     pub fn close(&self) {
         self.shared.closing.store(true, Ordering::SeqCst);
         self.shared.closed.notify_waiters();
+    }
+
+    /// Where the open connection goes, if one is open and no call holds it now; never waits.
+    pub fn in_use(&self) -> Option<Connected> {
+        let conn = self.shared.conn.try_lock().ok()?;
+        conn.as_ref().map(|s| Connected {
+            server: s.server().clone(),
+            index: s.index(),
+        })
     }
 
     /// Makes sure a live connection exists (connecting in list order if needed) and says where.
@@ -185,7 +228,16 @@ impl KmipClient {
         let shared = self.shared.clone();
         let operation = request.operation;
         let started = Instant::now();
-        let budget = shared.call_budget();
+        let mut budget = shared.call_budget();
+        if let Some(deadline) = OPERATION_DEADLINE.with(std::cell::Cell::get) {
+            budget = budget.min(deadline.saturating_duration_since(started));
+        }
+        if budget.is_zero() {
+            return Err(TransportError::Busy {
+                deadline: shared.call_budget(),
+            }
+            .into());
+        }
         let outcome = self
             .runtime
             .block_on(async move {
@@ -201,7 +253,7 @@ impl KmipClient {
                 payload.zeroize();
                 parsed
             });
-        let health = &self.shared.health;
+        let health = self.shared.health();
         health.request_done(started.elapsed());
         if let Err(e) = &outcome {
             // Item Not Found is how an absent key is asked about, not a fault.
@@ -214,6 +266,13 @@ impl KmipClient {
 }
 
 impl Shared {
+    fn health(&self) -> Arc<Health> {
+        self.health
+            .read()
+            .unwrap_or_else(PoisonError::into_inner)
+            .clone()
+    }
+
     fn call_budget(&self) -> Duration {
         self.options.connect_timeout + self.options.request_timeout
     }
@@ -298,7 +357,7 @@ impl Shared {
                     session.server()
                 );
                 *conn = None;
-                self.health.disconnected();
+                self.health().disconnected();
             }
         }
         let session = match conn.take() {
@@ -336,7 +395,7 @@ impl Shared {
                     .lock()
                     .unwrap_or_else(PoisonError::into_inner) = None;
                 tracing::debug!("connected to KMIP server {}", session.server());
-                self.health
+                self.health()
                     .connected(&session.server().to_string(), session.index());
             }
             Err(e) => self.record_failure(e),
@@ -363,7 +422,8 @@ impl Shared {
             let index = session.index();
             let server = session.server().to_string();
             let timeout = self.options.request_timeout;
-            let until = (tokio::time::Instant::now() + timeout).min(deadline);
+            let full = tokio::time::Instant::now() + timeout;
+            let until = full.min(deadline);
             let outcome = session
                 .round_trip_until(encoded, until, timeout, RESPONSE_CAP)
                 .await;
@@ -378,7 +438,7 @@ impl Shared {
                         Err(kmip::KmipError::Ttlv(source)) => {
                             // The stream can no longer be trusted to be in step.
                             *conn = None;
-                            self.health.disconnected();
+                            self.health().disconnected();
                             Err(TransportError::Garbage { server, source }.into())
                         }
                         Err(source) => Err(ClientError::Server { server, source }),
@@ -386,9 +446,9 @@ impl Shared {
                 }
                 Err(e) => {
                     *conn = None;
-                    self.health.disconnected();
+                    self.health().disconnected();
                     avoid = Some(index);
-                    if matches!(e, TransportError::Timeout { .. }) {
+                    if matches!(e, TransportError::Timeout { .. }) && until == full {
                         // A server that hangs is as dead as one that does not answer the
                         // connect: the callers queued behind this one fail at once.
                         self.record_failure(&e);
@@ -440,11 +500,8 @@ impl Shared {
         state.next_probe = Some(now + interval);
         drop(state);
         let weak: Weak<Shared> = Arc::downgrade(self);
-        let (servers, tls, options) = (
-            self.servers.clone(),
-            self.tls.clone(),
-            self.options.clone(),
-        );
+        let (servers, tls, options) =
+            (self.servers.clone(), self.tls.clone(), self.options.clone());
         tokio::spawn(async move {
             let outcome = connect_prefix(&servers, index, tls, &options).await;
             // A client dropped meanwhile does not need the connection.
@@ -474,7 +531,7 @@ impl Shared {
                     ready.server(),
                     ready.index()
                 );
-                self.health
+                self.health()
                     .connected(&ready.server().to_string(), ready.index());
                 if ready.index() == 0 {
                     self.failback_state().next_probe = None;
@@ -488,5 +545,9 @@ impl Shared {
 }
 
 fn role(index: usize) -> &'static str {
-    if index == 0 { "SERVER" } else { "STANDBY_SERVER" }
+    if index == 0 {
+        "SERVER"
+    } else {
+        "STANDBY_SERVER"
+    }
 }

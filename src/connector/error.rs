@@ -71,10 +71,10 @@ pub enum TransportError {
         ago: std::time::Duration,
         retry_after: std::time::Duration,
     },
-    /// The call's deadline passed while it waited for the shared connection, which an earlier
-    /// request still held.
+    /// The keyring call's deadline passed while it waited for the shared connection, which an
+    /// earlier request still held (or before it could start).
     #[error(
-        "no KMIP server answered within the call's deadline of {} s: the connection was busy with an earlier request that is not answered yet; check that the KMIP server is up and not overloaded",
+        "no KMIP server answered within the keyring call's deadline of {} s (the connect timeout + the request timeout): the connection was busy with an earlier request that is not answered yet, or earlier requests of the same call used the time; check that the KMIP server is up and not overloaded",
         deadline.as_secs_f64()
     )]
     Busy { deadline: std::time::Duration },

@@ -237,6 +237,7 @@ pub struct CutProxy {
     cut: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
+    live: Arc<std::sync::atomic::AtomicUsize>,
     thread: Option<JoinHandle<()>>,
 }
 
@@ -247,7 +248,8 @@ impl CutProxy {
         let cut = Arc::new(AtomicBool::new(false));
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
-        let (c, s, o) = (cut.clone(), stop.clone(), open.clone());
+        let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
+        let (c, s, o, l) = (cut.clone(), stop.clone(), open.clone(), live.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -269,7 +271,13 @@ impl CutProxy {
                     open.extend(conn.try_clone());
                     open.extend(up.try_clone());
                 }
-                std::thread::spawn(move || pipe(conn, up2));
+                l.fetch_add(1, Ordering::SeqCst);
+                let l = l.clone();
+                // The connection counts as open until its client closes its side.
+                std::thread::spawn(move || {
+                    pipe(conn, up2);
+                    l.fetch_sub(1, Ordering::SeqCst);
+                });
                 std::thread::spawn(move || pipe(up, conn2));
             }
         });
@@ -278,12 +286,18 @@ impl CutProxy {
             cut,
             stop,
             open,
+            live,
             thread: Some(thread),
         }
     }
 
     pub fn port(&self) -> u16 {
         self.addr.port()
+    }
+
+    /// Forwarded connections whose client has not closed them.
+    pub fn open_connections(&self) -> usize {
+        self.live.load(Ordering::SeqCst)
     }
 
     /// Closes every forwarded connection; new ones are closed as soon as they are accepted.
