@@ -22,6 +22,8 @@ fi
 cleanup() {
   bash scripts/mysql-real.sh stop-all >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
+  KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
