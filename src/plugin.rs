@@ -308,6 +308,16 @@ fn current_keyring() -> Result<Arc<Keyring>, PluginError> {
         })
 }
 
+/// The KMIP unique identifier of a key the keyring has seen (listed, fetched or made), from
+/// memory: never a KMIP call, never a wait on one.
+pub fn backend_key_id(key_id: &str, owner: &str) -> Option<String> {
+    let keyring = ACTIVE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()?;
+    keyring.known_uid(key_id, owner)
+}
+
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
     Ok(within_deadline(&keyring, || {

@@ -94,6 +94,7 @@ fn exports_only_the_plugin_symbols() {
             "_mysql_sizeof_struct_st_plugin_",
             "my_plugin_log_service",
             "mysql_malloc_service",
+            "plugin_registry_service",
         ]
     );
 }

@@ -15,7 +15,7 @@ use std::time::{Duration, Instant};
 
 use common::fault_server::CutProxy;
 use common::mysql::{self, Instance};
-use common::pykmip::{lab, repo_root, unique};
+use common::pykmip::{lab, repo_root, tool, unique};
 
 /// Copies `conf` into the chroot at /srv/<name> with `okvclient_ora` and returns the path
 /// mysqld sees.
@@ -108,6 +108,14 @@ fn status_variables_follow_a_failover_and_a_failback() {
         db.must_sql(&format!("SELECT keyring_key_generate('{key}','AES',32)")),
         "1"
     );
+    // BACKEND_KEY_ID is the key's KMIP unique identifier, as PyKMIP's own client finds it.
+    let backend_id = db.must_sql(&format!(
+        "SELECT BACKEND_KEY_ID FROM performance_schema.keyring_keys WHERE KEY_ID='{key}'"
+    ));
+    let on_server = tool(&["find", &format!("mysql-keyring:root@localhost:{key}")]);
+    assert_eq!(on_server.as_array().map(Vec::len), Some(1), "{on_server}");
+    assert_eq!(backend_id, on_server[0]["uid"].as_str().unwrap());
+
     let s = status(&db);
     assert!(s["requests"].parse::<u64>().unwrap() > 0, "{s:?}");
     assert!(s["request_latency_max_us"].parse::<u64>().unwrap() > 0);

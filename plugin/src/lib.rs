@@ -6,6 +6,7 @@
 
 mod abi;
 mod keyring_api;
+mod native_key_id;
 mod services;
 mod status;
 mod sysvar;
@@ -114,6 +115,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         services::mark_linked(handle);
         install_logging();
         okv_core::plugin::start();
+        native_key_id::register();
         tracing::info!("keyring_okv {} starting", okv_core::BUILD);
         // SAFETY: the server set the variable's storage before calling init.
         let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
@@ -138,6 +140,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
 
 unsafe extern "C" fn plugin_deinit(_handle: PluginHandle) -> c_int {
     guard("plugin deinit", 0, || {
+        native_key_id::unregister();
         okv_core::plugin::shutdown();
         services::mark_unlinked();
         0
