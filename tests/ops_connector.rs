@@ -237,3 +237,23 @@ fn failback_returns_to_server_between_requests_once_it_answers_again() {
         .call(&locate(), Retry::Idempotent)
         .expect("SERVER answers");
 }
+
+#[test]
+fn the_earliest_live_server_is_preferred_among_those_started_in_the_same_wave() {
+    // Wave 1 starts the black hole; wave 2 starts both live servers at once. The proxy, earlier
+    // in the list, wins even if PyKMIP itself answers first.
+    let hole = TcpListener::bind("127.0.0.1:0").unwrap();
+    let proxy = CutProxy::start(std::net::SocketAddr::from((
+        Ipv4Addr::LOCALHOST,
+        lab().port,
+    )));
+    let servers = vec![
+        local(hole.local_addr().unwrap().port()),
+        local(proxy.port()),
+        local(lab().port),
+    ];
+    for _ in 0..3 {
+        let client = client_with(servers.clone(), options(5.0, 5.0), Arc::new(Health::new()));
+        assert_eq!(client.connect().expect("connects").index, 1);
+    }
+}

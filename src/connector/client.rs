@@ -422,8 +422,8 @@ impl Shared {
             let index = session.index();
             let server = session.server().to_string();
             let timeout = self.options.request_timeout;
-            let full = tokio::time::Instant::now() + timeout;
-            let until = full.min(deadline);
+            let sent = tokio::time::Instant::now();
+            let until = (sent + timeout).min(deadline);
             let outcome = session
                 .round_trip_until(encoded, until, timeout, RESPONSE_CAP)
                 .await;
@@ -448,7 +448,12 @@ impl Shared {
                     *conn = None;
                     self.health().disconnected();
                     avoid = Some(index);
-                    if matches!(e, TransportError::Timeout { .. }) && until == full {
+                    // (Not when the call's own deadline left the request too little time to
+                    // say anything about the server.)
+                    let waited = until.saturating_duration_since(sent);
+                    if matches!(e, TransportError::Timeout { .. })
+                        && waited >= timeout.min(FAILURE_HOLD) / 2
+                    {
                         // A server that hangs is as dead as one that does not answer the
                         // connect: the callers queued behind this one fail at once.
                         self.record_failure(&e);
