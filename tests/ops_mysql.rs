@@ -416,3 +416,59 @@ fn a_set_global_whose_later_part_fails_releases_the_checked_configuration() {
     );
     assert_no_internal_errors(&db);
 }
+
+/// The measurement: `SET GLOBAL keyring_okv_conf_dir` with default timeouts (20 s) to a
+/// list whose SERVER and first 63 standbys are black-holed (they accept TCP and never answer
+/// TLS) and whose last standby is PyKMIP, then the first key. Bound: a fraction of the timeout
+/// (a linear stagger needed half of it, 10 s).
+#[test]
+fn sixty_four_black_holed_servers_before_the_live_one_in_mysqld() {
+    let holes: Vec<std::net::TcpListener> = (0..64)
+        .map(|_| std::net::TcpListener::bind("127.0.0.1:0").unwrap())
+        .collect();
+    let mut ora = String::new();
+    for (i, hole) in holes.iter().enumerate() {
+        let key = if i == 0 { "SERVER" } else { "STANDBY_SERVER" };
+        ora.push_str(&format!(
+            "{key}=127.0.0.1:{}\n",
+            hole.local_addr().unwrap().port()
+        ));
+    }
+    ora.push_str(&format!("STANDBY_SERVER=127.0.0.1:{}\n", lab().port));
+    let dir = conf_dir_in_chroot("okv-ops-holes", &lab().conf_dir, &ora);
+    let db = Instance::fresh("ops-holes", &["--early-plugin-load=keyring_okv.so"]);
+    db.udf();
+    let key = unique("OpsHoles");
+    let started = Instant::now();
+    db.must_sql(&format!("SET GLOBAL keyring_okv_conf_dir = '{dir}'"));
+    let connected = started.elapsed();
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_generate('{key}','AES',32)")),
+        "1"
+    );
+    let first_key = started.elapsed();
+    // Baseline of the same run: the same two statements once connected.
+    let base_start = Instant::now();
+    db.must_sql("SELECT 1");
+    assert_eq!(
+        db.must_sql(&format!("SELECT keyring_key_generate('{key}-2','AES',32)")),
+        "1"
+    );
+    let baseline = base_start.elapsed();
+    println!(
+        "mysqld, 64 black-holed servers, 20 s timeout: SET GLOBAL {:.2} s, first key {:.2} s ({:.2} x timeout); the same two statements once connected {:.2} s",
+        connected.as_secs_f64(),
+        first_key.as_secs_f64(),
+        first_key.as_secs_f64() / 20.0,
+        baseline.as_secs_f64()
+    );
+    let s = status(&db);
+    assert_eq!(
+        (s["server_index"].as_str(), s["servers_configured"].as_str()),
+        ("64", "65")
+    );
+    assert!(
+        first_key.as_secs_f64() < 20.0 * 0.15 + baseline.as_secs_f64(),
+        "{first_key:?}"
+    );
+}
