@@ -320,6 +320,13 @@ impl Shared {
         self.failed.notify_waiters();
     }
 
+    fn clear_failure(&self) {
+        *self
+            .last_failure
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = None;
+    }
+
     /// The shared connection, waited for until `deadline` at most. A caller queued behind a
     /// request that failed (so the fail-fast window opened) fails at once with that failure.
     async fn lock_conn(
@@ -390,10 +397,11 @@ impl Shared {
         .await;
         match &outcome {
             Ok(session) => {
-                *self
-                    .last_failure
-                    .lock()
-                    .unwrap_or_else(PoisonError::into_inner) = None;
+                // The retry of a request that just timed out keeps the window open until the
+                // server answers it: reaching a hung server proves little.
+                if !retrying {
+                    self.clear_failure();
+                }
                 tracing::debug!("connected to KMIP server {}", session.server());
                 self.health()
                     .connected(&session.server().to_string(), session.index());
@@ -432,6 +440,9 @@ impl Shared {
                     let message = Zeroizing::new(message);
                     return match kmip::decode_response_for(&message, RESPONSE_CAP, operation) {
                         Ok(payload) => {
+                            if attempt > 1 {
+                                self.clear_failure();
+                            }
                             self.probe_failback(index);
                             Ok((payload, server))
                         }
