@@ -8,6 +8,11 @@
 //!
 //! Threads: the process-wide runtime (`runtime.rs`) drives the sockets; callers wait on their
 //! own thread with `block_on`.
+//!
+//! Deadlines: a request ends by the connect timeout + the request timeout after it was made
+//! (or by the deadline of the keyring operation it belongs to, `with_deadline`), however long
+//! it queued for the connection. A request that times out opens the same fail-fast window as
+//! a connection round that failed, and wakes the callers queued behind it to fail at once.
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
