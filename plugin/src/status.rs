@@ -73,6 +73,10 @@ macro_rules! status_fn {
             var: *mut ShowVar,
             buf: *mut c_char,
         ) -> c_int {
+            // SAFETY: as in fill. An empty string first: the server calls a SHOW_FUNC again for
+            // as long as the variable's type stays SHOW_FUNC, so even a failed call must
+            // change it.
+            unsafe { fill(var, buf, Value::Text(String::new())) };
             guard(stringify!($name), 0, || {
                 let $s: Snapshot = okv_core::plugin::health();
                 // SAFETY: called by the server with its SHOW_VAR and buffer.
