@@ -117,6 +117,19 @@ conf_state() {
 
 sql() { bash "$MYSQL" sql "$INSTANCE" "$1"; }
 
+# DIR BINARY...: the -dbgsym package in DIR has /usr/lib/debug/.build-id/xx/yyyy.debug for each.
+has_dbgsym() {
+    local dir=$1 ddeb list bin id; shift
+    ddeb=$(ls "$dir/${PACKAGE}"-dbgsym_*.ddeb 2>/dev/null | head -n1)
+    [[ -n $ddeb ]] || { echo "     no ${PACKAGE}-dbgsym package in $dir" >&2; return 1; }
+    list=$(dpkg-deb -c "$ddeb")
+    for bin; do
+        id=$(readelf -n "$bin" | awk '/Build ID:/ { print $3 }')
+        [[ -n $id ]] && grep -q "usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" <<<"$list" ||
+            { echo "     no debug file for $bin (build ID '${id}')" >&2; return 1; }
+    done
+}
+
 cmd_test() {
     [[ $EUID -eq 0 ]] || die "must run as root (chroot, dpkg in the chroot)"
     local deb
@@ -138,6 +151,7 @@ cmd_test() {
     depends=$(dpkg-deb -f "$deb" Depends)
     echo "     Depends: $depends"
     check "Depends names libc6 with a version (dpkg-shlibdeps)" grep -qE 'libc6 \(>= [0-9.]+\)' <<<"$depends"
+    check "Depends names libgcc-s1 (libgcc_s.so.1)" grep -qE 'libgcc-s1 \(>= [0-9.]+\)' <<<"$depends"
     check "no maintainer scripts (preinst/postinst/prerm/postrm/config)" \
         bash -c '! grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\*? *(preinst|postinst|prerm|postrm|config) " <<<"$1"' _ "$control"
 
@@ -184,6 +198,8 @@ cmd_test() {
         grep -qx /usr/share/doc/$PACKAGE/examples/mysql-keyring-okv/okvclient.ora <<<"$files"
     check "the shipped binaries carry no debug info" \
         bash -c '! objdump -h "$1" "$2" | grep -q "\.debug_info"' _ "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+    check "the dbgsym package holds their debug info, by build ID" has_dbgsym "${deb%/*}" \
+        "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
 
     # mysqld loads the plugin from its default plugin directory (no --plugin-dir anywhere).
     bash "$MYSQL" reset "$INSTANCE" >/dev/null 2>&1 || true
