@@ -117,6 +117,15 @@ conf_state() {
 
 sql() { bash "$MYSQL" sql "$INSTANCE" "$1"; }
 
+# Every path (one a line, chroot-relative) exists in the chroot.
+all_exist() {
+    local f missing=0
+    while IFS= read -r f; do
+        [[ -z $f || -e $R$f || -L $R$f ]] || { echo "     missing: $f" >&2; missing=1; }
+    done <<<"$1"
+    ((missing == 0))
+}
+
 # DIR BINARY...: the -dbgsym package in DIR has /usr/lib/debug/.build-id/xx/yyyy.debug for each.
 has_dbgsym() {
     local dir=$1 ddeb list bin id; shift
@@ -189,8 +198,12 @@ cmd_test() {
     cp "$deb" "$R/tmp/$PACKAGE.deb"
     check "dpkg -i in the chroot" chroot "$R" dpkg -i "/tmp/$PACKAGE.deb"
     rm -f "$R/tmp/$PACKAGE.deb"
-    local files
+    local files added
     files=$(chroot "$R" dpkg -L "$PACKAGE")
+    added=$(comm -13 <(echo "$before") <(snapshot) | awk '{ print substr($3, 2) }')
+    check "the install added only the package's own files (dpkg -L)" \
+        eq "$(grep -vxF -e "$files" <<<"$added" || true)" ""
+    check "every path dpkg -L lists exists" all_exist "$files"
     check "keyring_okv.so is in MySQL's plugin directory" grep -qx /usr/lib/mysql/plugin/keyring_okv.so <<<"$files"
     check "keyring-okv is in /usr/bin" grep -qx /usr/bin/keyring-okv <<<"$files"
     check "the man page is installed" grep -qx /usr/share/man/man1/keyring-okv.1.gz <<<"$files"
@@ -257,6 +270,8 @@ cmd_test() {
     check "dpkg -r leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
     check "dpkg -P" chroot "$R" dpkg -P "$PACKAGE"
     check "after dpkg -P the chroot's file list is as before" eq "$(snapshot)" "$before"
+    check "after dpkg -P dpkg knows nothing of the package" \
+        bash -c '! chroot "$1" dpkg-query -W "$2" >/dev/null 2>&1 && ! compgen -G "$1/var/lib/dpkg/info/$2.*" >/dev/null' _ "$R" "$PACKAGE"
     check "dpkg -P leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
 
     echo "deb package: $passed passed, $failed failed"
