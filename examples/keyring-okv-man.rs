@@ -102,7 +102,11 @@ fn write_pages(out_dir: &Path) -> std::io::Result<Vec<PathBuf>> {
     pages.push(main_path);
 
     for sub in cmd.get_subcommands().filter(|s| !s.is_hide_set()) {
-        let man = Man::new(sub.clone())
+        // --conf-dir belongs to the top-level command; the synopsis shows where it goes.
+        let sub = sub
+            .clone()
+            .bin_name(format!("keyring-okv --conf-dir DIR {}", sub.get_name()));
+        let man = Man::new(sub)
             .manual(manual)
             .source(format!("keyring-okv {}", env!("CARGO_PKG_VERSION")));
         let path = out_dir.join(man.get_filename());

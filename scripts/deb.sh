@@ -117,6 +117,16 @@ conf_state() {
 
 sql() { bash "$MYSQL" sql "$INSTANCE" "$1"; }
 
+# Puts back what the test kept aside (see cmd_test).
+restore_aside() {
+    [[ -n ${aside:-} && -d $aside ]] || return 0
+    local p
+    while IFS= read -r -d '' p; do
+        mv -f "$aside/$p" "$R/$p"
+    done < <(cd "$aside" && find . \( -type f -o -type l \) -print0)
+    rm -rf "$aside"
+}
+
 # Every path (one a line, chroot-relative) exists in the chroot.
 all_exist() {
     local f missing=0
@@ -175,17 +185,23 @@ cmd_test() {
             die "apt-get install man-db in the chroot failed ($R/var/log/keyring-okv-man-db.log)"
     fi
 
-    # Other tests copy their build into the plugin directory as keyring_okv.so; keep it aside
-    # so the package installs into (and leaves) the directory as a DBA's server has it.
-    if [[ -e $plugin_dir/keyring_okv.so ]] && ! chroot "$R" dpkg -S /usr/lib/mysql/plugin/keyring_okv.so >/dev/null 2>&1; then
-        aside=$(mktemp "$TARGET_DIR/keyring_okv.so.aside.XXXXXX")
-        mv "$plugin_dir/keyring_okv.so" "$aside"
-    fi
     # A package left installed by an interrupted run.
     chroot "$R" dpkg -P "$PACKAGE" >/dev/null 2>&1 || true
+    # Other tests copy their builds into the plugin directory (keyring_okv.so, the component and
+    # its .cnf). Every such file the package would replace is kept aside, so that the package
+    # installs into (and leaves) the chroot as a DBA's server has it, and put back afterwards.
+    aside=$(mktemp -d "$TARGET_DIR/deb-aside.XXXXXX")
     trap 'bash "$MYSQL" stop "$INSTANCE" >/dev/null 2>&1 || true;
           chroot "$R" dpkg -P "$PACKAGE" >/dev/null 2>&1 || true;
-          [[ -n $aside && -f $aside ]] && mv -f "$aside" "$plugin_dir/keyring_okv.so"' EXIT
+          restore_aside' EXIT
+    local path
+    while IFS= read -r path; do
+        [[ -f $R$path || -L $R$path ]] || continue
+        chroot "$R" dpkg -S "$path" >/dev/null 2>&1 && continue
+        say "keeping $path aside (not from a package) until the test ends"
+        mkdir -p "$aside${path%/*}"
+        mv "$R$path" "$aside$path"
+    done < <(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { p = $6; sub(/^\./, "", p); print p }')
 
     # The configuration directory, as a DBA would lay it out, before the package arrives.
     rm -rf "${R:?}$CONF"
@@ -246,11 +262,12 @@ cmd_test() {
     check "keyring-okv list shows the key made through SQL" grep -q "$key" <<<"$out"
     check "keyring_key_remove" eq "$(sql "SELECT keyring_key_remove('$key')")" 1
 
-    # The man page renders.
-    out=$(chroot "$R" env MANWIDTH=80 LANG=C.UTF-8 man -P cat keyring-okv 2>&1) || true
+    # The man page renders. (At a width other than 80 man-db keeps no formatted copy in
+    # /var/cache/man, which would outlive the package and hide a newer page.)
+    out=$(chroot "$R" env MANWIDTH=100 LANG=C.UTF-8 man -P cat keyring-okv 2>&1) || true
     check "man keyring-okv renders" bash -c 'grep -q "^NAME" <<<"$1" && grep -q -- "--conf-dir" <<<"$1" && grep -q "EXIT STATUS" <<<"$1"' _ "$out"
-    out=$(chroot "$R" env MANWIDTH=80 LANG=C.UTF-8 man -P cat keyring-okv-check 2>&1) || true
-    check "man keyring-okv-check renders" grep -q "keyring-okv check" <<<"$out"
+    out=$(chroot "$R" env MANWIDTH=100 LANG=C.UTF-8 man -P cat keyring-okv-check 2>&1) || true
+    check "man keyring-okv-check renders" grep -qE -- "--conf-dir +DIR +check" <<<"$out"
 
     bash "$MYSQL" stop "$INSTANCE"
 
@@ -272,6 +289,8 @@ cmd_test() {
     check "after dpkg -P the chroot's file list is as before" eq "$(snapshot)" "$before"
     check "after dpkg -P dpkg knows nothing of the package" \
         bash -c '! chroot "$1" dpkg-query -W "$2" >/dev/null 2>&1 && ! compgen -G "$1/var/lib/dpkg/info/$2.*" >/dev/null' _ "$R" "$PACKAGE"
+    check "nothing of the package in /var/cache or /var/lib" \
+        eq "$(find "$R/var/cache" "$R/var/lib" -name '*keyring[-_]okv*' 2>/dev/null)" ""
     check "dpkg -P leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
 
     echo "deb package: $passed passed, $failed failed"
