@@ -61,7 +61,7 @@ cmd_build() {
     fi
     mkdir -p "$TARGET_DIR/debian"
     rm -f "$TARGET_DIR/debian/${PACKAGE}"_*.deb "$TARGET_DIR/debian/${PACKAGE}"-dbgsym_*.ddeb
-    # -q: cargo-deb prints the package paths on stdout; warnings would fail lintian anyway.
+    # cargo-deb prints the package paths on stdout; this command's stdout is the .deb's path alone.
     cargo deb -p keyring_okv_core --no-build --locked ${variant[@]+"${variant[@]}"} \
         -o "$TARGET_DIR/debian/" >&2
     local deb
@@ -102,8 +102,9 @@ check() { # NAME COMMAND...: one assertion
 }
 eq() { [[ $1 == "$2" ]] || { echo "     expected '$2', got '$1'" >&2; return 1; }; }
 
-# Every path of the chroot except data that changes on its own (instances, logs, caches, apt and
-# dpkg's databases, man-db's index), with type and mode.
+# Every path of the chroot with type and mode, except what changes on its own: /var (logs,
+# caches, apt's and dpkg's databases; checked separately), /srv (the instances and the
+# configuration directory, which conf_state covers), /tmp, /root and the virtual file systems.
 snapshot() {
     (cd "$R" && find . -xdev \( -path ./srv -o -path ./tmp -o -path ./var -o -path ./proc \
         -o -path ./dev -o -path ./run -o -path ./root \) -prune -o -printf '%y %m %p\n' | sort)
