@@ -40,9 +40,10 @@ need_host_tools() {
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
             $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
     fi
-    if ! cargo deb --version >/dev/null 2>&1; then
+    # The metadata uses cargo-deb 3 (dbgsym, merge-assets in variants).
+    if [[ $(cargo deb --version 2>/dev/null) != "cargo-deb 3."* ]]; then
         say "installing cargo-deb $CARGO_DEB_VERSION into ~/.cargo/bin (once, about 3 minutes)"
-        cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked -j2 --quiet
+        cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --force -j2 --quiet
     fi
 }
 
