@@ -67,8 +67,23 @@ cmd_build() {
         -o "$TARGET_DIR/debian/" >&2
     local deb
     deb=$(deb_path) || die "cargo-deb wrote no package"
+    add_md5sums "$deb"
     say "built $deb ($(stat -c %s "$deb") bytes)"
     echo "$deb"
+}
+
+# cargo-deb writes no md5sums control file, without which `dpkg --verify` cannot tell whether
+# an installed file (the plugin mysqld loads, the admin tool) was changed. Repack with one.
+add_md5sums() {
+    local deb=$1 tree
+    tree=$(mktemp -d "$TARGET_DIR/deb-tree.XXXXXX")
+    dpkg-deb -R "$deb" "$tree/root"
+    (cd "$tree/root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |
+        xargs -0 md5sum >DEBIAN/md5sums)
+    chmod 644 "$tree/root/DEBIAN/md5sums"
+    touch -r "$tree/root/usr" "$tree/root"
+    dpkg-deb --root-owner-group -Zxz -b "$tree/root" "$deb" >/dev/null
+    rm -rf "$tree"
 }
 
 deb_path() {
@@ -222,6 +237,12 @@ cmd_test() {
     check "the install added only the package's own files (dpkg -L)" \
         eq "$(grep -vxF -e "$files" <<<"$added" || true)" ""
     check "every path dpkg -L lists exists" all_exist "$files"
+    # dpkg --verify prints one line per changed file (its exit status does not tell).
+    check "dpkg --verify finds every file as packaged" eq "$(chroot "$R" dpkg --verify "$PACKAGE" 2>&1)" ""
+    # A changed file is reported (the README: nothing else reads it; dpkg -r removes it).
+    echo changed >>"$R/usr/share/doc/$PACKAGE/README.md"
+    check "dpkg --verify reports a changed file" eq "$(chroot "$R" dpkg --verify "$PACKAGE" 2>&1)" \
+        "??5??????   /usr/share/doc/$PACKAGE/README.md"
     check "keyring_okv.so is in MySQL's plugin directory" grep -qx /usr/lib/mysql/plugin/keyring_okv.so <<<"$files"
     check "keyring-okv is in /usr/bin" grep -qx /usr/bin/keyring-okv <<<"$files"
     check "the man page is installed" grep -qx /usr/share/man/man1/keyring-okv.1.gz <<<"$files"
