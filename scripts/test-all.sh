@@ -46,6 +46,12 @@ results=$(mktemp)
 status=0
 cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
+# The Debian package: build it (cargo-deb, installed once into ~/.cargo/bin), lintian (no
+# errors), then dpkg -i into the mysqld chroot, mysqld with keyring_okv.so from the default
+# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing.
+step "Debian package (scripts/deb.sh test)"
+bash scripts/deb.sh test || status=$?
+
 # The closing line sums every test binary's result.
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$results")

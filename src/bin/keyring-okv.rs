@@ -673,3 +673,9 @@ async fn round_trip<T>(
 fn ms(d: Duration) -> String {
     format!("{:.1} ms", d.as_secs_f64() * 1e3)
 }
+
+/// The command-line definitions, for the man page generator (examples/keyring-okv-man.rs).
+#[allow(dead_code)]
+pub(crate) fn command() -> clap::Command {
+    <Cli as clap::CommandFactory>::command()
+}

@@ -1,0 +1,328 @@
+#!/usr/bin/env bash
+# deb.sh: build the keyring-okv Debian package and test it the way a DBA installs it.
+#
+#   build   cargo build (profile "deb"), the man pages from the CLI's clap definitions
+#           (examples/keyring-okv-man.rs), then cargo-deb. Prints the .deb's path on stdout.
+#           The component (component_keyring_okv.so + its .cnf template) is included when
+#           its library has been built (the cargo-deb variant "component").
+#   lint    lintian on the built package; fails on any error.
+#   test    build, lint, then in the real mysqld chroot (scripts/mysql-real.sh): dpkg -i,
+#           mysqld loading keyring_okv.so from its default plugin directory against PyKMIP
+#           (generate, fetch, an encrypted table across a restart), keyring-okv check from
+#           /usr/bin, man keyring-okv, then dpkg -r and dpkg -P leave the chroot's file list
+#           as it was and the configuration directory untouched. Last line:
+#           "deb package: N passed, N failed".
+#
+# Environment: KEYRING_OKV_MYSQL_ROOT (the chroot, see scripts/mysql-real.sh), CARGO_TARGET_DIR,
+# KEYRING_OKV_DEB_INSTANCE (mysqld instance name, default "deb").
+set -euo pipefail
+cd "$(dirname "${BASH_SOURCE[0]}")/.."
+
+CARGO_DEB_VERSION=3.8.0
+TARGET_DIR=${CARGO_TARGET_DIR:-target}
+PROFILE_DIR="$TARGET_DIR/deb"
+PACKAGE=keyring-okv
+INSTANCE=${KEYRING_OKV_DEB_INSTANCE:-deb}
+CONF=/srv/keyring-okv-deb          # the configuration directory, inside the chroot
+MYSQL=scripts/mysql-real.sh
+
+say() { echo "deb: $*" >&2; }
+die() { echo "deb: error: $*" >&2; exit 1; }
+
+need_host_tools() {
+    local missing=() tool
+    for tool in dpkg-shlibdeps:dpkg-dev objcopy:binutils strip:binutils lintian:lintian; do
+        command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
+    done
+    if ((${#missing[@]})); then
+        say "installing ${missing[*]} on the host"
+        apt-get update -qq
+        DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends \
+            $(printf '%s\n' "${missing[@]}" | sort -u) >/dev/null
+    fi
+    # The metadata uses cargo-deb 3 (dbgsym, merge-assets in variants).
+    if [[ $(cargo deb --version 2>/dev/null) != "cargo-deb 3."* ]]; then
+        say "installing cargo-deb $CARGO_DEB_VERSION into ~/.cargo/bin (once, about 3 minutes)"
+        cargo install cargo-deb --version "$CARGO_DEB_VERSION" --locked --force -j2 --quiet
+    fi
+}
+
+# ---------------------------------------------------------------- build
+cmd_build() {
+    need_host_tools
+    say "cargo build --profile deb"
+    cargo build --profile deb --locked -j2 --workspace >&2
+    say "man pages from the CLI's definitions"
+    rm -rf target/deb-man
+    cargo run --profile deb --locked -j2 -q --example keyring-okv-man -- target/deb-man >&2
+    local variant=()
+    if [[ -f "$PROFILE_DIR/libcomponent_keyring_okv.so" ]]; then
+        variant=(--variant component)
+        say "with the component ($PROFILE_DIR/libcomponent_keyring_okv.so)"
+    fi
+    mkdir -p "$TARGET_DIR/debian"
+    rm -f "$TARGET_DIR/debian/${PACKAGE}"_*.deb "$TARGET_DIR/debian/${PACKAGE}"-dbgsym_*.ddeb
+    # cargo-deb prints the package paths on stdout; this command's stdout is the .deb's path alone.
+    cargo deb -p keyring_okv_core --no-build --locked ${variant[@]+"${variant[@]}"} \
+        -o "$TARGET_DIR/debian/" >&2
+    local deb
+    deb=$(deb_path) || die "cargo-deb wrote no package"
+    add_md5sums "$deb"
+    say "built $deb ($(stat -c %s "$deb") bytes)"
+    echo "$deb"
+}
+
+# cargo-deb writes no md5sums control file, without which `dpkg --verify` cannot tell whether
+# an installed file (the plugin mysqld loads, the admin tool) was changed. Repack with one.
+add_md5sums() {
+    local deb=$1 tree
+    tree=$(mktemp -d "$TARGET_DIR/deb-tree.XXXXXX")
+    dpkg-deb -R "$deb" "$tree/root"
+    (cd "$tree/root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |
+        xargs -0 md5sum >DEBIAN/md5sums)
+    chmod 644 "$tree/root/DEBIAN/md5sums"
+    touch -r "$tree/root/usr" "$tree/root"
+    dpkg-deb --root-owner-group -Zxz -b "$tree/root" "$deb" >/dev/null
+    rm -rf "$tree"
+}
+
+deb_path() {
+    local f
+    for f in "$TARGET_DIR/debian/${PACKAGE}"_*.deb; do
+        [[ -f $f ]] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
+# ---------------------------------------------------------------- lint
+cmd_lint() {
+    need_host_tools
+    local deb out
+    deb=$(deb_path) || die "no package: run $0 build"
+    say "lintian $deb"
+    # --fail-on error: warnings are printed (and explained in the README), errors fail.
+    out=$(lintian --fail-on error --display-info "$deb" 2>&1) || { echo "$out" >&2; die "lintian reported errors"; }
+    [[ -n $out ]] && echo "$out" >&2
+    say "lintian: $(grep -c '^E:' <<<"$out" || true) errors, $(grep -c '^W:' <<<"$out" || true) warnings, $(grep -c '^I:' <<<"$out" || true) info"
+}
+
+# ---------------------------------------------------------------- test
+passed=0 failed=0
+check() { # NAME COMMAND...: one assertion
+    local name=$1; shift
+    if "$@"; then
+        passed=$((passed + 1)); echo "ok   $name"
+    else
+        failed=$((failed + 1)); echo "FAIL $name"
+    fi
+}
+eq() { [[ $1 == "$2" ]] || { echo "     expected '$2', got '$1'" >&2; return 1; }; }
+
+# Every path of the chroot with type and mode, except what changes on its own: /var (logs,
+# caches, apt's and dpkg's databases; checked separately), /srv (the instances and the
+# configuration directory, which conf_state covers), /tmp, /root and the virtual file systems.
+snapshot() {
+    (cd "$R" && find . -xdev \( -path ./srv -o -path ./tmp -o -path ./var -o -path ./proc \
+        -o -path ./dev -o -path ./run -o -path ./root \) -prune -o -printf '%y %m %p\n' | sort)
+}
+
+# The configuration directory: every file's mode, owner, size, mtime and content hash.
+conf_state() {
+    (cd "$R$CONF" && find . -printf '%y %m %u %s %T@ %p\n' | sort &&
+        find . -type f -print0 | sort -z | xargs -0 sha256sum)
+}
+
+sql() { bash "$MYSQL" sql "$INSTANCE" "$1"; }
+
+# Puts back what the test kept aside (see cmd_test).
+restore_aside() {
+    [[ -n ${aside:-} && -d $aside ]] || return 0
+    local p
+    while IFS= read -r -d '' p; do
+        mv -f "$aside/$p" "$R/$p"
+    done < <(cd "$aside" && find . \( -type f -o -type l \) -print0)
+    rm -rf "$aside"
+}
+
+# Every path (one a line, chroot-relative) exists in the chroot.
+all_exist() {
+    local f missing=0
+    while IFS= read -r f; do
+        [[ -z $f || -e $R$f || -L $R$f ]] || { echo "     missing: $f" >&2; missing=1; }
+    done <<<"$1"
+    ((missing == 0))
+}
+
+# DIR BINARY...: the -dbgsym package in DIR has /usr/lib/debug/.build-id/xx/yyyy.debug for each.
+has_dbgsym() {
+    local dir=$1 ddeb list bin id; shift
+    ddeb=$(ls "$dir/${PACKAGE}"-dbgsym_*.ddeb 2>/dev/null | head -n1)
+    [[ -n $ddeb ]] || { echo "     no ${PACKAGE}-dbgsym package in $dir" >&2; return 1; }
+    list=$(dpkg-deb -c "$ddeb")
+    for bin; do
+        id=$(readelf -n "$bin" | awk '/Build ID:/ { print $3 }')
+        [[ -n $id ]] && grep -q "usr/lib/debug/.build-id/${id:0:2}/${id:2}.debug" <<<"$list" ||
+            { echo "     no debug file for $bin (build ID '${id}')" >&2; return 1; }
+    done
+}
+
+cmd_test() {
+    [[ $EUID -eq 0 ]] || die "must run as root (chroot, dpkg in the chroot)"
+    local deb
+    deb=$(cmd_build)
+    cmd_lint
+
+    bash "$MYSQL" install
+    # Globals: the EXIT trap uses them after this function has returned.
+    R=$(bash "$MYSQL" root)
+    plugin_dir="$R/usr/lib/mysql/plugin"
+    aside=""
+    bash scripts/pykmip.sh start
+    local pykmip_conf
+    pykmip_conf=$(bash scripts/pykmip.sh confdir)
+
+    # The package's own control data: its dependencies and no maintainer scripts.
+    local control depends
+    control=$(dpkg-deb -I "$deb")
+    depends=$(dpkg-deb -f "$deb" Depends)
+    echo "     Depends: $depends"
+    check "Depends names libc6 with a version (dpkg-shlibdeps)" grep -qE 'libc6 \(>= [0-9.]+\)' <<<"$depends"
+    check "Depends names libgcc-s1 (libgcc_s.so.1)" grep -qE 'libgcc-s1 \(>= [0-9.]+\)' <<<"$depends"
+    check "no maintainer scripts (preinst/postinst/prerm/postrm/config)" \
+        bash -c '! grep -qE "^ +[0-9]+ bytes, +[0-9]+ lines +\*? *(preinst|postinst|prerm|postrm|config) " <<<"$1"' _ "$control"
+
+    # man-db for `man keyring-okv` (the MySQL packages do not bring it).
+    if [[ ! -x $R/usr/bin/man ]]; then
+        say "installing man-db in the chroot"
+        chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends man-db \
+            >"$R/var/log/keyring-okv-man-db.log" 2>&1 ||
+            { chroot "$R" apt-get update -q >>"$R/var/log/keyring-okv-man-db.log" 2>&1 &&
+              chroot "$R" env DEBIAN_FRONTEND=noninteractive apt-get install -y -q --no-install-recommends man-db \
+                >>"$R/var/log/keyring-okv-man-db.log" 2>&1; } ||
+            die "apt-get install man-db in the chroot failed ($R/var/log/keyring-okv-man-db.log)"
+    fi
+
+    # A package left installed by an interrupted run.
+    chroot "$R" dpkg -P "$PACKAGE" >/dev/null 2>&1 || true
+    # Other tests copy their builds into the plugin directory (keyring_okv.so, the component and
+    # its .cnf). Every such file the package would replace is kept aside, so that the package
+    # installs into (and leaves) the chroot as a DBA's server has it, and put back afterwards.
+    aside=$(mktemp -d "$TARGET_DIR/deb-aside.XXXXXX")
+    trap 'bash "$MYSQL" stop "$INSTANCE" >/dev/null 2>&1 || true;
+          chroot "$R" dpkg -P "$PACKAGE" >/dev/null 2>&1 || true;
+          restore_aside' EXIT
+    local path
+    while IFS= read -r path; do
+        [[ -f $R$path || -L $R$path ]] || continue
+        chroot "$R" dpkg -S "$path" >/dev/null 2>&1 && continue
+        say "keeping $path aside (not from a package) until the test ends"
+        mkdir -p "$aside${path%/*}"
+        mv "$R$path" "$aside$path"
+    done < <(dpkg-deb -c "$deb" | awk '$1 !~ /^d/ { p = $6; sub(/^\./, "", p); print p }')
+
+    # The configuration directory, as a DBA would lay it out, before the package arrives.
+    rm -rf "${R:?}$CONF"
+    bash "$MYSQL" copy-in "$pykmip_conf" "$CONF"
+    local before conf_before
+    before=$(snapshot)
+    conf_before=$(conf_state)
+
+    # Install.
+    cp "$deb" "$R/tmp/$PACKAGE.deb"
+    check "dpkg -i in the chroot" chroot "$R" dpkg -i "/tmp/$PACKAGE.deb"
+    rm -f "$R/tmp/$PACKAGE.deb"
+    local files added
+    files=$(chroot "$R" dpkg -L "$PACKAGE")
+    added=$(comm -13 <(echo "$before") <(snapshot) | awk '{ print substr($3, 2) }')
+    check "the install added only the package's own files (dpkg -L)" \
+        eq "$(grep -vxF -e "$files" <<<"$added" || true)" ""
+    check "every path dpkg -L lists exists" all_exist "$files"
+    # dpkg --verify prints one line per changed file (its exit status does not tell).
+    check "dpkg --verify finds every file as packaged" eq "$(chroot "$R" dpkg --verify "$PACKAGE" 2>&1)" ""
+    # A changed file is reported (the README: nothing else reads it; dpkg -r removes it).
+    echo changed >>"$R/usr/share/doc/$PACKAGE/README.md"
+    check "dpkg --verify reports a changed file" eq "$(chroot "$R" dpkg --verify "$PACKAGE" 2>&1)" \
+        "??5??????   /usr/share/doc/$PACKAGE/README.md"
+    check "keyring_okv.so is in MySQL's plugin directory" grep -qx /usr/lib/mysql/plugin/keyring_okv.so <<<"$files"
+    check "keyring-okv is in /usr/bin" grep -qx /usr/bin/keyring-okv <<<"$files"
+    check "the man page is installed" grep -qx /usr/share/man/man1/keyring-okv.1.gz <<<"$files"
+    check "the example okvclient.ora is installed" \
+        grep -qx /usr/share/doc/$PACKAGE/examples/mysql-keyring-okv/okvclient.ora <<<"$files"
+    check "the shipped binaries carry no debug info" \
+        bash -c '! objdump -h "$1" "$2" | grep -q "\.debug_info"' _ "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+    check "the dbgsym package holds their debug info, by build ID" has_dbgsym "${deb%/*}" \
+        "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+
+    # mysqld loads the plugin from its default plugin directory (no --plugin-dir anywhere).
+    bash "$MYSQL" reset "$INSTANCE" >/dev/null 2>&1 || true
+    bash "$MYSQL" start "$INSTANCE" --early-plugin-load=keyring_okv.so --loose-keyring_okv_conf_dir="$CONF"
+    local inst
+    inst=$(bash "$MYSQL" path "$INSTANCE")
+    check "no --plugin-dir in the instance's my.cnf or arguments" \
+        bash -c '! grep -qa plugin.dir "$1/my.cnf" "$1/args"' _ "$inst"
+    check "@@plugin_dir is the default" eq "$(sql 'SELECT @@plugin_dir')" /usr/lib/mysql/plugin/
+    check "keyring_okv ACTIVE from keyring_okv.so" eq \
+        "$(sql "SELECT CONCAT(PLUGIN_STATUS, ' ', PLUGIN_LIBRARY) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" \
+        "ACTIVE keyring_okv.so"
+    bash "$MYSQL" udf "$INSTANCE"
+    local key="deb_$(date +%s)_$$"
+    check "keyring_key_generate" eq "$(sql "SELECT keyring_key_generate('$key', 'AES', 32)")" 1
+    check "keyring_key_type_fetch / keyring_key_length_fetch" eq \
+        "$(sql "SELECT CONCAT(keyring_key_type_fetch('$key'), ' ', keyring_key_length_fetch('$key'))")" "AES 32"
+    check "keyring_key_fetch returns 32 bytes" eq "$(sql "SELECT LENGTH(keyring_key_fetch('$key'))")" 32
+    sql "CREATE DATABASE IF NOT EXISTS debtest; DROP TABLE IF EXISTS debtest.t;
+         CREATE TABLE debtest.t (a INT) ENCRYPTION='Y'; INSERT INTO debtest.t VALUES (42)" >/dev/null
+    bash "$MYSQL" restart "$INSTANCE"
+    check "the encrypted table reads back after a restart" eq "$(sql 'SELECT a FROM debtest.t')" 42
+    check "the table is encrypted" eq \
+        "$(sql "SELECT CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA='debtest' AND TABLE_NAME='t'")" \
+        "ENCRYPTION='Y'"
+
+    # The admin tool from /usr/bin against the same configuration directory.
+    local out
+    check "keyring-okv check (from /usr/bin, same conf dir)" chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" check
+    out=$(chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" list 2>&1) || true
+    check "keyring-okv list shows the key made through SQL" grep -q "$key" <<<"$out"
+    check "keyring_key_remove" eq "$(sql "SELECT keyring_key_remove('$key')")" 1
+
+    # The man page renders. (At a width other than 80 man-db keeps no formatted copy in
+    # /var/cache/man, which would outlive the package and hide a newer page.)
+    out=$(chroot "$R" env MANWIDTH=100 LANG=C.UTF-8 man -P cat keyring-okv 2>&1) || true
+    check "man keyring-okv renders" bash -c 'grep -q "^NAME" <<<"$1" && grep -q -- "--conf-dir" <<<"$1" && grep -q "EXIT STATUS" <<<"$1"' _ "$out"
+    out=$(chroot "$R" env MANWIDTH=100 LANG=C.UTF-8 man -P cat keyring-okv-check 2>&1) || true
+    check "man keyring-okv-check renders" grep -qE -- "--conf-dir +DIR +check" <<<"$out"
+
+    bash "$MYSQL" stop "$INSTANCE"
+
+    # Remove: only conffiles (none today; the component's .cnf template once it is built) may
+    # stay, and purge takes those too. The configuration directory is never touched.
+    local conffiles after
+    conffiles=$(chroot "$R" dpkg-query -W -f='${Conffiles}\n' "$PACKAGE" | awk 'NF { print $1 }')
+    check "dpkg -r" chroot "$R" dpkg -r "$PACKAGE"
+    after=$(snapshot)
+    local extra
+    extra=$(comm -13 <(echo "$before") <(echo "$after") | awk '{ print substr($3, 2) }')
+    # A conffile keeps its directories too.
+    local kept
+    kept=$(awk 'NF { p = $0; while (p != "") { print p; sub("/[^/]*$", "", p) } }' <<<"$conffiles")
+    check "dpkg -r leaves only the conffiles behind" eq "$(grep -vxF -e "${kept:-/nothing}" <<<"$extra" || true)" ""
+    check "dpkg -r removes nothing that was there before" eq "$(comm -23 <(echo "$before") <(echo "$after"))" ""
+    check "dpkg -r leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
+    check "dpkg -P" chroot "$R" dpkg -P "$PACKAGE"
+    check "after dpkg -P the chroot's file list is as before" eq "$(snapshot)" "$before"
+    check "after dpkg -P dpkg knows nothing of the package" \
+        bash -c '! chroot "$1" dpkg-query -W "$2" >/dev/null 2>&1 && ! compgen -G "$1/var/lib/dpkg/info/$2.*" >/dev/null' _ "$R" "$PACKAGE"
+    check "nothing of the package in /var/cache or /var/lib" \
+        eq "$(find "$R/var/cache" "$R/var/lib" -name '*keyring[-_]okv*' 2>/dev/null)" ""
+    check "dpkg -P leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
+
+    echo "deb package: $passed passed, $failed failed"
+    ((failed == 0))
+}
+
+case "${1:-}" in
+    build) cmd_build ;;
+    lint) cmd_lint ;;
+    test) cmd_test ;;
+    *) echo "usage: $0 {build|lint|test}" >&2; exit 2 ;;
+esac
