@@ -142,7 +142,9 @@ pub fn decrypt(
                 let pad = usize::from(*out.last().unwrap_or(&0));
                 let valid = (1..=BLOCK).contains(&pad)
                     && out.len() >= pad
-                    && out[out.len() - pad..].iter().all(|&b| usize::from(b) == pad);
+                    && out[out.len() - pad..]
+                        .iter()
+                        .all(|&b| usize::from(b) == pad);
                 if !valid {
                     return Err(AesError::BadPadding);
                 }

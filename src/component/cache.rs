@@ -113,7 +113,11 @@ mod tests {
         cache.put_at("k", "", &key(1), t0);
         let hit = cache.get_at("k", "", t0 + Duration::from_secs(9)).unwrap();
         assert_eq!(&hit.material[..], &[1u8; 32][..]);
-        assert!(cache.get_at("k", "", t0 + Duration::from_secs(10)).is_none());
+        assert!(
+            cache
+                .get_at("k", "", t0 + Duration::from_secs(10))
+                .is_none()
+        );
         assert!(cache.is_empty(), "the expired entry is dropped (and wiped)");
     }
 

@@ -182,6 +182,8 @@ fn prepare_and_install(
     let servers: Vec<String> = conf.servers.iter().map(ToString::to_string).collect();
     let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
         .map_err(ComponentError::Runtime)?;
+    let previous_servers = active().map(|a| a.servers.len());
+    HEALTH.set_configuration(Some(conf.servers.len()));
     match client.connect() {
         Ok(connected) => tracing::info!(
             "component_keyring_okv: configuration {} loaded, connected to KMIP server {}",
@@ -189,6 +191,7 @@ fn prepare_and_install(
             connected.server
         ),
         Err(source) if reload => {
+            HEALTH.set_configuration(previous_servers);
             HEALTH.error(&source.to_string());
             return Err(ComponentError::Unreachable { file, source });
         }
@@ -203,7 +206,6 @@ fn prepare_and_install(
     let cache = settings
         .cache_keys
         .then(|| KeyCache::new(settings.cache_ttl));
-    HEALTH.set_configuration(Some(conf.servers.len()));
     let new = Arc::new(Active {
         settings,
         servers,
@@ -338,7 +340,12 @@ pub fn status_rows() -> Vec<(String, String)> {
     let active = active();
     rows.push((
         "Component_status".into(),
-        if active.is_some() { "Active" } else { "Disabled" }.into(),
+        if active.is_some() {
+            "Active"
+        } else {
+            "Disabled"
+        }
+        .into(),
     ));
     let na = || "<NOT APPLICABLE>".to_string();
     match &active {
@@ -423,8 +430,7 @@ pub fn status_rows() -> Vec<(String, String)> {
             h.last_error_time()
         },
     ));
-    let (load_error, load_time) = match &*LAST_LOAD.read().unwrap_or_else(PoisonError::into_inner)
-    {
+    let (load_error, load_time) = match &*LAST_LOAD.read().unwrap_or_else(PoisonError::into_inner) {
         None => ("<NONE>".to_string(), "<NONE>".to_string()),
         Some((error, at)) => (
             if error.is_empty() {

@@ -448,12 +448,7 @@ mod tests {
                 "cache_ttl_seconds": 0}"#,
         )
         .unwrap();
-        let servers: Vec<String> = s
-            .servers
-            .unwrap()
-            .iter()
-            .map(ToString::to_string)
-            .collect();
+        let servers: Vec<String> = s.servers.unwrap().iter().map(ToString::to_string).collect();
         assert_eq!(
             servers,
             ["127.0.0.1:5696", "127.0.0.2:5696", "kms.example:5697"]
@@ -473,8 +468,9 @@ mod tests {
 
     #[test]
     fn syntax_error_names_line_and_column() {
-        let e = parse_str("{\n  \"kmip_configuration_directory\": \"/d\"\n  \"cache_keys\": true\n}")
-            .unwrap_err();
+        let e =
+            parse_str("{\n  \"kmip_configuration_directory\": \"/d\"\n  \"cache_keys\": true\n}")
+                .unwrap_err();
         let text = e.to_string();
         assert!(
             text.starts_with("/p/component_keyring_okv.cnf:3:3: invalid JSON: expected `,`"),
@@ -486,11 +482,18 @@ mod tests {
     fn wrong_types_are_named() {
         let e = parse_str(r#"{"kmip_configuration_directory": "/d", "cache_keys": "yes"}"#)
             .unwrap_err();
-        assert!(e.to_string().contains("\"cache_keys\" must be true or false"), "{e}");
+        assert!(
+            e.to_string()
+                .contains("\"cache_keys\" must be true or false"),
+            "{e}"
+        );
         let e = parse_str(r#"{"kmip_configuration_directory": 5}"#).unwrap_err();
-        assert!(e.to_string().contains("\"kmip_configuration_directory\" must be"), "{e}");
-        let e = parse_str(r#"{"kmip_configuration_directory": "/d", "server": 5696}"#)
-            .unwrap_err();
+        assert!(
+            e.to_string()
+                .contains("\"kmip_configuration_directory\" must be"),
+            "{e}"
+        );
+        let e = parse_str(r#"{"kmip_configuration_directory": "/d", "server": 5696}"#).unwrap_err();
         assert!(e.to_string().contains("\"server\" must be a string"), "{e}");
     }
 
@@ -514,13 +517,17 @@ mod tests {
     fn unknown_key_is_a_warning_naming_it() {
         let s = parse_str(r#"{"kmip_configuration_directory": "/d", "cache_key": true}"#).unwrap();
         assert_eq!(s.warnings.len(), 1);
-        assert!(s.warnings[0].contains("unknown key \"cache_key\""), "{:?}", s.warnings);
+        assert!(
+            s.warnings[0].contains("unknown key \"cache_key\""),
+            "{:?}",
+            s.warnings
+        );
     }
 
     #[test]
     fn bad_server_and_too_many_standbys() {
-        let e = parse_str(r#"{"kmip_configuration_directory": "/d", "server": "host"}"#)
-            .unwrap_err();
+        let e =
+            parse_str(r#"{"kmip_configuration_directory": "/d", "server": "host"}"#).unwrap_err();
         assert!(e.to_string().contains("\"server\": 'host'"), "{e}");
         let many: Vec<String> = (0..65).map(|i| format!("\"h{i}:1\"")).collect();
         let e = parse_str(&format!(
@@ -548,14 +555,20 @@ mod tests {
         assert_eq!(o.connect_timeout, Duration::from_secs(2));
         assert_eq!(o.request_timeout, Duration::from_millis(500));
         assert!(!o.verify_server_name);
-        assert!(parse_str(r#"{"kmip_configuration_directory": "/d", "connect_timeout": 0}"#).is_err());
+        assert!(
+            parse_str(r#"{"kmip_configuration_directory": "/d", "connect_timeout": 0}"#).is_err()
+        );
     }
 
     #[test]
     fn read_local_config_switches_to_the_data_directory() {
         let plugin = tempfile::tempdir().unwrap();
         let data = tempfile::tempdir().unwrap();
-        std::fs::write(plugin.path().join(FILE_NAME), r#"{"read_local_config": true}"#).unwrap();
+        std::fs::write(
+            plugin.path().join(FILE_NAME),
+            r#"{"read_local_config": true}"#,
+        )
+        .unwrap();
         std::fs::write(
             data.path().join(FILE_NAME),
             r#"{"kmip_configuration_directory": "/srv/okv", "cache_keys": true}"#,
