@@ -165,3 +165,136 @@ const _: () = {
     assert!(std::mem::size_of::<MetadataIterator>() == 48);
     assert!(std::mem::size_of::<KeyringAes>() == 24);
 };
+
+#[cfg(test)]
+mod layout {
+    //! Every size and offset above against the C headers: tests/c/component_layout.cc is
+    //! compiled with the MySQL 9.7 headers (scripts/mysql-headers.sh) and its output compared
+    //! line by line.
+    use super::*;
+    use std::mem::{offset_of, size_of};
+    use std::path::Path;
+    use std::process::Command;
+
+    fn rust_lines() -> Vec<String> {
+        let mut v = Vec::new();
+        macro_rules! size {
+            ($name:literal, $t:ty) => {
+                v.push(format!("size {} {}", $name, size_of::<$t>()))
+            };
+        }
+        macro_rules! at {
+            ($name:literal, $t:ty, $($m:ident),+) => {
+                $(v.push(format!("offset {}.{} {}", $name, stringify!($m), offset_of!($t, $m)));)+
+            };
+        }
+        size!("mysql_service_status_t", Status);
+        size!("mysql_service_ref_t", ServiceRef);
+        at!("mysql_service_ref_t", ServiceRef, name, implementation);
+        size!("mysql_service_placeholder_ref_t", PlaceholderRef);
+        at!("mysql_service_placeholder_ref_t", PlaceholderRef, name, implementation);
+        size!("mysql_metadata_ref_t", MetadataRef);
+        at!("mysql_metadata_ref_t", MetadataRef, key, value);
+        size!("mysql_component_t", Component);
+        at!(
+            "mysql_component_t",
+            Component,
+            name,
+            provides,
+            requires_service,
+            metadata,
+            init,
+            deinit
+        );
+        size!("registry", Registry);
+        at!("registry", Registry, acquire, acquire_related, release);
+        size!("mysql_simple_error_log", SimpleErrorLog);
+        at!("mysql_simple_error_log", SimpleErrorLog, emit);
+        size!("keyring_reader_with_status", KeyringReaderWithStatus);
+        at!(
+            "keyring_reader_with_status",
+            KeyringReaderWithStatus,
+            init,
+            deinit,
+            fetch_length,
+            fetch
+        );
+        size!("keyring_writer", KeyringWriter);
+        at!("keyring_writer", KeyringWriter, store, remove);
+        size!("keyring_generator", KeyringGenerator);
+        at!("keyring_generator", KeyringGenerator, generate);
+        for name in [
+            "keyring_keys_metadata_iterator",
+            "keyring_component_metadata_query",
+        ] {
+            v.push(format!("size {name} {}", size_of::<MetadataIterator>()));
+            for (m, off) in [
+                ("init", offset_of!(MetadataIterator, init)),
+                ("deinit", offset_of!(MetadataIterator, deinit)),
+                ("is_valid", offset_of!(MetadataIterator, is_valid)),
+                ("next", offset_of!(MetadataIterator, next)),
+                ("get_length", offset_of!(MetadataIterator, get_length)),
+                ("get", offset_of!(MetadataIterator, get)),
+            ] {
+                v.push(format!("offset {name}.{m} {off}"));
+            }
+        }
+        size!("keyring_component_status", KeyringComponentStatus);
+        at!("keyring_component_status", KeyringComponentStatus, is_initialized);
+        size!("keyring_load", KeyringLoad);
+        at!("keyring_load", KeyringLoad, load);
+        size!("keyring_aes", KeyringAes);
+        at!("keyring_aes", KeyringAes, get_size, encrypt, decrypt);
+        size!("mysql_keyring_native_key_id", NativeKeyId);
+        at!("mysql_keyring_native_key_id", NativeKeyId, get_backend_key_id);
+        v
+    }
+
+    fn headers() -> String {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let out = Command::new("bash")
+            .arg(root.join("scripts/mysql-headers.sh"))
+            .output()
+            .expect("run scripts/mysql-headers.sh");
+        assert!(
+            out.status.success(),
+            "scripts/mysql-headers.sh failed: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    #[test]
+    fn every_struct_matches_the_mysql_headers() {
+        let include = headers();
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let dir = tempfile_dir();
+        let exe = dir.join("component_layout");
+        let status = Command::new("c++")
+            .args(["-std=c++17", "-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(&include)
+            .arg("-o")
+            .arg(&exe)
+            .arg(root.join("tests/c/component_layout.cc"))
+            .status()
+            .expect("run c++");
+        assert!(status.success(), "compiling tests/c/component_layout.cc failed");
+        let out = Command::new(&exe).output().expect("run component_layout");
+        let _ = std::fs::remove_dir_all(&dir);
+        assert!(out.status.success());
+        let c_lines: Vec<String> = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .map(str::to_string)
+            .collect();
+        assert_eq!(c_lines, rust_lines());
+    }
+
+    fn tempfile_dir() -> std::path::PathBuf {
+        let dir = std::env::temp_dir().join(format!(
+            "component_keyring_okv_layout_{}",
+            std::process::id()
+        ));
+        std::fs::create_dir_all(&dir).unwrap();
+        dir
+    }
+}
