@@ -192,7 +192,12 @@ mod layout {
         size!("mysql_service_ref_t", ServiceRef);
         at!("mysql_service_ref_t", ServiceRef, name, implementation);
         size!("mysql_service_placeholder_ref_t", PlaceholderRef);
-        at!("mysql_service_placeholder_ref_t", PlaceholderRef, name, implementation);
+        at!(
+            "mysql_service_placeholder_ref_t",
+            PlaceholderRef,
+            name,
+            implementation
+        );
         size!("mysql_metadata_ref_t", MetadataRef);
         at!("mysql_metadata_ref_t", MetadataRef, key, value);
         size!("mysql_component_t", Component);
@@ -240,13 +245,21 @@ mod layout {
             }
         }
         size!("keyring_component_status", KeyringComponentStatus);
-        at!("keyring_component_status", KeyringComponentStatus, is_initialized);
+        at!(
+            "keyring_component_status",
+            KeyringComponentStatus,
+            is_initialized
+        );
         size!("keyring_load", KeyringLoad);
         at!("keyring_load", KeyringLoad, load);
         size!("keyring_aes", KeyringAes);
         at!("keyring_aes", KeyringAes, get_size, encrypt, decrypt);
         size!("mysql_keyring_native_key_id", NativeKeyId);
-        at!("mysql_keyring_native_key_id", NativeKeyId, get_backend_key_id);
+        at!(
+            "mysql_keyring_native_key_id",
+            NativeKeyId,
+            get_backend_key_id
+        );
         v
     }
 
@@ -278,7 +291,10 @@ mod layout {
             .arg(root.join("tests/c/component_layout.cc"))
             .status()
             .expect("run c++");
-        assert!(status.success(), "compiling tests/c/component_layout.cc failed");
+        assert!(
+            status.success(),
+            "compiling tests/c/component_layout.cc failed"
+        );
         let out = Command::new(&exe).output().expect("run component_layout");
         let _ = std::fs::remove_dir_all(&dir);
         assert!(out.status.success());
