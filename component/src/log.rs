@@ -62,7 +62,13 @@ fn log_line(severity: Severity, message: &str) {
         eprintln!("component_keyring_okv: {message}");
         return;
     }
-    let Ok(text) = CString::new(message.replace('\0', " ")) else {
+    // The server shows the subsystem cut to 12 characters: name the component in the text.
+    let message = if message.starts_with("component_keyring_okv") {
+        message.replace('\0', " ")
+    } else {
+        format!("component_keyring_okv: {}", message.replace('\0', " "))
+    };
+    let Ok(text) = CString::new(message) else {
         return;
     };
     let level = match severity {

@@ -129,6 +129,9 @@ pub fn is_active() -> bool {
 /// answers (calls fail until one does); a reload of a running keyring needs a server that
 /// answers. On any failure the configuration in force, if any, keeps serving.
 pub fn load(component_dir: &str, instance_dir: Option<&str>) -> Result<(), ComponentError> {
+    // The server serialises loads behind its keyring lock; other hosts may not.
+    static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
     let outcome = prepare_and_install(component_dir, instance_dir);
     let text = match &outcome {
         Ok(()) => String::new(),
