@@ -221,6 +221,24 @@ fn bad_configurations_never_stop_mysqld_and_reload_keeps_the_good_one() {
             component_log(&db)
         );
     }
+    // An unreadable key in the KMIP configuration directory names that file.
+    let bad_key_dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-reload-badkey", None);
+    std::fs::write(
+        common::mysql::root()
+            .join(bad_key_dir.trim_start_matches('/'))
+            .join("ssl/key.pem"),
+        "-----BEGIN PRIVATE KEY-----\nbm90IGEga2V5\n-----END PRIVATE KEY-----\n",
+    )
+    .unwrap();
+    component::configure(name, None, Some(&cnf(&bad_key_dir, "")));
+    assert!(db.sql("ALTER INSTANCE RELOAD KEYRING").is_err());
+    assert!(
+        component_log(&db)
+            .iter()
+            .any(|l| l.contains("[ERROR]") && l.contains(&format!("{bad_key_dir}/ssl/key.pem"))),
+        "{:#?}",
+        component_log(&db)
+    );
     std::fs::remove_file(component::data_dir(name).join("component_keyring_okv.cnf")).unwrap();
     assert!(db.sql("ALTER INSTANCE RELOAD KEYRING").is_err());
     assert!(
