@@ -19,7 +19,9 @@ fn host_program() -> &'static Path {
         let out =
             std::env::temp_dir().join(format!("keyring_okv_component_host_{}", std::process::id()));
         let status = Command::new("cc")
-            .args(["-Wall", "-Wextra", "-Werror", "-o"])
+            .args(["-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(root.join("include"))
+            .arg("-o")
             .arg(&out)
             .arg(root.join("tests/c/component_host.c"))
             .arg("-ldl")

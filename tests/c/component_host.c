@@ -18,65 +18,9 @@
 #include <stdlib.h>
 #include <string.h>
 
-typedef int status_t;
-typedef void *handle_t;
+#include "component_keyring_okv.h"
 
-struct service_ref { const char *name; void *implementation; };
-struct placeholder_ref { const char *name; void **implementation; };
-struct metadata_ref { const char *key; const char *value; };
-struct component {
-  const char *name;
-  struct service_ref *provides;
-  struct placeholder_ref *requires_service;
-  struct metadata_ref *metadata;
-  status_t (*init)(void);
-  status_t (*deinit)(void);
-};
-
-struct registry {
-  status_t (*acquire)(const char *, handle_t *);
-  status_t (*acquire_related)(const char *, handle_t, handle_t *);
-  status_t (*release)(handle_t);
-};
-struct simple_log {
-  status_t (*emit)(const char *, const char *, unsigned long, int, int, ...);
-};
-struct reader {
-  status_t (*init)(const char *, const char *, handle_t *);
-  status_t (*deinit)(handle_t);
-  status_t (*fetch_length)(handle_t, size_t *, size_t *);
-  status_t (*fetch)(handle_t, unsigned char *, size_t, size_t *, char *, size_t, size_t *);
-};
-struct writer {
-  status_t (*store)(const char *, const char *, const unsigned char *, size_t, const char *);
-  status_t (*remove)(const char *, const char *);
-};
-struct generator {
-  status_t (*generate)(const char *, const char *, const char *, size_t);
-};
-struct iterator {
-  status_t (*init)(handle_t *);
-  status_t (*deinit)(handle_t);
-  status_t (*is_valid)(handle_t);
-  status_t (*next)(handle_t);
-  status_t (*get_length)(handle_t, size_t *, size_t *);
-  status_t (*get)(handle_t, char *, size_t, char *, size_t);
-};
-struct comp_status { status_t (*is_initialized)(void); };
-struct load { status_t (*load)(const char *, const char *); };
-typedef status_t (*aes_op)(const char *, const char *, const char *, size_t,
-                           const unsigned char *, int, const unsigned char *, size_t,
-                           unsigned char *, size_t, size_t *);
-struct aes {
-  status_t (*get_size)(size_t, const char *, size_t, size_t *);
-  aes_op encrypt;
-  aes_op decrypt;
-};
-struct native_key_id {
-  status_t (*get_backend_key_id)(const char *, const char *, char *, size_t);
-};
-
-static status_t log_emit(const char *component, const char *file, unsigned long line,
+static okvc_status_t log_emit(const char *component, const char *file, unsigned long line,
                          int severity, int error_id, ...) {
   va_list ap;
   (void)file;
@@ -88,35 +32,35 @@ static status_t log_emit(const char *component, const char *file, unsigned long 
   fflush(stdout);
   return 0;
 }
-static struct simple_log simple_log = {log_emit};
+static struct okvc_simple_log simple_log = {log_emit};
 
-static status_t reg_acquire(const char *name, handle_t *out) {
+static okvc_status_t reg_acquire(const char *name, okvc_handle_t *out) {
   if (strcmp(name, "mysql_simple_error_log") == 0) {
     *out = &simple_log;
     return 0;
   }
   return 1;
 }
-static status_t reg_acquire_related(const char *name, handle_t related, handle_t *out) {
+static okvc_status_t reg_acquire_related(const char *name, okvc_handle_t related, okvc_handle_t *out) {
   (void)name;
   (void)related;
   (void)out;
   return 1;
 }
 static int released;
-static status_t reg_release(handle_t h) {
+static okvc_status_t reg_release(okvc_handle_t h) {
   (void)h;
   released++;
   return 0;
 }
-static struct registry registry = {reg_acquire, reg_acquire_related, reg_release};
+static struct okvc_registry registry = {reg_acquire, reg_acquire_related, reg_release};
 
-static struct component *comp;
+static struct okvc_component *comp;
 
 static void *service(const char *name) {
   char full[256];
   snprintf(full, sizeof full, "%s.component_keyring_okv", name);
-  for (struct service_ref *s = comp->provides; s->name; s++)
+  for (struct okvc_service_ref *s = comp->provides; s->name; s++)
     if (strcmp(s->name, full) == 0) return s->implementation;
   fprintf(stderr, "service %s not provided\n", full);
   exit(3);
@@ -144,30 +88,30 @@ int main(int argc, char **argv) {
     fprintf(stderr, "dlopen: %s\n", dlerror());
     return 2;
   }
-  struct component *(*list)(void) = (struct component * (*)(void)) dlsym(lib, "list_components");
+  struct okvc_component *(*list)(void) = (struct okvc_component * (*)(void)) dlsym(lib, "list_components");
   if (!list) return 2;
   comp = list();
   printf("RESULT component %s\n", comp->name);
-  for (struct placeholder_ref *r = comp->requires_service; r->name; r++) {
+  for (struct okvc_placeholder_ref *r = comp->requires_service; r->name; r++) {
     printf("RESULT requires %s\n", r->name);
     if (strcmp(r->name, "registry") != 0) return 4;
     *r->implementation = &registry;
   }
-  for (struct metadata_ref *m = comp->metadata; m->key; m++)
+  for (struct okvc_metadata_ref *m = comp->metadata; m->key; m++)
     printf("RESULT metadata %s=%s\n", m->key, m->value);
   printf("RESULT init %d\n", comp->init());
 
   const char *component_dir = argv[2];
   const char *instance_dir = strcmp(argv[3], "-") == 0 ? NULL : argv[3];
-  struct reader *rd = service("keyring_reader_with_status");
-  struct writer *wr = service("keyring_writer");
-  struct generator *gen = service("keyring_generator");
-  struct iterator *keys = service("keyring_keys_metadata_iterator");
-  struct iterator *meta = service("keyring_component_metadata_query");
-  struct comp_status *st = service("keyring_component_status");
-  struct load *ld = service("keyring_load");
-  struct aes *aes = service("keyring_aes");
-  struct native_key_id *native = service("mysql_keyring_native_key_id");
+  struct okvc_reader *rd = service("keyring_reader_with_status");
+  struct okvc_writer *wr = service("keyring_writer");
+  struct okvc_generator *gen = service("keyring_generator");
+  struct okvc_iterator *keys = service("keyring_keys_metadata_iterator");
+  struct okvc_iterator *meta = service("keyring_component_metadata_query");
+  struct okvc_component_status *st = service("keyring_component_status");
+  struct okvc_keyring_load *ld = service("keyring_load");
+  struct okvc_keyring_aes *aes = service("keyring_aes");
+  struct okvc_native_key_id *native = service("mysql_keyring_native_key_id");
 
   for (int i = 4; i < argc; i++) {
     const char *cmd = argv[i];
@@ -176,7 +120,7 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "initialized") == 0) {
       printf("RESULT initialized %d\n", st->is_initialized() ? 1 : 0);
     } else if (strcmp(cmd, "status") == 0) {
-      handle_t it = NULL;
+      okvc_handle_t it = NULL;
       if (meta->init(&it)) return 5;
       for (; meta->is_valid(it); meta->next(it)) {
         size_t kl, vl;
@@ -191,8 +135,8 @@ int main(int argc, char **argv) {
       }
       meta->deinit(it);
     } else if (strcmp(cmd, "keys") == 0) {
-      handle_t it = NULL;
-      status_t rc = keys->init(&it);
+      okvc_handle_t it = NULL;
+      okvc_status_t rc = keys->init(&it);
       printf("RESULT keys_init %d\n", rc);
       if (rc) continue;
       for (; keys->is_valid(it); keys->next(it)) {
@@ -220,8 +164,8 @@ int main(int argc, char **argv) {
       i += 2;
     } else if ((strcmp(cmd, "fetch") == 0 || strcmp(cmd, "fetch_exact") == 0) && i + 2 < argc) {
       int exact = strcmp(cmd, "fetch_exact") == 0;
-      handle_t r = NULL;
-      status_t rc = rd->init(argv[i + 1], owner(argv[i + 2]), &r);
+      okvc_handle_t r = NULL;
+      okvc_status_t rc = rd->init(argv[i + 1], owner(argv[i + 2]), &r);
       i += 2;
       if (rc) {
         printf("RESULT fetch error\n");
@@ -250,12 +194,12 @@ int main(int argc, char **argv) {
     } else if (strcmp(cmd, "backend") == 0 && i + 2 < argc) {
       char buf[256];
       memset(buf, 'Z', sizeof buf);
-      status_t rc = native->get_backend_key_id(argv[i + 1], owner(argv[i + 2]), buf, 64);
+      okvc_status_t rc = native->get_backend_key_id(argv[i + 1], owner(argv[i + 2]), buf, 64);
       printf("RESULT backend %d %s\n", rc, buf);
       i += 2;
     } else if (strcmp(cmd, "size") == 0 && i + 3 < argc) {
       size_t out = 0;
-      status_t rc = aes->get_size((size_t)atol(argv[i + 1]), argv[i + 2], (size_t)atol(argv[i + 3]), &out);
+      okvc_status_t rc = aes->get_size((size_t)atol(argv[i + 1]), argv[i + 2], (size_t)atol(argv[i + 3]), &out);
       printf("RESULT size %d %zu\n", rc, out);
       i += 3;
     } else if ((strcmp(cmd, "encrypt") == 0 || strcmp(cmd, "decrypt") == 0) && i + 7 < argc) {
@@ -263,8 +207,8 @@ int main(int argc, char **argv) {
       unhex(argv[i + 6], iv);
       size_t n = unhex(argv[i + 7], data);
       size_t written = 0;
-      aes_op op = strcmp(cmd, "encrypt") == 0 ? aes->encrypt : aes->decrypt;
-      status_t rc = op(argv[i + 1], owner(argv[i + 2]), argv[i + 3], (size_t)atol(argv[i + 4]), iv,
+      okvc_aes_op op = strcmp(cmd, "encrypt") == 0 ? aes->encrypt : aes->decrypt;
+      okvc_status_t rc = op(argv[i + 1], owner(argv[i + 2]), argv[i + 3], (size_t)atol(argv[i + 4]), iv,
                        atoi(argv[i + 5]), data, n, out, sizeof out, &written);
       printf("RESULT %s %d ", cmd, rc);
       if (rc == 0) print_hex(out, written);
