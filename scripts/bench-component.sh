@@ -9,12 +9,13 @@
 # Keyrings: component_keyring_file (baseline), component_keyring_okv against the local PyKMIP
 # with cache_keys off, and with cache_keys on.
 #
-# Usage: scripts/bench-component.sh [N]
+# Usage: scripts/bench-component.sh [N [ROUNDS]]   (defaults 200 and 3; medians of the rounds)
 # Environment: KEYRING_OKV_MYSQL_ROOT (as for scripts/mysql-real.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 N="${1:-200}"
+ROUNDS="${2:-3}"
 MYSQL="bash scripts/mysql-real.sh"
 say() { echo "bench: $*" >&2; }
 
@@ -75,17 +76,37 @@ run() {
     echo "$(ms "$t0" "$t1") $(ms "$t1" "$t2") $(ms "$t2" "$t3")"
 }
 
-say "component_keyring_file (baseline), $N encrypted tables..."
-read -r f_create f_restart f_rotate < <(run bench-file component_keyring_file component_keyring_file.cnf \
-    "{\"path\": \"/srv/mysql/bench-file/keys\", \"read_only\": false}")
-say "component_keyring_okv, cache_keys off..."
-read -r o_create o_restart o_rotate < <(run bench-okv component_keyring_okv component_keyring_okv.cnf \
-    "{\"kmip_configuration_directory\": \"$CONF\", \"cache_keys\": false}")
-say "component_keyring_okv, cache_keys on..."
-read -r c_create c_restart c_rotate < <(run bench-okv-cache component_keyring_okv component_keyring_okv.cnf \
-    "{\"kmip_configuration_directory\": \"$CONF\", \"cache_keys\": true}")
+FILE_CNF="{\"path\": \"/srv/mysql/bench-file/keys\", \"read_only\": false}"
+OKV_CNF="{\"kmip_configuration_directory\": \"$CONF\", \"cache_keys\": false}"
+CACHE_CNF="{\"kmip_configuration_directory\": \"$CONF\", \"cache_keys\": true}"
+declare -A results=()
+# Each round runs the three keyrings in a rotated order, so that a busy moment of a shared
+# machine does not always fall on the same one; the medians are reported.
+for ((round = 0; round < ROUNDS; round++)); do
+    order=(file okv cache)
+    order=("${order[@]:round % 3}" "${order[@]:0:round % 3}")
+    for k in "${order[@]}"; do
+        say "round $((round + 1))/$ROUNDS: $k, $N encrypted tables..."
+        case "$k" in
+            file) r="$(run bench-file component_keyring_file component_keyring_file.cnf "$FILE_CNF")" ;;
+            okv) r="$(run bench-okv component_keyring_okv component_keyring_okv.cnf "$OKV_CNF")" ;;
+            cache) r="$(run bench-okv-cache component_keyring_okv component_keyring_okv.cnf "$CACHE_CNF")" ;;
+        esac
+        results[$k]+="$r;"
+    done
+done
+
+# median KEY FIELD(1..3)
+median() {
+    tr ';' '\n' <<<"${results[$1]}" | awk -v f="$2" 'NF { print $f }' | sort -n \
+        | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'
+}
+f_create=$(median file 1); f_restart=$(median file 2); f_rotate=$(median file 3)
+o_create=$(median okv 1); o_restart=$(median okv 2); o_rotate=$(median okv 3)
+c_create=$(median cache 1); c_restart=$(median cache 2); c_rotate=$(median cache 3)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+printf 'medians of %d rounds\n' "$ROUNDS"
 printf '%-34s %12s %12s %12s\n' "keyring ($N tables)" "create ms" "restart ms" "rotate ms"
 printf '%-34s %12s %12s %12s\n' "component_keyring_file" "$f_create" "$f_restart" "$f_rotate"
 printf '%-34s %12s %12s %12s\n' "component_keyring_okv, no cache" "$o_create" "$o_restart" "$o_rotate"
