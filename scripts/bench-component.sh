@@ -106,6 +106,9 @@ o_create=$(median okv 1); o_restart=$(median okv 2); o_rotate=$(median okv 3)
 c_create=$(median cache 1); c_restart=$(median cache 2); c_rotate=$(median cache 3)
 
 ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+for k in file okv cache; do
+    printf 'rounds %-6s (create restart rotate ms): %s\n' "$k" "${results[$k]}"
+done
 printf 'medians of %d rounds\n' "$ROUNDS"
 printf '%-34s %12s %12s %12s\n' "keyring ($N tables)" "create ms" "restart ms" "rotate ms"
 printf '%-34s %12s %12s %12s\n' "component_keyring_file" "$f_create" "$f_restart" "$f_rotate"
