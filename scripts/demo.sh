@@ -3,7 +3,9 @@
 #   1. builds the plugin, 2. sets up and starts a PyKMIP server on 127.0.0.1 with mutual TLS,
 #   3. provisions a real mysqld 9.7, 4. installs the plugin with a conf dir laid out as the
 #   MySQL manual describes, 5. runs the manual's SQL and an encrypted table, 6. shows the key
-#   object on the KMIP server, then stops everything (or, with --keep, says how to connect).
+#   object on the KMIP server, 7. restarts the same mysqld with the keyring component
+#   (component_keyring_okv, MySQL 8.4/9.x) from its manifest: its status rows and the key made
+#   through the plugin, then stops everything (or, with --keep, says how to connect).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -84,6 +86,35 @@ target/release/keyring-okv --conf-dir "$conf" list | sed 's/^/       /'
 step "removing MyKey"
 show "SELECT keyring_key_remove('MyKey')"
 bash scripts/pykmip.sh tool find 'mysql-keyring:root@localhost:MyKey' | sed 's/^/       objects left: /'
+
+step "MySQL 8.4/9.x: the same mysqld restarted with component_keyring_okv from its manifest"
+show "SELECT keyring_key_store('KeptKey', 'SECRET', 'made through the plugin')"
+plugin_dir=$(bash scripts/mysql-real.sh plugin-dir)
+data_dir="$(bash scripts/mysql-real.sh path demo)/data"
+install -m 644 target/release/libcomponent_keyring_okv.so "$plugin_dir/.component_keyring_okv.so.new"
+mv -f "$plugin_dir/.component_keyring_okv.so.new" "$plugin_dir/component_keyring_okv.so"
+# The global configuration sends each instance to its own data directory.
+echo '{"read_local_config": true}' >"$plugin_dir/component_keyring_okv.cnf"
+echo '{"components": "file://component_keyring_okv"}' >"$data_dir/mysqld.my"
+cat >"$data_dir/component_keyring_okv.cnf" <<EOC
+{
+  "kmip_configuration_directory": "/srv/mysql-keyring-okv",
+  "cache_keys": true
+}
+EOC
+printf '       %s: %s\n' "<datadir>/mysqld.my" "$(cat "$data_dir/mysqld.my")"
+printf '       %s: %s\n' "<datadir>/component_keyring_okv.cnf" "$(tr -d '\n' <"$data_dir/component_keyring_okv.cnf")"
+# Restart without early-plugin-load: the stored mysqld arguments are replaced.
+bash scripts/mysql-real.sh restart demo --server-id=1 || fail "mysqld did not restart"
+status=$(sql "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'")
+[[ "$status" == "Active" ]] || fail "component_keyring_okv is not Active (status: '${status}'); see $(bash scripts/mysql-real.sh log demo)"
+grep 'component_keyring_okv' "$(bash scripts/mysql-real.sh log demo)" | sed 's/^/       log: /' || true
+KEYRING_OKV_MYSQL_TABLE=1 show "SELECT * FROM performance_schema.keyring_component_status"
+show "SELECT COUNT(*) AS keyring_okv_plugin_loaded FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'"
+show "SELECT keyring_key_fetch('KeptKey')"
+show "SELECT * FROM demo.secrets"
+show "SELECT KEY_ID, KEY_OWNER, BACKEND_KEY_ID FROM performance_schema.keyring_keys"
+show "SELECT keyring_key_remove('KeptKey')"
 
 step "demo done"
 if ((keep)); then

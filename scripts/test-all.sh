@@ -10,7 +10,7 @@ step() { printf '==> %s\n' "$*"; }
 started=$SECONDS
 
 missing=()
-for tool in openssl:openssl cc:gcc nm:binutils debootstrap:debootstrap; do
+for tool in openssl:openssl cc:gcc c++:g++ nm:binutils debootstrap:debootstrap; do
   command -v "${tool%%:*}" >/dev/null 2>&1 || missing+=("${tool#*:}")
 done
 if ((${#missing[@]})); then
@@ -24,6 +24,7 @@ cleanup() {
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=component bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -34,6 +35,12 @@ bash scripts/pykmip.sh start
 
 step "real mysqld (Debian sid chroot)"
 bash scripts/mysql-real.sh install
+
+# The keyring component: the MySQL 9.7 headers its layout test compiles against (mysql-source
+# in the chroot, include/ extracted once) and the component's own PyKMIP instance for the
+# migration test is started by the tests themselves.
+step "MySQL 9.7 headers for the component layout test"
+bash scripts/mysql-headers.sh >/dev/null
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -10,6 +10,7 @@
 /// Version, target and profile of this build, for the startup log line and `--version`.
 pub const BUILD: &str = env!("KEYRING_OKV_BUILD");
 
+pub mod component;
 pub mod config;
 pub mod connector;
 pub mod health;

@@ -295,15 +295,24 @@ pub fn load_conf_dir(dir: &Path) -> Result<ConfDir, ConfigError> {
         }
     }
 
-    // okvclient.ora
+    let ora = read_okvclient_ora(dir)?;
+    load_conf_dir_with(dir, ora)
+}
+
+/// Reads and parses `dir`/okvclient.ora.
+pub fn read_okvclient_ora(dir: &Path) -> Result<OkvClientOra, ConfigError> {
     let ora_path = dir.join("okvclient.ora");
     let ora_bytes = read_file(
         &ora_path,
         "okvclient.ora",
         "create it with a SERVER=host:port line (and optional STANDBY_SERVER=host:port,...)",
     )?;
-    let ora = parse_okvclient_ora(&ora_path, &ora_bytes)?;
+    parse_okvclient_ora(&ora_path, &ora_bytes)
+}
 
+/// Like [`load_conf_dir`], with the servers and options given by the caller instead of
+/// okvclient.ora (the component's JSON configuration may name them); `dir` must exist.
+pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, ConfigError> {
     // ssl/
     let ssl = dir.join("ssl");
     match std::fs::metadata(&ssl) {

@@ -1,6 +1,7 @@
 //! Helpers shared by the integration tests.
 #![allow(dead_code)]
 
+pub mod component;
 pub mod fault_server;
 pub mod fixtures;
 pub mod host;

@@ -1,0 +1,464 @@
+//! The state of component_keyring_okv (the MySQL 8.4/9.x keyring component), with no C types:
+//! the configuration in force, the keyring and key cache built from it, the health counters and
+//! the rows of performance_schema.keyring_component_status. The component package converts C
+//! arguments and calls these functions.
+//!
+//! Component semantics on top of the shared keyring: a NULL owner is the empty owner (the
+//! caller passes ""), removing an absent key succeeds, an empty key id reads as absent.
+
+pub mod aes;
+pub mod cache;
+pub mod settings;
+
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::SystemTime;
+
+use crate::config::{self, ConfigError, OkvClientOra};
+use crate::connector::{ClientError, KmipClient};
+use crate::health::{Health, utc_timestamp};
+use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
+
+pub use aes::{AesError, Mode};
+pub use cache::KeyCache;
+pub use settings::{Settings, SettingsError};
+
+/// The component's name, and the implementation name of every service it registers.
+pub const COMPONENT_NAME: &str = "component_keyring_okv";
+pub const AUTHOR: &str = "keyring_okv contributors";
+pub const LICENSE: &str = "GPL";
+/// The version shown in the status rows.
+pub const VERSION: &str = env!("CARGO_PKG_VERSION");
+
+#[derive(Debug, thiserror::Error)]
+pub enum ComponentError {
+    #[error("component_keyring_okv is not active: {0}")]
+    NotActive(String),
+    #[error(transparent)]
+    Settings(#[from] SettingsError),
+    #[error(
+        "{}: kmip_configuration_directory '{}' does not exist or is not a directory; create it with ssl/ (CA.pem, cert.pem, key.pem) and okvclient.ora, or fix the path",
+        file.display(), dir.display()
+    )]
+    DirMissing {
+        file: std::path::PathBuf,
+        dir: std::path::PathBuf,
+    },
+    #[error("{}: {source}", file.display())]
+    Config {
+        file: std::path::PathBuf,
+        source: ConfigError,
+    },
+    #[error(
+        "{}: {source}; the new configuration was refused and the previous one stays in force",
+        file.display()
+    )]
+    Unreachable {
+        file: std::path::PathBuf,
+        source: ClientError,
+    },
+    #[error("component_keyring_okv: cannot start its I/O thread: {0}")]
+    Runtime(std::io::Error),
+    #[error(transparent)]
+    Keyring(#[from] KeyringError),
+    #[error(transparent)]
+    Aes(#[from] AesError),
+    #[error("keyring_aes: key '{0}' is not an AES key")]
+    NotAes(String),
+    #[error("keyring_aes: key '{0}' does not exist")]
+    NoSuchKey(String),
+}
+
+impl ComponentError {
+    /// A refusal caused by the request itself rather than the keyring's health.
+    pub fn is_caller_error(&self) -> bool {
+        match self {
+            ComponentError::Keyring(e) => e.is_caller_error(),
+            ComponentError::Aes(_) | ComponentError::NotAes(_) | ComponentError::NoSuchKey(_) => {
+                true
+            }
+            _ => false,
+        }
+    }
+}
+
+/// A configuration in force.
+struct Active {
+    settings: Settings,
+    servers: Vec<String>,
+    keyring: Keyring,
+    cache: Option<KeyCache>,
+}
+
+static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
+
+/// The component's counters; they outlive reloads.
+static HEALTH: LazyLock<Arc<Health>> = LazyLock::new(|| Arc::new(Health::new()));
+
+/// The outcome of the last load: None before any, else the error text (empty = success) and when.
+static LAST_LOAD: RwLock<Option<(String, SystemTime)>> = RwLock::new(None);
+
+fn active() -> Option<Arc<Active>> {
+    ACTIVE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+fn current() -> Result<Arc<Active>, ComponentError> {
+    active().ok_or_else(|| {
+        let why = match &*LAST_LOAD.read().unwrap_or_else(PoisonError::into_inner) {
+            Some((error, _)) if !error.is_empty() => {
+                format!("{error}; fix it and run ALTER INSTANCE RELOAD KEYRING")
+            }
+            _ => format!(
+                "no configuration was loaded; write {} and run ALTER INSTANCE RELOAD KEYRING",
+                settings::FILE_NAME
+            ),
+        };
+        ComponentError::NotActive(why)
+    })
+}
+
+/// Whether a configuration is in force (keyring_component_status.is_initialized).
+pub fn is_active() -> bool {
+    active().is_some()
+}
+
+/// keyring_load: reads the configuration (see [`settings::load`]), the KMIP configuration
+/// directory and connects. A first load keeps a valid configuration even while no KMIP server
+/// answers (calls fail until one does); a reload of a running keyring needs a server that
+/// answers. On any failure the configuration in force, if any, keeps serving.
+pub fn load(component_dir: &str, instance_dir: Option<&str>) -> Result<(), ComponentError> {
+    // The server serialises loads behind its keyring lock; other hosts may not.
+    static LOADING: std::sync::Mutex<()> = std::sync::Mutex::new(());
+    let _loading = LOADING.lock().unwrap_or_else(PoisonError::into_inner);
+    let outcome = prepare_and_install(component_dir, instance_dir);
+    let text = match &outcome {
+        Ok(()) => String::new(),
+        Err(e) => e.to_string(),
+    };
+    *LAST_LOAD.write().unwrap_or_else(PoisonError::into_inner) = Some((text, SystemTime::now()));
+    outcome
+}
+
+fn prepare_and_install(
+    component_dir: &str,
+    instance_dir: Option<&str>,
+) -> Result<(), ComponentError> {
+    let reload = is_active();
+    let settings = settings::load(component_dir, instance_dir)?;
+    for warning in &settings.warnings {
+        tracing::warn!("{warning}");
+    }
+    let file = settings.file.clone();
+    let dir = settings.kmip_configuration_directory.clone();
+    if !dir.is_dir() {
+        return Err(ComponentError::DirMissing { file, dir });
+    }
+    let config_error = |source| ComponentError::Config {
+        file: file.clone(),
+        source,
+    };
+    let mut ora = match &settings.servers {
+        None => config::read_okvclient_ora(&dir).map_err(config_error)?,
+        Some(servers) => {
+            // okvclient.ora may still give the timeouts; its servers are replaced.
+            let base = if dir.join("okvclient.ora").exists() {
+                config::read_okvclient_ora(&dir)
+                    .map_err(config_error)?
+                    .options
+            } else {
+                config::Options::default()
+            };
+            OkvClientOra {
+                server: servers[0].clone(),
+                standby: servers[1..].to_vec(),
+                options: base,
+            }
+        }
+    };
+    settings.apply_options(&mut ora.options)?;
+    let conf = config::load_conf_dir_with(&dir, ora).map_err(config_error)?;
+    for warning in &conf.warnings {
+        tracing::warn!("{warning}");
+    }
+    let servers: Vec<String> = conf.servers.iter().map(ToString::to_string).collect();
+    let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
+        .map_err(ComponentError::Runtime)?;
+    let previous_servers = active().map(|a| a.servers.len());
+    HEALTH.set_configuration(Some(conf.servers.len()));
+    match client.connect() {
+        Ok(connected) => tracing::info!(
+            "component_keyring_okv: configuration {} loaded, connected to KMIP server {}",
+            file.display(),
+            connected.server
+        ),
+        Err(source) if reload => {
+            HEALTH.set_configuration(previous_servers);
+            HEALTH.error(&source.to_string());
+            return Err(ComponentError::Unreachable { file, source });
+        }
+        Err(e) => {
+            HEALTH.error(&e.to_string());
+            tracing::error!(
+                "component_keyring_okv: using configuration {}, but {e}; keyring calls fail until a KMIP server answers",
+                file.display()
+            );
+        }
+    }
+    let cache = settings
+        .cache_keys
+        .then(|| KeyCache::new(settings.cache_ttl));
+    let new = Arc::new(Active {
+        settings,
+        servers,
+        keyring: Keyring::new(client),
+        cache,
+    });
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace(new);
+    if let Some(old) = old {
+        // Wipe the old cache now; the rest goes with the last in-flight call.
+        if let Some(cache) = &old.cache {
+            cache.clear();
+        }
+    }
+    Ok(())
+}
+
+/// Releases everything (component deinit): the cache is wiped, connections closed, the I/O
+/// thread stopped.
+pub fn shutdown() {
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(cache) = old.as_ref().and_then(|a| a.cache.as_ref()) {
+        cache.clear();
+    }
+    drop(old);
+    HEALTH.set_configuration(None);
+    crate::connector::runtime::shutdown(std::time::Duration::from_secs(2));
+}
+
+/// The key of the pair, None when absent. An empty key id is absent, as in keyring_file.
+pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentError> {
+    let active = current()?;
+    if key_id.is_empty() {
+        return Ok(None);
+    }
+    if let Some(hit) = active.cache.as_ref().and_then(|c| c.get(key_id, owner)) {
+        return Ok(Some(hit));
+    }
+    let fetched = active.keyring.fetch(key_id, owner)?;
+    if let (Some(cache), Some(key)) = (&active.cache, &fetched) {
+        cache.put(key_id, owner, key);
+    }
+    Ok(fetched)
+}
+
+pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), ComponentError> {
+    let active = current()?;
+    let outcome = active.keyring.store(key_id, owner, key_type, key);
+    if let Some(cache) = &active.cache {
+        cache.forget(key_id, owner);
+    }
+    Ok(outcome?)
+}
+
+pub fn generate(
+    key_id: &str,
+    owner: &str,
+    key_type: &str,
+    len: usize,
+) -> Result<(), ComponentError> {
+    let active = current()?;
+    let outcome = active.keyring.generate(key_id, owner, key_type, len);
+    if let Some(cache) = &active.cache {
+        cache.forget(key_id, owner);
+    }
+    Ok(outcome?)
+}
+
+/// Removes the pair's key; a key that does not exist counts as removed (the component contract).
+pub fn remove(key_id: &str, owner: &str) -> Result<(), ComponentError> {
+    let active = current()?;
+    if let Some(cache) = &active.cache {
+        cache.forget(key_id, owner);
+    }
+    match active.keyring.remove(key_id, owner) {
+        Ok(()) | Err(KeyringError::NotFound { .. }) => Ok(()),
+        Err(e) => Err(e.into()),
+    }
+}
+
+/// (key id, owner) of every key of ours on the KMIP server.
+pub fn list() -> Result<Vec<(String, String)>, ComponentError> {
+    let active = current()?;
+    Ok(active
+        .keyring
+        .list(false)?
+        .into_iter()
+        .map(|e| (e.key_id, e.owner))
+        .collect())
+}
+
+/// The KMIP unique identifier of the pair's object, if already known (never asks the server).
+pub fn backend_key_id(key_id: &str, owner: &str) -> Option<String> {
+    active()?.keyring.known_uid(key_id, owner)
+}
+
+/// keyring_aes encrypt/decrypt with the stored AES key of the pair.
+pub fn aes_apply(
+    key_id: &str,
+    owner: &str,
+    mode: Mode,
+    iv: &[u8; 16],
+    padding: bool,
+    data: &[u8],
+    encrypting: bool,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, ComponentError> {
+    let key = fetch(key_id, owner)?.ok_or_else(|| ComponentError::NoSuchKey(key_id.to_string()))?;
+    if key.key_type != KeyType::Aes {
+        return Err(ComponentError::NotAes(key_id.to_string()));
+    }
+    Ok(if encrypting {
+        zeroize::Zeroizing::new(aes::encrypt(&key.material, mode, iv, padding, data)?)
+    } else {
+        aes::decrypt(&key.material, mode, iv, padding, data)?
+    })
+}
+
+/// The rows of performance_schema.keyring_component_status, in order.
+pub fn status_rows() -> Vec<(String, String)> {
+    let mut rows: Vec<(String, String)> = vec![
+        ("Component_name".into(), COMPONENT_NAME.into()),
+        ("Author".into(), AUTHOR.into()),
+        ("License".into(), LICENSE.into()),
+        ("Implementation_name".into(), COMPONENT_NAME.into()),
+        ("Version".into(), VERSION.into()),
+    ];
+    let active = active();
+    rows.push((
+        "Component_status".into(),
+        if active.is_some() {
+            "Active"
+        } else {
+            "Disabled"
+        }
+        .into(),
+    ));
+    let na = || "<NOT APPLICABLE>".to_string();
+    match &active {
+        Some(a) => {
+            let s = &a.settings;
+            rows.push(("Config_file".into(), s.file.display().to_string()));
+            rows.push((
+                "Kmip_configuration_directory".into(),
+                s.kmip_configuration_directory.display().to_string(),
+            ));
+            rows.push(("Servers".into(), a.servers.join(",")));
+            rows.push((
+                "Servers_from".into(),
+                if s.servers.is_some() {
+                    s.file.display().to_string()
+                } else {
+                    s.kmip_configuration_directory
+                        .join("okvclient.ora")
+                        .display()
+                        .to_string()
+                },
+            ));
+            rows.push((
+                "Cache_keys".into(),
+                if s.cache_keys { "Yes" } else { "No" }.into(),
+            ));
+            rows.push((
+                "Cache_ttl_seconds".into(),
+                if s.cache_keys {
+                    s.cache_ttl.map_or(0, |t| t.as_secs()).to_string()
+                } else {
+                    na()
+                },
+            ));
+            rows.push((
+                "Cached_keys".into(),
+                a.cache.as_ref().map_or(0, KeyCache::len).to_string(),
+            ));
+        }
+        None => {
+            for key in [
+                "Config_file",
+                "Kmip_configuration_directory",
+                "Servers",
+                "Servers_from",
+                "Cache_keys",
+                "Cache_ttl_seconds",
+                "Cached_keys",
+            ] {
+                rows.push((key.into(), na()));
+            }
+        }
+    }
+    let h = HEALTH.snapshot();
+    rows.push((
+        "Server_in_use".into(),
+        if h.server_in_use.is_empty() {
+            "<NONE>".into()
+        } else {
+            h.server_in_use.clone()
+        },
+    ));
+    rows.push(("Requests".into(), h.requests.to_string()));
+    rows.push(("Errors".into(), h.errors.to_string()));
+    rows.push(("Connections".into(), h.connections.to_string()));
+    rows.push(("Failovers".into(), h.failovers.to_string()));
+    rows.push(("Latency_last_us".into(), h.latency_last_us.to_string()));
+    rows.push(("Latency_max_us".into(), h.latency_max_us.to_string()));
+    rows.push((
+        "Last_error".into(),
+        if h.last_error.is_empty() {
+            "<NONE>".into()
+        } else {
+            h.last_error.clone()
+        },
+    ));
+    rows.push((
+        "Last_error_time".into(),
+        if h.last_error_unix == 0 {
+            "<NONE>".into()
+        } else {
+            h.last_error_time()
+        },
+    ));
+    let (load_error, load_time) = match &*LAST_LOAD.read().unwrap_or_else(PoisonError::into_inner) {
+        None => ("<NONE>".to_string(), "<NONE>".to_string()),
+        Some((error, at)) => (
+            if error.is_empty() {
+                "<NONE>".to_string()
+            } else {
+                error.clone()
+            },
+            utc_timestamp(
+                at.duration_since(SystemTime::UNIX_EPOCH)
+                    .map_or(0, |d| d.as_secs()),
+            ),
+        ),
+    };
+    rows.push(("Last_load_error".into(), load_error));
+    rows.push(("Last_load_time".into(), load_time));
+    // The status table's value column holds 1024 characters.
+    for (_, value) in &mut rows {
+        if value.len() > 1000 {
+            let mut cut = 1000;
+            while !value.is_char_boundary(cut) {
+                cut -= 1;
+            }
+            value.truncate(cut);
+            value.push_str("...");
+        }
+    }
+    rows
+}
