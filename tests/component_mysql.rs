@@ -175,6 +175,10 @@ fn manifest_loaded_component_serves_innodb_binlog_and_keyring_udf() {
     let requests: u64 = status_value(&db, "Requests").parse().unwrap();
     assert!(requests > 0);
     assert_ne!(status_value(&db, "Server_in_use"), "<NONE>");
+    // One server, never left: index 0, no failover or failback.
+    assert_eq!(status_value(&db, "Server_index"), "0");
+    assert_eq!(status_value(&db, "Failovers"), "0");
+    assert_eq!(status_value(&db, "Failbacks"), "0");
     assert_no_component_errors(&db);
 }
 

@@ -411,10 +411,16 @@ pub fn status_rows() -> Vec<(String, String)> {
             h.server_in_use.clone()
         },
     ));
+    rows.push((
+        "Server_index".into(),
+        h.server_index
+            .map_or_else(|| "<NONE>".into(), |i| i.to_string()),
+    ));
     rows.push(("Requests".into(), h.requests.to_string()));
     rows.push(("Errors".into(), h.errors.to_string()));
     rows.push(("Connections".into(), h.connections.to_string()));
     rows.push(("Failovers".into(), h.failovers.to_string()));
+    rows.push(("Failbacks".into(), h.failbacks.to_string()));
     rows.push(("Latency_last_us".into(), h.latency_last_us.to_string()));
     rows.push(("Latency_max_us".into(), h.latency_max_us.to_string()));
     rows.push((
