@@ -25,6 +25,9 @@ macro_rules! outln {
     }};
 }
 
+#[path = "keyring-okv/mariadb.rs"]
+mod mariadb;
+
 const EXIT_HELP: &str = "Exit codes:
   0  success
   1  usage error
@@ -56,6 +59,9 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Keys of MariaDB's kmip_key_management plugin.
+    #[command(subcommand)]
+    Mariadb(mariadb::MariadbCommand),
     /// Check every file, its permissions and certificates, then each server in order: TCP,
     /// TLS handshake, KMIP DiscoverVersions and Query, with round-trip times.
     Check,
@@ -196,6 +202,7 @@ fn keyring(conf: &ConfDir) -> Result<Keyring, Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
+        Command::Mariadb(command) => mariadb::run(&cli, command),
         Command::Check => check(&cli),
         Command::List => list(&cli),
         Command::Generate {

@@ -7,7 +7,7 @@
 //! bytes are in memory (and those bytes are never expired); new versions are found by the
 //! background refresh (`refresh.rs`), not by the callers.
 
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
 use std::time::{Duration, Instant};
@@ -110,6 +110,7 @@ pub struct KeyStore {
     latest: RwLock<HashMap<u32, u32>>,
     keys: RwLock<HashMap<(u32, u32), Cached>>,
     unknown: Mutex<HashMap<u32, Instant>>,
+    reported_missing: Mutex<HashSet<u32>>,
     /// Serialises rotations (a Create must not race another for the same version).
     writes: Mutex<()>,
     refresh_failing: AtomicBool,
@@ -148,6 +149,7 @@ impl KeyStore {
             latest: RwLock::new(HashMap::new()),
             keys: RwLock::new(HashMap::new()),
             unknown: Mutex::new(HashMap::new()),
+            reported_missing: Mutex::new(HashSet::new()),
             writes: Mutex::new(()),
             refresh_failing: AtomicBool::new(false),
             counters: Counters::default(),
@@ -301,13 +303,16 @@ impl KeyStore {
             result => {
                 match result {
                     Err(e) => tracing::warn!("key {key_id} is not available: {e}"),
-                    _ => tracing::warn!(
-                        "key {key_id} is not available: {}",
+                    // Said once per key id: the server asks for key 2 (temporary data) on
+                    // every start and falls back to key 1, which is normal.
+                    _ if lock(&self.reported_missing).insert(key_id) => tracing::info!(
+                        "{}",
                         KeyStoreError::Missing {
                             key_id,
                             name: object_name(&self.namespace, key_id, 1)
                         }
                     ),
+                    _ => {}
                 }
                 lock(&self.unknown).insert(key_id, Instant::now());
                 // A concurrent load or rotation may have published it meanwhile.
@@ -415,9 +420,8 @@ impl KeyStore {
         }
     }
 
-    /// Makes a new version of `key_id` (or of every known key id), on the KMIP server, and
-    /// publishes it. A key with no version yet gets version 1. Returns the (key id, version)
-    /// pairs made.
+    /// Makes a new version of `key_id` (or of every known key id) on the KMIP server and
+    /// publishes it. Returns the (key id, version) pairs made.
     pub fn rotate(&self, key_id: Option<u32>) -> Result<Vec<(u32, u32)>, KeyStoreError> {
         let _writing = lock(&self.writes);
         let ids = match key_id {
@@ -427,22 +431,39 @@ impl KeyStore {
         let mut made = Vec::new();
         for id in ids {
             // Another server may have rotated meanwhile: build on the newest version there.
-            let current = self.load(id)?.unwrap_or(0);
-            let next = current
-                .checked_add(1)
-                .filter(|v| *v < u32::MAX)
-                .ok_or(KeyStoreError::VersionsExhausted { key_id: id })?;
-            let uid = remote::create_version(&self.client, &self.namespace, id, next)?;
-            self.fetch(id, next, Some(uid))?;
-            self.publish(id, next);
-            bump(&self.counters.rotations);
-            tracing::info!(
-                "key {id} rotated: new version {next} ({})",
-                object_name(&self.namespace, id, next)
-            );
-            made.push((id, next));
+            // A key id with no version is refused, so that a mistyped id does not make a key.
+            let current = self.load(id)?.ok_or_else(|| KeyStoreError::Missing {
+                key_id: id,
+                name: object_name(&self.namespace, id, 1),
+            })?;
+            made.push(self.add_version(id, current)?);
         }
         Ok(made)
+    }
+
+    /// Makes version 1 of a key that has none (the admin tool's create-key).
+    pub fn create_first(&self, key_id: u32) -> Result<(u32, u32), KeyStoreError> {
+        let _writing = lock(&self.writes);
+        if let Some(version) = self.load(key_id)? {
+            return Err(KeyStoreError::Exists { key_id, version });
+        }
+        self.add_version(key_id, 0)
+    }
+
+    fn add_version(&self, key_id: u32, current: u32) -> Result<(u32, u32), KeyStoreError> {
+        let next = current
+            .checked_add(1)
+            .filter(|v| *v < u32::MAX)
+            .ok_or(KeyStoreError::VersionsExhausted { key_id })?;
+        let uid = remote::create_version(&self.client, &self.namespace, key_id, next)?;
+        self.fetch(key_id, next, Some(uid))?;
+        self.publish(key_id, next);
+        bump(&self.counters.rotations);
+        tracing::info!(
+            "key {key_id}: new version {next} ({})",
+            object_name(&self.namespace, key_id, next)
+        );
+        Ok((key_id, next))
     }
 
     pub fn stats(&self) -> StoreStats {
