@@ -13,7 +13,7 @@
 #   reset NAME                   stop + wipe the instance
 #   sql NAME "SQL"               run SQL as root over the socket (batch, no column names; - = stdin)
 #   run NAME CMD [ARGS...]       run a program of the target (e.g. mariadb-backup) as mariadbd
-#                                sees the file system
+#                                sees the file system (with /proc, which mariadb-backup needs)
 #   conf NAME SRCDIR             copy a conf dir into the instance (as conf/); prints its path as
 #                                mariadbd sees it
 #   log NAME | path NAME         host path of the error log / of the instance directory
@@ -396,7 +396,14 @@ cmd_sql() {
 cmd_run() {
     inst "${1:-}"; shift
     (($#)) || die "usage: $0 run NAME CMD [ARGS...]"
-    "${RUN[@]}" "$@"
+    if [[ "$TARGET" == chroot ]]; then
+        # mariadb-backup crashes without /proc; mount one in a private mount namespace, so
+        # that it goes away with the command and the host's mounts stay as they are.
+        unshare --mount --propagation private -- /bin/sh -c \
+            'mount -t proc proc "$0/proc" && exec chroot "$0" "$@"' "$ROOT" "$@"
+    else
+        "$@"
+    fi
 }
 
 cmd_conf() {
