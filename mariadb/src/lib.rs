@@ -101,7 +101,8 @@ static mut CACHE_VERSION_TIMEOUT_VAR: SysVarUlong = SysVarUlong {
 static mut USE_CACHE_ON_ERROR_VAR: SysVarBool = SysVarBool {
     flags: PLUGIN_VAR_BOOL | PLUGIN_VAR_RQCMDARG,
     name: c"use_cache_on_error".as_ptr(),
-    comment: c"When reading an expired key version again fails, keep serving the cached copy".as_ptr(),
+    comment: c"When reading an expired key version again fails, keep serving the cached copy"
+        .as_ptr(),
     check: None,
     update: Some(sysvar::update_use_cache_on_error),
     value: &raw mut USE_CACHE_ON_ERROR,

@@ -74,7 +74,9 @@ pub unsafe extern "C" fn check_rotate_key(
                 0
             }
             Err(e) => {
-                tracing::error!("SET GLOBAL kmip_key_management_rotate_key={requested} failed: {e}");
+                tracing::error!(
+                    "SET GLOBAL kmip_key_management_rotate_key={requested} failed: {e}"
+                );
                 client_error(&e);
                 1
             }
@@ -157,4 +159,3 @@ pub unsafe extern "C" fn update_use_cache_on_error(
         host::set_use_cache_on_error(on);
     })
 }
-

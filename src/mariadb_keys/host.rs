@@ -30,7 +30,7 @@ pub enum StartError {
     #[error("cannot start the KMIP client: {0}")]
     Runtime(std::io::Error),
     #[error(
-        "no KMIP server of {dir}/okvclient.ora could be reached: {source}; check the servers, or run `keyring-okv --conf-dir {dir} check`"
+        "{dir}/okvclient.ora: {source}; check the servers, or run `keyring-okv --conf-dir {dir} check`"
     )]
     Unreachable { dir: String, source: ClientError },
     #[error("{0}")]

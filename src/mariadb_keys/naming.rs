@@ -12,7 +12,9 @@ pub const MAX_NAMESPACE_LEN: usize = 128;
 pub fn valid_namespace(namespace: &str) -> bool {
     !namespace.is_empty()
         && namespace.len() <= MAX_NAMESPACE_LEN
-        && namespace.bytes().all(|b| (0x21..0x7f).contains(&b) && b != b'/')
+        && namespace
+            .bytes()
+            .all(|b| (0x21..0x7f).contains(&b) && b != b'/')
 }
 
 pub fn object_name(namespace: &str, key_id: u32, version: u32) -> String {
@@ -26,7 +28,7 @@ pub fn parse_object_name(namespace: &str, name: &str) -> Option<(u32, u32)> {
     let (id, version) = rest.split_once('/')?;
     let id = canonical_u32(id)?;
     let version = canonical_u32(version)?;
-    (version >= 1 && version < u32::MAX).then_some((id, version))
+    (1..u32::MAX).contains(&version).then_some((id, version))
 }
 
 fn canonical_u32(text: &str) -> Option<u32> {

@@ -21,7 +21,11 @@ fn locate_named(client: &KmipClient, name: &str) -> Result<Vec<String>, KeyStore
         object_type: Some(tags::object_type::SYMMETRIC_KEY),
     };
     let mut uids = client
-        .request(&ops::locate(&filter, None), Retry::Idempotent, ops::parse_locate)
+        .request(
+            &ops::locate(&filter, None),
+            Retry::Idempotent,
+            ops::parse_locate,
+        )
         .map_err(KeyStoreError::backend(name))?;
     uids.sort_by(|a, b| uid_order(a, b));
     if uids.len() > 1 {

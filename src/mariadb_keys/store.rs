@@ -238,11 +238,12 @@ impl KeyStore {
         let name = object_name(&self.namespace, key_id, version);
         let uid = match uid {
             Some(uid) => uid,
-            None => remote::find_version(&self.client, &self.namespace, key_id, version)?
-                .ok_or(KeyStoreError::Missing {
+            None => remote::find_version(&self.client, &self.namespace, key_id, version)?.ok_or(
+                KeyStoreError::Missing {
                     key_id,
                     name: name.clone(),
-                })?,
+                },
+            )?,
         };
         let material = remote::fetch_material(&self.client, &uid, &name)?;
         bump(&self.counters.key_fetches);
@@ -350,8 +351,7 @@ impl KeyStore {
         match self.fetch(key_id, version, None) {
             Ok(()) => {}
             Err(e) => {
-                let serve_stale =
-                    stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
+                let serve_stale = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
                 if serve_stale {
                     tracing::warn!(
                         "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error)"

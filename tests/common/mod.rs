@@ -7,4 +7,5 @@ pub mod host;
 pub mod mariadb;
 pub mod mysql;
 pub mod pykmip;
+pub mod tcp_proxy;
 pub mod vectors;
