@@ -24,7 +24,8 @@ cleanup() {
   bash scripts/mysql-real.sh stop-all >/dev/null 2>&1 || true
   bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
   KEYRING_OKV_MARIADB_TARGET=chroot bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
-  KEYRING_OKV_PYKMIP_NAME=mdbout bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=mdbout_host bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=mdbout_chroot bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }

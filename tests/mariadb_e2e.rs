@@ -211,6 +211,38 @@ fn full_cycle(target: Target) {
     assert!(text.contains("completed OK"), "{text}");
 
     assert_eq!(db.plugin_errors(), Vec::<String>::new());
+
+    // The prepared backup restores into a new datadir and opens with the same keys.
+    let restored = Instance::new(target, &format!("e2e-restore-{target:?}").to_lowercase());
+    std::fs::create_dir_all(restored.path()).unwrap();
+    // Already initialised: the start must not run mariadb-install-db over the copy.
+    std::fs::write(restored.path().join(".initialized"), "").unwrap();
+    let out = restored.run(&[
+        "mariadb-backup",
+        "--copy-back",
+        &format!("--target-dir={backup}"),
+        &format!("--datadir={}/data", restored.inner()),
+    ]);
+    assert!(
+        out.status.success(),
+        "mariadb-backup --copy-back:\n{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    restored.must_start(&args);
+    assert_eq!(
+        restored.must_sql("SELECT COUNT(*), MAX(v) FROM d.t1 WHERE v LIKE 'one-%'"),
+        format!("{ROWS}\tone-999")
+    );
+    assert_eq!(
+        restored.must_sql("SELECT v FROM d.t5 WHERE id=1234"),
+        "five-1234"
+    );
+    assert_eq!(
+        restored.must_sql("SELECT COUNT(*) FROM d.a"),
+        ROWS.to_string()
+    );
+    assert_eq!(restored.plugin_errors(), Vec::<String>::new());
+    let _ = mariadb::script(target, &["reset", &restored.name]);
     let _ = mariadb::script(target, &["reset", &db.name]);
 }
 

@@ -1,4 +1,4 @@
-//! kmip_key_management in a real MariaDB 10.11 when things go wrong: the KMIP server hung and
+//! kmip_key_management in real MariaDB 10.11 and 11.8 when things go wrong: the KMIP server hung and
 //! stopped while writes go on, a restart with the KMIP server down, bad configurations. Each
 //! must end in one clear error-log line, never in a crash or a stalled server.
 
@@ -87,19 +87,46 @@ fn writes(db: &Instance, round: u32) {
     );
 }
 
+/// The PyKMIP instance of each target's outage test (they run at the same time).
+fn outage_pykmip(target: Target) -> &'static str {
+    match target {
+        Target::Host => "mdbout_host",
+        Target::Chroot => "mdbout_chroot",
+    }
+}
+
 #[test]
-fn kmip_server_hung_then_stopped() {
-    const PYKMIP: &str = "mdbout";
-    pykmip(PYKMIP, &["setup"]);
-    pykmip(PYKMIP, &["start"]);
-    let proxy = TcpProxy::start(pykmip_port(PYKMIP));
+fn kmip_server_hung_then_stopped_10_11() {
+    kmip_server_hung_then_stopped(Target::Host);
+}
+
+#[test]
+fn kmip_server_hung_then_stopped_11_8() {
+    kmip_server_hung_then_stopped(Target::Chroot);
+}
+
+#[test]
+fn bad_configurations_10_11() {
+    bad_configurations_fail_the_start_with_one_clear_line(Target::Host);
+}
+
+#[test]
+fn bad_configurations_11_8() {
+    bad_configurations_fail_the_start_with_one_clear_line(Target::Chroot);
+}
+
+fn kmip_server_hung_then_stopped(target: Target) {
+    let pykmip_name = outage_pykmip(target);
+    pykmip(pykmip_name, &["setup"]);
+    pykmip(pykmip_name, &["start"]);
+    let proxy = TcpProxy::start(pykmip_port(pykmip_name));
     let staging = tempfile::tempdir().unwrap();
     let conf = staging.path().join("conf");
     conf_copy(&lab().conf_dir, proxy.addr, &conf);
     let namespace = unique("mdb-outage");
     create_keys(&conf, &namespace, &[1, 5]);
 
-    let db = Instance::new(Target::Host, "outage");
+    let db = Instance::new(target, "outage");
     let inner_conf = db.conf(&conf);
     let mut args = plugin_args(&inner_conf, &namespace);
     args.extend(encryption_args());
@@ -134,7 +161,7 @@ fn kmip_server_hung_then_stopped() {
     );
 
     // Stopped: connections are refused.
-    pykmip(PYKMIP, &["stop"]);
+    pykmip(pykmip_name, &["stop"]);
     proxy.set_hang(false);
     let errors = db.status("refresh_errors");
     assert!(
@@ -166,8 +193,8 @@ fn kmip_server_hung_then_stopped() {
     assert!(!log.contains("got signal"), "{log}");
 
     // The KMIP server is back: the server starts and reads everything.
-    pykmip(PYKMIP, &["start"]);
-    proxy.set_upstream(pykmip_port(PYKMIP));
+    pykmip(pykmip_name, &["start"]);
+    proxy.set_upstream(pykmip_port(pykmip_name));
     db.restart().expect("start with the KMIP server back");
     assert_eq!(db.must_sql("SELECT COUNT(*) FROM d.t1"), "4000");
     assert_eq!(db.must_sql("SELECT v FROM d.t5 WHERE id=2"), "round-4-2");
@@ -188,8 +215,7 @@ fn openssl(dir: &Path, args: &[&str]) {
     );
 }
 
-#[test]
-fn bad_configurations_fail_the_start_with_one_clear_line() {
+fn bad_configurations_fail_the_start_with_one_clear_line(target: Target) {
     let lab = lab();
     let namespace = unique("mdb-badconf");
     create_keys(&lab.conf_dir, &namespace, &[1]);
@@ -253,7 +279,7 @@ fn bad_configurations_fail_the_start_with_one_clear_line() {
     .unwrap();
     std::fs::write(wrong_pw.join("ssl/password.txt"), "not the password\n").unwrap();
 
-    let db = Instance::new(Target::Host, "badconf");
+    let db = Instance::new(target, "badconf");
     let good = db.conf(&lab.conf_dir);
     let inner = db.inner();
     for (name, dir) in [("wrong-ca", &wrong_ca), ("wrong-password", &wrong_pw)] {
