@@ -59,9 +59,6 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
-    /// Keys of MariaDB's kmip_key_management plugin.
-    #[command(subcommand)]
-    Mariadb(mariadb::MariadbCommand),
     /// Check every file, its permissions and certificates, then each server in order: TCP,
     /// TLS handshake, KMIP DiscoverVersions and Query, with round-trip times.
     Check,
@@ -107,6 +104,9 @@ enum Command {
         #[arg(long, default_value = "")]
         owner: String,
     },
+    /// Keys of MariaDB's kmip_key_management plugin.
+    #[command(subcommand)]
+    Mariadb(mariadb::MariadbCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
