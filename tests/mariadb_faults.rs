@@ -200,6 +200,8 @@ fn kmip_server_hung_then_stopped(target: Target) {
     assert_eq!(db.must_sql("SELECT v FROM d.t5 WHERE id=2"), "round-4-2");
     assert_eq!(db.must_sql("SELECT a FROM d.n3"), "3");
     assert_eq!(db.plugin_errors(), Vec::<String>::new());
+    pykmip(pykmip_name, &["stop"]);
+    let _ = common::mariadb::script(target, &["reset", &db.name]);
 }
 
 fn openssl(dir: &Path, args: &[&str]) {
@@ -349,4 +351,5 @@ fn bad_configurations_fail_the_start_with_one_clear_line(target: Target) {
     db.start(&args)
         .expect("start with the good configuration again");
     assert_eq!(db.must_sql("SELECT a FROM d.t"), "7");
+    let _ = common::mariadb::script(target, &["reset", &db.name]);
 }
