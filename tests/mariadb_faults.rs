@@ -303,7 +303,11 @@ fn bad_configurations_fail_the_start_with_one_clear_line(target: Target) {
             "no conf dir",
             format!("{inner}/missing"),
             namespace.clone(),
-            &[&format!("{inner}/missing")],
+            &[
+                &format!("{inner}/missing"),
+                "does not exist",
+                "or fix kmip_key_management_conf_dir",
+            ],
         ),
         (
             "empty conf_dir",

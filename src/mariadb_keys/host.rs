@@ -25,8 +25,8 @@ pub enum StartError {
         "kmip_key_management_conf_dir is not set; set it to the directory holding okvclient.ora and ssl/ (as for keyring_okv)"
     )]
     NoConfDir,
-    #[error("the configuration in kmip_key_management_conf_dir={dir} is invalid: {source}")]
-    Config { dir: String, source: ConfigError },
+    #[error("the configuration in kmip_key_management_conf_dir={dir} is invalid: {problem}")]
+    Config { dir: String, problem: String },
     #[error("cannot start the KMIP client: {0}")]
     Runtime(std::io::Error),
     #[error(
@@ -35,6 +35,13 @@ pub enum StartError {
     Unreachable { dir: String, source: ClientError },
     #[error("{0}")]
     Keys(#[from] KeyStoreError),
+}
+
+/// The configuration errors are shared with the MySQL plugin and name its variable; here the
+/// DBA sets ours.
+fn for_mariadb(e: &ConfigError) -> String {
+    e.to_string()
+        .replace("keyring_okv_conf_dir", "kmip_key_management_conf_dir")
 }
 
 struct Active {
@@ -51,9 +58,9 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     if conf_dir.is_empty() {
         return Err(StartError::NoConfDir);
     }
-    let conf = config::load_conf_dir(Path::new(conf_dir)).map_err(|source| StartError::Config {
+    let conf = config::load_conf_dir(Path::new(conf_dir)).map_err(|e| StartError::Config {
         dir: conf_dir.to_string(),
-        source,
+        problem: for_mariadb(&e),
     })?;
     for warning in &conf.warnings {
         tracing::warn!("{}: {}", warning.path.display(), warning.message);
