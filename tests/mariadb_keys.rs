@@ -133,3 +133,37 @@ fn versions_only_grow_and_missing_keys_are_refused() {
     assert_eq!(a.stats().rotations, 2);
     assert_eq!(b.stats().rotations, 1);
 }
+
+#[test]
+fn expired_versions_follow_use_cache_on_error_and_the_latest_never_expires() {
+    let namespace = unique("mdb-store3");
+    let admin = store(&lab().conf_dir, &namespace);
+    admin.create_first(1).unwrap();
+    admin.rotate(Some(1)).unwrap();
+
+    let proxy = TcpProxy::start(([127, 0, 0, 1], lab().port).into());
+    let staging = tempfile::tempdir().unwrap();
+    let conf = staging.path().join("conf");
+    conf_via(&proxy, &conf);
+    let node = store(&conf, &namespace);
+    assert_eq!(node.require(1).unwrap(), 2);
+    let old = node.with_key(1, 1, <[u8]>::to_vec).expect("version 1");
+    let latest = node.with_key(1, 2, <[u8]>::to_vec).expect("version 2");
+
+    // Every cached copy is now expired; the KMIP server does not answer.
+    node.set_cache_timeout(Duration::from_millis(1));
+    // Let the 1 ms lifetime pass (a clock condition, not a wait for another thread).
+    std::thread::sleep(Duration::from_millis(5));
+    proxy.set_hang(true);
+    // use_cache_on_error (the default): the expired copy is served.
+    assert_eq!(node.with_key(1, 1, <[u8]>::to_vec), Some(old));
+    // The latest version never expires: page writes never wait on the network.
+    let requests = node.client().health().snapshot().requests;
+    assert_eq!(node.with_key(1, 2, <[u8]>::to_vec), Some(latest.clone()));
+    assert_eq!(node.client().health().snapshot().requests, requests);
+    // Without use_cache_on_error, an expired version that cannot be read again is "not found".
+    node.set_use_cache_on_error(false);
+    assert_eq!(node.with_key(1, 1, <[u8]>::to_vec), None);
+    assert_eq!(node.with_key(1, 2, <[u8]>::to_vec), Some(latest));
+    assert_eq!(node.latest_version(1), Some(2));
+}
