@@ -6,11 +6,18 @@
 #   object on the KMIP server, 7. restarts the same mysqld with the keyring component
 #   (component_keyring_okv, MySQL 8.4/9.x) from its manifest: its status rows and the key made
 #   through the plugin, then stops everything (or, with --keep, says how to connect).
+#   With --mariadb: the same for MariaDB's kmip_key_management plugin (scripts/demo-mariadb.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
-keep=0
-[[ "${1:-}" == "--keep" ]] && keep=1
+keep=0 mariadb=0
+for arg in "$@"; do
+  case "$arg" in
+    --keep) keep=1 ;;
+    --mariadb) mariadb=1 ;; # the MariaDB plugin (kmip_key_management) instead of MySQL's
+    *) echo "usage: $0 [--keep] [--mariadb]" >&2; exit 1 ;;
+  esac
+done
 # The demo's own PyKMIP instance, emptied at every run, so that it shows only the demo's keys.
 export KEYRING_OKV_PYKMIP_NAME=demo
 
@@ -39,6 +46,8 @@ bash scripts/pykmip.sh setup || fail "PyKMIP setup failed"
 bash scripts/pykmip.sh reset >/dev/null 2>&1 || true
 bash scripts/pykmip.sh start || fail "PyKMIP did not start"
 kmip_conf=$(bash scripts/pykmip.sh confdir)
+# shellcheck source=scripts/demo-mariadb.sh
+((mariadb)) && source scripts/demo-mariadb.sh
 
 step "provisioning a real mysqld 9.7 (Debian sid chroot; about 30 s the first time)"
 bash scripts/mysql-real.sh install || fail "could not provision mysqld"

@@ -1,6 +1,7 @@
 #!/usr/bin/env bash
 # Runs every test of keyring_okv on a fresh Debian 12 machine (as root): installs what the tests
-# need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot), checks format and lints,
+# need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot, MariaDB 10.11 and the
+# MariaDB 11.8 chroot), checks format and lints,
 # then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -21,6 +22,10 @@ fi
 
 cleanup() {
   bash scripts/mysql-real.sh stop-all >/dev/null 2>&1 || true
+  bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
+  KEYRING_OKV_MARIADB_TARGET=chroot bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=mdbout_host bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=mdbout_chroot bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
@@ -41,6 +46,12 @@ bash scripts/mysql-real.sh install
 # migration test is started by the tests themselves.
 step "MySQL 9.7 headers for the component layout test"
 bash scripts/mysql-headers.sh >/dev/null
+# kmip_key_management's end-to-end tests run one plugin binary in two MariaDB releases:
+# 10.11 from this machine's Debian 12 packages (the system service is never started) and
+# 11.8 from Debian trixie in a debootstrap chroot.
+step "real MariaDB 10.11 (host packages) and 11.8 (Debian trixie chroot)"
+bash scripts/mariadb-real.sh install
+KEYRING_OKV_MARIADB_TARGET=chroot bash scripts/mariadb-real.sh install
 
 step "cargo fmt --check"
 cargo fmt --all -- --check

@@ -17,4 +17,5 @@ pub mod health;
 pub mod keyring;
 pub mod kmip;
 pub mod logging;
+pub mod mariadb_keys;
 pub mod plugin;

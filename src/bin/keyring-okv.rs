@@ -25,6 +25,9 @@ macro_rules! outln {
     }};
 }
 
+#[path = "keyring-okv/mariadb.rs"]
+mod mariadb;
+
 const EXIT_HELP: &str = "Exit codes:
   0  success
   1  usage error
@@ -101,6 +104,9 @@ enum Command {
         #[arg(long, default_value = "")]
         owner: String,
     },
+    /// Keys of MariaDB's kmip_key_management plugin.
+    #[command(subcommand)]
+    Mariadb(mariadb::MariadbCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -196,6 +202,7 @@ fn keyring(conf: &ConfDir) -> Result<Keyring, Failure> {
 
 fn run(cli: Cli) -> Result<(), Failure> {
     match &cli.command {
+        Command::Mariadb(command) => mariadb::run(&cli, command),
         Command::Check => check(&cli),
         Command::List => list(&cli),
         Command::Generate {

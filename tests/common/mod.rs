@@ -5,6 +5,8 @@ pub mod component;
 pub mod fault_server;
 pub mod fixtures;
 pub mod host;
+pub mod mariadb;
 pub mod mysql;
 pub mod pykmip;
+pub mod tcp_proxy;
 pub mod vectors;

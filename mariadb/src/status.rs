@@ -1,0 +1,107 @@
+//! Status variables (`SHOW GLOBAL STATUS LIKE 'kmip_key_management%'`): one SHOW_FUNC that
+//! lays out an array of values in the buffer the server hands it, so every read is a fresh
+//! copy of the core's counters and nothing is shared between concurrent readers.
+
+use std::ffi::{c_char, c_int, c_void};
+
+use super::abi::{SHOW_ARRAY, SHOW_CHAR, SHOW_FUNC_BUFFER, SHOW_ULONGLONG, StMysqlShowVar};
+use okv_core::mariadb_keys::host;
+use okv_ffi::guard;
+
+const NUMBERS: [&std::ffi::CStr; 14] = [
+    c"requests",
+    c"errors",
+    c"connections",
+    c"failovers",
+    c"latency_last_us",
+    c"latency_max_us",
+    c"latest_version_requests",
+    c"key_requests",
+    c"key_cache_hits",
+    c"key_fetches",
+    c"key_failures",
+    c"refresh_errors",
+    c"rotations",
+    c"keys_cached",
+];
+const TEXTS: [&std::ffi::CStr; 3] = [c"server_in_use", c"last_error", c"last_error_time"];
+const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
+/// Room for each text value, NUL included.
+const TEXT_ROOM: [usize; 3] = [256, 768, 24];
+
+const _: () = assert!(
+    ENTRIES * std::mem::size_of::<StMysqlShowVar>() + NUMBERS.len() * 8 + 256 + 768 + 24
+        <= SHOW_FUNC_BUFFER
+);
+
+pub unsafe extern "C" fn show_status(
+    _thd: *mut c_void,
+    var: *mut StMysqlShowVar,
+    buffer: *mut c_void,
+    _status_var: *mut c_void,
+    _scope: c_int,
+) -> c_int {
+    guard("status variables", 1, || {
+        if var.is_null() || buffer.is_null() {
+            return 1;
+        }
+        let (health, store) = host::status();
+        let numbers: [u64; NUMBERS.len()] = [
+            health.requests,
+            health.errors,
+            health.connections,
+            health.failovers,
+            health.latency_last_us,
+            health.latency_max_us,
+            store.latest_requests,
+            store.key_requests,
+            store.key_cache_hits,
+            store.key_fetches,
+            store.key_failures,
+            store.refresh_errors,
+            store.rotations,
+            store.keys_cached,
+        ];
+        let texts = [
+            health.server_in_use.clone(),
+            health.last_error.clone(),
+            health.last_error_time(),
+        ];
+        // SAFETY: the server's buffer is SHOW_FUNC_BUFFER bytes, aligned for pointers, and
+        // lives until the array is printed; the layout fits (checked at compile time above).
+        unsafe {
+            let base = buffer.cast::<u8>();
+            let entries = base.cast::<StMysqlShowVar>();
+            let mut data = base.add(ENTRIES * std::mem::size_of::<StMysqlShowVar>());
+            let mut i = 0;
+            for (name, value) in NUMBERS.iter().zip(numbers) {
+                data.cast::<u64>().write_unaligned(value);
+                entries.add(i).write(StMysqlShowVar {
+                    name: name.as_ptr(),
+                    value: data.cast(),
+                    show_type: SHOW_ULONGLONG,
+                });
+                data = data.add(8);
+                i += 1;
+            }
+            for ((name, text), room) in TEXTS.iter().zip(&texts).zip(TEXT_ROOM) {
+                okv_ffi::copy_c_string(text, data.cast::<c_char>(), room);
+                entries.add(i).write(StMysqlShowVar {
+                    name: name.as_ptr(),
+                    value: data.cast(),
+                    show_type: SHOW_CHAR,
+                });
+                data = data.add(room);
+                i += 1;
+            }
+            entries.add(i).write(StMysqlShowVar {
+                name: std::ptr::null(),
+                value: std::ptr::null_mut(),
+                show_type: 0,
+            });
+            (*var).show_type = SHOW_ARRAY;
+            (*var).value = entries.cast();
+        }
+        0
+    })
+}

@@ -1,0 +1,133 @@
+//! `keyring-okv mariadb ...`: the keys of MariaDB's kmip_key_management plugin (numbered key
+//! ids with versions, named `<namespace>/<key id>/<version>` on the KMIP server).
+
+use clap::Subcommand;
+use serde_json::json;
+
+use okv_core::connector::{ClientError, KmipClient};
+use okv_core::mariadb_keys::{KeyStore, KeyStoreError, Settings, object_name, remote};
+
+use super::{Cli, Failure, load, report};
+
+#[derive(Subcommand)]
+pub enum MariadbCommand {
+    /// List every key version of the namespace: key id, version, state, length, KMIP identifier.
+    List {
+        /// The value of kmip_key_management_key_namespace.
+        #[arg(long, default_value = "mariadb")]
+        namespace: String,
+    },
+    /// Create version 1 of a key (key 1 before a new installation starts; other ids before
+    /// tables use them). Refuses if the key exists.
+    CreateKey {
+        key_id: u32,
+        #[arg(long, default_value = "mariadb")]
+        namespace: String,
+    },
+    /// Make the next version of a key (as SET GLOBAL kmip_key_management_rotate_key does).
+    Rotate {
+        key_id: u32,
+        #[arg(long, default_value = "mariadb")]
+        namespace: String,
+    },
+}
+
+impl From<KeyStoreError> for Failure {
+    fn from(e: KeyStoreError) -> Self {
+        let code = match &e {
+            KeyStoreError::Missing { .. } => 4,
+            KeyStoreError::Backend {
+                source: ClientError::Transport(_) | ClientError::Ambiguous(_),
+                ..
+            } => 3,
+            _ => 5,
+        };
+        Failure::new(code, e)
+    }
+}
+
+fn store(cli: &Cli, namespace: &str) -> Result<KeyStore, Failure> {
+    let conf = load(cli)?;
+    let client = KmipClient::from_conf_dir(&conf).map_err(|e| Failure::new(3, e))?;
+    let settings = Settings {
+        namespace: namespace.to_string(),
+        ..Settings::default()
+    };
+    Ok(KeyStore::new(client, settings)?)
+}
+
+fn state_name(state: Option<u32>) -> &'static str {
+    match state {
+        Some(1) => "Pre-Active",
+        Some(2) => "Active",
+        Some(3) => "Deactivated",
+        Some(4) => "Compromised",
+        Some(5) => "Destroyed",
+        Some(6) => "Destroyed Compromised",
+        _ => "unknown",
+    }
+}
+
+pub fn run(cli: &Cli, command: &MariadbCommand) -> Result<(), Failure> {
+    match command {
+        MariadbCommand::List { namespace } => {
+            let store = store(cli, namespace)?;
+            let entries = remote::list_versions(store.client(), namespace)?;
+            let rows: Vec<_> = entries
+                .iter()
+                .map(|e| {
+                    json!({
+                        "key_id": e.key_id,
+                        "version": e.version,
+                        "name": object_name(namespace, e.key_id, e.version),
+                        "uid": e.uid,
+                        "state": state_name(e.state),
+                        "length_bits": e.length_bits,
+                    })
+                })
+                .collect();
+            report(cli, json!(rows), || {
+                if entries.is_empty() {
+                    return format!("no keys in namespace '{namespace}'");
+                }
+                let mut text = format!(
+                    "{:>10} {:>8}  {:<12} {:>6}  UID",
+                    "KEY ID", "VERSION", "STATE", "BITS"
+                );
+                for e in &entries {
+                    text.push_str(&format!(
+                        "\n{:>10} {:>8}  {:<12} {:>6}  {}",
+                        e.key_id,
+                        e.version,
+                        state_name(e.state),
+                        e.length_bits.map_or("?".to_string(), |b| b.to_string()),
+                        e.uid
+                    ));
+                }
+                text
+            });
+            Ok(())
+        }
+        MariadbCommand::CreateKey { key_id, namespace } => {
+            let made = store(cli, namespace)?.create_first(*key_id)?;
+            print_made(cli, namespace, &[made]);
+            Ok(())
+        }
+        MariadbCommand::Rotate { key_id, namespace } => {
+            let made = store(cli, namespace)?.rotate(Some(*key_id))?;
+            print_made(cli, namespace, &made);
+            Ok(())
+        }
+    }
+}
+
+fn print_made(cli: &Cli, namespace: &str, made: &[(u32, u32)]) {
+    for (key_id, version) in made {
+        let name = object_name(namespace, *key_id, *version);
+        report(
+            cli,
+            json!({"key_id": key_id, "version": version, "name": name}),
+            || format!("created key {key_id} version {version} ({name})"),
+        );
+    }
+}

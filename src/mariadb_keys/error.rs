@@ -1,0 +1,36 @@
+//! Errors of the MariaDB key store. Each names the key, the KMIP object name and what to do.
+
+use crate::connector::ClientError;
+
+#[derive(Debug, thiserror::Error)]
+pub enum KeyStoreError {
+    #[error(
+        "key {key_id} does not exist on the KMIP server (no object named {name}); create it with `keyring-okv --conf-dir <conf_dir> mariadb create-key {key_id}`"
+    )]
+    Missing { key_id: u32, name: String },
+    #[error("KMIP request for {name} failed: {source}")]
+    Backend { name: String, source: ClientError },
+    #[error("the KMIP object {uid} named {name} is not usable as a MariaDB key: {why}")]
+    Unusable {
+        uid: String,
+        name: String,
+        why: String,
+    },
+    #[error(
+        "key_namespace '{0}' is invalid: use 1 to 128 printable ASCII characters without '/' or spaces"
+    )]
+    Namespace(String),
+    #[error("key {key_id} already exists (latest version {version}); rotate it instead")]
+    Exists { key_id: u32, version: u32 },
+    #[error("key {key_id} has reached the highest version number")]
+    VersionsExhausted { key_id: u32 },
+}
+
+impl KeyStoreError {
+    pub(super) fn backend(name: &str) -> impl FnOnce(ClientError) -> KeyStoreError + '_ {
+        move |source| KeyStoreError::Backend {
+            name: name.to_string(),
+            source,
+        }
+    }
+}

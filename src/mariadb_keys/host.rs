@@ -1,0 +1,163 @@
+//! The state of kmip_key_management inside one mariadbd (or mariadb-backup) process: the key
+//! store in force, its refresh thread and the health counters. The FFI package calls only
+//! these functions.
+
+use std::path::Path;
+use std::sync::{Arc, LazyLock, PoisonError, RwLock};
+use std::time::Duration;
+
+use super::error::KeyStoreError;
+use super::refresh::Refresher;
+use super::store::{KeyStore, Settings, StoreStats};
+use crate::config::{self, ConfigError};
+use crate::connector::{ClientError, KmipClient};
+use crate::health::{Health, Snapshot};
+
+/// The plugin's name, the prefix of its variables and of its log lines.
+pub const PLUGIN_NAME: &str = "kmip_key_management";
+
+/// How long deinit lets the I/O thread finish.
+const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
+
+#[derive(Debug, thiserror::Error)]
+pub enum StartError {
+    #[error(
+        "kmip_key_management_conf_dir is not set; set it to the directory holding okvclient.ora and ssl/ (as for keyring_okv)"
+    )]
+    NoConfDir,
+    #[error("the configuration in kmip_key_management_conf_dir={dir} is invalid: {problem}")]
+    Config { dir: String, problem: String },
+    #[error("cannot start the KMIP client: {0}")]
+    Runtime(std::io::Error),
+    #[error(
+        "{dir}/okvclient.ora: {source}; check the servers, or run `keyring-okv --conf-dir {dir} check`"
+    )]
+    Unreachable { dir: String, source: ClientError },
+    #[error("{0}")]
+    Keys(#[from] KeyStoreError),
+}
+
+/// The configuration errors are shared with the MySQL plugin and name its variable; here the
+/// DBA sets ours.
+fn for_mariadb(e: &ConfigError) -> String {
+    e.to_string()
+        .replace("keyring_okv_conf_dir", "kmip_key_management_conf_dir")
+}
+
+struct Active {
+    store: Arc<KeyStore>,
+    refresher: Refresher,
+}
+
+static ACTIVE: RwLock<Option<Active>> = RwLock::new(None);
+static HEALTH: LazyLock<Arc<Health>> = LazyLock::new(|| Arc::new(Health::new()));
+
+/// Loads the conf dir, connects, loads key 1 (required) and key 2 (if present) and starts the
+/// refresh thread. Any failure is one error naming the file or server and the fix.
+pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
+    if conf_dir.is_empty() {
+        return Err(StartError::NoConfDir);
+    }
+    let conf = config::load_conf_dir(Path::new(conf_dir)).map_err(|e| StartError::Config {
+        dir: conf_dir.to_string(),
+        problem: for_mariadb(&e),
+    })?;
+    for warning in &conf.warnings {
+        tracing::warn!("{}: {}", warning.path.display(), warning.message);
+    }
+    let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
+        .map_err(StartError::Runtime)?;
+    HEALTH.set_configuration(Some(conf.servers.len()));
+    let connected = client.connect().map_err(|source| StartError::Unreachable {
+        dir: conf_dir.to_string(),
+        source,
+    })?;
+    let store = Arc::new(KeyStore::new(client, settings)?);
+    let v1 = store.require(1)?;
+    let v2 = store.load(2)?;
+    let refresher = Refresher::start(store.clone()).map_err(StartError::Runtime)?;
+    tracing::info!(
+        "kmip_key_management {} ready: KMIP server {}, namespace '{}', key 1 version {v1}{}",
+        crate::BUILD,
+        connected.server,
+        store.namespace(),
+        match v2 {
+            Some(v) => format!(", key 2 version {v}"),
+            None => ", no key 2 (temporary data uses key 1)".to_string(),
+        }
+    );
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .replace(Active { store, refresher });
+    drop(old);
+    Ok(())
+}
+
+/// Stops the refresh thread and releases the keys and the connection.
+pub fn stop() {
+    let old = ACTIVE
+        .write()
+        .unwrap_or_else(PoisonError::into_inner)
+        .take();
+    if let Some(active) = old {
+        active.refresher.stop();
+        drop(active.store);
+    }
+    HEALTH.set_configuration(None);
+    crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
+}
+
+fn with_store<R>(f: impl FnOnce(&KeyStore) -> R) -> Option<R> {
+    let active = ACTIVE.read().unwrap_or_else(PoisonError::into_inner);
+    active.as_ref().map(|a| f(&a.store))
+}
+
+pub fn latest_version(key_id: u32) -> Option<u32> {
+    with_store(|s| s.latest_version(key_id)).flatten()
+}
+
+pub fn with_key<R>(key_id: u32, version: u32, use_key: impl FnOnce(&[u8]) -> R) -> Option<R> {
+    with_store(|s| s.with_key(key_id, version, use_key)).flatten()
+}
+
+/// SET GLOBAL kmip_key_management_rotate_key: `-1` rotates every key id in use, a key id
+/// rotates that key; 0 does nothing.
+pub fn rotate(request: i64) -> Result<Vec<(u32, u32)>, String> {
+    let key_id = match request {
+        0 => return Ok(Vec::new()),
+        -1 => None,
+        id => Some(u32::try_from(id).map_err(|_| {
+            format!("kmip_key_management_rotate_key: {id} is not a key id (1 to 4294967295) or -1")
+        })?),
+    };
+    let Some(store) = ACTIVE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|a| a.store.clone())
+    else {
+        return Err("kmip_key_management is not running".to_string());
+    };
+    store.rotate(key_id).map_err(|e| e.to_string())
+}
+
+pub fn set_cache_timeout(d: Duration) {
+    with_store(|s| s.set_cache_timeout(d));
+}
+
+pub fn set_version_refresh(d: Duration) {
+    with_store(|s| s.set_version_refresh(d));
+}
+
+pub fn set_use_cache_on_error(on: bool) {
+    with_store(|s| s.set_use_cache_on_error(on));
+}
+
+/// Health counters of the KMIP client and the store's counters, for status variables.
+pub fn status() -> (Snapshot, StoreStats) {
+    (
+        HEALTH.snapshot(),
+        with_store(KeyStore::stats).unwrap_or_default(),
+    )
+}

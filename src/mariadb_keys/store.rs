@@ -1,0 +1,485 @@
+//! The key store MariaDB's encryption calls are answered from: the latest version of each key
+//! id and the bytes of every version used, in memory.
+//!
+//! InnoDB asks for the latest version on every encrypted page write and aborts the server on
+//! several error answers, so: the latest version of a key id that worked once is answered from
+//! memory and never becomes "unknown" again; a version is published as latest only after its
+//! bytes are in memory (and those bytes are never expired); new versions are found by the
+//! background refresh (`refresh.rs`), not by the callers.
+
+use std::collections::{HashMap, HashSet};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
+use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::time::{Duration, Instant};
+
+use zeroize::Zeroizing;
+
+use super::error::KeyStoreError;
+use super::naming::{object_name, valid_namespace};
+use super::remote;
+use crate::connector::KmipClient;
+
+/// How long a key id that could not be found is answered "unknown" from memory before the
+/// server is asked again, so that a burst of statements naming a missing id does not wait on
+/// the KMIP server once per statement.
+const UNKNOWN_HOLD: Duration = Duration::from_secs(5);
+
+/// Settings taken from the server's variables at start.
+#[derive(Clone, Debug)]
+pub struct Settings {
+    /// Prefix of the object names.
+    pub namespace: String,
+    /// How long fetched key bytes of versions other than the latest are served before they are
+    /// read again (zero: for ever). Key bytes never change, so this is only about noticing a
+    /// key that was destroyed on the KMIP server.
+    pub cache_timeout: Duration,
+    /// How often the background refresh looks for new versions.
+    pub version_refresh: Duration,
+    /// Serve an expired cached key when reading it again fails.
+    pub use_cache_on_error: bool,
+}
+
+impl Default for Settings {
+    fn default() -> Self {
+        Settings {
+            namespace: "mariadb".to_string(),
+            cache_timeout: Duration::from_secs(24 * 3600),
+            version_refresh: Duration::from_secs(60),
+            use_cache_on_error: true,
+        }
+    }
+}
+
+/// The settings that may change while the server runs (SET GLOBAL).
+struct Tunables {
+    cache_timeout_ms: AtomicU64,
+    version_refresh_ms: AtomicU64,
+    use_cache_on_error: AtomicBool,
+}
+
+fn millis(d: Duration) -> u64 {
+    u64::try_from(d.as_millis()).unwrap_or(u64::MAX)
+}
+
+struct Cached {
+    material: Zeroizing<Vec<u8>>,
+    fetched: Instant,
+}
+
+#[derive(Default)]
+struct Counters {
+    latest_requests: AtomicU64,
+    key_requests: AtomicU64,
+    key_cache_hits: AtomicU64,
+    key_fetches: AtomicU64,
+    key_failures: AtomicU64,
+    refreshes: AtomicU64,
+    refresh_errors: AtomicU64,
+    rotations: AtomicU64,
+}
+
+/// A copy of the store's counters.
+#[derive(Clone, Debug, Default, PartialEq, Eq)]
+pub struct StoreStats {
+    /// get_latest_key_version calls.
+    pub latest_requests: u64,
+    /// get_key calls.
+    pub key_requests: u64,
+    /// get_key calls answered from memory.
+    pub key_cache_hits: u64,
+    /// Key versions read from the KMIP server.
+    pub key_fetches: u64,
+    /// get_key calls answered "not found".
+    pub key_failures: u64,
+    /// Background refresh rounds done.
+    pub refreshes: u64,
+    /// Background refresh rounds that failed for some key.
+    pub refresh_errors: u64,
+    /// New versions made by rotation.
+    pub rotations: u64,
+    /// Key ids with a known latest version.
+    pub key_ids: u64,
+    /// Key versions held in memory.
+    pub keys_cached: u64,
+}
+
+pub struct KeyStore {
+    client: KmipClient,
+    namespace: String,
+    tunables: Tunables,
+    latest: RwLock<HashMap<u32, u32>>,
+    keys: RwLock<HashMap<(u32, u32), Cached>>,
+    unknown: Mutex<HashMap<u32, Instant>>,
+    reported_missing: Mutex<HashSet<u32>>,
+    /// Serialises rotations (a Create must not race another for the same version).
+    writes: Mutex<()>,
+    refresh_failing: AtomicBool,
+    counters: Counters,
+}
+
+fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
+    lock.read().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn write<T>(lock: &RwLock<T>) -> RwLockWriteGuard<'_, T> {
+    lock.write().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn lock<T>(lock: &Mutex<T>) -> MutexGuard<'_, T> {
+    lock.lock().unwrap_or_else(PoisonError::into_inner)
+}
+
+fn bump(counter: &AtomicU64) {
+    counter.fetch_add(1, Ordering::Relaxed);
+}
+
+impl KeyStore {
+    pub fn new(client: KmipClient, settings: Settings) -> Result<Self, KeyStoreError> {
+        if !valid_namespace(&settings.namespace) {
+            return Err(KeyStoreError::Namespace(settings.namespace));
+        }
+        let store = KeyStore {
+            client,
+            namespace: settings.namespace.clone(),
+            tunables: Tunables {
+                cache_timeout_ms: AtomicU64::new(0),
+                version_refresh_ms: AtomicU64::new(0),
+                use_cache_on_error: AtomicBool::new(true),
+            },
+            latest: RwLock::new(HashMap::new()),
+            keys: RwLock::new(HashMap::new()),
+            unknown: Mutex::new(HashMap::new()),
+            reported_missing: Mutex::new(HashSet::new()),
+            writes: Mutex::new(()),
+            refresh_failing: AtomicBool::new(false),
+            counters: Counters::default(),
+        };
+        store.set_cache_timeout(settings.cache_timeout);
+        store.set_version_refresh(settings.version_refresh);
+        store.set_use_cache_on_error(settings.use_cache_on_error);
+        Ok(store)
+    }
+
+    pub fn namespace(&self) -> &str {
+        &self.namespace
+    }
+
+    pub fn client(&self) -> &KmipClient {
+        &self.client
+    }
+
+    pub fn set_cache_timeout(&self, d: Duration) {
+        self.tunables
+            .cache_timeout_ms
+            .store(millis(d), Ordering::Relaxed);
+    }
+
+    pub fn set_version_refresh(&self, d: Duration) {
+        // Never spin: at least one second between rounds.
+        let ms = millis(d).max(1000);
+        self.tunables
+            .version_refresh_ms
+            .store(ms, Ordering::Relaxed);
+    }
+
+    pub fn set_use_cache_on_error(&self, on: bool) {
+        self.tunables
+            .use_cache_on_error
+            .store(on, Ordering::Relaxed);
+    }
+
+    pub fn version_refresh(&self) -> Duration {
+        Duration::from_millis(self.tunables.version_refresh_ms.load(Ordering::Relaxed))
+    }
+
+    fn cache_timeout(&self) -> Option<Duration> {
+        match self.tunables.cache_timeout_ms.load(Ordering::Relaxed) {
+            0 => None,
+            ms => Some(Duration::from_millis(ms)),
+        }
+    }
+
+    /// The latest known version of `key_id`, from memory.
+    pub fn known_latest(&self, key_id: u32) -> Option<u32> {
+        read(&self.latest).get(&key_id).copied()
+    }
+
+    /// Key ids with a known latest version, ascending.
+    pub fn known_ids(&self) -> Vec<u32> {
+        let mut ids: Vec<u32> = read(&self.latest).keys().copied().collect();
+        ids.sort_unstable();
+        ids
+    }
+
+    /// Makes `version` the latest of `key_id` unless a higher one is known. Its bytes must be in
+    /// memory already.
+    fn publish(&self, key_id: u32, version: u32) {
+        let mut latest = write(&self.latest);
+        let entry = latest.entry(key_id).or_insert(version);
+        if *entry < version {
+            *entry = version;
+        }
+        drop(latest);
+        lock(&self.unknown).remove(&key_id);
+    }
+
+    fn remember(&self, key_id: u32, version: u32, material: Zeroizing<Vec<u8>>) {
+        write(&self.keys).insert(
+            (key_id, version),
+            Cached {
+                material,
+                fetched: Instant::now(),
+            },
+        );
+    }
+
+    /// Reads the bytes of one version from the KMIP server into memory.
+    fn fetch(&self, key_id: u32, version: u32, uid: Option<String>) -> Result<(), KeyStoreError> {
+        let name = object_name(&self.namespace, key_id, version);
+        let uid = match uid {
+            Some(uid) => uid,
+            None => remote::find_version(&self.client, &self.namespace, key_id, version)?.ok_or(
+                KeyStoreError::Missing {
+                    key_id,
+                    name: name.clone(),
+                },
+            )?,
+        };
+        let material = remote::fetch_material(&self.client, &uid, &name)?;
+        bump(&self.counters.key_fetches);
+        self.remember(key_id, version, material);
+        Ok(())
+    }
+
+    /// Looks on the KMIP server for versions of `key_id` above the latest known one and
+    /// publishes the highest found (after reading its bytes). Returns the latest version, or
+    /// None when the key has no version at all.
+    pub fn load(&self, key_id: u32) -> Result<Option<u32>, KeyStoreError> {
+        let known = self.known_latest(key_id).unwrap_or(0);
+        match remote::probe_latest(&self.client, &self.namespace, key_id, known)? {
+            Some((version, uid)) => {
+                self.fetch(key_id, version, Some(uid))?;
+                self.publish(key_id, version);
+                Ok(Some(version))
+            }
+            None => Ok((known > 0).then_some(known)),
+        }
+    }
+
+    /// As `load`, for a key that must exist (key 1 at start).
+    pub fn require(&self, key_id: u32) -> Result<u32, KeyStoreError> {
+        self.load(key_id)?.ok_or_else(|| KeyStoreError::Missing {
+            key_id,
+            name: object_name(&self.namespace, key_id, 1),
+        })
+    }
+
+    /// get_latest_key_version. A key id that worked once is answered from memory, always. A key
+    /// id never seen (a table created with a new ENCRYPTION_KEY_ID, or opened for the first
+    /// time) is looked up once on the KMIP server, within the client's deadlines; that happens
+    /// when a table is created or opened, not on page writes, which only ever name ids that
+    /// already worked. A failed look-up is remembered for a few seconds.
+    pub fn latest_version(&self, key_id: u32) -> Option<u32> {
+        bump(&self.counters.latest_requests);
+        if let Some(v) = read(&self.latest).get(&key_id) {
+            return Some(*v);
+        }
+        {
+            let mut unknown = lock(&self.unknown);
+            if let Some(at) = unknown.get(&key_id) {
+                if at.elapsed() < UNKNOWN_HOLD {
+                    return None;
+                }
+                unknown.remove(&key_id);
+            }
+        }
+        match self.load(key_id) {
+            Ok(Some(v)) => {
+                tracing::info!(
+                    "key {key_id} found on the KMIP server: latest version {v} ({})",
+                    object_name(&self.namespace, key_id, v)
+                );
+                Some(v)
+            }
+            result => {
+                match result {
+                    Err(e) => tracing::warn!("key {key_id} is not available: {e}"),
+                    // Said once per key id: the server asks for key 2 (temporary data) on
+                    // every start and falls back to key 1, which is normal.
+                    _ if lock(&self.reported_missing).insert(key_id) => tracing::info!(
+                        "{}",
+                        KeyStoreError::Missing {
+                            key_id,
+                            name: object_name(&self.namespace, key_id, 1)
+                        }
+                    ),
+                    _ => {}
+                }
+                lock(&self.unknown).insert(key_id, Instant::now());
+                // A concurrent load or rotation may have published it meanwhile.
+                self.known_latest(key_id)
+            }
+        }
+    }
+
+    /// get_key: runs `use_key` on the bytes of (key_id, version), from memory, reading a
+    /// version not in memory from the KMIP server. None on any failure.
+    pub fn with_key<R>(
+        &self,
+        key_id: u32,
+        version: u32,
+        use_key: impl FnOnce(&[u8]) -> R,
+    ) -> Option<R> {
+        bump(&self.counters.key_requests);
+        if version == 0 || version == u32::MAX {
+            bump(&self.counters.key_failures);
+            return None;
+        }
+        let stale = {
+            let keys = read(&self.keys);
+            match keys.get(&(key_id, version)) {
+                Some(cached) => {
+                    if self.is_fresh(key_id, version, cached) {
+                        bump(&self.counters.key_cache_hits);
+                        return Some(use_key(&cached.material));
+                    }
+                    true
+                }
+                None => false,
+            }
+        };
+        match self.fetch(key_id, version, None) {
+            Ok(()) => {}
+            Err(e) => {
+                let serve_stale = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
+                if serve_stale {
+                    tracing::warn!(
+                        "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error)"
+                    );
+                } else {
+                    tracing::error!("key {key_id} version {version} is not available: {e}");
+                    if stale {
+                        write(&self.keys).remove(&(key_id, version));
+                    }
+                    bump(&self.counters.key_failures);
+                    return None;
+                }
+            }
+        }
+        let keys = read(&self.keys);
+        match keys.get(&(key_id, version)) {
+            Some(cached) => Some(use_key(&cached.material)),
+            None => {
+                bump(&self.counters.key_failures);
+                None
+            }
+        }
+    }
+
+    /// The latest version's bytes never expire: InnoDB aborts when it cannot get the key it
+    /// encrypts with.
+    fn is_fresh(&self, key_id: u32, version: u32, cached: &Cached) -> bool {
+        match self.cache_timeout() {
+            None => true,
+            Some(timeout) => {
+                cached.fetched.elapsed() < timeout || self.known_latest(key_id) == Some(version)
+            }
+        }
+    }
+
+    /// One background round: look for new versions of every known key id.
+    pub fn refresh(&self) {
+        bump(&self.counters.refreshes);
+        let mut failed = None;
+        for key_id in self.known_ids() {
+            let before = self.known_latest(key_id);
+            match self.load(key_id) {
+                Ok(now) if now != before => {
+                    if let Some(v) = now {
+                        tracing::info!("key {key_id}: new latest version {v}");
+                    }
+                }
+                Ok(_) => {}
+                Err(e) => failed = Some(e),
+            }
+        }
+        match failed {
+            Some(e) => {
+                bump(&self.counters.refresh_errors);
+                if !self.refresh_failing.swap(true, Ordering::Relaxed) {
+                    tracing::warn!(
+                        "looking for new key versions failed: {e}; the versions in memory stay in use and the refresh goes on"
+                    );
+                }
+            }
+            None => {
+                if self.refresh_failing.swap(false, Ordering::Relaxed) {
+                    tracing::info!("looking for new key versions works again");
+                }
+            }
+        }
+    }
+
+    /// Makes a new version of `key_id` (or of every known key id) on the KMIP server and
+    /// publishes it. Returns the (key id, version) pairs made.
+    pub fn rotate(&self, key_id: Option<u32>) -> Result<Vec<(u32, u32)>, KeyStoreError> {
+        let _writing = lock(&self.writes);
+        let ids = match key_id {
+            Some(id) => vec![id],
+            None => self.known_ids(),
+        };
+        let mut made = Vec::new();
+        for id in ids {
+            // Another server may have rotated meanwhile: build on the newest version there.
+            // A key id with no version is refused, so that a mistyped id does not make a key.
+            let current = self.load(id)?.ok_or_else(|| KeyStoreError::Missing {
+                key_id: id,
+                name: object_name(&self.namespace, id, 1),
+            })?;
+            made.push(self.add_version(id, current)?);
+        }
+        Ok(made)
+    }
+
+    /// Makes version 1 of a key that has none (the admin tool's create-key).
+    pub fn create_first(&self, key_id: u32) -> Result<(u32, u32), KeyStoreError> {
+        let _writing = lock(&self.writes);
+        if let Some(version) = self.load(key_id)? {
+            return Err(KeyStoreError::Exists { key_id, version });
+        }
+        self.add_version(key_id, 0)
+    }
+
+    fn add_version(&self, key_id: u32, current: u32) -> Result<(u32, u32), KeyStoreError> {
+        let next = current
+            .checked_add(1)
+            .filter(|v| *v < u32::MAX)
+            .ok_or(KeyStoreError::VersionsExhausted { key_id })?;
+        let uid = remote::create_version(&self.client, &self.namespace, key_id, next)?;
+        self.fetch(key_id, next, Some(uid))?;
+        self.publish(key_id, next);
+        bump(&self.counters.rotations);
+        tracing::info!(
+            "key {key_id}: new version {next} ({})",
+            object_name(&self.namespace, key_id, next)
+        );
+        Ok((key_id, next))
+    }
+
+    pub fn stats(&self) -> StoreStats {
+        let c = &self.counters;
+        let get = |a: &AtomicU64| a.load(Ordering::Relaxed);
+        StoreStats {
+            latest_requests: get(&c.latest_requests),
+            key_requests: get(&c.key_requests),
+            key_cache_hits: get(&c.key_cache_hits),
+            key_fetches: get(&c.key_fetches),
+            key_failures: get(&c.key_failures),
+            refreshes: get(&c.refreshes),
+            refresh_errors: get(&c.refresh_errors),
+            rotations: get(&c.rotations),
+            key_ids: read(&self.latest).len() as u64,
+            keys_cached: read(&self.keys).len() as u64,
+        }
+    }
+}

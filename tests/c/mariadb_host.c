@@ -1,0 +1,167 @@
+/* Loads kmip_key_management.so the way mariadbd does (dlopen RTLD_NOW, the _maria_* symbols,
+ * the descriptor, the variables), with the layouts of MariaDB's include/mysql/plugin.h and
+ * plugin_encryption.h written out here independently of the Rust definitions, then drives the
+ * key calls. Usage: mariadb_host LIB layout | mariadb_host LIB run CONF_DIR NAMESPACE
+ * Prints "RESULT <name> <value>" lines. */
+#include <dlfcn.h>
+#include <stddef.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+
+struct st_mysql_show_var {
+  const char *name;
+  void *value;
+  int type;
+};
+
+struct st_maria_plugin {
+  int type;
+  void *info;
+  const char *name;
+  const char *author;
+  const char *descr;
+  int license;
+  int (*init)(void *);
+  int (*deinit)(void *);
+  unsigned int version;
+  struct st_mysql_show_var *status_vars;
+  void **system_vars;
+  const char *version_info;
+  unsigned int maturity;
+};
+
+struct st_mariadb_encryption {
+  int interface_version;
+  unsigned int (*get_latest_key_version)(unsigned int key_id);
+  unsigned int (*get_key)(unsigned int key_id, unsigned int version, unsigned char *key,
+                          unsigned int *key_length);
+  void *crypt_ctx_size, *crypt_ctx_init, *crypt_ctx_update, *crypt_ctx_finish,
+      *encrypted_length;
+};
+
+#define MYSQL_PLUGIN_VAR_HEADER \
+  int flags;                    \
+  const char *name;             \
+  const char *comment;          \
+  void *check;                  \
+  void *update
+
+struct sysvar_header { MYSQL_PLUGIN_VAR_HEADER; };
+struct sysvar_str { MYSQL_PLUGIN_VAR_HEADER; char **value; const char *def_val; };
+struct sysvar_ulong {
+  MYSQL_PLUGIN_VAR_HEADER;
+  unsigned long *value;
+  unsigned long def_val, min_val, max_val, blk_sz;
+};
+struct sysvar_bool { MYSQL_PLUGIN_VAR_HEADER; char *value; char def_val; };
+struct sysvar_int { MYSQL_PLUGIN_VAR_HEADER; int *value; int def_val, min_val, max_val, blk_sz; };
+
+typedef int (*show_func)(void *thd, struct st_mysql_show_var *var, void *buf, void *status,
+                         int scope);
+
+#define INVALID (~0u)
+
+static void *sym(void *lib, const char *name) {
+  void *p = dlsym(lib, name);
+  if (!p) {
+    fprintf(stderr, "missing symbol %s\n", name);
+    exit(2);
+  }
+  return p;
+}
+
+int main(int argc, char **argv) {
+  if (argc < 3) return 2;
+  void *lib = dlopen(argv[1], RTLD_NOW | RTLD_LOCAL);
+  if (!lib) {
+    fprintf(stderr, "dlopen: %s\n", dlerror());
+    return 2;
+  }
+  int version = *(int *)sym(lib, "_maria_plugin_interface_version_");
+  int size = *(int *)sym(lib, "_maria_sizeof_struct_st_plugin_");
+  struct st_maria_plugin *decl = sym(lib, "_maria_plugin_declarations_");
+  struct st_mariadb_encryption *info = decl->info;
+  printf("RESULT interface_version 0x%04x\n", version);
+  printf("RESULT sizeof_st_plugin %d %zu\n", size, sizeof(struct st_maria_plugin));
+  printf("RESULT type %d\n", decl->type);
+  printf("RESULT name %s\n", decl->name);
+  printf("RESULT license %d\n", decl->license);
+  printf("RESULT maturity %u\n", decl->maturity);
+  printf("RESULT version_info %s\n", decl->version_info);
+  printf("RESULT terminator %s\n", decl[1].info == NULL && decl[1].name == NULL ? "yes" : "no");
+  printf("RESULT encryption_interface 0x%04x\n", info->interface_version);
+  printf("RESULT crypt_functions_null %s\n",
+         !info->crypt_ctx_size && !info->crypt_ctx_init && !info->crypt_ctx_update &&
+                 !info->crypt_ctx_finish && !info->encrypted_length
+             ? "yes"
+             : "no");
+  struct sysvar_str *conf = NULL, *ns = NULL;
+  for (void **v = decl->system_vars; *v; v++) {
+    struct sysvar_header *h = *v;
+    printf("RESULT sysvar %s 0x%x\n", h->name, h->flags);
+    if (!strcmp(h->name, "conf_dir")) conf = *v;
+    if (!strcmp(h->name, "key_namespace")) ns = *v;
+    if (!strcmp(h->name, "cache_timeout") || !strcmp(h->name, "cache_version_timeout")) {
+      struct sysvar_ulong *u = *v;
+      *u->value = u->def_val; /* what the server does before init */
+    }
+    if (!strcmp(h->name, "use_cache_on_error")) {
+      struct sysvar_bool *b = *v;
+      *b->value = b->def_val;
+    }
+    if (!strcmp(h->name, "rotate_key")) {
+      struct sysvar_int *i = *v;
+      printf("RESULT rotate_key_range %d %d\n", i->min_val, i->max_val);
+    }
+  }
+  /* Before init, every key call says "no such key". */
+  unsigned int len = 32;
+  unsigned char key[64];
+  printf("RESULT before_init_latest %u\n", info->get_latest_key_version(1));
+  printf("RESULT before_init_get_key %u\n", info->get_key(1, 1, key, &len));
+  if (strcmp(argv[2], "run") || argc < 5) return 0;
+
+  *conf->value = argv[3];
+  *ns->value = argv[4];
+  int rc = decl->init(NULL);
+  printf("RESULT init %d\n", rc);
+  if (rc) return 0;
+  unsigned int v1 = info->get_latest_key_version(1);
+  printf("RESULT latest_1 %u\n", v1);
+  printf("RESULT latest_7 %u\n", info->get_latest_key_version(7));
+  /* Length query: key NULL, *key_length uninitialised (as encryption_key_version_exists). */
+  unsigned int r;
+  len = 0xdeadbeef;
+  r = info->get_key(1, v1, NULL, &len);
+  printf("RESULT length_query %u %u\n", r, len);
+  len = 16;
+  r = info->get_key(1, v1, key, &len);
+  printf("RESULT small_buffer %u %u\n", r, len);
+  memset(key, 0xAA, sizeof key);
+  len = sizeof key;
+  r = info->get_key(1, v1, key, &len);
+  int untouched = 1;
+  for (size_t i = len; i < sizeof key; i++) untouched &= key[i] == 0xAA;
+  printf("RESULT full_buffer %u %u %s\n", r, len, untouched ? "rest-untouched" : "overwritten");
+  len = sizeof key;
+  printf("RESULT missing_version %u\n", info->get_key(1, v1 + 100, key, &len));
+  len = sizeof key;
+  printf("RESULT version_zero %u\n", info->get_key(1, 0, key, &len));
+  printf("RESULT null_length %u\n", info->get_key(1, v1, key, NULL));
+
+  /* Status variables through the SHOW_FUNC, with the server's buffer size. */
+  struct st_mysql_show_var *top = decl->status_vars, out = *top;
+  void *buf = calloc(1, 256 * sizeof(void *));
+  int src = ((show_func)top->value)(NULL, &out, buf, NULL, 0);
+  printf("RESULT status_rc %d type %d\n", src, out.type);
+  for (struct st_mysql_show_var *s = out.value; s && s->name; s++) {
+    if (s->type == 4)
+      printf("RESULT status %s %llu\n", s->name, *(unsigned long long *)s->value);
+    else if (s->type == 5)
+      printf("RESULT status %s '%s'\n", s->name, (char *)s->value);
+  }
+  free(buf);
+  printf("RESULT deinit %d\n", decl->deinit(NULL));
+  return 0;
+}

@@ -1,0 +1,105 @@
+//! A TCP relay on 127.0.0.1 (port 0) in front of a real KMIP server that can be told to hang:
+//! while hung it accepts connections and keeps them open but passes no byte either way, which
+//! a real server does not do on demand.
+#![allow(dead_code)]
+
+use std::io::{Read, Write};
+use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
+use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::{Arc, Mutex};
+use std::time::Duration;
+
+pub struct TcpProxy {
+    pub addr: SocketAddr,
+    hang: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    upstream: Arc<Mutex<SocketAddr>>,
+}
+
+fn pump(mut from: TcpStream, mut to: TcpStream, hang: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+    let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
+    let mut buf = [0u8; 16 * 1024];
+    while !stop.load(Ordering::Relaxed) {
+        if hang.load(Ordering::Relaxed) {
+            std::thread::sleep(Duration::from_millis(50));
+            continue;
+        }
+        match from.read(&mut buf) {
+            Ok(0) => break,
+            Ok(n) => {
+                if to.write_all(&buf[..n]).is_err() {
+                    break;
+                }
+            }
+            Err(e)
+                if matches!(
+                    e.kind(),
+                    std::io::ErrorKind::WouldBlock | std::io::ErrorKind::TimedOut
+                ) => {}
+            Err(_) => break,
+        }
+    }
+    let _ = to.shutdown(Shutdown::Both);
+    let _ = from.shutdown(Shutdown::Both);
+}
+
+impl TcpProxy {
+    pub fn start(upstream: SocketAddr) -> TcpProxy {
+        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
+        let addr = listener.local_addr().unwrap();
+        listener.set_nonblocking(true).unwrap();
+        let proxy = TcpProxy {
+            addr,
+            hang: Arc::new(AtomicBool::new(false)),
+            stop: Arc::new(AtomicBool::new(false)),
+            upstream: Arc::new(Mutex::new(upstream)),
+        };
+        let (hang, stop, up) = (
+            proxy.hang.clone(),
+            proxy.stop.clone(),
+            proxy.upstream.clone(),
+        );
+        std::thread::spawn(move || {
+            let mut held = Vec::new();
+            while !stop.load(Ordering::Relaxed) {
+                match listener.accept() {
+                    Ok((client, _)) => {
+                        let _ = client.set_nonblocking(false);
+                        if hang.load(Ordering::Relaxed) {
+                            // Accepted, never answered.
+                            held.push(client);
+                            continue;
+                        }
+                        let target = *up.lock().unwrap();
+                        let Ok(server) =
+                            TcpStream::connect_timeout(&target, Duration::from_secs(2))
+                        else {
+                            continue;
+                        };
+                        let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
+                        let (h1, s1) = (hang.clone(), stop.clone());
+                        let (h2, st2) = (hang.clone(), stop.clone());
+                        std::thread::spawn(move || pump(client, server, h1, s1));
+                        std::thread::spawn(move || pump(s2, c2, h2, st2));
+                    }
+                    Err(_) => std::thread::sleep(Duration::from_millis(20)),
+                }
+            }
+        });
+        proxy
+    }
+
+    pub fn set_hang(&self, on: bool) {
+        self.hang.store(on, Ordering::Relaxed);
+    }
+
+    pub fn set_upstream(&self, upstream: SocketAddr) {
+        *self.upstream.lock().unwrap() = upstream;
+    }
+}
+
+impl Drop for TcpProxy {
+    fn drop(&mut self) {
+        self.stop.store(true, Ordering::Relaxed);
+    }
+}
