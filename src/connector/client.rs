@@ -164,6 +164,44 @@ impl KmipClient {
         }
         outcome
     }
+
+    /// Sends `requests` as batch items of one message. Returns the server that answered (so
+    /// that what the caller learns can be tied to it) and, per request, its answer or `None`
+    /// when the server left the item out.
+    pub fn request_batch(
+        &self,
+        requests: &[Request],
+        retry: Retry,
+    ) -> Result<BatchAnswer, ClientError> {
+        let encoded = Zeroizing::new(kmip::encode_batch(requests));
+        let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
+        let shared = self.shared.clone();
+        let started = Instant::now();
+        let outcome = self.runtime.block_on(async move {
+            shared
+                .call_with(&encoded, retry, |message| {
+                    kmip::decode_batch_response(message, RESPONSE_CAP, &operations)
+                })
+                .await
+        });
+        let health = &self.shared.health;
+        health.request_done(started.elapsed());
+        match outcome {
+            Ok((items, server)) => Ok(BatchAnswer { server, items }),
+            Err(e) => {
+                health.error(&e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The answer to [`KmipClient::request_batch`].
+#[derive(Debug)]
+pub struct BatchAnswer {
+    /// The server that answered, as named in errors.
+    pub server: String,
+    pub items: Vec<Option<kmip::ItemResult>>,
 }
 
 impl Shared {
@@ -230,6 +268,18 @@ impl Shared {
         operation: u32,
         retry: Retry,
     ) -> Result<(Ttlv, String), ClientError> {
+        self.call_with(encoded, retry, |message| {
+            kmip::decode_response_for(message, RESPONSE_CAP, operation)
+        })
+        .await
+    }
+
+    async fn call_with<T>(
+        &self,
+        encoded: &[u8],
+        retry: Retry,
+        decode: impl Fn(&[u8]) -> Result<T, kmip::KmipError>,
+    ) -> Result<(T, String), ClientError> {
         let mut conn = self.conn.lock().await;
         let mut attempt = 0;
         let mut avoid = None;
@@ -244,7 +294,7 @@ impl Shared {
             match outcome {
                 Ok(message) => {
                     let message = Zeroizing::new(message);
-                    return match kmip::decode_response_for(&message, RESPONSE_CAP, operation) {
+                    return match decode(&message) {
                         Ok(payload) => Ok((payload, server)),
                         Err(kmip::KmipError::Ttlv(source)) => {
                             // The stream can no longer be trusted to be in step.

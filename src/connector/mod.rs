@@ -7,7 +7,7 @@ mod failover;
 pub mod runtime;
 mod session;
 
-pub use client::{Connected, KmipClient, RESPONSE_CAP, Retry};
+pub use client::{BatchAnswer, Connected, KmipClient, RESPONSE_CAP, Retry};
 pub use error::{ClientError, Stage, TransportError};
 pub use failover::{connect_any, connect_avoiding, effective_stagger, overall_deadline};
 pub use session::Session;
