@@ -63,10 +63,7 @@ pub(super) fn checked_key(
             return Err(KeyringError::UnexpectedObject {
                 key_id: key_id.to_string(),
                 uid: uid.to_string(),
-                found: format!(
-                    "KMIP object of type {}",
-                    tags::name_of_object_type(other)
-                ),
+                found: format!("KMIP object of type {}", tags::name_of_object_type(other)),
             });
         }
     };

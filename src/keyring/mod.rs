@@ -214,7 +214,13 @@ impl Keyring {
                 )
             }
         };
-        self.add(key_id, &name, request, parse, expected.as_deref().map(|v| &v[..]))
+        self.add(
+            key_id,
+            &name,
+            request,
+            parse,
+            expected.as_deref().map(|v| &v[..]),
+        )
     }
 
     /// Registers the caller's key material under the pair.
@@ -597,7 +603,9 @@ impl Keyring {
         parse: ParseUid,
         material: Option<&[u8]>,
     ) -> Result<(String, String), KeyringError> {
-        let answer = self.client.request_batch(std::slice::from_ref(request), Retry::Never);
+        let answer = self
+            .client
+            .request_batch(std::slice::from_ref(request), Retry::Never);
         let e = match answer {
             Ok(mut answer) => {
                 let item = answer.items.pop().flatten();

@@ -93,9 +93,14 @@ impl ObjectInfo {
 pub enum SurveyError {
     Client(ClientError),
     /// Answers came from two servers.
-    Moved { from: String, to: String },
+    Moved {
+        from: String,
+        to: String,
+    },
     /// The deadline passed; `done` says how far it got.
-    Deadline { done: String },
+    Deadline {
+        done: String,
+    },
     /// The server's answers cannot be made complete.
     Incomplete(String),
 }
@@ -367,10 +372,7 @@ impl<'a> Surveyor<'a> {
                 None => {}
             }
         }
-        Ok(found
-            .iter()
-            .filter_map(|u| self.info(u).cloned())
-            .collect())
+        Ok(found.iter().filter_map(|u| self.info(u).cloned()).collect())
     }
 
     fn learn_cap(&mut self, count: usize) {
@@ -397,10 +399,27 @@ impl<'a> Surveyor<'a> {
             .filter(|d| (from..=to).contains(d))
             .collect();
         dates.sort_unstable();
-        let at = if dates.is_empty() {
-            from + (to - from) / 2
-        } else {
-            dates[(dates.len() - 1) / 2]
+        let at = match (dates.first(), dates.last()) {
+            (Some(&low), Some(&high)) if low == high => {
+                // One second: a part without any of these objects shows whether there were
+                // more the answer left out.
+                if low > from { low - 1 } else { low }
+            }
+            (Some(_), Some(&high)) => {
+                let median = dates[(dates.len() - 1) / 2];
+                if median == high {
+                    // Keep the newest second apart so that each part gets some.
+                    dates
+                        .iter()
+                        .rev()
+                        .copied()
+                        .find(|&d| d < high)
+                        .unwrap_or(median)
+                } else {
+                    median
+                }
+            }
+            _ => from + (to - from) / 2,
         };
         let at = at.clamp(from, to - 1);
         Some(((from, at), (at + 1, to)))

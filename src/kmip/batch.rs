@@ -16,7 +16,10 @@ use super::ttlv::{self, Limits, Ttlv, Value};
 pub type ItemResult = Result<Ttlv, KmipError>;
 
 fn item_id(index: usize) -> Vec<u8> {
-    u32::try_from(index).unwrap_or(u32::MAX).to_be_bytes().to_vec()
+    u32::try_from(index)
+        .unwrap_or(u32::MAX)
+        .to_be_bytes()
+        .to_vec()
 }
 
 /// The Request Message for `requests` (at least one). A single request is sent exactly as
@@ -111,10 +114,17 @@ pub fn decode_batch_response(
     let indexes: Option<Vec<usize>> = if operations.len() == 1 {
         Some(vec![0])
     } else {
-        items.iter().map(|i| item_index(i, operations.len())).collect()
+        items
+            .iter()
+            .map(|i| item_index(i, operations.len()))
+            .collect()
     };
     let mut seen = vec![false; operations.len()];
-    let valid = indexes.filter(|indexes| indexes.iter().all(|&i| !std::mem::replace(&mut seen[i], true)));
+    let valid = indexes.filter(|indexes| {
+        indexes
+            .iter()
+            .all(|&i| !std::mem::replace(&mut seen[i], true))
+    });
     let Some(indexes) = valid else {
         let mut items = items;
         items.iter_mut().for_each(Ttlv::zeroize);

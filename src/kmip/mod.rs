@@ -59,7 +59,12 @@ impl KmipError {
         use tags::result_reason as r;
         matches!(
             self.result_reason(),
-            Some(r::ITEM_NOT_FOUND | r::OBJECT_DESTROYED | r::OBJECT_NOT_FOUND | r::KEY_VALUE_NOT_PRESENT)
+            Some(
+                r::ITEM_NOT_FOUND
+                    | r::OBJECT_DESTROYED
+                    | r::OBJECT_NOT_FOUND
+                    | r::KEY_VALUE_NOT_PRESENT
+            )
         )
     }
     /// Result Reason of a server error.

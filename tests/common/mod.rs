@@ -4,6 +4,7 @@
 pub mod fault_server;
 pub mod fixtures;
 pub mod host;
+pub mod kmip_quirks;
 pub mod mysql;
 pub mod pykmip;
 pub mod vectors;
