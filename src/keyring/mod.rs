@@ -353,7 +353,9 @@ impl Keyring {
                         name: None,
                         object_type: Some(object_type),
                     };
-                    let found = surveyor.search(&filter, Some(STATE_ACTIVE))?;
+                    // No State in this Locate: some servers (PyKMIP) spend as long checking
+                    // every object's State as a Get Attributes takes; states are checked below.
+                    let found = surveyor.search(&filter, None)?;
                     objects.extend(
                         found
                             .into_iter()

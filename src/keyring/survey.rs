@@ -35,12 +35,11 @@ const MAX_LOCATES: usize = 4096;
 const LAST_DATE: i64 = 253_402_300_799;
 
 /// The attributes asked for every object.
-const ATTRIBUTES: [&str; 6] = [
+const ATTRIBUTES: [&str; 5] = [
     tags::attr::NAME,
     tags::attr::STATE,
     tags::attr::OBJECT_TYPE,
     tags::attr::CRYPTOGRAPHIC_LENGTH,
-    tags::attr::CRYPTOGRAPHIC_ALGORITHM,
     tags::attr::INITIAL_DATE,
 ];
 
@@ -52,7 +51,6 @@ pub struct ObjectInfo {
     pub state: Option<u32>,
     pub object_type: Option<u32>,
     pub length_bits: Option<i32>,
-    pub algorithm: Option<u32>,
     pub initial_date: Option<i64>,
 }
 
@@ -67,7 +65,6 @@ impl ObjectInfo {
             state: ops::attr_state(attributes),
             object_type: ops::attr_object_type(attributes),
             length_bits: ops::attr_cryptographic_length(attributes),
-            algorithm: ops::attr_cryptographic_algorithm(attributes),
             initial_date: ops::attr_initial_date(attributes),
         }
     }
