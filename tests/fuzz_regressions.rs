@@ -82,7 +82,8 @@ fn okvclient_ora(data: &[u8]) {
 
 #[test]
 fn past_fuzz_failures_stay_fixed() {
-    let targets: [(&str, fn(&[u8])); 3] = [
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 3] = [
         ("ttlv_decode", ttlv_decode),
         ("kmip_response", kmip_response),
         ("okvclient_ora", okvclient_ora),

@@ -139,7 +139,7 @@ fn read_material(
             let file = std::fs::File::open(path).map_err(|e| {
                 Failure::new(
                     1,
-                    &format!("cannot read the key material from {}: {e}", path.display()),
+                    format!("cannot read the key material from {}: {e}", path.display()),
                 )
             })?;
             (
@@ -158,13 +158,13 @@ fn read_material(
     read.map_err(|e| {
         Failure::new(
             1,
-            &format!("cannot read the key material from {source}: {e}"),
+            format!("cannot read the key material from {source}: {e}"),
         )
     })?;
     if text.len() as u64 > MAX_MATERIAL_INPUT {
         return Err(Failure::new(
             1,
-            &format!("the key material in {source} is longer than {MAX_MATERIAL_INPUT} bytes"),
+            format!("the key material in {source} is longer than {MAX_MATERIAL_INPUT} bytes"),
         ));
     }
     let trimmed = || String::from_utf8_lossy(&text).trim().to_string();
@@ -173,7 +173,7 @@ fn read_material(
         MaterialFormat::Hex => {
             let t = zeroize::Zeroizing::new(trimmed());
             decode_hex(&t).ok_or_else(|| {
-                Failure::new(1, &format!("the key material in {source} is not valid hex"))
+                Failure::new(1, format!("the key material in {source} is not valid hex"))
             })?
         }
         MaterialFormat::Base64 => {
@@ -183,13 +183,13 @@ fn read_material(
                 .map_err(|_| {
                     Failure::new(
                         1,
-                        &format!("the key material in {source} is not valid base64"),
+                        format!("the key material in {source} is not valid base64"),
                     )
                 })?
         }
     };
     if material.is_empty() {
-        return Err(Failure::new(1, &format!("no key material in {source}")));
+        return Err(Failure::new(1, format!("no key material in {source}")));
     }
     Ok(zeroize::Zeroizing::new(material))
 }

@@ -534,7 +534,7 @@ impl QuirkyKmip {
             }
             _ => return Err((result_reason::INVALID_FIELD, "too many Initial Dates")),
         }
-        matches.sort_by(|a, b| b.initial_date.cmp(&a.initial_date));
+        matches.sort_by_key(|o| std::cmp::Reverse(o.initial_date));
         let limit = match quirks.locate_cap {
             Some(cap) => cap,
             None => maximum.unwrap_or(usize::MAX),
