@@ -3,7 +3,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use okv_core::kmip::{self, ops, tags::operation, Ttlv};
+use okv_core::kmip::{self, Ttlv, ops, tags::operation};
 
 fn parse_all(payload: &Ttlv) {
     let _ = ops::parse_get(payload);
@@ -23,7 +23,9 @@ fn parse_all(payload: &Ttlv) {
 
 fuzz_target!(|data: &[u8]| {
     let cap = 1 << 16;
-    if let Ok(header) = <[u8; kmip::HEADER_LEN]>::try_from(data.get(..kmip::HEADER_LEN).unwrap_or(&[])) {
+    if let Ok(header) =
+        <[u8; kmip::HEADER_LEN]>::try_from(data.get(..kmip::HEADER_LEN).unwrap_or(&[]))
+    {
         let _ = kmip::response_len(&header, cap);
     }
     if let Ok(payload) = kmip::decode_response(data, cap) {
