@@ -21,6 +21,10 @@ shift || true
 targets=("$@")
 ((${#targets[@]})) || targets=(ttlv_decode kmip_response okvclient_ora ssl_dir)
 
+if ! cargo +nightly --version >/dev/null 2>&1; then
+  echo "==> installing the nightly toolchain"
+  rustup toolchain install nightly --profile minimal >/dev/null
+fi
 if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
   echo "==> installing cargo-fuzz"
   cargo install cargo-fuzz --locked -j2 >/dev/null
