@@ -421,3 +421,29 @@ fn secret_data_and_symmetric_keys_are_both_listed() {
         1
     );
 }
+
+#[test]
+fn a_locate_answer_over_the_response_cap_is_split() {
+    // 25,000 UUID identifiers make a 1.2 MB Locate answer, over the client's 1 MiB cap, from a
+    // server that ignores Maximum Items.
+    let s = server(
+        "u",
+        Quirks {
+            locate_cap: Some(usize::MAX),
+            ..Quirks::default()
+        },
+    );
+    let count = 25_000;
+    for i in 0..count {
+        let uid = format!("{i:08x}-0000-4000-8000-{:012x}", i * 7919);
+        let date = 1_700_000_000 + i64::try_from(i / 100).unwrap();
+        s.kmip.plant(Object::aes(
+            &uid,
+            &object_name(&format!("k{i}"), ""),
+            key(1),
+            date,
+        ));
+    }
+    let listed = keyring(&[&s]).list(false).unwrap();
+    assert_eq!(listed.len(), count);
+}

@@ -536,6 +536,11 @@ impl Keyring {
         };
         let missing = || kmip::KmipError::Malformed("a batch item went unanswered".into());
         let attributes = match items[0].take() {
+            Some(Ok(payload)) if ops::parse_uid_echo(&payload).is_some_and(|e| e != uid) => {
+                Err(kmip::KmipError::Malformed(format!(
+                    "Get Attributes of {uid} answered for another object"
+                )))
+            }
             Some(Ok(payload)) => ops::parse_get_attributes(&payload),
             Some(Err(e)) => Err(e),
             None => Err(missing()),

@@ -245,6 +245,11 @@ impl<'a> Surveyor<'a> {
                 for (uid, item) in chunk.iter().zip(items) {
                     match item {
                         Some(Ok(payload)) => {
+                            if ops::parse_uid_echo(&payload).is_some_and(|echo| echo != *uid) {
+                                return Err(self.server_error(kmip::KmipError::Malformed(
+                                    format!("Get Attributes of {uid} answered for another object"),
+                                )));
+                            }
                             let attributes = ops::parse_get_attributes(&payload)
                                 .map_err(|e| self.server_error(e))?;
                             self.known.insert(

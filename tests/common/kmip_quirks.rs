@@ -151,6 +151,15 @@ impl QuirkyKmip {
             .collect()
     }
 
+    fn find(&self, wanted: impl Fn(&Object) -> bool) -> Option<Object> {
+        self.objects
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|o| wanted(o))
+            .cloned()
+    }
+
     pub fn fresh_uid(&self) -> String {
         format!(
             "{}{}",
@@ -388,8 +397,6 @@ impl QuirkyKmip {
         self.gets.fetch_add(1, Ordering::SeqCst);
         let uid = Self::uid_of(payload);
         let object = self
-            .objects()
-            .into_iter()
             .find(|o| o.uid == uid && !is_destroyed(o))
             .ok_or_else(|| self.absent())?;
         let (mut kind, mut algorithm, mut bits, mut material, mut answered_uid) = (
@@ -449,11 +456,7 @@ impl QuirkyKmip {
 
     fn get_attributes(&self, payload: &Ttlv) -> Answer {
         let uid = Self::uid_of(payload);
-        let object = self
-            .objects()
-            .into_iter()
-            .find(|o| o.uid == uid)
-            .ok_or_else(|| self.absent())?;
+        let object = self.find(|o| o.uid == uid).ok_or_else(|| self.absent())?;
         let wanted: Vec<&str> = payload
             .find_all(tags::ATTRIBUTE_NAME)
             .filter_map(Ttlv::as_text)
@@ -506,9 +509,9 @@ impl QuirkyKmip {
             .and_then(Ttlv::as_int)
             .and_then(|m| usize::try_from(m).ok());
         let mut dates = Vec::new();
-        let mut matches: Vec<Object> = self
-            .objects()
-            .into_iter()
+        let objects = self.objects.lock().unwrap();
+        let mut matches: Vec<&Object> = objects
+            .iter()
             .filter(|o| quirks.keep_destroyed || !is_destroyed(o))
             .collect();
         for (name, value) in attributes(payload) {
@@ -543,7 +546,7 @@ impl QuirkyKmip {
             .ghosts
             .iter()
             .cloned()
-            .chain(matches.into_iter().map(|o| o.uid));
+            .chain(matches.into_iter().map(|o| o.uid.clone()));
         Ok(uids
             .take(limit)
             .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid))
