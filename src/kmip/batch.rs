@@ -187,3 +187,126 @@ fn item_result(mut item: Ttlv, expected: u32) -> ItemResult {
         },
     )
 }
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::kmip::ops;
+    use crate::kmip::tags::{operation, result_reason};
+
+    fn item(op: u32, id: Option<usize>, ok: bool, uid: &str) -> Ttlv {
+        let mut v = vec![Ttlv::enumeration(tags::OPERATION, op)];
+        if let Some(i) = id {
+            v.push(Ttlv::bytes(tags::UNIQUE_BATCH_ITEM_ID, item_id(i)));
+        }
+        if ok {
+            v.push(Ttlv::enumeration(
+                tags::RESULT_STATUS,
+                result_status::SUCCESS,
+            ));
+            v.push(Ttlv::structure(
+                tags::RESPONSE_PAYLOAD,
+                vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)],
+            ));
+        } else {
+            v.push(Ttlv::enumeration(
+                tags::RESULT_STATUS,
+                result_status::OPERATION_FAILED,
+            ));
+            v.push(Ttlv::enumeration(
+                tags::RESULT_REASON,
+                result_reason::OBJECT_DESTROYED,
+            ));
+        }
+        Ttlv::structure(tags::BATCH_ITEM, v)
+    }
+
+    fn response(items: Vec<Ttlv>) -> Vec<u8> {
+        let mut v = vec![Ttlv::structure(
+            tags::RESPONSE_HEADER,
+            vec![Ttlv::integer(tags::BATCH_COUNT, items.len() as i32)],
+        )];
+        v.extend(items);
+        Ttlv::structure(tags::RESPONSE_MESSAGE, v).encode()
+    }
+
+    const OPS: [u32; 3] = [operation::GET_ATTRIBUTES; 3];
+
+    #[test]
+    fn batch_request_asks_to_continue_and_numbers_items() {
+        let requests: Vec<Request> = ["1", "2"]
+            .iter()
+            .map(|u| ops::get_attributes(u, &[]))
+            .collect();
+        let msg = batch_message(&requests);
+        let header = msg.find(tags::REQUEST_HEADER).unwrap();
+        assert_eq!(
+            header.find(tags::BATCH_COUNT).and_then(Ttlv::as_int),
+            Some(2)
+        );
+        assert_eq!(
+            header
+                .find(tags::BATCH_ERROR_CONTINUATION_OPTION)
+                .and_then(Ttlv::as_enum),
+            Some(batch_error_continuation::CONTINUE)
+        );
+        let ids: Vec<&[u8]> = msg
+            .find_all(tags::BATCH_ITEM)
+            .map(|i| {
+                i.find(tags::UNIQUE_BATCH_ITEM_ID)
+                    .unwrap()
+                    .as_bytes()
+                    .unwrap()
+            })
+            .collect();
+        assert_eq!(ids, [&[0, 0, 0, 0][..], &[0, 0, 0, 1][..]]);
+        // One request is sent as before, without batch fields.
+        let single = batch_message(&requests[..1]);
+        assert!(
+            single
+                .find(tags::REQUEST_HEADER)
+                .unwrap()
+                .find(tags::BATCH_ERROR_CONTINUATION_OPTION)
+                .is_none()
+        );
+    }
+
+    #[test]
+    fn answers_are_matched_by_id_and_missing_ones_are_none() {
+        let bytes = response(vec![
+            item(operation::GET_ATTRIBUTES, Some(2), true, "c"),
+            item(operation::GET_ATTRIBUTES, Some(0), false, ""),
+        ]);
+        let out = decode_batch_response(&bytes, 1 << 20, &OPS).unwrap();
+        assert!(out[0].as_ref().unwrap().as_ref().unwrap_err().is_absent());
+        assert!(out[1].is_none());
+        let c = out[2].as_ref().unwrap().as_ref().unwrap();
+        assert_eq!(
+            c.find(tags::UNIQUE_IDENTIFIER).and_then(Ttlv::as_text),
+            Some("c")
+        );
+    }
+
+    #[test]
+    fn bad_batches_are_refused() {
+        for items in [
+            vec![
+                item(operation::GET_ATTRIBUTES, None, true, "a"),
+                item(operation::GET_ATTRIBUTES, None, true, "b"),
+            ],
+            vec![
+                item(operation::GET_ATTRIBUTES, Some(1), true, "a"),
+                item(operation::GET_ATTRIBUTES, Some(1), true, "b"),
+            ],
+            vec![item(operation::GET_ATTRIBUTES, Some(7), true, "a")],
+            (0..4)
+                .map(|i| item(operation::GET_ATTRIBUTES, Some(i % 3), true, "a"))
+                .collect(),
+        ] {
+            assert!(decode_batch_response(&response(items), 1 << 20, &OPS).is_err());
+        }
+        let wrong_op = response(vec![item(operation::GET, Some(0), true, "a")]);
+        let out = decode_batch_response(&wrong_op, 1 << 20, &OPS).unwrap();
+        assert!(matches!(out[0], Some(Err(KmipError::Malformed(_)))));
+    }
+}
