@@ -27,8 +27,10 @@ extern "C" {
 #define KEYRING_OKV_PLUGIN_OPT_ALLOW_EARLY 4UL
 #define KEYRING_OKV_PLUGIN_VAR_STR 0x0005
 #define KEYRING_OKV_PLUGIN_VAR_NODEFAULT 0x4000
-/* Longest key id or owner written by mysql_key_iterator_get_key, without the NUL. */
-#define KEYRING_OKV_MAX_ID_LENGTH 1024
+/* Longest key id and owner written by mysql_key_iterator_get_key, without the NUL: what fits
+ * the smallest buffers mysqld passes (performance_schema 256 bytes, migration's owner 96). */
+#define KEYRING_OKV_MAX_ID_LENGTH 255
+#define KEYRING_OKV_MAX_OWNER_LENGTH 95
 
 typedef void *MYSQL_PLUGIN;
 

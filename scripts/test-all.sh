@@ -70,6 +70,11 @@ cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || st
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
 
+# Fuzzing: each cargo-fuzz target (TTLV decoder, KMIP response parsers, okvclient.ora, ssl/
+# loader) for about a minute on the nightly toolchain; installs cargo-fuzz when missing.
+step "fuzzing (scripts/fuzz.sh, 60 s per target)"
+bash scripts/fuzz.sh 60 2>&1 | tee -a "$results" || status=1
+
 # The closing line sums every test binary's result.
 summary=$(awk '/^test result:/ { for (i = 1; i <= NF; i++) { if ($i ~ /^passed;?$/) p += $(i-1); if ($i ~ /^failed;?$/) f += $(i-1) } }
      END { printf "tests: %d passed, %d failed\n", p, f }' "$results")

@@ -342,7 +342,12 @@ pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
     Ok(within_deadline(&keyring, || keyring.remove(key_id, owner))?)
 }
 
+/// A listing has its own overall deadline (`LIST_DEADLINE`): it may take many requests, each
+/// still bounded by the per-call deadline.
 pub fn list() -> Result<Vec<KeyEntry>, PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || keyring.list(false))?)
+    let deadline = Instant::now() + crate::keyring::LIST_DEADLINE;
+    Ok(crate::connector::with_deadline(deadline, || {
+        keyring.list(false)
+    })?)
 }

@@ -244,3 +244,57 @@ fn the_plugin_serves_keys_from_pykmip_through_its_c_interface() {
             .any(|l| l.contains(material))
     );
 }
+
+#[test]
+fn get_key_stays_inside_the_buffers_every_caller_passes() {
+    use okv_core::config::load_conf_dir;
+    use okv_core::connector::{KmipClient, Retry};
+    use okv_core::keyring::{Keyring, object_name};
+    use okv_core::kmip::ops;
+
+    let lab = common::pykmip::lab();
+    let conf = load_conf_dir(&lab.conf_dir).unwrap();
+    let keyring = Keyring::new(KmipClient::from_conf_dir(&conf).unwrap());
+    let base = common::pykmip::unique("fit");
+    // Exactly the longest id and owner that fit: 255 and 95 bytes plus the NUL.
+    let fits = format!("{base}{}", "F".repeat(255 - base.len()));
+    let owner = "o".repeat(95);
+    keyring.store(&fits, &owner, "SECRET", b"v").unwrap();
+    // Another client writes an id no mysqld buffer can take whole.
+    let too_long = format!("{base}{}", "T".repeat(300 - base.len()));
+    let client = keyring.client();
+    let mut register = ops::register_secret(b"v", &object_name(&too_long, ""));
+    let uid = client
+        .request(&register, Retry::Never, ops::parse_register)
+        .unwrap();
+    register.zeroize();
+    client
+        .request(&ops::activate(&uid), Retry::Never, |_| Ok(()))
+        .unwrap();
+
+    let out = host::run_host(lab.conf_dir.to_str().unwrap(), &["guardlist"]);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    let line = host::results(&out)
+        .into_iter()
+        .find(|l| l.starts_with("guardlist "))
+        .unwrap_or_else(|| panic!("{stdout}"));
+    let fields: Vec<&str> = line.split(' ').collect();
+    assert_eq!(fields.last(), Some(&"guards-ok"), "{stdout}");
+    let counts: Vec<i64> = fields[1..7].iter().map(|n| n.parse().unwrap()).collect();
+    assert!(
+        counts[..3].iter().all(|&c| c >= 1),
+        "listed each time: {line}"
+    );
+    assert!(
+        counts[3..].iter().all(|&c| c >= 1),
+        "the 255-byte id with the 95-byte owner is listed whole each time: {line}"
+    );
+    let logs = host::log_lines(&out);
+    assert!(
+        logs.iter()
+            .any(|l| l.contains("is not listed") && l.contains(&uid)),
+        "the skipped key is named: {logs:#?}"
+    );
+    keyring.remove(&fits, &owner).unwrap();
+    keyring.remove(&too_long, "").unwrap();
+}

@@ -19,6 +19,21 @@ fn cli(conf_dir: &Path, args: &[&str]) -> Output {
         .expect("run keyring-okv")
 }
 
+fn cli_stdin(conf_dir: &Path, args: &[&str], input: &[u8]) -> Output {
+    use std::io::Write as _;
+    let mut child = Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+        .arg("--conf-dir")
+        .arg(conf_dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run keyring-okv");
+    child.stdin.take().unwrap().write_all(input).unwrap();
+    child.wait_with_output().expect("keyring-okv ends")
+}
+
 fn text(out: &Output) -> String {
     format!(
         "{}{}",
@@ -199,7 +214,7 @@ fn key_commands_round_trip_through_pykmip() {
     );
 
     let secret = unique("cli-secret");
-    let out = cli(conf, &["store", &secret, "SECRET", "--hex", "00ff10"]);
+    let out = cli_stdin(conf, &["store", &secret, "SECRET"], b"00ff10\n");
     assert!(out.status.success(), "{}", text(&out));
     let out = cli(
         conf,
@@ -212,8 +227,69 @@ fn key_commands_round_trip_through_pykmip() {
 }
 
 #[test]
+fn store_reads_material_from_stdin_or_a_file_never_argv() {
+    let conf = &lab().conf_dir;
+    let material: Vec<u8> = (0u8..32).map(|b| b.wrapping_mul(37) ^ 0x0a).collect();
+    let dir = tempfile::tempdir().unwrap();
+    let raw = dir.path().join("key.bin");
+    std::fs::write(&raw, &material).unwrap();
+    let b64 = dir.path().join("key.b64");
+    std::fs::write(&b64, "  AP8Q\n").unwrap();
+    let (aes, secret) = (unique("cli-raw"), unique("cli-b64"));
+    let out = cli(
+        conf,
+        &[
+            "store",
+            &aes,
+            "AES",
+            "--input",
+            raw.to_str().unwrap(),
+            "--format",
+            "raw",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    let out = cli(
+        conf,
+        &[
+            "store",
+            &secret,
+            "SECRET",
+            "--input",
+            b64.to_str().unwrap(),
+            "--format",
+            "base64",
+        ],
+    );
+    assert!(out.status.success(), "{}", text(&out));
+    for (id, expect) in [(&aes, material.clone()), (&secret, vec![0, 0xff, 0x10])] {
+        let out = cli(conf, &["--json", "fetch", id, "--show-material", "hex"]);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        let hex: String = expect.iter().map(|b| format!("{b:02x}")).collect();
+        assert_eq!(v["material"], hex);
+        assert!(cli(conf, &["remove", id]).status.success());
+    }
+    // Material on the command line is refused before anything is stored.
+    let id = unique("cli-argv");
+    let out = cli(conf, &["store", &id, "SECRET", "--hex", "00ff10"]);
+    assert_eq!(out.status.code(), Some(1), "{}", text(&out));
+    assert!(text(&out).contains("standard input"), "{}", text(&out));
+    assert_eq!(cli(conf, &["fetch", &id]).status.code(), Some(4));
+    // Bad or missing material.
+    for (input, format) in [
+        (&b"zz"[..], "hex"),
+        (b"", "hex"),
+        (b"!!", "base64"),
+        (b"", "raw"),
+    ] {
+        let out = cli_stdin(conf, &["store", &id, "SECRET", "--format", format], input);
+        assert_eq!(out.status.code(), Some(1), "{format}: {}", text(&out));
+    }
+}
+
+#[test]
 fn usage_errors_exit_one() {
-    let out = cli(&lab().conf_dir, &["store", "k", "SECRET", "--hex", "zz"]);
+    let out = cli_stdin(&lab().conf_dir, &["store", "k", "SECRET"], b"zz");
     assert_eq!(out.status.code(), Some(1), "{}", text(&out));
     let out = Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
         .arg("frobnicate")

@@ -4,12 +4,16 @@
 use std::ffi::{CString, c_char, c_void};
 
 use super::services::{server_copy, server_free, server_strdup};
-use okv_core::keyring::MAX_KEY_ID_LEN;
+use okv_core::keyring::{MAX_LISTED_KEY_ID_LEN, MAX_LISTED_OWNER_LEN};
 use okv_core::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
 use okv_ffi::{copy_c_string, guard, str_arg};
 
-/// Size of the id buffers mysqld's keyring proxy hands to get_key (1024 + NUL).
-const ID_BUFFER: usize = MAX_KEY_ID_LEN + 1;
+/// The smallest key id buffer any caller hands get_key: performance_schema's 256 bytes (the
+/// keyring proxy passes 1025, keyring migration 16384).
+const ID_BUFFER: usize = MAX_LISTED_KEY_ID_LEN + 1;
+/// The smallest owner buffer: keyring migration's USERNAME_LENGTH (96) bytes
+/// (performance_schema passes 256, the keyring proxy 1025).
+const OWNER_BUFFER: usize = MAX_LISTED_OWNER_LEN + 1;
 
 /// One log line per failed call: a warning when the caller asked for something the keyring
 /// refuses, an error when the keyring could not do its job.
@@ -186,7 +190,22 @@ pub unsafe extern "C" fn mysql_key_iterator_init(iterator: *mut *mut c_void) {
         };
         let entries = entries
             .into_iter()
-            .filter_map(|e| Some((CString::new(e.key_id).ok()?, CString::new(e.owner).ok()?)))
+            .filter_map(|e| {
+                if e.key_id.len() >= ID_BUFFER || e.owner.len() >= OWNER_BUFFER {
+                    // Written by another client: mysqld's buffers cannot take it whole, and a
+                    // cut id would name another key.
+                    tracing::warn!(
+                        "keyring_okv: key '{}' of owner '{}' (KMIP object {}) is not listed: mysqld takes ids of at most {} and owners of at most {} bytes",
+                        e.key_id,
+                        e.owner,
+                        e.uid,
+                        ID_BUFFER - 1,
+                        OWNER_BUFFER - 1
+                    );
+                    return None;
+                }
+                Some((CString::new(e.key_id).ok()?, CString::new(e.owner).ok()?))
+            })
             .collect();
         let boxed = Box::new(KeyIterator { entries, next: 0 });
         // SAFETY: checked non-NULL; ownership passes to the caller until deinit.
@@ -218,10 +237,11 @@ pub unsafe extern "C" fn mysql_key_iterator_get_key(
             return true;
         };
         it.next += 1;
-        // SAFETY: the proxy passes buffers of ID_BUFFER bytes.
+        // SAFETY: every caller passes at least ID_BUFFER bytes for the id and OWNER_BUFFER
+        // for the owner; iterator_init kept only entries that fit whole.
         unsafe {
             copy_c_string(id.to_str().unwrap_or_default(), key_id, ID_BUFFER);
-            copy_c_string(owner.to_str().unwrap_or_default(), user_id, ID_BUFFER);
+            copy_c_string(owner.to_str().unwrap_or_default(), user_id, OWNER_BUFFER);
         }
         false
     })

@@ -75,19 +75,27 @@ enum Command {
         #[arg(long, default_value = "")]
         owner: String,
     },
-    /// Store given key material.
+    /// Store key material read from standard input or a file, never from the command line
+    /// (argv is visible to every local user through ps and shell history).
     Store {
         key_id: String,
         /// AES or SECRET.
         key_type: String,
-        /// The material, hex-encoded.
-        #[arg(long, conflicts_with = "base64", required_unless_present = "base64")]
-        hex: Option<String>,
-        /// The material, base64-encoded.
-        #[arg(long)]
-        base64: Option<String>,
+        /// Read the material from this file instead of standard input.
+        #[arg(long, value_name = "FILE")]
+        input: Option<std::path::PathBuf>,
+        /// How the material is written: hex or base64 (surrounding whitespace ignored), or
+        /// raw bytes taken exactly as read.
+        #[arg(long, value_enum, default_value = "hex")]
+        format: MaterialFormat,
         #[arg(long, default_value = "")]
         owner: String,
+        /// Refused: key material on the command line is visible to every local user.
+        #[arg(long, hide = true, value_name = "MATERIAL")]
+        hex: Option<String>,
+        /// Refused: key material on the command line is visible to every local user.
+        #[arg(long, hide = true, value_name = "MATERIAL")]
+        base64: Option<String>,
     },
     /// Show a key's type and length; the material only with --show-material.
     Fetch {
@@ -113,6 +121,83 @@ enum Command {
 enum Encoding {
     Hex,
     Base64,
+}
+
+#[derive(Clone, Copy, Debug, clap::ValueEnum)]
+enum MaterialFormat {
+    Hex,
+    Base64,
+    Raw,
+}
+
+/// Most a store reads: a 16384-byte SECRET in hex with generous whitespace.
+const MAX_MATERIAL_INPUT: u64 = 64 * 1024;
+
+/// Reads and decodes the material of `store` from `input` (standard input when None).
+fn read_material(
+    input: Option<&std::path::Path>,
+    format: MaterialFormat,
+) -> Result<zeroize::Zeroizing<Vec<u8>>, Failure> {
+    use std::io::Read as _;
+    let mut text = zeroize::Zeroizing::new(Vec::new());
+    let (source, read) = match input {
+        Some(path) => {
+            let file = std::fs::File::open(path).map_err(|e| {
+                Failure::new(
+                    1,
+                    format!("cannot read the key material from {}: {e}", path.display()),
+                )
+            })?;
+            (
+                path.display().to_string(),
+                file.take(MAX_MATERIAL_INPUT + 1).read_to_end(&mut text),
+            )
+        }
+        None => (
+            "standard input".to_string(),
+            std::io::stdin()
+                .lock()
+                .take(MAX_MATERIAL_INPUT + 1)
+                .read_to_end(&mut text),
+        ),
+    };
+    read.map_err(|e| {
+        Failure::new(
+            1,
+            format!("cannot read the key material from {source}: {e}"),
+        )
+    })?;
+    if text.len() as u64 > MAX_MATERIAL_INPUT {
+        return Err(Failure::new(
+            1,
+            format!("the key material in {source} is longer than {MAX_MATERIAL_INPUT} bytes"),
+        ));
+    }
+    let trimmed = || String::from_utf8_lossy(&text).trim().to_string();
+    let material = match format {
+        MaterialFormat::Raw => std::mem::take(&mut *text),
+        MaterialFormat::Hex => {
+            let t = zeroize::Zeroizing::new(trimmed());
+            decode_hex(&t).ok_or_else(|| {
+                Failure::new(1, format!("the key material in {source} is not valid hex"))
+            })?
+        }
+        MaterialFormat::Base64 => {
+            let t = zeroize::Zeroizing::new(trimmed());
+            base64::engine::general_purpose::STANDARD
+                .decode(t.as_bytes())
+                .map_err(|_| {
+                    Failure::new(
+                        1,
+                        format!("the key material in {source} is not valid base64"),
+                    )
+                })?
+        }
+    };
+    if material.is_empty() {
+        return Err(Failure::new(1, format!("no key material in {source}")));
+    }
+    Ok(zeroize::Zeroizing::new(material))
 }
 
 /// A failure with its exit code.
@@ -228,19 +313,19 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Store {
             key_id,
             key_type,
+            input,
+            format,
+            owner,
             hex,
             base64,
-            owner,
         } => {
-            let material = zeroize::Zeroizing::new(match (hex, base64) {
-                (Some(h), _) => {
-                    decode_hex(h).ok_or_else(|| Failure::new(1, "--hex is not valid hex"))?
-                }
-                (None, Some(b)) => base64::engine::general_purpose::STANDARD
-                    .decode(b.trim())
-                    .map_err(|_| Failure::new(1, "--base64 is not valid base64"))?,
-                (None, None) => return Err(Failure::new(1, "give --hex or --base64")),
-            });
+            if hex.is_some() || base64.is_some() {
+                return Err(Failure::new(
+                    1,
+                    "key material is not taken on the command line, where every local user can read it (ps, shell history): pipe it to standard input or use --input FILE, with --format hex|base64|raw",
+                ));
+            }
+            let material = read_material(input.as_deref(), *format)?;
             let conf = load(&cli)?;
             keyring(&conf)?.store(key_id, owner, key_type, &material)?;
             report(

@@ -233,16 +233,7 @@ impl KmipClient {
         let shared = self.shared.clone();
         let operation = request.operation;
         let started = Instant::now();
-        let mut budget = shared.call_budget();
-        if let Some(deadline) = OPERATION_DEADLINE.with(std::cell::Cell::get) {
-            budget = budget.min(deadline.saturating_duration_since(started));
-        }
-        if budget.is_zero() {
-            return Err(TransportError::Busy {
-                deadline: shared.call_budget(),
-            }
-            .into());
-        }
+        let budget = self.budget_from(started)?;
         let outcome = self
             .runtime
             .block_on(async move {
@@ -268,6 +259,62 @@ impl KmipClient {
         }
         outcome
     }
+
+    /// What is left of the call's one deadline (connect + request timeout, or the enclosing
+    /// operation's deadline when that is sooner) for a request starting at `started`.
+    fn budget_from(&self, started: Instant) -> Result<Duration, ClientError> {
+        let full = self.shared.call_budget();
+        let mut budget = full;
+        if let Some(deadline) = OPERATION_DEADLINE.with(std::cell::Cell::get) {
+            budget = budget.min(deadline.saturating_duration_since(started));
+        }
+        if budget.is_zero() {
+            return Err(TransportError::Busy { deadline: full }.into());
+        }
+        Ok(budget)
+    }
+
+    /// Sends `requests` as batch items of one message. Returns the server that answered (so
+    /// that what the caller learns can be tied to it) and, per request, its answer or `None`
+    /// when the server left the item out.
+    pub fn request_batch(
+        &self,
+        requests: &[Request],
+        retry: Retry,
+    ) -> Result<BatchAnswer, ClientError> {
+        let encoded = Zeroizing::new(kmip::encode_batch(requests));
+        let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
+        let shared = self.shared.clone();
+        let started = Instant::now();
+        let budget = self.budget_from(started)?;
+        let outcome = self.runtime.block_on(async move {
+            let deadline = tokio::time::Instant::now() + budget;
+            shared
+                .until_closed(
+                    shared.call_with(&encoded, retry, deadline, budget, |message| {
+                        kmip::decode_batch_response(message, RESPONSE_CAP, &operations)
+                    }),
+                )
+                .await
+        });
+        let health = self.shared.health();
+        health.request_done(started.elapsed());
+        match outcome {
+            Ok((items, server)) => Ok(BatchAnswer { server, items }),
+            Err(e) => {
+                health.error(&e.to_string());
+                Err(e)
+            }
+        }
+    }
+}
+
+/// The answer to [`KmipClient::request_batch`].
+#[derive(Debug)]
+pub struct BatchAnswer {
+    /// The server that answered, as named in errors.
+    pub server: String,
+    pub items: Vec<Option<kmip::ItemResult>>,
 }
 
 impl Shared {
@@ -424,6 +471,22 @@ impl Shared {
         deadline: tokio::time::Instant,
         budget: Duration,
     ) -> Result<(Ttlv, String), ClientError> {
+        self.call_with(encoded, retry, deadline, budget, |message| {
+            kmip::decode_response_for(message, RESPONSE_CAP, operation)
+        })
+        .await
+    }
+
+    /// Sends one encoded message (a single request or a batch) and decodes its answer with
+    /// `decode`, under the call's deadline.
+    async fn call_with<T>(
+        self: &Arc<Self>,
+        encoded: &[u8],
+        retry: Retry,
+        deadline: tokio::time::Instant,
+        budget: Duration,
+        decode: impl Fn(&[u8]) -> Result<T, kmip::KmipError>,
+    ) -> Result<(T, String), ClientError> {
         let mut conn = self.lock_conn(deadline, budget).await?;
         // Between requests, never during one: take over a connection a failback probe made.
         self.take_failback(&mut conn);
@@ -443,7 +506,7 @@ impl Shared {
             match outcome {
                 Ok(message) => {
                     let message = Zeroizing::new(message);
-                    return match kmip::decode_response_for(&message, RESPONSE_CAP, operation) {
+                    return match decode(&message) {
                         Ok(payload) => {
                             if attempt > 1 {
                                 self.clear_failure();

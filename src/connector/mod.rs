@@ -7,7 +7,7 @@ mod failover;
 pub mod runtime;
 mod session;
 
-pub use client::{Connected, KmipClient, RESPONSE_CAP, Retry, with_deadline};
+pub use client::{BatchAnswer, Connected, KmipClient, RESPONSE_CAP, Retry, with_deadline};
 pub use error::{ClientError, Stage, TransportError};
 pub use failover::{
     connect_any, connect_avoiding, connect_until, effective_stagger, last_start, overall_deadline,

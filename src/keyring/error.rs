@@ -34,6 +34,33 @@ pub enum KeyringError {
         uid: String,
         found: String,
     },
+    #[error(
+        "key '{key_id}' of owner '{owner}': {} usable KMIP objects carry its name ({}); keyring_okv will not guess which one is the key. Find out which one mysqld has been using, then revoke and destroy the other on the KMIP server (or rename it)",
+        .uids.len(), .uids.join(" and ")
+    )]
+    Duplicate {
+        key_id: String,
+        owner: String,
+        uids: Vec<String>,
+    },
+    #[error(
+        "key '{key_id}': KMIP object {uid} was not handed to mysqld: {why}; check the object on the KMIP server"
+    )]
+    BadKey {
+        key_id: String,
+        uid: String,
+        why: String,
+    },
+    #[error(
+        "key '{key_id}': the request that makes it was sent to KMIP server {sent_to}, whose answer was lost, and that server cannot be asked now whether it made the key ({now}); check on {sent_to} whether an object named for the key exists before trying again"
+    )]
+    OutcomeUnknown {
+        key_id: String,
+        sent_to: String,
+        now: String,
+    },
+    #[error("the key list is incomplete, so none is given: {0}")]
+    ListIncomplete(String),
     #[error("key '{key_id}': {source}")]
     Backend { key_id: String, source: ClientError },
     #[error("{0}")]

@@ -9,6 +9,7 @@
 //! [`HEADER_LEN`] bytes, asks [`response_len`] how many more to read, and hands the whole
 //! message to [`decode_response`].
 
+pub mod batch;
 pub mod message;
 pub mod ops;
 pub mod tags;
@@ -16,6 +17,7 @@ pub mod ttlv;
 
 use std::fmt;
 
+pub use batch::{ItemResult, decode_batch_response, encode_batch};
 pub use message::{
     HEADER_LEN, PROTOCOL_VERSION, Request, decode_response, decode_response_for, encode_request,
     request_message, response_len,
@@ -49,6 +51,21 @@ impl KmipError {
     /// The server reported Item Not Found (the object does not exist or is not visible).
     pub fn is_item_not_found(&self) -> bool {
         self.result_reason() == Some(tags::result_reason::ITEM_NOT_FOUND)
+    }
+    /// The server says the object is not there, in any KMIP version's words: Item Not Found,
+    /// or the newer Object Destroyed, Object Not Found and Key Value Not Present (a destroyed
+    /// object whose attributes the server keeps) that some servers send in 1.1 responses.
+    pub fn is_absent(&self) -> bool {
+        use tags::result_reason as r;
+        matches!(
+            self.result_reason(),
+            Some(
+                r::ITEM_NOT_FOUND
+                    | r::OBJECT_DESTROYED
+                    | r::OBJECT_NOT_FOUND
+                    | r::KEY_VALUE_NOT_PRESENT
+            )
+        )
     }
     /// Result Reason of a server error.
     pub fn result_reason(&self) -> Option<u32> {

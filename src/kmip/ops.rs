@@ -278,6 +278,17 @@ pub struct LocateFilter<'a> {
 
 /// Locate objects matching `filter`, at most `maximum_items` of them.
 pub fn locate(filter: &LocateFilter<'_>, maximum_items: Option<i32>) -> Request {
+    locate_where(filter, None, None, maximum_items)
+}
+
+/// Locate with a State (KMIP 1.1 allows one) and an inclusive Initial Date range, sent as two
+/// Initial Date attributes.
+pub fn locate_where(
+    filter: &LocateFilter<'_>,
+    state: Option<u32>,
+    initial_date: Option<(i64, i64)>,
+    maximum_items: Option<i32>,
+) -> Request {
     let mut payload = Vec::new();
     if let Some(m) = maximum_items {
         payload.push(Ttlv::integer(tags::MAXIMUM_ITEMS, m));
@@ -287,6 +298,13 @@ pub fn locate(filter: &LocateFilter<'_>, maximum_items: Option<i32>) -> Request 
     }
     if let Some(n) = filter.name {
         payload.push(name_attribute(n));
+    }
+    if let Some(s) = state {
+        payload.push(attribute(attr::STATE, None, Value::Enumeration(s)));
+    }
+    if let Some((from, to)) = initial_date {
+        payload.push(attribute(attr::INITIAL_DATE, None, Value::DateTime(from)));
+        payload.push(attribute(attr::INITIAL_DATE, None, Value::DateTime(to)));
     }
     Request {
         operation: operation::LOCATE,
@@ -417,6 +435,10 @@ pub fn attr_cryptographic_length(attrs: &[Attribute]) -> Option<i32> {
 /// Object Type value.
 pub fn attr_object_type(attrs: &[Attribute]) -> Option<u32> {
     first(attrs, attr::OBJECT_TYPE).and_then(Attribute::enum_value)
+}
+/// Initial Date value (seconds since the epoch).
+pub fn attr_initial_date(attrs: &[Attribute]) -> Option<i64> {
+    first(attrs, attr::INITIAL_DATE).and_then(|a| a.value.as_date_time())
 }
 /// Cryptographic Algorithm value.
 pub fn attr_cryptographic_algorithm(attrs: &[Attribute]) -> Option<u32> {

@@ -45,10 +45,12 @@ tags! {
     ATTRIBUTE_NAME = 0x42_000A => "Attribute Name",
     ATTRIBUTE_VALUE = 0x42_000B => "Attribute Value",
     BATCH_COUNT = 0x42_000D => "Batch Count",
+    BATCH_ERROR_CONTINUATION_OPTION = 0x42_000E => "Batch Error Continuation Option",
     BATCH_ITEM = 0x42_000F => "Batch Item",
     CRYPTOGRAPHIC_ALGORITHM = 0x42_0028 => "Cryptographic Algorithm",
     CRYPTOGRAPHIC_LENGTH = 0x42_002A => "Cryptographic Length",
     CRYPTOGRAPHIC_USAGE_MASK = 0x42_002C => "Cryptographic Usage Mask",
+    INITIAL_DATE = 0x42_0039 => "Initial Date",
     KEY = 0x42_003F => "Key",
     KEY_BLOCK = 0x42_0040 => "Key Block",
     KEY_COMPRESSION_TYPE = 0x42_0041 => "Key Compression Type",
@@ -174,6 +176,12 @@ named_values! {
         APPLICATION_NAMESPACE_NOT_SUPPORTED = 0x0F => "Application Namespace Not Supported",
         KEY_FORMAT_TYPE_NOT_SUPPORTED = 0x10 => "Key Format Type Not Supported",
         KEY_COMPRESSION_TYPE_NOT_SUPPORTED = 0x11 => "Key Compression Type Not Supported",
+        // Later KMIP versions; some servers send them inside 1.1 responses.
+        ENCODING_OPTION_ERROR = 0x12 => "Encoding Option Error",
+        KEY_VALUE_NOT_PRESENT = 0x13 => "Key Value Not Present",
+        OBJECT_ALREADY_EXISTS = 0x18 => "Object Already Exists",
+        OBJECT_DESTROYED = 0x36 => "Object Destroyed",
+        OBJECT_NOT_FOUND = 0x37 => "Object Not Found",
         GENERAL_FAILURE = 0x100 => "General Failure",
     }
 }
@@ -295,4 +303,11 @@ pub mod attr {
     pub const STATE: &str = "State";
     pub const UNIQUE_IDENTIFIER: &str = "Unique Identifier";
     pub const OBJECT_GROUP: &str = "Object Group";
+    pub const INITIAL_DATE: &str = "Initial Date";
+}
+
+/// Batch Error Continuation Option (§9.1.3.2.30).
+pub mod batch_error_continuation {
+    pub const CONTINUE: u32 = 0x01;
+    pub const STOP: u32 = 0x02;
 }

@@ -235,6 +235,37 @@ int main(int argc, char **argv) {
         printf("RESULT list %d\n", n);
       }
       i += 1;
+    } else if (strcmp(cmd, "guardlist") == 0) {
+      /* The buffer sizes mysqld's callers pass to get_key, each followed by guard bytes:
+       * keyring migration (id MAX_KEY_LEN 16384, owner USERNAME_LENGTH 96),
+       * performance_schema.keyring_keys (256, 256), the keyring proxy (1025, 1025). */
+      static const size_t sizes[3][2] = {{16384, 96}, {256, 256}, {1025, 1025}};
+      enum { GUARD = 64 };
+      int broken = 0, counts[3], full[3];
+      for (int c = 0; c < 3; c++) {
+        unsigned char *id = malloc(sizes[c][0] + GUARD), *owner = malloc(sizes[c][1] + GUARD);
+        memset(id, 0xA5, sizes[c][0] + GUARD);
+        memset(owner, 0xA5, sizes[c][1] + GUARD);
+        void *it = NULL;
+        kr->mysql_key_iterator_init(&it);
+        int n = 0;
+        full[c] = 0;
+        while (it && !kr->mysql_key_iterator_get_key(it, (char *)id, (char *)owner)) {
+          if (memchr(id, 0, sizes[c][0]) == NULL || memchr(owner, 0, sizes[c][1]) == NULL) broken++;
+          else if (strlen((char *)id) == 255 && strlen((char *)owner) == 95) full[c]++;
+          n++;
+        }
+        if (it) kr->mysql_key_iterator_deinit(it);
+        for (size_t k = 0; k < GUARD; k++) {
+          if (id[sizes[c][0] + k] != 0xA5 || owner[sizes[c][1] + k] != 0xA5) broken++;
+        }
+        free(id);
+        free(owner);
+        counts[c] = it ? n : -1;
+      }
+      printf("RESULT guardlist %d %d %d %d %d %d %s\n", counts[0], counts[1], counts[2], full[0],
+             full[1], full[2], broken ? "guards-broken" : "guards-ok");
+      i += 1;
     } else if (strcmp(cmd, "setdir") == 0 && i + 1 < argc) {
       struct str_value v = {{v_type, v_str, v_real, v_int, v_unsigned}, argv[i + 1]};
       void *save[2] = {NULL, NULL};

@@ -51,6 +51,11 @@ pub enum Fault {
         tls: Arc<ServerConfig>,
         swallow: Swallow,
     },
+    /// A KMIP server of its own with switchable quirks (see `kmip_quirks`).
+    Kmip {
+        tls: Arc<ServerConfig>,
+        server: Arc<super::kmip_quirks::QuirkyKmip>,
+    },
 }
 
 pub struct FaultServer {
@@ -111,6 +116,10 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
             Fault::Proxy { tls, swallow } => {
                 let (tls, swallow) = (tls.clone(), swallow.clone());
                 std::thread::spawn(move || proxy(conn, tls, swallow));
+            }
+            Fault::Kmip { tls, server } => {
+                let (tls, server) = (tls.clone(), server.clone());
+                std::thread::spawn(move || serve_kmip(conn, tls, server));
             }
             Fault::AfterHandshake { tls, reply } => {
                 let (tls, reply, stopped) = (tls.clone(), reply.clone(), stopped.clone());
@@ -325,6 +334,30 @@ impl Drop for CutProxy {
         let _ = TcpStream::connect_timeout(&self.addr, Duration::from_secs(1));
         if let Some(t) = self.thread.take() {
             let _ = t.join();
+        }
+    }
+}
+
+fn serve_kmip(
+    conn: TcpStream,
+    tls: Arc<ServerConfig>,
+    server: Arc<super::kmip_quirks::QuirkyKmip>,
+) {
+    let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
+    let Ok(session) = rustls::ServerConnection::new(tls) else {
+        return;
+    };
+    let mut stream = rustls::StreamOwned::new(session, conn);
+    while let Some(request) = read_message(&mut stream) {
+        let response = server.handle(&request);
+        if response.is_empty()
+            || stream
+                .write_all(&response)
+                .and_then(|()| stream.flush())
+                .is_err()
+        {
+            let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
+            return;
         }
     }
 }

@@ -5,6 +5,7 @@ pub mod component;
 pub mod fault_server;
 pub mod fixtures;
 pub mod host;
+pub mod kmip_quirks;
 pub mod mariadb;
 pub mod mysql;
 pub mod pykmip;

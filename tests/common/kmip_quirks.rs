@@ -1,0 +1,559 @@
+//! An in-process KMIP 1.1 server with switchable quirks of production key managers that
+//! PyKMIP does not have: destroyed objects kept and listed, Locate capped whatever Maximum
+//! Items says, filters ignored, newer-version result reasons, tampered Get answers, batches
+//! stopped at the first error. Objects can be planted directly (two under one name, a standby
+//! with other identifiers for the same names). Served by `fault_server::Fault::Kmip`.
+#![allow(dead_code)]
+
+use std::sync::Mutex;
+use std::sync::atomic::{AtomicUsize, Ordering};
+
+use okv_core::kmip::tags::{
+    self, attr, cryptographic_algorithm, key_format_type, object_type, operation, result_reason,
+    result_status, state,
+};
+use okv_core::kmip::{Ttlv, Value, ttlv};
+
+/// How a Get answer is spoiled.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Tamper {
+    /// The material is cut to this many bytes (Cryptographic Length adjusted to match).
+    Length(usize),
+    /// The Cryptographic Length says this many bits, the material is unchanged.
+    StatedBits(i32),
+    /// Cryptographic Algorithm is this value.
+    Algorithm(u32),
+    /// The answer names another object.
+    OtherUid,
+    /// The Object Type is this (possibly newer-version) value.
+    ObjectType(u32),
+}
+
+#[derive(Clone, Debug, Default)]
+pub struct Quirks {
+    /// Destroy keeps the object (state Destroyed, no material) and Locate lists it.
+    pub keep_destroyed: bool,
+    /// Locate returns at most this many identifiers, whatever Maximum Items says.
+    pub locate_cap: Option<usize>,
+    /// Locate ignores the State attribute.
+    pub ignore_state_filter: bool,
+    /// Absent objects are answered with Object Destroyed (KMIP 2.0) instead of Item Not Found.
+    pub newer_reasons: bool,
+    /// Get answers are spoiled so.
+    pub tamper: Option<Tamper>,
+    /// Batches stop at the first failed item whatever the client asked.
+    pub stop_batch_on_error: bool,
+    /// The next request of this operation is carried out and its answer lost (the
+    /// connection closes instead).
+    pub swallow_once: Option<u32>,
+    /// After swallowing, the server goes down (every later request closes the connection).
+    pub down_after_swallow: bool,
+    /// The server is down: every request closes the connection unanswered.
+    pub down: bool,
+    /// Identifiers Locate lists that no other operation knows.
+    pub ghosts: Vec<String>,
+}
+
+#[derive(Clone, Debug)]
+pub struct Object {
+    pub uid: String,
+    pub object_type: u32,
+    pub names: Vec<String>,
+    pub state: u32,
+    pub algorithm: Option<u32>,
+    pub length_bits: Option<i32>,
+    pub material: Vec<u8>,
+    pub initial_date: i64,
+}
+
+impl Object {
+    /// An Active AES key.
+    pub fn aes(uid: &str, name: &str, material: Vec<u8>, initial_date: i64) -> Object {
+        Object {
+            uid: uid.into(),
+            object_type: object_type::SYMMETRIC_KEY,
+            names: vec![name.into()],
+            state: state::ACTIVE,
+            algorithm: Some(cryptographic_algorithm::AES),
+            length_bits: Some(i32::try_from(material.len() * 8).unwrap()),
+            material,
+            initial_date,
+        }
+    }
+}
+
+pub struct QuirkyKmip {
+    pub quirks: Mutex<Quirks>,
+    objects: Mutex<Vec<Object>>,
+    next_uid: AtomicUsize,
+    uid_prefix: String,
+    /// Initial Date given to new objects.
+    pub clock: Mutex<i64>,
+    /// Messages and Locate items served.
+    pub messages: AtomicUsize,
+    pub locates: AtomicUsize,
+    pub gets: AtomicUsize,
+}
+
+fn attributes(parent: &Ttlv) -> impl Iterator<Item = (&str, &Ttlv)> {
+    parent.find_all(tags::ATTRIBUTE).filter_map(|a| {
+        Some((
+            a.find(tags::ATTRIBUTE_NAME)?.as_text()?,
+            a.find(tags::ATTRIBUTE_VALUE)?,
+        ))
+    })
+}
+
+fn attribute(name: &str, value: Value) -> Ttlv {
+    Ttlv::structure(
+        tags::ATTRIBUTE,
+        vec![
+            Ttlv::text(tags::ATTRIBUTE_NAME, name),
+            Ttlv::new(tags::ATTRIBUTE_VALUE, value),
+        ],
+    )
+}
+
+type Answer = Result<Vec<Ttlv>, (u32, &'static str)>;
+
+impl QuirkyKmip {
+    /// A server whose identifiers start with `uid_prefix`.
+    pub fn new(uid_prefix: &str) -> QuirkyKmip {
+        QuirkyKmip {
+            quirks: Mutex::new(Quirks::default()),
+            objects: Mutex::new(Vec::new()),
+            next_uid: AtomicUsize::new(1),
+            uid_prefix: uid_prefix.into(),
+            clock: Mutex::new(1_700_000_000),
+            messages: AtomicUsize::new(0),
+            locates: AtomicUsize::new(0),
+            gets: AtomicUsize::new(0),
+        }
+    }
+
+    pub fn set(&self, quirks: Quirks) {
+        *self.quirks.lock().unwrap() = quirks;
+    }
+
+    pub fn plant(&self, object: Object) {
+        self.objects.lock().unwrap().push(object);
+    }
+
+    pub fn objects(&self) -> Vec<Object> {
+        self.objects.lock().unwrap().clone()
+    }
+
+    /// Objects carrying `name`, in any state.
+    pub fn named(&self, name: &str) -> Vec<Object> {
+        self.objects()
+            .into_iter()
+            .filter(|o| o.names.iter().any(|n| n == name))
+            .collect()
+    }
+
+    fn find(&self, wanted: impl Fn(&Object) -> bool) -> Option<Object> {
+        self.objects
+            .lock()
+            .unwrap()
+            .iter()
+            .find(|o| wanted(o))
+            .cloned()
+    }
+
+    pub fn fresh_uid(&self) -> String {
+        format!(
+            "{}{}",
+            self.uid_prefix,
+            self.next_uid.fetch_add(1, Ordering::SeqCst)
+        )
+    }
+
+    fn absent(&self) -> (u32, &'static str) {
+        if self.quirks.lock().unwrap().newer_reasons {
+            (result_reason::OBJECT_DESTROYED, "Object destroyed")
+        } else {
+            (result_reason::ITEM_NOT_FOUND, "Could not locate object")
+        }
+    }
+
+    /// Answers one request message with one response message; empty means "close the
+    /// connection without an answer".
+    pub fn handle(&self, request: &[u8]) -> Vec<u8> {
+        self.messages.fetch_add(1, Ordering::SeqCst);
+        let Ok(msg) = ttlv::decode(request) else {
+            return Vec::new();
+        };
+        let header = msg.find(tags::REQUEST_HEADER);
+        let keep_going = header
+            .and_then(|h| h.find(tags::BATCH_ERROR_CONTINUATION_OPTION))
+            .and_then(Ttlv::as_enum)
+            == Some(tags::batch_error_continuation::CONTINUE)
+            && !self.quirks.lock().unwrap().stop_batch_on_error;
+        let first_op = msg
+            .find(tags::BATCH_ITEM)
+            .and_then(|i| i.find(tags::OPERATION))
+            .and_then(Ttlv::as_enum);
+        let swallow = {
+            let mut quirks = self.quirks.lock().unwrap();
+            if quirks.down {
+                return Vec::new();
+            }
+            let hit = first_op.is_some() && quirks.swallow_once == first_op;
+            if hit {
+                quirks.swallow_once = None;
+                quirks.down = quirks.down_after_swallow;
+            }
+            hit
+        };
+        let mut items = Vec::new();
+        for item in msg.find_all(tags::BATCH_ITEM) {
+            let op = item
+                .find(tags::OPERATION)
+                .and_then(Ttlv::as_enum)
+                .unwrap_or(0);
+            let empty = Ttlv::structure(tags::REQUEST_PAYLOAD, Vec::new());
+            let payload = item.find(tags::REQUEST_PAYLOAD).unwrap_or(&empty);
+            let answer = self.operation(op, payload);
+            let failed = answer.is_err();
+            let mut out = vec![Ttlv::enumeration(tags::OPERATION, op)];
+            if let Some(id) = item.find(tags::UNIQUE_BATCH_ITEM_ID) {
+                out.push(id.clone());
+            }
+            match answer {
+                Ok(payload) => {
+                    out.push(Ttlv::enumeration(
+                        tags::RESULT_STATUS,
+                        result_status::SUCCESS,
+                    ));
+                    out.push(Ttlv::structure(tags::RESPONSE_PAYLOAD, payload));
+                }
+                Err((reason, message)) => {
+                    out.push(Ttlv::enumeration(
+                        tags::RESULT_STATUS,
+                        result_status::OPERATION_FAILED,
+                    ));
+                    out.push(Ttlv::enumeration(tags::RESULT_REASON, reason));
+                    out.push(Ttlv::text(tags::RESULT_MESSAGE, message));
+                }
+            }
+            items.push(Ttlv::structure(tags::BATCH_ITEM, out));
+            if failed && !keep_going {
+                break;
+            }
+        }
+        let mut children = vec![Ttlv::structure(
+            tags::RESPONSE_HEADER,
+            vec![
+                Ttlv::structure(
+                    tags::PROTOCOL_VERSION,
+                    vec![
+                        Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, 1),
+                        Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, 1),
+                    ],
+                ),
+                Ttlv::date_time(tags::TIME_STAMP, *self.clock.lock().unwrap()),
+                Ttlv::integer(tags::BATCH_COUNT, i32::try_from(items.len()).unwrap()),
+            ],
+        )];
+        children.extend(items);
+        if swallow {
+            // Carried out, never answered: the caller closes the connection.
+            return Vec::new();
+        }
+        Ttlv::structure(tags::RESPONSE_MESSAGE, children).encode()
+    }
+
+    fn uid_of(payload: &Ttlv) -> String {
+        payload
+            .find(tags::UNIQUE_IDENTIFIER)
+            .and_then(Ttlv::as_text)
+            .unwrap_or_default()
+            .to_string()
+    }
+
+    fn operation(&self, op: u32, payload: &Ttlv) -> Answer {
+        match op {
+            operation::CREATE | operation::REGISTER => self.make(op, payload),
+            operation::ACTIVATE => self.transition(payload, |o| {
+                (o.state == state::PRE_ACTIVE)
+                    .then(|| o.state = state::ACTIVE)
+                    .ok_or((result_reason::PERMISSION_DENIED, "Object is not pre-active"))
+            }),
+            operation::REVOKE => self.transition(payload, |o| {
+                o.state = state::DEACTIVATED;
+                Ok(())
+            }),
+            operation::DESTROY => self.destroy(payload),
+            operation::GET => self.get(payload),
+            operation::GET_ATTRIBUTES => self.get_attributes(payload),
+            operation::LOCATE => self.locate(payload),
+            _ => Err((result_reason::OPERATION_NOT_SUPPORTED, "not supported")),
+        }
+    }
+
+    fn make(&self, op: u32, payload: &Ttlv) -> Answer {
+        let kind = payload
+            .find(tags::OBJECT_TYPE)
+            .and_then(Ttlv::as_enum)
+            .unwrap_or(0);
+        let template = payload.find(tags::TEMPLATE_ATTRIBUTE);
+        let mut names = Vec::new();
+        let mut algorithm = None;
+        let mut length_bits = None;
+        for (name, value) in template.into_iter().flat_map(attributes) {
+            match name {
+                attr::NAME => names.extend(
+                    value
+                        .find(tags::NAME_VALUE)
+                        .and_then(Ttlv::as_text)
+                        .map(str::to_owned),
+                ),
+                attr::CRYPTOGRAPHIC_ALGORITHM => algorithm = value.as_enum(),
+                attr::CRYPTOGRAPHIC_LENGTH => length_bits = value.as_int(),
+                _ => {}
+            }
+        }
+        let material = if op == operation::CREATE {
+            let len = usize::try_from(length_bits.unwrap_or(256) / 8).unwrap_or(32);
+            (0..len).map(|i| (i * 7 + 1) as u8).collect()
+        } else {
+            let object = payload
+                .children()
+                .iter()
+                .find(|c| c.find(tags::KEY_BLOCK).is_some())
+                .ok_or((result_reason::INVALID_MESSAGE, "no object"))?;
+            let block = object.find(tags::KEY_BLOCK).unwrap();
+            algorithm = algorithm.or(block
+                .find(tags::CRYPTOGRAPHIC_ALGORITHM)
+                .and_then(Ttlv::as_enum));
+            length_bits = length_bits.or(block
+                .find(tags::CRYPTOGRAPHIC_LENGTH)
+                .and_then(Ttlv::as_int));
+            block
+                .find(tags::KEY_VALUE)
+                .and_then(|v| v.find(tags::KEY_MATERIAL))
+                .and_then(Ttlv::as_bytes)
+                .ok_or((result_reason::INVALID_MESSAGE, "no key material"))?
+                .to_vec()
+        };
+        let uid = self.fresh_uid();
+        self.plant(Object {
+            uid: uid.clone(),
+            object_type: kind,
+            names,
+            state: state::PRE_ACTIVE,
+            algorithm,
+            length_bits,
+            material,
+            initial_date: *self.clock.lock().unwrap(),
+        });
+        let mut out = Vec::new();
+        if op == operation::CREATE {
+            out.push(Ttlv::enumeration(tags::OBJECT_TYPE, kind));
+        }
+        out.push(Ttlv::text(tags::UNIQUE_IDENTIFIER, uid));
+        Ok(out)
+    }
+
+    fn transition(
+        &self,
+        payload: &Ttlv,
+        change: impl FnOnce(&mut Object) -> Result<(), (u32, &'static str)>,
+    ) -> Answer {
+        let uid = Self::uid_of(payload);
+        let mut objects = self.objects.lock().unwrap();
+        let object = objects
+            .iter_mut()
+            .find(|o| o.uid == uid && !is_destroyed(o))
+            .ok_or_else(|| self.absent())?;
+        change(object)?;
+        Ok(vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)])
+    }
+
+    fn destroy(&self, payload: &Ttlv) -> Answer {
+        let keep = self.quirks.lock().unwrap().keep_destroyed;
+        let uid = Self::uid_of(payload);
+        let mut objects = self.objects.lock().unwrap();
+        let at = objects
+            .iter()
+            .position(|o| o.uid == uid && !is_destroyed(o))
+            .ok_or_else(|| self.absent())?;
+        if objects[at].state == state::ACTIVE {
+            return Err((
+                result_reason::PERMISSION_DENIED,
+                "Object is active and cannot be destroyed.",
+            ));
+        }
+        if keep {
+            objects[at].state = state::DESTROYED;
+            objects[at].material.clear();
+        } else {
+            objects.remove(at);
+        }
+        Ok(vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)])
+    }
+
+    fn get(&self, payload: &Ttlv) -> Answer {
+        self.gets.fetch_add(1, Ordering::SeqCst);
+        let uid = Self::uid_of(payload);
+        let object = self
+            .find(|o| o.uid == uid && !is_destroyed(o))
+            .ok_or_else(|| self.absent())?;
+        let (mut kind, mut algorithm, mut bits, mut material, mut answered_uid) = (
+            object.object_type,
+            object.algorithm,
+            object.length_bits,
+            object.material.clone(),
+            uid.clone(),
+        );
+        match self.quirks.lock().unwrap().tamper {
+            Some(Tamper::Length(n)) => {
+                material.truncate(n);
+                bits = Some(i32::try_from(n * 8).unwrap());
+            }
+            Some(Tamper::StatedBits(b)) => bits = Some(b),
+            Some(Tamper::Algorithm(a)) => algorithm = Some(a),
+            Some(Tamper::OtherUid) => answered_uid = format!("{uid}-other"),
+            Some(Tamper::ObjectType(t)) => kind = t,
+            None => {}
+        }
+        let symmetric = object.object_type == object_type::SYMMETRIC_KEY;
+        let mut block = vec![
+            Ttlv::enumeration(
+                tags::KEY_FORMAT_TYPE,
+                if symmetric {
+                    key_format_type::RAW
+                } else {
+                    key_format_type::OPAQUE
+                },
+            ),
+            Ttlv::structure(
+                tags::KEY_VALUE,
+                vec![Ttlv::bytes(tags::KEY_MATERIAL, material)],
+            ),
+        ];
+        if let Some(a) = algorithm {
+            block.push(Ttlv::enumeration(tags::CRYPTOGRAPHIC_ALGORITHM, a));
+        }
+        if let Some(b) = bits {
+            block.push(Ttlv::integer(tags::CRYPTOGRAPHIC_LENGTH, b));
+        }
+        let block = Ttlv::structure(tags::KEY_BLOCK, block);
+        let body = if symmetric {
+            Ttlv::structure(tags::SYMMETRIC_KEY, vec![block])
+        } else {
+            Ttlv::structure(
+                tags::SECRET_DATA,
+                vec![Ttlv::enumeration(tags::SECRET_DATA_TYPE, 1), block],
+            )
+        };
+        Ok(vec![
+            Ttlv::enumeration(tags::OBJECT_TYPE, kind),
+            Ttlv::text(tags::UNIQUE_IDENTIFIER, answered_uid),
+            body,
+        ])
+    }
+
+    fn get_attributes(&self, payload: &Ttlv) -> Answer {
+        let uid = Self::uid_of(payload);
+        let object = self.find(|o| o.uid == uid).ok_or_else(|| self.absent())?;
+        let wanted: Vec<&str> = payload
+            .find_all(tags::ATTRIBUTE_NAME)
+            .filter_map(Ttlv::as_text)
+            .collect();
+        let mut out = vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)];
+        let wants = |n: &str| wanted.is_empty() || wanted.contains(&n);
+        if wants(attr::NAME) {
+            for name in &object.names {
+                out.push(attribute(
+                    attr::NAME,
+                    Value::Structure(vec![
+                        Ttlv::text(tags::NAME_VALUE, name.clone()),
+                        Ttlv::enumeration(tags::NAME_TYPE, 1),
+                    ]),
+                ));
+            }
+        }
+        if wants(attr::STATE) {
+            out.push(attribute(attr::STATE, Value::Enumeration(object.state)));
+        }
+        if wants(attr::OBJECT_TYPE) {
+            out.push(attribute(
+                attr::OBJECT_TYPE,
+                Value::Enumeration(object.object_type),
+            ));
+        }
+        if wants(attr::INITIAL_DATE) {
+            out.push(attribute(
+                attr::INITIAL_DATE,
+                Value::DateTime(object.initial_date),
+            ));
+        }
+        if let (true, Some(b)) = (wants(attr::CRYPTOGRAPHIC_LENGTH), object.length_bits) {
+            out.push(attribute(attr::CRYPTOGRAPHIC_LENGTH, Value::Integer(b)));
+        }
+        if let (true, Some(a)) = (wants(attr::CRYPTOGRAPHIC_ALGORITHM), object.algorithm) {
+            out.push(attribute(
+                attr::CRYPTOGRAPHIC_ALGORITHM,
+                Value::Enumeration(a),
+            ));
+        }
+        Ok(out)
+    }
+
+    fn locate(&self, payload: &Ttlv) -> Answer {
+        self.locates.fetch_add(1, Ordering::SeqCst);
+        let quirks = self.quirks.lock().unwrap().clone();
+        let maximum = payload
+            .find(tags::MAXIMUM_ITEMS)
+            .and_then(Ttlv::as_int)
+            .and_then(|m| usize::try_from(m).ok());
+        let mut dates = Vec::new();
+        let objects = self.objects.lock().unwrap();
+        let mut matches: Vec<&Object> = objects
+            .iter()
+            .filter(|o| quirks.keep_destroyed || !is_destroyed(o))
+            .collect();
+        for (name, value) in attributes(payload) {
+            match name {
+                attr::NAME => {
+                    let wanted = value.find(tags::NAME_VALUE).and_then(Ttlv::as_text);
+                    matches.retain(|o| wanted.is_some_and(|w| o.names.iter().any(|n| n == w)));
+                }
+                attr::OBJECT_TYPE => matches.retain(|o| Some(o.object_type) == value.as_enum()),
+                attr::STATE if !quirks.ignore_state_filter => {
+                    matches.retain(|o| Some(o.state) == value.as_enum())
+                }
+                attr::INITIAL_DATE => dates.extend(value.as_date_time()),
+                _ => {}
+            }
+        }
+        match dates.as_slice() {
+            [] => {}
+            [at] => matches.retain(|o| o.initial_date == *at),
+            [a, b] => {
+                let (from, to) = ((*a).min(*b), (*a).max(*b));
+                matches.retain(|o| (from..=to).contains(&o.initial_date));
+            }
+            _ => return Err((result_reason::INVALID_FIELD, "too many Initial Dates")),
+        }
+        matches.sort_by_key(|o| std::cmp::Reverse(o.initial_date));
+        let limit = match quirks.locate_cap {
+            Some(cap) => cap,
+            None => maximum.unwrap_or(usize::MAX),
+        };
+        let uids = quirks
+            .ghosts
+            .iter()
+            .cloned()
+            .chain(matches.into_iter().map(|o| o.uid.clone()));
+        Ok(uids
+            .take(limit)
+            .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid))
+            .collect())
+    }
+}
+
+fn is_destroyed(o: &Object) -> bool {
+    matches!(o.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
+}

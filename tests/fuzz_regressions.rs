@@ -1,0 +1,117 @@
+//! Every input a fuzz target once failed on (tests/fuzz_regressions/<target>/), run on the
+//! stable toolchain through the same code the target runs (fuzz/fuzz_targets/).
+
+use std::path::{Path, PathBuf};
+
+use okv_core::config::{MAX_STANDBY_SERVERS, parse_okvclient_ora};
+use okv_core::kmip::ttlv::{Limits, decode_with};
+use okv_core::kmip::{self, Ttlv, ops, tags::operation};
+
+fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
+        .join("tests/fuzz_regressions")
+        .join(target);
+    let Ok(entries) = std::fs::read_dir(&dir) else {
+        return Vec::new();
+    };
+    entries
+        .map(|e| e.unwrap().path())
+        .map(|p| {
+            let bytes = std::fs::read(&p).unwrap();
+            (p, bytes)
+        })
+        .collect()
+}
+
+fn ttlv_decode(data: &[u8]) {
+    let limits = Limits {
+        max_size: 1 << 16,
+        ..Limits::default()
+    };
+    if let Ok(tree) = decode_with(data, &limits) {
+        let again = decode_with(&tree.encode(), &limits).expect("re-encoded tree decodes");
+        assert_eq!(tree, again);
+    }
+}
+
+fn parse_all(payload: &Ttlv) {
+    let _ = ops::parse_get(payload);
+    let _ = ops::parse_locate(payload);
+    let _ = ops::parse_create(payload);
+    let _ = ops::parse_register(payload);
+    let _ = ops::parse_discover_versions(payload);
+    let _ = ops::parse_query(payload);
+    let _ = ops::parse_destroy(payload);
+    if let Ok(attributes) = ops::parse_get_attributes(payload) {
+        let _ = ops::attr_names(&attributes);
+        let _ = ops::attr_state(&attributes);
+        let _ = ops::attr_initial_date(&attributes);
+        let _ = ops::attr_cryptographic_length(&attributes);
+    }
+}
+
+fn kmip_response(data: &[u8]) {
+    let cap = 1 << 16;
+    if let Some(header) = data.get(..kmip::HEADER_LEN) {
+        let _ = kmip::response_len(header.try_into().unwrap(), cap);
+    }
+    if let Ok(payload) = kmip::decode_response(data, cap) {
+        parse_all(&payload);
+    }
+    let operations = [
+        operation::GET_ATTRIBUTES,
+        operation::GET,
+        operation::LOCATE,
+        operation::CREATE,
+    ];
+    for count in [1, operations.len()] {
+        if let Ok(items) = kmip::decode_batch_response(data, cap, &operations[..count]) {
+            assert_eq!(items.len(), count);
+            for payload in items.iter().flatten().flatten() {
+                parse_all(payload);
+            }
+        }
+    }
+}
+
+fn okvclient_ora(data: &[u8]) {
+    if let Ok(ora) = parse_okvclient_ora(Path::new("okvclient.ora"), data) {
+        assert!(ora.standby.len() <= MAX_STANDBY_SERVERS);
+    }
+}
+
+#[test]
+fn past_fuzz_failures_stay_fixed() {
+    type Target = (&'static str, fn(&[u8]));
+    let targets: [Target; 3] = [
+        ("ttlv_decode", ttlv_decode),
+        ("kmip_response", kmip_response),
+        ("okvclient_ora", okvclient_ora),
+    ];
+    for (target, run) in targets {
+        for (path, bytes) in inputs(target) {
+            eprintln!("{}", path.display());
+            run(&bytes);
+        }
+    }
+}
+
+#[test]
+fn the_oasis_vectors_pass_every_target() {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("tests/vectors");
+    for entry in std::fs::read_dir(dir).unwrap() {
+        let text = std::fs::read_to_string(entry.unwrap().path()).unwrap();
+        let hex: String = text
+            .lines()
+            .filter(|l| !l.starts_with('#'))
+            .flat_map(str::chars)
+            .filter(|c| !c.is_whitespace())
+            .collect();
+        let bytes: Vec<u8> = (0..hex.len())
+            .step_by(2)
+            .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+            .collect();
+        ttlv_decode(&bytes);
+        kmip_response(&bytes);
+    }
+}
