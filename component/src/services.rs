@@ -349,27 +349,44 @@ unsafe extern "C" fn keys_init(out: *mut Handle) -> Status {
     })
 }
 
+/// The lengths of the current pair plus `extra` each (the two services disagree on whether
+/// the NUL counts).
+///
+/// # Safety
+/// `it` is a handle of ours or NULL; the out pointers are NULL or the caller's variables.
+unsafe fn pairs_get_length(
+    it: Handle,
+    a_len: *mut usize,
+    b_len: *mut usize,
+    extra: usize,
+) -> Status {
+    // SAFETY: a handle of ours.
+    let Some((a, b)) = (unsafe { pairs(it) }).and_then(|p| p.current()) else {
+        return FAIL;
+    };
+    if a_len.is_null() || b_len.is_null() {
+        return FAIL;
+    }
+    // SAFETY: the caller's out variables.
+    unsafe {
+        *a_len = a.len() + extra;
+        *b_len = b.len() + extra;
+    }
+    OK
+}
+
 /// Lengths without the NUL.
 unsafe extern "C" fn keys_get_length(
     it: Handle,
     id_len: *mut usize,
     owner_len: *mut usize,
 ) -> Status {
-    guard("keyring_keys_metadata_iterator.get_length", FAIL, || {
-        // SAFETY: a handle of ours.
-        let Some((id, owner)) = (unsafe { pairs(it) }).and_then(|p| p.current()) else {
-            return FAIL;
-        };
-        if id_len.is_null() || owner_len.is_null() {
-            return FAIL;
-        }
-        // SAFETY: the caller's out variables.
-        unsafe {
-            *id_len = id.len();
-            *owner_len = owner.len();
-        }
-        OK
-    })
+    // SAFETY: per the service contract.
+    guard(
+        "keyring_keys_metadata_iterator.get_length",
+        FAIL,
+        || unsafe { pairs_get_length(it, id_len, owner_len, 0) },
+    )
 }
 
 unsafe extern "C" fn keys_get(
@@ -409,21 +426,12 @@ unsafe extern "C" fn metadata_get_length(
     key_len: *mut usize,
     value_len: *mut usize,
 ) -> Status {
-    guard("keyring_component_metadata_query.get_length", FAIL, || {
-        // SAFETY: a handle of ours.
-        let Some((k, v)) = (unsafe { pairs(it) }).and_then(|p| p.current()) else {
-            return FAIL;
-        };
-        if key_len.is_null() || value_len.is_null() {
-            return FAIL;
-        }
-        // SAFETY: the caller's out variables.
-        unsafe {
-            *key_len = k.len() + 1;
-            *value_len = v.len() + 1;
-        }
-        OK
-    })
+    // SAFETY: per the service contract.
+    guard(
+        "keyring_component_metadata_query.get_length",
+        FAIL,
+        || unsafe { pairs_get_length(it, key_len, value_len, 1) },
+    )
 }
 
 unsafe extern "C" fn metadata_get(
