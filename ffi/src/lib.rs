@@ -4,6 +4,8 @@
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub mod sysvar;
+
 /// Runs `body`; a panic becomes `on_panic` and one error-log line, never an unwind into mysqld.
 pub fn guard<R>(what: &str, on_panic: R, body: impl FnOnce() -> R) -> R {
     match catch_unwind(AssertUnwindSafe(body)) {

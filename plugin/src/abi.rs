@@ -76,44 +76,7 @@ pub struct StMysqlKeyring {
     ) -> bool,
 }
 
-/// `st_mysql_value`: how a check callback reads the value of SET GLOBAL.
-#[repr(C)]
-pub struct StMysqlValue {
-    pub value_type: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
-    pub val_str: unsafe extern "C" fn(
-        *mut StMysqlValue,
-        buffer: *mut c_char,
-        length: *mut c_int,
-    ) -> *const c_char,
-    pub val_real: unsafe extern "C" fn(*mut StMysqlValue, *mut f64) -> c_int,
-    pub val_int: unsafe extern "C" fn(*mut StMysqlValue, *mut i64) -> c_int,
-    pub is_unsigned: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
-}
-
-pub type CheckFn = unsafe extern "C" fn(
-    thd: *mut c_void,
-    var: *mut c_void,
-    save: *mut c_void,
-    value: *mut StMysqlValue,
-) -> c_int;
-pub type UpdateFn = unsafe extern "C" fn(
-    thd: *mut c_void,
-    var: *mut c_void,
-    var_ptr: *mut c_void,
-    save: *const c_void,
-);
-
-/// What MYSQL_SYSVAR_STR expands to.
-#[repr(C)]
-pub struct SysVarStr {
-    pub flags: c_int,
-    pub name: *const c_char,
-    pub comment: *const c_char,
-    pub check: Option<CheckFn>,
-    pub update: Option<UpdateFn>,
-    pub value: *mut *mut c_char,
-    pub def_val: *const c_char,
-}
+pub use okv_ffi::sysvar::{StMysqlValue, SysVarStr};
 
 /// `my_plugin_log_service`.
 #[repr(C)]

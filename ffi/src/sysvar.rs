@@ -1,0 +1,44 @@
+//! The system-variable ABI that MySQL and MariaDB share: a `MYSQL_SYSVAR_STR` definition, its
+//! check and update callbacks, and `st_mysql_value`, through which a check callback reads the
+//! value of `SET GLOBAL`. Layouts only; both servers lay them out identically.
+
+use std::ffi::{c_char, c_int, c_void};
+
+/// `st_mysql_value`: how a check callback reads the value of SET GLOBAL.
+#[repr(C)]
+pub struct StMysqlValue {
+    pub value_type: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
+    pub val_str: unsafe extern "C" fn(
+        *mut StMysqlValue,
+        buffer: *mut c_char,
+        length: *mut c_int,
+    ) -> *const c_char,
+    pub val_real: unsafe extern "C" fn(*mut StMysqlValue, *mut f64) -> c_int,
+    pub val_int: unsafe extern "C" fn(*mut StMysqlValue, *mut i64) -> c_int,
+    pub is_unsigned: unsafe extern "C" fn(*mut StMysqlValue) -> c_int,
+}
+
+pub type CheckFn = unsafe extern "C" fn(
+    thd: *mut c_void,
+    var: *mut c_void,
+    save: *mut c_void,
+    value: *mut StMysqlValue,
+) -> c_int;
+pub type UpdateFn = unsafe extern "C" fn(
+    thd: *mut c_void,
+    var: *mut c_void,
+    var_ptr: *mut c_void,
+    save: *const c_void,
+);
+
+/// What MYSQL_SYSVAR_STR expands to (the same in MySQL and MariaDB).
+#[repr(C)]
+pub struct SysVarStr {
+    pub flags: c_int,
+    pub name: *const c_char,
+    pub comment: *const c_char,
+    pub check: Option<CheckFn>,
+    pub update: Option<UpdateFn>,
+    pub value: *mut *mut c_char,
+    pub def_val: *const c_char,
+}
