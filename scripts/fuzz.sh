@@ -4,6 +4,7 @@
 #   kmip_response  response framing, single and batch decoders, every payload parser
 #   okvclient_ora  the okvclient.ora parser
 #   ssl_dir        the ssl/ loader: CA.pem, cert.pem, key.pem (plain and encrypted), password.txt
+#   component_cnf  the component's JSON configuration (component_keyring_okv.cnf)
 #
 #   scripts/fuzz.sh [SECONDS] [TARGET...]   each target for SECONDS (default 60); CI runs this
 #   scripts/fuzz.sh 3600 kmip_response     a long run of one target
@@ -19,7 +20,7 @@ export CARGO_BUILD_JOBS=${CARGO_BUILD_JOBS:-2}
 seconds=${1:-60}
 shift || true
 targets=("$@")
-((${#targets[@]})) || targets=(ttlv_decode kmip_response okvclient_ora ssl_dir)
+((${#targets[@]})) || targets=(ttlv_decode kmip_response okvclient_ora ssl_dir component_cnf)
 
 if ! cargo +nightly --version >/dev/null 2>&1; then
   echo "==> installing the nightly toolchain"
@@ -31,7 +32,7 @@ if ! cargo +nightly fuzz --version >/dev/null 2>&1; then
 fi
 
 corpus=fuzz/corpus
-mkdir -p "$corpus"/{ttlv_decode,kmip_response,okvclient_ora,ssl_dir}
+mkdir -p "$corpus"/{ttlv_decode,kmip_response,okvclient_ora,ssl_dir,component_cnf}
 
 # KMIP: the OASIS vectors as bytes (both decoders take requests and responses alike).
 for f in tests/vectors/*.hex; do
@@ -47,6 +48,19 @@ printf '# comment\nSERVER=kms.example.com:5696\nSTANDBY_SERVER=10.0.0.2:5696,10.
 printf 'SERVER=[::1]:5696\r\nSSL_CIPHER_SUITES=TLS_ECDHE_ECDSA_WITH_AES_256_GCM_SHA384\r\n' >"$ora/ipv6-crlf"
 printf 'SERVER=127.0.0.1:5696\nKEYRING_OKV_CONNECT_TIMEOUT=5\nKEYRING_OKV_VERIFY_SERVER_NAME=NO\n' >"$ora/options"
 printf '\xef\xbb\xbfSERVER = host:1\n' >"$ora/bom-spaces"
+
+# component_keyring_okv.cnf: valid files (the documented keys, Oracle's component_keyring_kmip
+# file) and invalid ones (each error the parser names).
+cnf=$corpus/component_cnf
+printf '{"kmip_configuration_directory": "/etc/mysql/okv"}\n' >"$cnf/minimal"
+printf '{\n  "read_local_config": false,\n  "kmip_configuration_directory": "/etc/mysql/okv",\n  "server": "kms1.example.com:5696",\n  "standby_server": ["kms2:5696", "[::1]:5696"],\n  "cache_keys": true,\n  "cache_ttl_seconds": 600,\n  "connect_timeout": 5,\n  "request_timeout": 0.5,\n  "failover_stagger": 0,\n  "verify_server_name": true\n}\n' >"$cnf/full"
+printf '{"kmip_configuration_directory": "/okv", "server": "10.0.0.1:5696", "standby_server": "10.0.0.2:5696, 10.0.0.3:5696", "cache_ttl_seconds": 0, "extra": 1}' >"$cnf/standby-string"
+printf '{"kmip_configuration_directory": "okv/relative"}' >"$cnf/relative"
+printf '{"kmip_configuration_directory": "/okv", "standby_server": "h:1"}' >"$cnf/standby-alone"
+printf '{"kmip_configuration_directory": "/okv", "connect_timeout": 1, "failover_stagger": 2, "cache_ttl_seconds": -1}' >"$cnf/bad-values"
+printf '{"kmip_configuration_directory": 7, "cache_keys": "yes"}' >"$cnf/wrong-types"
+printf '["/okv"]' >"$cnf/not-an-object"
+printf '{"kmip_configuration_directory": "/okv",\n  "server": "h:1",,}' >"$cnf/syntax"
 
 # ssl/: keys in every format the loader reads, plain and encrypted, and certificates.
 ssl=$corpus/ssl_dir

@@ -3,7 +3,8 @@
 
 use std::path::{Path, PathBuf};
 
-use okv_core::config::{MAX_STANDBY_SERVERS, parse_okvclient_ora};
+use okv_core::component::settings::{self, Settings};
+use okv_core::config::{MAX_STANDBY_SERVERS, Options, parse_okvclient_ora};
 use okv_core::kmip::ttlv::{Limits, decode_with};
 use okv_core::kmip::{self, Ttlv, ops, tags::operation};
 
@@ -80,13 +81,36 @@ fn okvclient_ora(data: &[u8]) {
     }
 }
 
+fn component_cnf_settings(settings: &Settings) {
+    assert!(settings.kmip_configuration_directory.is_absolute());
+    if let Some(servers) = &settings.servers {
+        assert!(!servers.is_empty() && servers.len() <= 1 + MAX_STANDBY_SERVERS);
+    }
+    let mut options = Options::default();
+    if settings.apply_options(&mut options).is_ok() {
+        assert!(options.failover_stagger <= options.connect_timeout);
+    }
+}
+
+fn component_cnf(data: &[u8]) {
+    let Ok(text) = std::str::from_utf8(data) else {
+        return;
+    };
+    let path = Path::new("component_keyring_okv.cnf");
+    match settings::parse_text(path, text).and_then(|object| settings::parse(path, &object)) {
+        Ok(settings) => component_cnf_settings(&settings),
+        Err(e) => assert!(e.to_string().starts_with("component_keyring_okv.cnf")),
+    }
+}
+
 #[test]
 fn past_fuzz_failures_stay_fixed() {
     type Target = (&'static str, fn(&[u8]));
-    let targets: [Target; 3] = [
+    let targets: [Target; 4] = [
         ("ttlv_decode", ttlv_decode),
         ("kmip_response", kmip_response),
         ("okvclient_ora", okvclient_ora),
+        ("component_cnf", component_cnf),
     ];
     for (target, run) in targets {
         for (path, bytes) in inputs(target) {
