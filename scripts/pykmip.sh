@@ -10,8 +10,7 @@
 #   KEYRING_OKV_PYKMIP_NAME instance name (default: the main instance). A named instance
 #                           (e.g. "second") has its own port, database, pid and log under
 #                           <lab>/pykmip-NAME but shares the venv, PKI and client identity.
-#   PYTHON                  interpreter used to create the venv (default: the distribution's
-#                           /usr/bin/python3 when it can make venvs, else python3 on PATH)
+#   PYTHON                  interpreter used to create the venv (default: python3)
 #   KEYRING_OKV_PYKMIP_STOP_TIMEOUT  seconds to wait after SIGINT before SIGKILL (default 15;
 #                           PyKMIP waits up to 10 s per still-open client connection)
 #
@@ -62,20 +61,7 @@ die() { echo "$(tag): error: $*" >&2; exit 1; }
 # setup
 # ---------------------------------------------------------------------------------------
 
-# The distribution's interpreter first: under many concurrent connections PyKMIP crashed
-# (SIGSEGV inside libpython) on a separately built CPython 3.11 of the same minor version.
-interpreter() {
-    if [[ -n ${PYTHON:-} ]]; then
-        echo "$PYTHON"
-    elif [[ -x /usr/bin/python3 ]] && /usr/bin/python3 -c 'import ensurepip, venv' 2>/dev/null; then
-        echo /usr/bin/python3
-    else
-        echo python3
-    fi
-}
-
-# The venv is rebuilt when the pinned requirements or the interpreter change.
-reqs_hash() { { cat "$REQS"; command -v "$(interpreter)"; } | sha256sum | cut -d' ' -f1; }
+reqs_hash() { sha256sum "$REQS" | cut -d' ' -f1; }
 
 venv_ok() {
     [[ -x $VENV/bin/python && -x $VENV/bin/pykmip-server && -f $VENV/.requirements.sha256 ]] || return 1
@@ -87,7 +73,7 @@ setup_venv() {
     venv_ok && return 0
     say "creating venv and installing pinned PyKMIP 0.11.0 (about 10 s)"
     rm -rf "$VENV"
-    "$(interpreter)" -m venv "$VENV"
+    "${PYTHON:-python3}" -m venv "$VENV"
     if ! "$VENV/bin/python" -m pip install --quiet --disable-pip-version-check -r "$REQS" \
             >"$LAB/pip.log" 2>&1; then
         tail -n 20 "$LAB/pip.log" >&2
