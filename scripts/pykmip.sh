@@ -303,7 +303,18 @@ start_once() {
     # setsid: own session and process group (pgid == pid written below), so stop can
     # signal the server and its two helper processes (policy monitor, multiprocessing
     # manager) together. Detached from our stdio so callers' pipes are not held open.
-    setsid bash -c 'echo $$ >"$1"; exec "$2" -W ignore "$3" -f "$4" -l "$5"' \
+    # The interpreter has been seen to die of SIGSEGV under concurrent test load (inside
+    # libpython, cause not found): a crash restarts the server at once on the same port and
+    # database, and leaves its Python traceback (faulthandler) and a note in the console log.
+    # SIGINT from `stop` ends the loop with the server, as before.
+    PYTHONFAULTHANDLER=1 setsid bash -c '
+        echo $$ >"$1"
+        while :; do
+            "$2" -W ignore "$3" -f "$4" -l "$5"
+            rc=$?
+            ((rc == 134 || rc == 135 || rc == 136 || rc == 139)) || exit "$rc"
+            echo "pykmip: server died with status $rc; restarting it on the same port" >&2
+        done' \
         _ "$PIDFILE" "$VENV/bin/python" "$VENV/bin/pykmip-server" "$SERVER_CONF" "$LOG" \
         </dev/null >"$CONSOLE" 2>&1 &
 
