@@ -61,9 +61,7 @@ die() { echo "$(tag): error: $*" >&2; exit 1; }
 # setup
 # ---------------------------------------------------------------------------------------
 
-# The venv is rebuilt when the pinned requirements or the way it is set up change.
-VENV_LAYOUT=2  # 2: SQLAlchemy without its compiled modules
-reqs_hash() { { cat "$REQS"; echo "layout $VENV_LAYOUT"; } | sha256sum | cut -d' ' -f1; }
+reqs_hash() { sha256sum "$REQS" | cut -d' ' -f1; }
 
 venv_ok() {
     [[ -x $VENV/bin/python && -x $VENV/bin/pykmip-server && -f $VENV/.requirements.sha256 ]] || return 1
@@ -81,10 +79,6 @@ setup_venv() {
         tail -n 20 "$LAB/pip.log" >&2
         die "pip install failed (full output: $LAB/pip.log)"
     fi
-    # SQLAlchemy's compiled (Cython) modules crashed PyKMIP's server with SIGSEGV under
-    # concurrent connections (faulthandler: in orm/loading.py during a Locate). Without them
-    # SQLAlchemy imports the pure-Python modules of the same names.
-    find "$VENV" -path '*/site-packages/sqlalchemy/*' -name '*_cy.cpython-*.so' -delete
     reqs_hash >"$VENV/.requirements.sha256"
 }
 
