@@ -89,6 +89,11 @@ impl Health {
         state.last_index = 0;
     }
 
+    /// Connections made so far: a change means the connection in use was replaced.
+    pub fn connections(&self) -> u64 {
+        self.connections.load(Ordering::Relaxed)
+    }
+
     /// A new connection to `server`, at `index` in the list: a failover when it is later in
     /// the list than the last one, a failback when earlier.
     pub fn connected(&self, server: &str, index: usize) {

@@ -7,6 +7,7 @@ mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::Arc;
+use std::sync::atomic::Ordering;
 use std::time::Duration;
 
 use common::fault_server::{Fault, FaultServer};
@@ -14,8 +15,9 @@ use common::fixtures::rustls_server_config;
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
 use common::pykmip::lab;
 use okv_core::config::{Host, Options, ServerAddr, load_conf_dir};
-use okv_core::connector::KmipClient;
+use okv_core::connector::{ClientError, KmipClient, Retry};
 use okv_core::keyring::{Keyring, KeyringError, object_name};
+use okv_core::kmip::ops;
 use okv_core::kmip::tags::{object_type, operation, state};
 
 struct Server {
@@ -313,7 +315,11 @@ fn a_lost_create_answer_is_not_repeated_on_a_standby() {
 }
 
 fn plant_many(s: &Server, count: usize, per_second: usize) {
-    for i in 0..count {
+    plant_many_from(s, 0, count, per_second);
+}
+
+fn plant_many_from(s: &Server, from: usize, to: usize, per_second: usize) {
+    for i in from..to {
         let date = 1_700_000_000 + i64::try_from(i / per_second).unwrap();
         let mut o = Object::aes(
             &format!("m{i}"),
@@ -446,4 +452,103 @@ fn a_locate_answer_over_the_response_cap_is_split() {
     }
     let listed = keyring(&[&s]).list(false).unwrap();
     assert_eq!(listed.len(), count);
+}
+
+#[test]
+fn a_later_listing_on_the_same_connection_skips_the_cap_probe() {
+    let s = server("u", Quirks::default());
+    plant_many(&s, 2000, 50);
+    let k = keyring(&[&s]);
+    let first = k.list(false).unwrap();
+    let cost = k.last_listing().unwrap();
+    // Symmetric keys: the answer, then its two halves (the probe); secret data: one.
+    assert_eq!(cost.locates, 4, "{cost:?}");
+    assert_eq!(k.list(false).unwrap(), first);
+    assert_eq!(k.last_listing().unwrap().locates, 2);
+
+    // A new connection may reach a reconfigured server: what was learned is checked again.
+    s.kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    assert!(k.list(false).is_err());
+    s.kmip.set(Quirks::default());
+    assert_eq!(k.list(false).unwrap(), first);
+    assert_eq!(k.last_listing().unwrap().locates, 4);
+}
+
+#[test]
+fn a_learned_cap_still_splits_later_listings() {
+    let s = server(
+        "u",
+        Quirks {
+            locate_cap: Some(100),
+            keep_destroyed: true,
+            ..Quirks::default()
+        },
+    );
+    plant_many(&s, 1200, 7);
+    let k = keyring(&[&s]);
+    let first = k.list(false).unwrap();
+    assert_eq!(first.len(), 1080);
+    let first_cost = k.last_listing().unwrap();
+    // Objects made meanwhile are found: the learned cap makes every full answer split.
+    plant_many_from(&s, 1200, 1500, 7);
+    let second = k.list(false).unwrap();
+    assert_eq!(second.len(), 1350);
+    let second_cost = k.last_listing().unwrap();
+    assert!(
+        second_cost.locates >= first_cost.locates,
+        "{first_cost:?} then {second_cost:?}"
+    );
+}
+
+#[test]
+fn a_request_about_an_object_of_one_server_is_never_sent_to_another() {
+    let primary = server("p", Quirks::default());
+    let standby = server("s", Quirks::default());
+    primary.kmip.plant(Object::aes(
+        "7",
+        &object_name("ours", ""),
+        key(1),
+        1_700_000_000,
+    ));
+    // On the standby, "7" is another key.
+    standby.kmip.plant(Object::aes(
+        "7",
+        &object_name("other", ""),
+        key(2),
+        1_700_000_000,
+    ));
+    let k = keyring(&[&primary, &standby]);
+    let on = k.client().connect().unwrap().server.to_string();
+    primary.kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    // The connection fails over between finding "7" on the primary and acting on it.
+    let before = standby.kmip.messages.load(Ordering::SeqCst);
+    let err = k
+        .client()
+        .request_on(
+            &on,
+            &ops::get_attributes("7", &["State"]),
+            Retry::Idempotent,
+            |_| Ok(()),
+        )
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Moved { .. }), "{err}");
+    let err = k
+        .client()
+        .request_on(&on, &ops::destroy("7"), Retry::Never, |_| Ok(()))
+        .unwrap_err();
+    assert!(matches!(err, ClientError::Moved { .. }), "{err}");
+    assert!(err.to_string().contains("was not sent"), "{err}");
+    assert_eq!(standby.kmip.messages.load(Ordering::SeqCst), before);
+    assert_eq!(
+        standby.kmip.named(&object_name("other", ""))[0].state,
+        state::ACTIVE
+    );
+    // Unpinned requests go wherever the connection is.
+    assert!(k.fetch("other", "").unwrap().is_some());
 }

@@ -229,6 +229,30 @@ impl KmipClient {
         retry: Retry,
         parse: impl FnOnce(&Ttlv) -> Result<T, kmip::KmipError>,
     ) -> Result<T, ClientError> {
+        self.request_to(None, request, retry, parse)
+    }
+
+    /// As `request`, about an object of `server`: sent only if the connection goes to `server`
+    /// (otherwise `ClientError::Moved`, nothing sent), so that an identifier is never acted on
+    /// at a server where it may name another object.
+    pub fn request_on<T>(
+        &self,
+        server: &str,
+        request: &Request,
+        retry: Retry,
+        parse: impl FnOnce(&Ttlv) -> Result<T, kmip::KmipError>,
+    ) -> Result<T, ClientError> {
+        self.request_to(Some(server), request, retry, parse)
+    }
+
+    fn request_to<T>(
+        &self,
+        on: Option<&str>,
+        request: &Request,
+        retry: Retry,
+        parse: impl FnOnce(&Ttlv) -> Result<T, kmip::KmipError>,
+    ) -> Result<T, ClientError> {
+        let on = on.map(str::to_owned);
         let encoded = Zeroizing::new(kmip::encode_request(request));
         let shared = self.shared.clone();
         let operation = request.operation;
@@ -239,7 +263,14 @@ impl KmipClient {
             .block_on(async move {
                 let deadline = tokio::time::Instant::now() + budget;
                 shared
-                    .until_closed(shared.call(&encoded, operation, retry, deadline, budget))
+                    .until_closed(shared.call(
+                        &encoded,
+                        operation,
+                        retry,
+                        on.as_deref(),
+                        deadline,
+                        budget,
+                    ))
                     .await
             })
             .and_then(|(mut payload, server)| {
@@ -282,6 +313,27 @@ impl KmipClient {
         requests: &[Request],
         retry: Retry,
     ) -> Result<BatchAnswer, ClientError> {
+        self.request_batch_to(None, requests, retry)
+    }
+
+    /// As `request_batch`, about objects of `server`: sent only if the connection goes there
+    /// (otherwise `ClientError::Moved`, nothing sent).
+    pub fn request_batch_on(
+        &self,
+        server: &str,
+        requests: &[Request],
+        retry: Retry,
+    ) -> Result<BatchAnswer, ClientError> {
+        self.request_batch_to(Some(server), requests, retry)
+    }
+
+    fn request_batch_to(
+        &self,
+        on: Option<&str>,
+        requests: &[Request],
+        retry: Retry,
+    ) -> Result<BatchAnswer, ClientError> {
+        let on = on.map(str::to_owned);
         let encoded = Zeroizing::new(kmip::encode_batch(requests));
         let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
         let shared = self.shared.clone();
@@ -290,11 +342,14 @@ impl KmipClient {
         let outcome = self.runtime.block_on(async move {
             let deadline = tokio::time::Instant::now() + budget;
             shared
-                .until_closed(
-                    shared.call_with(&encoded, retry, deadline, budget, |message| {
-                        kmip::decode_batch_response(message, RESPONSE_CAP, &operations)
-                    }),
-                )
+                .until_closed(shared.call_with(
+                    &encoded,
+                    retry,
+                    on.as_deref(),
+                    deadline,
+                    budget,
+                    |message| kmip::decode_batch_response(message, RESPONSE_CAP, &operations),
+                ))
                 .await
         });
         let health = self.shared.health();
@@ -468,21 +523,23 @@ impl Shared {
         encoded: &[u8],
         operation: u32,
         retry: Retry,
+        on: Option<&str>,
         deadline: tokio::time::Instant,
         budget: Duration,
     ) -> Result<(Ttlv, String), ClientError> {
-        self.call_with(encoded, retry, deadline, budget, |message| {
+        self.call_with(encoded, retry, on, deadline, budget, |message| {
             kmip::decode_response_for(message, RESPONSE_CAP, operation)
         })
         .await
     }
 
     /// Sends one encoded message (a single request or a batch) and decodes its answer with
-    /// `decode`, under the call's deadline.
+    /// `decode`, under the call's deadline; with `on`, only to that server.
     async fn call_with<T>(
         self: &Arc<Self>,
         encoded: &[u8],
         retry: Retry,
+        on: Option<&str>,
         deadline: tokio::time::Instant,
         budget: Duration,
         decode: impl Fn(&[u8]) -> Result<T, kmip::KmipError>,
@@ -497,6 +554,12 @@ impl Shared {
             let session = self.ensure(&mut conn, avoid, deadline, attempt > 1).await?;
             let index = session.index();
             let server = session.server().to_string();
+            if let Some(expected) = on.filter(|e| *e != server) {
+                return Err(ClientError::Moved {
+                    expected: expected.to_string(),
+                    now: server,
+                });
+            }
             let timeout = self.options.request_timeout;
             let sent = tokio::time::Instant::now();
             let until = (sent + timeout).min(deadline);

@@ -162,6 +162,12 @@ pub enum ClientError {
     /// sent. Never repeated blindly; the keyring layer looks before acting again.
     #[error("{0} (the request may or may not have been carried out)")]
     Ambiguous(TransportError),
+    /// A request about an object of one server found the connection on another (identifiers
+    /// differ between servers, and may name another object there); it was not sent.
+    #[error(
+        "the connection moved from KMIP server {expected} to {now}; the request about an object of {expected} was not sent to {now}, try again"
+    )]
+    Moved { expected: String, now: String },
 }
 
 impl ClientError {

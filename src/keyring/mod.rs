@@ -39,7 +39,7 @@ pub use naming::{object_name, parse_object_name};
 use crate::connector::{ClientError, KmipClient, Retry, TransportError};
 use crate::kmip::{self, LocateFilter, ops, tags};
 use memory::Memory;
-use survey::{ObjectInfo, SurveyError, Surveyor};
+use survey::{LocateHabits, ObjectInfo, SurveyError, Surveyor};
 
 /// Longest key id a read accepts: the keyring proxy of mysqld copies ids into 1025-byte buffers.
 pub const MAX_KEY_ID_LEN: usize = 1024;
@@ -90,11 +90,25 @@ pub struct KeyEntry {
 /// Parses the unique identifier out of a Create or Register response.
 type ParseUid = fn(&kmip::Ttlv) -> Result<String, kmip::KmipError>;
 
+/// The requests one listing made.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct ListingCost {
+    /// Objects of the listed types the server holds (any state or name).
+    pub objects: usize,
+    /// Requests sent (each Locate, each batch of Get Attributes).
+    pub requests: usize,
+    pub locates: usize,
+}
+
 pub struct Keyring {
     client: KmipClient,
     /// Object name -> KMIP unique identifier and the server that gave it, so a key seen
     /// before costs one round trip.
     memory: Mutex<Memory>,
+    /// How each server caps Locate answers, as listings found out.
+    habits: Mutex<LocateHabits>,
+    /// What the last complete listing cost.
+    last_listing: Mutex<Option<ListingCost>>,
     /// Serialises generate/store/remove so that look-then-act is not raced in this process.
     writes: Mutex<()>,
 }
@@ -168,6 +182,8 @@ impl Keyring {
         Keyring {
             client,
             memory: Mutex::new(Memory::default()),
+            habits: Mutex::new(LocateHabits::default()),
+            last_listing: Mutex::new(None),
             writes: Mutex::new(()),
         }
     }
@@ -316,9 +332,9 @@ impl Keyring {
             });
         };
         self.same_server(key_id, &server)?;
-        self.retire(key_id, uid)?;
+        self.retire(key_id, uid, &server)?;
         for leftover in live.iter().filter(|o| !o.is_active()) {
-            if let Err(e) = self.retire(key_id, &leftover.uid) {
+            if let Err(e) = self.retire(key_id, &leftover.uid, &server) {
                 tracing::warn!(
                     "key '{key_id}': could not destroy the unusable KMIP object {} ({}) under its name: {e}",
                     leftover.uid,
@@ -337,6 +353,11 @@ impl Keyring {
         self.list_within(LIST_DEADLINE)
     }
 
+    /// What the last complete listing cost, in requests to the server.
+    pub fn last_listing(&self) -> Option<ListingCost> {
+        *lock(&self.last_listing)
+    }
+
     /// As `list`, with `within` bounding the whole listing.
     pub fn list_within(&self, within: Duration) -> Result<Vec<KeyEntry>, KeyringError> {
         let deadline = Instant::now() + within;
@@ -345,6 +366,7 @@ impl Keyring {
             attempt += 1;
             let epoch = lock(&self.memory).epoch();
             let mut surveyor = Surveyor::new(&self.client, deadline);
+            surveyor.recall(&lock(&self.habits));
             let mut objects = Vec::new();
             let outcome = [OBJECT_TYPE_SYMMETRIC_KEY, OBJECT_TYPE_SECRET_DATA]
                 .into_iter()
@@ -374,6 +396,14 @@ impl Keyring {
                 surveyor.round_trips,
                 surveyor.locates
             );
+            *lock(&self.last_listing) = Some(ListingCost {
+                objects: objects.len(),
+                requests: surveyor.round_trips,
+                locates: surveyor.locates,
+            });
+            if let Some((server, habit)) = surveyor.habit() {
+                lock(&self.habits).record(server, habit);
+            }
             let server = surveyor.server().unwrap_or_default().to_string();
             return self.entries(objects, &server, epoch);
         }
@@ -512,10 +542,15 @@ impl Keyring {
             ops::get_attributes(uid, &[tags::attr::NAME, tags::attr::STATE]),
             ops::get(uid),
         ];
-        let answer = self
+        let answer = match self
             .client
-            .request_batch(&requests, Retry::Idempotent)
-            .map_err(KeyringError::backend(key_id))?;
+            .request_batch_on(server, &requests, Retry::Idempotent)
+        {
+            Ok(answer) => answer,
+            // The key is looked up again on the server now in use.
+            Err(ClientError::Moved { .. }) => return Ok(Read::Stale),
+            Err(e) => return Err(KeyringError::backend(key_id)(e)),
+        };
         let mut items = answer.items;
         let wipe = |items: &mut Vec<Option<kmip::ItemResult>>| {
             items
@@ -681,7 +716,7 @@ impl Keyring {
             }
             [one] => {
                 if let Some(expected) = material {
-                    if !self.holds(key_id, &one.uid, expected)? {
+                    if !self.holds(key_id, &one.uid, &server, expected)? {
                         return Err(KeyringError::BadKey {
                             key_id: key_id.to_string(),
                             uid: one.uid.clone(),
@@ -700,10 +735,16 @@ impl Keyring {
     }
 
     /// Whether object `uid` holds exactly `expected`.
-    fn holds(&self, key_id: &str, uid: &str, expected: &[u8]) -> Result<bool, KeyringError> {
+    fn holds(
+        &self,
+        key_id: &str,
+        uid: &str,
+        server: &str,
+        expected: &[u8],
+    ) -> Result<bool, KeyringError> {
         let object = self
             .client
-            .request(&ops::get(uid), Retry::Idempotent, ops::parse_get)
+            .request_on(server, &ops::get(uid), Retry::Idempotent, ops::parse_get)
             .map_err(KeyringError::backend(key_id))?;
         let same = object.material.len() == expected.len()
             && object
@@ -724,7 +765,7 @@ impl Keyring {
         uid: &str,
         server: &str,
     ) -> Result<(), KeyringError> {
-        match self.ensure_active(key_id, uid) {
+        match self.ensure_active(key_id, uid, server) {
             Ok(()) => {
                 let mut memory = lock(&self.memory);
                 let epoch = memory.epoch();
@@ -732,9 +773,9 @@ impl Keyring {
                 Ok(())
             }
             Err(e) => {
-                if let Err(cleanup) = self
-                    .client
-                    .request(&ops::destroy(uid), Retry::Never, |_| Ok(()))
+                if let Err(cleanup) =
+                    self.client
+                        .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
                 {
                     tracing::warn!(
                         "could not destroy the unactivated object {uid} of key '{key_id}': {cleanup}"
@@ -745,22 +786,24 @@ impl Keyring {
         }
     }
 
-    fn ensure_active(&self, key_id: &str, uid: &str) -> Result<(), KeyringError> {
+    fn ensure_active(&self, key_id: &str, uid: &str, server: &str) -> Result<(), KeyringError> {
         match self
             .client
-            .request(&ops::activate(uid), Retry::Never, |_| Ok(()))
+            .request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(()))
         {
             Ok(()) => Ok(()),
-            Err(e) => match self.state(key_id, uid)? {
+            Err(e @ ClientError::Moved { .. }) => Err(KeyringError::backend(key_id)(e)),
+            Err(e) => match self.state(key_id, uid, server)? {
                 Some(STATE_ACTIVE) => Ok(()),
                 _ => Err(KeyringError::backend(key_id)(e)),
             },
         }
     }
 
-    /// The object's State, or None when the server no longer has it.
-    fn state(&self, key_id: &str, uid: &str) -> Result<Option<u32>, KeyringError> {
-        match self.client.request(
+    /// The State of object `uid` of `server`, or None when the server no longer has it.
+    fn state(&self, key_id: &str, uid: &str, server: &str) -> Result<Option<u32>, KeyringError> {
+        match self.client.request_on(
+            server,
             &ops::get_attributes(uid, &["State"]),
             Retry::Idempotent,
             ops::parse_get_attributes,
@@ -771,33 +814,40 @@ impl Keyring {
         }
     }
 
-    fn retire(&self, key_id: &str, uid: &str) -> Result<(), KeyringError> {
+    /// Revokes and destroys object `uid` of `server`; nothing is sent to another server.
+    fn retire(&self, key_id: &str, uid: &str, server: &str) -> Result<(), KeyringError> {
         let gone = |s: Option<u32>| {
             matches!(
                 s,
                 None | Some(tags::state::DESTROYED | tags::state::DESTROYED_COMPROMISED)
             )
         };
-        let state = self.state(key_id, uid)?;
+        let state = self.state(key_id, uid, server)?;
         if gone(state) {
             return Ok(());
         }
         if state == Some(STATE_ACTIVE) {
             let revoke = ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON);
-            if let Err(e) = self.client.request(&revoke, Retry::Never, |_| Ok(())) {
-                if self.state(key_id, uid)? == Some(STATE_ACTIVE) {
+            if let Err(e) = self
+                .client
+                .request_on(server, &revoke, Retry::Never, |_| Ok(()))
+            {
+                if matches!(e, ClientError::Moved { .. })
+                    || self.state(key_id, uid, server)? == Some(STATE_ACTIVE)
+                {
                     return Err(KeyringError::backend(key_id)(e));
                 }
             }
         }
         match self
             .client
-            .request(&ops::destroy(uid), Retry::Never, |_| Ok(()))
+            .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
         {
             Ok(()) => Ok(()),
             Err(ClientError::Server { source, .. }) if source.is_absent() => Ok(()),
             Err(e) => {
-                if gone(self.state(key_id, uid)?) {
+                if !matches!(e, ClientError::Moved { .. }) && gone(self.state(key_id, uid, server)?)
+                {
                     Ok(())
                 } else {
                     Err(KeyringError::backend(key_id)(e))

@@ -11,20 +11,24 @@
 //!   size is split too;
 //! - an answer over the response cap is split in time.
 //!
+//! What a search learns of a server's answers (its cap, or the largest answer shown to be
+//! whole) is kept between listings (`LocateHabits`), so that the probe is not repeated on
+//! every listing of an unchanged server.
+//!
 //! Attributes (names, state, dates) come from Get Attributes, many objects per request (batch
 //! items). The whole search runs under one deadline and on one server: an answer from another
 //! server (after a failover) stops it, since identifiers differ between servers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
 use std::rc::Rc;
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use crate::connector::{ClientError, KmipClient, Retry, TransportError};
 use crate::kmip::{self, ItemResult, LocateFilter, Request, TtlvErrorKind, ops, tags};
 
 /// Maximum Items asked of every Locate. Even with 48-byte UUID identifiers the answer stays
-/// far below the client's 1 MiB response cap.
-pub const LOCATE_PAGE: usize = 10_000;
+/// below the client's 1 MiB response cap (786 KiB).
+pub const LOCATE_PAGE: usize = 16_384;
 /// First answers this large are checked for a silent cap (no server caps lower).
 pub const PROBE_MIN: usize = 64;
 /// Get Attributes items per request.
@@ -33,6 +37,43 @@ pub const DESCRIBE_BATCH: usize = 250;
 const MAX_LOCATES: usize = 4096;
 /// The end of the Initial Date range: 9999-12-31T23:59:59Z.
 const LAST_DATE: i64 = 253_402_300_799;
+/// How long what was learned of a server's answers is trusted before it is checked again. It
+/// is also forgotten whenever the connection is replaced, since a server reconfigured or
+/// replaced behind the same address drops its connections.
+pub const HABIT_TTL: Duration = Duration::from_secs(3600);
+
+/// What earlier searches learned of how servers cap Locate answers, by server.
+#[derive(Clone, Debug, Default)]
+pub struct LocateHabits {
+    per_server: HashMap<String, Habit>,
+}
+
+/// How one server answers Locate.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Habit {
+    /// The most identifiers it returns in one answer, when known to cap.
+    pub cap: Option<usize>,
+    /// The largest answer shown to be whole: answers no larger are not capped.
+    pub whole_up_to: usize,
+    learned: Instant,
+    /// The client's connection count when learned: the habit holds for that connection only.
+    connection: u64,
+}
+
+impl LocateHabits {
+    /// What is known of `server` on connection number `connection`, unless it is older than
+    /// `HABIT_TTL`.
+    pub fn get(&self, server: &str, connection: u64) -> Option<Habit> {
+        self.per_server
+            .get(server)
+            .copied()
+            .filter(|h| h.connection == connection && h.learned.elapsed() < HABIT_TTL)
+    }
+
+    pub fn record(&mut self, server: String, habit: Habit) {
+        self.per_server.insert(server, habit);
+    }
+}
 
 /// The attributes asked for every object.
 const ATTRIBUTES: [&str; 5] = [
@@ -129,6 +170,10 @@ pub struct Surveyor<'a> {
     known: HashMap<String, Option<ObjectInfo>>,
     /// The largest answer the server gives, once learned.
     cap: Option<usize>,
+    /// Answers no larger than this are known to be whole.
+    whole_up_to: usize,
+    /// What earlier searches learned, applied once the server is known.
+    recalled: LocateHabits,
     /// Requests sent.
     pub round_trips: usize,
     pub locates: usize,
@@ -142,9 +187,30 @@ impl<'a> Surveyor<'a> {
             server: None,
             known: HashMap::new(),
             cap: None,
+            whole_up_to: 0,
+            recalled: LocateHabits::default(),
             round_trips: 0,
             locates: 0,
         }
+    }
+
+    /// Starts from what earlier searches learned of the servers.
+    pub fn recall(&mut self, habits: &LocateHabits) {
+        self.recalled = habits.clone();
+    }
+
+    /// What this search knows of the server's answers, for later searches.
+    pub fn habit(&self) -> Option<(String, Habit)> {
+        let server = self.server.clone()?;
+        Some((
+            server,
+            Habit {
+                cap: self.cap,
+                whole_up_to: self.whole_up_to,
+                learned: Instant::now(),
+                connection: self.client.health().connections(),
+            },
+        ))
     }
 
     /// The server every answer came from (None before the first request).
@@ -177,7 +243,13 @@ impl<'a> Surveyor<'a> {
                     to: answer.server,
                 })
             }
-            _ => {
+            Some(_) => Ok(answer.items),
+            None => {
+                let connection = self.client.health().connections();
+                if let Some(habit) = self.recalled.get(&answer.server, connection) {
+                    self.cap = self.cap.or(habit.cap);
+                    self.whole_up_to = self.whole_up_to.max(habit.whole_up_to);
+                }
                 self.server = Some(answer.server);
                 Ok(answer.items)
             }
@@ -290,6 +362,8 @@ impl<'a> Surveyor<'a> {
         state: Option<u32>,
     ) -> Result<Vec<ObjectInfo>, SurveyError> {
         let mut found: BTreeSet<String> = BTreeSet::new();
+        // The size of the first answer when it was probed.
+        let mut probed = None;
         let mut parts = vec![Part {
             range: None,
             parent: None,
@@ -330,9 +404,15 @@ impl<'a> Surveyor<'a> {
             self.describe(&uids)?;
             found.extend(uids.iter().cloned());
             let capped = count >= LOCATE_PAGE || self.cap.is_some_and(|c| count >= c);
-            let probe = part.range.is_none() && count >= PROBE_MIN && self.cap.is_none();
+            let probe = part.range.is_none()
+                && count >= PROBE_MIN
+                && self.cap.is_none()
+                && count > self.whole_up_to;
             if !capped && !probe {
                 continue;
+            }
+            if probe {
+                probed = Some(count);
             }
             if let Some((from, to)) = part.range {
                 let outside = uids.iter().any(|u| {
@@ -373,6 +453,10 @@ impl<'a> Surveyor<'a> {
                 }
                 None => {}
             }
+        }
+        if let (Some(count), None) = (probed, self.cap) {
+            // Its parts held nothing it lacked: that answer was whole.
+            self.whole_up_to = self.whole_up_to.max(count);
         }
         Ok(found.iter().filter_map(|u| self.info(u).cloned()).collect())
     }
