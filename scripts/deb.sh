@@ -278,6 +278,32 @@ cmd_test() {
         "$(sql "SELECT CREATE_OPTIONS FROM information_schema.TABLES WHERE TABLE_SCHEMA='debtest' AND TABLE_NAME='t'")" \
         "ENCRYPTION='Y'"
 
+    # The packaged component instead of the plugin, loaded from the instance's manifest with
+    # the packaged configuration template (which defers to the data directory's file): it
+    # serves the same KMIP objects, so the table encrypted under the plugin reads back with no
+    # key migration.
+    if grep -qx /usr/lib/mysql/plugin/component_keyring_okv.so <<<"$files"; then
+        check "component_keyring_okv.cnf in the plugin directory points at the conffile" eq \
+            "$(readlink "$plugin_dir/component_keyring_okv.cnf")" /etc/mysql/keyring-okv/component_keyring_okv.cnf
+        bash "$MYSQL" stop "$INSTANCE"
+        local data="$inst/data"
+        printf '{"components": "file://component_keyring_okv"}\n' >"$data/mysqld.my"
+        printf '{"kmip_configuration_directory": "%s"}\n' "$CONF" >"$data/component_keyring_okv.cnf"
+        # Any argument replaces the saved ones (--early-plugin-load among them).
+        bash "$MYSQL" start "$INSTANCE" --log-error-verbosity=3
+        check "no keyring plugin loaded" eq \
+            "$(sql "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" 0
+        check "component_keyring_okv from the package is Active" eq \
+            "$(sql "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'")" Active
+        check "the table encrypted under the plugin reads back under the component" eq \
+            "$(sql 'SELECT a FROM debtest.t')" 42
+        check "the key made through the plugin is fetched through the component" eq \
+            "$(sql "SELECT keyring_key_length_fetch('$key')")" 32
+        bash "$MYSQL" stop "$INSTANCE"
+        rm -f "$data/mysqld.my" "$data/component_keyring_okv.cnf"
+        bash "$MYSQL" start "$INSTANCE" --early-plugin-load=keyring_okv.so --loose-keyring_okv_conf_dir="$CONF"
+    fi
+
     # The admin tool from /usr/bin against the same configuration directory.
     local out
     check "keyring-okv check (from /usr/bin, same conf dir)" chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" check
