@@ -3,7 +3,7 @@
 //! Attributes request per object, measured in the same run on the same server, alternating,
 //! median of the rounds, at each simulated round-trip time.
 //!
-//!     cargo run --release --example bench_list [N] [ROUNDS] [--rtt-ms 0,1,5]
+//!     cargo run --release --example bench_list [N] [ROUNDS] [--rtt-ms 0,1,2,5]
 //!
 //! RTT 0 talks to PyKMIP directly on loopback; any other RTT goes through an in-process relay
 //! on 127.0.0.1 that delays every chunk by RTT/2 each way (examples/support/latency_relay.rs),
@@ -134,7 +134,7 @@ struct Args {
 fn parse_args() -> Args {
     let usage = "usage: bench_list [N] [ROUNDS] [--rtt-ms MS[,MS...]]";
     let mut positional = Vec::new();
-    let mut rtts_ms = vec![0.0, 1.0, 5.0];
+    let mut rtts_ms = vec![0.0, 1.0, 2.0, 5.0];
     let mut args = std::env::args().skip(1);
     while let Some(arg) = args.next() {
         if arg == "--rtt-ms" {
