@@ -180,7 +180,9 @@ fn full_round(db: &Instance, args: &[&str], udf_key: &str) {
     // Kept on the server after the test; one name per round, as rounds share the server.
     let kept = format!("{udf_key}Kept");
     remove_udf_leftovers(&[&kept]);
-    db.must_sql(&format!("SELECT keyring_key_store('{kept}', 'SECRET', 'x')"));
+    db.must_sql(&format!(
+        "SELECT keyring_key_store('{kept}', 'SECRET', 'x')"
+    ));
     let keys = db.must_sql("SELECT KEY_ID, KEY_OWNER FROM performance_schema.keyring_keys");
     assert!(
         keys.lines()
