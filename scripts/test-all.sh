@@ -35,6 +35,11 @@ cleanup() {
 trap cleanup EXIT
 
 step "PyKMIP 0.11.0 test server"
+# Every run starts from empty lab databases: keys that an earlier local run left behind (a
+# failed test does not remove its keys) must not fail this run with "already exists".
+for instance in main second ops component mdbout_host mdbout_chroot; do
+  KEYRING_OKV_PYKMIP_NAME=$instance bash scripts/pykmip.sh reset
+done
 bash scripts/pykmip.sh setup
 bash scripts/pykmip.sh start
 

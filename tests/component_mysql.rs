@@ -10,7 +10,7 @@ use std::thread;
 
 use common::component::{self, cnf, component_log, refused, status_value};
 use common::mysql::Instance;
-use common::pykmip::{lab, tool};
+use common::pykmip::{lab, remove_udf_leftovers, tool};
 
 fn assert_active(db: &Instance) {
     assert_eq!(
@@ -33,6 +33,8 @@ fn assert_no_component_errors(db: &Instance) {
 /// keyring_udf generate/fetch/store/remove, with the KMIP object checked by PyKMIP's client.
 fn keyring_udf_round(db: &Instance, key: &str) {
     let name = format!("mysql-keyring:root@localhost:{key}");
+    let secret = format!("{key}_secret");
+    remove_udf_leftovers(&[key, &secret]);
     assert_eq!(
         db.must_sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 32)")),
         "1"
@@ -55,7 +57,6 @@ fn keyring_udf_round(db: &Instance, key: &str) {
     );
     let duplicate = db.sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 16)"));
     assert!(refused(&duplicate), "{duplicate:?}");
-    let secret = format!("{key}_secret");
     assert_eq!(
         db.must_sql(&format!(
             "SELECT keyring_key_store('{secret}', 'SECRET', 'hello world')"
@@ -185,6 +186,7 @@ fn manifest_loaded_component_serves_innodb_binlog_and_keyring_udf() {
 #[test]
 fn bad_configurations_never_stop_mysqld_and_reload_keeps_the_good_one() {
     let dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-reload", None);
+    remove_udf_leftovers(&["ReloadKey"]);
     let name = "comp-reload";
     // Invalid JSON at startup: mysqld runs, the component is Disabled, the log says where.
     let db = component::fresh(
@@ -337,6 +339,7 @@ fn start_relay(listener: TcpListener, target: u16) {
 #[test]
 fn kmip_server_down_at_startup_then_up_without_reload() {
     let dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-down", None);
+    remove_udf_leftovers(&["DownKey"]);
     let probe = TcpListener::bind("127.0.0.1:0").unwrap();
     let port = probe.local_addr().unwrap().port();
     drop(probe);
@@ -394,6 +397,7 @@ fn kmip_server_down_at_startup_then_up_without_reload() {
 #[test]
 fn cache_keys_serves_from_memory_until_reload() {
     let dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-cache", None);
+    remove_udf_leftovers(&["CachedKey"]);
     let db = component::fresh(
         "comp-cache",
         &cnf(&dir, "\"cache_keys\": true, \"cache_ttl_seconds\": 0"),

@@ -10,7 +10,7 @@ use std::process::Command;
 
 use common::component::{self, cnf, component_log, status_value};
 use common::mysql::{self, Instance};
-use common::pykmip::{lab, repo_root};
+use common::pykmip::{lab, remove_udf_leftovers, repo_root};
 
 fn assert_active_as(db: &Instance, implementation: &str) {
     assert_eq!(
@@ -45,6 +45,7 @@ fn binlogs_read_back(db: &Instance) -> usize {
 #[test]
 fn plugin_to_component_without_migration() {
     let dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-switch", None);
+    remove_udf_leftovers(&["SwitchKey", "BackKey"]);
     let plugin_args = [
         "--early-plugin-load=keyring_okv.so".to_string(),
         format!("--loose-keyring_okv_conf_dir={dir}"),

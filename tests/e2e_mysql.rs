@@ -6,7 +6,7 @@ mod common;
 use std::net::TcpListener;
 
 use common::mysql::{self, Instance};
-use common::pykmip::{lab, tool};
+use common::pykmip::{lab, remove_udf_leftovers, tool};
 
 /// Copies the PyKMIP lab's conf dir into the chroot at /srv/<name>, optionally with another
 /// okvclient.ora, and returns the path mysqld sees.
@@ -70,6 +70,8 @@ fn assert_no_plugin_errors(db: &Instance) {
 /// The spec's SQL and the other keyring_udf functions, checked on the KMIP server too.
 fn keyring_udf_round(db: &Instance, key: &str) {
     let name = format!("mysql-keyring:root@localhost:{key}");
+    let secret = format!("{key}_secret");
+    remove_udf_leftovers(&[key, &secret]);
     assert_eq!(
         db.must_sql(&format!("SELECT keyring_key_generate('{key}', 'AES', 32)")),
         "1"
@@ -105,7 +107,6 @@ fn keyring_udf_round(db: &Instance, key: &str) {
         "32"
     );
     // SECRET store and fetch.
-    let secret = format!("{key}_secret");
     assert_eq!(
         db.must_sql(&format!(
             "SELECT keyring_key_store('{secret}', 'SECRET', 'hello world')"
@@ -176,7 +177,12 @@ fn full_round(db: &Instance, args: &[&str], udf_key: &str) {
         "{logs}"
     );
 
-    db.must_sql("SELECT keyring_key_store('KeptKey', 'SECRET', 'x')");
+    // Kept on the server after the test; one name per round, as rounds share the server.
+    let kept = format!("{udf_key}Kept");
+    remove_udf_leftovers(&[&kept]);
+    db.must_sql(&format!(
+        "SELECT keyring_key_store('{kept}', 'SECRET', 'x')"
+    ));
     let keys = db.must_sql("SELECT KEY_ID, KEY_OWNER FROM performance_schema.keyring_keys");
     assert!(
         keys.lines()
@@ -188,7 +194,7 @@ fn full_round(db: &Instance, args: &[&str], udf_key: &str) {
         "{keys}"
     );
     assert!(
-        keys.lines().any(|l| l == "KeptKey\troot@localhost"),
+        keys.lines().any(|l| l == format!("{kept}\troot@localhost")),
         "{keys}"
     );
     // The InnoDB master key is on the KMIP server under its documented name.

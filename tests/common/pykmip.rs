@@ -84,3 +84,21 @@ pub fn unique(name: &str) -> String {
         N.fetch_add(1, Ordering::Relaxed)
     )
 }
+
+/// Destroys every object on the lab server with this KMIP Name. For tests whose key names are
+/// fixed: a failed earlier run against the same (reused) lab database may have left the key
+/// behind, and this run's generate or store of it would then fail with "already exists".
+pub fn remove_leftovers(kmip_name: &str) {
+    let found = tool(&["find", kmip_name]);
+    for object in found.as_array().expect("find prints a list") {
+        let uid = object["uid"].as_str().expect("uid");
+        tool(&["destroy", uid]);
+    }
+}
+
+/// remove_leftovers for keys made through SQL by root@localhost (keyring_udf), by key id.
+pub fn remove_udf_leftovers(key_ids: &[&str]) {
+    for id in key_ids {
+        remove_leftovers(&format!("mysql-keyring:root@localhost:{id}"));
+    }
+}
