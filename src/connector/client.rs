@@ -252,7 +252,6 @@ impl KmipClient {
         retry: Retry,
         parse: impl FnOnce(&Ttlv) -> Result<T, kmip::KmipError>,
     ) -> Result<T, ClientError> {
-        let on = on.map(str::to_owned);
         let encoded = Zeroizing::new(kmip::encode_request(request));
         let shared = self.shared.clone();
         let operation = request.operation;
@@ -263,14 +262,7 @@ impl KmipClient {
             .block_on(async move {
                 let deadline = tokio::time::Instant::now() + budget;
                 shared
-                    .until_closed(shared.call(
-                        &encoded,
-                        operation,
-                        retry,
-                        on.as_deref(),
-                        deadline,
-                        budget,
-                    ))
+                    .until_closed(shared.call(&encoded, operation, retry, on, deadline, budget))
                     .await
             })
             .and_then(|(mut payload, server)| {
@@ -333,7 +325,6 @@ impl KmipClient {
         requests: &[Request],
         retry: Retry,
     ) -> Result<BatchAnswer, ClientError> {
-        let on = on.map(str::to_owned);
         let encoded = Zeroizing::new(kmip::encode_batch(requests));
         let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
         let shared = self.shared.clone();
@@ -342,14 +333,11 @@ impl KmipClient {
         let outcome = self.runtime.block_on(async move {
             let deadline = tokio::time::Instant::now() + budget;
             shared
-                .until_closed(shared.call_with(
-                    &encoded,
-                    retry,
-                    on.as_deref(),
-                    deadline,
-                    budget,
-                    |message| kmip::decode_batch_response(message, RESPONSE_CAP, &operations),
-                ))
+                .until_closed(
+                    shared.call_with(&encoded, retry, on, deadline, budget, |message| {
+                        kmip::decode_batch_response(message, RESPONSE_CAP, &operations)
+                    }),
+                )
                 .await
         });
         let health = self.shared.health();

@@ -331,7 +331,6 @@ impl Keyring {
                 owner: owner.to_string(),
             });
         };
-        self.same_server(key_id, &server)?;
         self.retire(key_id, uid, &server)?;
         for leftover in live.iter().filter(|o| !o.is_active()) {
             if let Err(e) = self.retire(key_id, &leftover.uid, &server) {
@@ -615,24 +614,6 @@ impl Keyring {
         }
     }
 
-    /// Fails unless the connection is still to `server`: identifiers found on one server
-    /// must not be acted on at another.
-    fn same_server(&self, key_id: &str, server: &str) -> Result<(), KeyringError> {
-        let connected = self
-            .client
-            .connect()
-            .map_err(KeyringError::backend(key_id))?;
-        let now = connected.server.to_string();
-        if now != server {
-            return Err(KeyringError::OutcomeUnknown {
-                key_id: key_id.to_string(),
-                sent_to: server.to_string(),
-                now: format!("the connection moved to {now}; nothing was changed, try again"),
-            });
-        }
-        Ok(())
-    }
-
     /// Sends a Create or Register once, and returns the new object's identifier and the server
     /// that made it. If the connection fails with the request in flight, asks that same server
     /// whether it made the object before sending the request again; if another server answers,
@@ -792,7 +773,7 @@ impl Keyring {
             .request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(()))
         {
             Ok(()) => Ok(()),
-            Err(e @ ClientError::Moved { .. }) => Err(KeyringError::backend(key_id)(e)),
+            // (After a move the state check fails the same way, sending nothing.)
             Err(e) => match self.state(key_id, uid, server)? {
                 Some(STATE_ACTIVE) => Ok(()),
                 _ => Err(KeyringError::backend(key_id)(e)),
@@ -832,9 +813,7 @@ impl Keyring {
                 .client
                 .request_on(server, &revoke, Retry::Never, |_| Ok(()))
             {
-                if matches!(e, ClientError::Moved { .. })
-                    || self.state(key_id, uid, server)? == Some(STATE_ACTIVE)
-                {
+                if self.state(key_id, uid, server)? == Some(STATE_ACTIVE) {
                     return Err(KeyringError::backend(key_id)(e));
                 }
             }
@@ -846,8 +825,7 @@ impl Keyring {
             Ok(()) => Ok(()),
             Err(ClientError::Server { source, .. }) if source.is_absent() => Ok(()),
             Err(e) => {
-                if !matches!(e, ClientError::Moved { .. }) && gone(self.state(key_id, uid, server)?)
-                {
+                if gone(self.state(key_id, uid, server)?) {
                     Ok(())
                 } else {
                     Err(KeyringError::backend(key_id)(e))

@@ -174,6 +174,8 @@ pub struct Surveyor<'a> {
     whole_up_to: usize,
     /// What earlier searches learned, applied once the server is known.
     recalled: LocateHabits,
+    /// When the habit applied was learned: recalling it does not make it newer.
+    learned: Option<Instant>,
     /// Requests sent.
     pub round_trips: usize,
     pub locates: usize,
@@ -189,6 +191,7 @@ impl<'a> Surveyor<'a> {
             cap: None,
             whole_up_to: 0,
             recalled: LocateHabits::default(),
+            learned: None,
             round_trips: 0,
             locates: 0,
         }
@@ -207,7 +210,7 @@ impl<'a> Surveyor<'a> {
             Habit {
                 cap: self.cap,
                 whole_up_to: self.whole_up_to,
-                learned: Instant::now(),
+                learned: self.learned.unwrap_or_else(Instant::now),
                 connection: self.client.health().connections(),
             },
         ))
@@ -249,6 +252,7 @@ impl<'a> Surveyor<'a> {
                 if let Some(habit) = self.recalled.get(&answer.server, connection) {
                     self.cap = self.cap.or(habit.cap);
                     self.whole_up_to = self.whole_up_to.max(habit.whole_up_to);
+                    self.learned = Some(habit.learned);
                 }
                 self.server = Some(answer.server);
                 Ok(answer.items)
