@@ -32,6 +32,8 @@ struct State {
     /// connection to a standby counts as a failover.
     last_index: usize,
     last_error: Option<(String, SystemTime)>,
+    /// How the last listing made sure it had every object (see `keyring::survey`).
+    listing_method: String,
 }
 
 /// A copy of the counters at one moment.
@@ -56,6 +58,9 @@ pub struct Snapshot {
     pub last_error_unix: u64,
     pub latency_last_us: u64,
     pub latency_max_us: u64,
+    /// How the last listing of the server in use was made complete (or why it could not
+    /// be), empty before the first listing.
+    pub listing_method: String,
 }
 
 impl Snapshot {
@@ -127,6 +132,14 @@ impl Health {
         self.state().last_error = Some((text.to_string(), SystemTime::now()));
     }
 
+    /// How the last listing was made complete, or why it could not be.
+    pub fn set_listing_method(&self, text: &str) {
+        let mut state = self.state();
+        if state.listing_method != text {
+            state.listing_method = text.to_string();
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let state = self.state();
         let (server_in_use, server_index) = match &state.in_use {
@@ -140,6 +153,7 @@ impl Health {
             ),
             None => (String::new(), 0),
         };
+        let listing_method = state.listing_method.clone();
         drop(state);
         Snapshot {
             config_loaded: self.config_loaded.load(Ordering::Relaxed),
@@ -155,6 +169,7 @@ impl Health {
             last_error_unix,
             latency_last_us: self.latency_last_us.load(Ordering::Relaxed),
             latency_max_us: self.latency_max_us.load(Ordering::Relaxed),
+            listing_method,
         }
     }
 }

@@ -586,6 +586,9 @@ fn check(cli: &Cli) -> Result<(), Failure> {
                 for (item, detail) in lines {
                     say(&mut out, &format!("{role} {server} {item}"), true, detail);
                 }
+                let (ok, detail) = listing_check(&conf, server);
+                failed |= !ok;
+                say(&mut out, &format!("{role} {server} listing"), ok, detail);
             }
             Err((item, detail)) => {
                 failed = true;
@@ -620,6 +623,38 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         return Err(Failure::reported(3, message));
     }
     Ok(())
+}
+
+/// Lists the keys of `server` alone and says how the listing was made complete (or why it
+/// cannot be): what mysqld's key iterators and migrations will get from that server.
+fn listing_check(conf: &ConfDir, server: &ServerAddr) -> (bool, String) {
+    let client = match KmipClient::new(vec![server.clone()], conf.tls.clone(), conf.options.clone())
+    {
+        Ok(client) => client,
+        Err(e) => return (false, e.to_string()),
+    };
+    let health = client.health();
+    let keyring = Keyring::new(client);
+    let t = Instant::now();
+    let listed = keyring.list(false);
+    let method = health.snapshot().listing_method;
+    match listed {
+        Ok(entries) => {
+            let cost = keyring.last_listing();
+            (
+                true,
+                format!(
+                    "{} keys of {} objects by {method}, {} requests ({} Locate) in {}",
+                    entries.len(),
+                    cost.map_or(0, |c| c.objects),
+                    cost.map_or(0, |c| c.requests),
+                    cost.map_or(0, |c| c.locates),
+                    ms(t.elapsed())
+                ),
+            )
+        }
+        Err(e) => (false, e.to_string()),
+    }
 }
 
 type Lines = Vec<(&'static str, String)>;

@@ -319,13 +319,35 @@ impl KmipClient {
         self.request_batch_to(Some(server), requests, retry)
     }
 
+    /// As `request_batch_on`, in a message of protocol `version` (what the server offered in
+    /// Discover Versions): for the few requests that need a feature later than KMIP 1.1.
+    pub fn request_batch_as(
+        &self,
+        server: &str,
+        requests: &[Request],
+        retry: Retry,
+        version: (i32, i32),
+    ) -> Result<BatchAnswer, ClientError> {
+        self.request_batch_versioned(Some(server), requests, retry, version)
+    }
+
     fn request_batch_to(
         &self,
         on: Option<&str>,
         requests: &[Request],
         retry: Retry,
     ) -> Result<BatchAnswer, ClientError> {
-        let encoded = Zeroizing::new(kmip::encode_batch(requests));
+        self.request_batch_versioned(on, requests, retry, kmip::PROTOCOL_VERSION)
+    }
+
+    fn request_batch_versioned(
+        &self,
+        on: Option<&str>,
+        requests: &[Request],
+        retry: Retry,
+        version: (i32, i32),
+    ) -> Result<BatchAnswer, ClientError> {
+        let encoded = Zeroizing::new(kmip::encode_batch_as(requests, version));
         let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
         let shared = self.shared.clone();
         let started = Instant::now();

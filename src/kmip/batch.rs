@@ -8,7 +8,7 @@
 //! so the caller can ask again.
 
 use super::KmipError;
-use super::message::{HEADER_LEN, PROTOCOL_VERSION, Request};
+use super::message::{HEADER_LEN, PROTOCOL_VERSION, Request, protocol_version};
 use super::tags::{self, batch_error_continuation, result_status};
 use super::ttlv::{self, Limits, Ttlv, Value};
 
@@ -25,17 +25,16 @@ fn item_id(index: usize) -> Vec<u8> {
 /// The Request Message for `requests` (at least one). A single request is sent exactly as
 /// [`encode_request`](super::encode_request) sends it.
 pub fn batch_message(requests: &[Request]) -> Ttlv {
+    batch_message_as(requests, PROTOCOL_VERSION)
+}
+
+/// As [`batch_message`], with `version` in the header.
+pub fn batch_message_as(requests: &[Request], version: (i32, i32)) -> Ttlv {
     if let [single] = requests {
-        return super::message::request_message(single);
+        return super::message::request_message_as(single, version);
     }
     let mut header = vec![
-        Ttlv::structure(
-            tags::PROTOCOL_VERSION,
-            vec![
-                Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION.0),
-                Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, PROTOCOL_VERSION.1),
-            ],
-        ),
+        protocol_version(version),
         Ttlv::enumeration(
             tags::BATCH_ERROR_CONTINUATION_OPTION,
             batch_error_continuation::CONTINUE,
@@ -61,7 +60,12 @@ pub fn batch_message(requests: &[Request]) -> Ttlv {
 
 /// Encodes `requests` as one message. The copy of the payloads is wiped.
 pub fn encode_batch(requests: &[Request]) -> Vec<u8> {
-    let mut msg = batch_message(requests);
+    encode_batch_as(requests, PROTOCOL_VERSION)
+}
+
+/// As [`encode_batch`], with `version` in the header.
+pub fn encode_batch_as(requests: &[Request], version: (i32, i32)) -> Vec<u8> {
+    let mut msg = batch_message_as(requests, version);
     let out = msg.encode();
     msg.zeroize();
     out
