@@ -475,7 +475,7 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
                 .arg(component::component_library())
                 .arg(dir.path())
                 .arg("-")
-                .arg("keys")
+                .args(["load", "keys"])
                 .output()
                 .expect("run component_host");
             let report = text(&out);
@@ -487,6 +487,7 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
             let keys = results.iter().filter(|r| r.starts_with("key ")).count();
             match combo.method() {
                 Some(_) => {
+                    assert!(results.contains(&"load 0"), "{results:?}");
                     assert!(results.contains(&"keys_init 0"), "{results:?}");
                     assert_eq!(keys, count, "{}", combo.name());
                 }

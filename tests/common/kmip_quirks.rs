@@ -333,6 +333,26 @@ impl QuirkyKmip {
             operation::GET_ATTRIBUTES => self.get_attributes(payload),
             operation::LOCATE => self.locate(payload, version),
             operation::DISCOVER_VERSIONS => Ok(self.discover_versions()),
+            operation::QUERY => Ok([
+                operation::CREATE,
+                operation::REGISTER,
+                operation::LOCATE,
+                operation::GET,
+                operation::GET_ATTRIBUTES,
+                operation::ACTIVATE,
+                operation::REVOKE,
+                operation::DESTROY,
+                operation::QUERY,
+                operation::DISCOVER_VERSIONS,
+            ]
+            .into_iter()
+            .map(|op| Ttlv::enumeration(tags::OPERATION, op))
+            .chain([
+                Ttlv::enumeration(tags::OBJECT_TYPE, object_type::SYMMETRIC_KEY),
+                Ttlv::enumeration(tags::OBJECT_TYPE, object_type::SECRET_DATA),
+                Ttlv::text(tags::VENDOR_IDENTIFICATION, "quirky test server"),
+            ])
+            .collect()),
             _ => Err((result_reason::OPERATION_NOT_SUPPORTED, "not supported")),
         }
     }
