@@ -198,6 +198,57 @@ mod tests {
     use crate::kmip::ops;
     use crate::kmip::tags::{operation, result_reason};
 
+    fn header_version(msg: &Ttlv) -> (i32, i32) {
+        let v = msg
+            .find(tags::REQUEST_HEADER)
+            .and_then(|h| h.find(tags::PROTOCOL_VERSION))
+            .unwrap();
+        (
+            v.find(tags::PROTOCOL_VERSION_MAJOR)
+                .and_then(Ttlv::as_int)
+                .unwrap(),
+            v.find(tags::PROTOCOL_VERSION_MINOR)
+                .and_then(Ttlv::as_int)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_paged_locate_goes_in_the_version_asked_and_everything_else_in_1_1() {
+        let filter = ops::LocateFilter {
+            name: None,
+            object_type: Some(tags::object_type::SYMMETRIC_KEY),
+        };
+        let page = ops::locate_page(&filter, None, 999, 1000);
+        // Maximum Items, then Offset Items, then the attributes: the specification's order.
+        assert_eq!(page.payload[0].tag, tags::MAXIMUM_ITEMS);
+        assert_eq!(page.payload[1].tag, tags::OFFSET_ITEMS);
+        assert_eq!(page.payload[1].as_int(), Some(999));
+        assert_eq!(page.payload[2].tag, tags::ATTRIBUTE);
+        for requests in [vec![page.clone()], vec![page.clone(), page.clone()]] {
+            assert_eq!(header_version(&batch_message_as(&requests, (1, 4))), (1, 4));
+            assert_eq!(header_version(&batch_message(&requests)), (1, 1));
+        }
+        assert!(
+            ops::locate(&filter, Some(10))
+                .payload
+                .iter()
+                .all(|t| t.tag != tags::OFFSET_ITEMS)
+        );
+    }
+
+    #[test]
+    fn pages_only_in_a_1_x_version_with_offset_items() {
+        assert_eq!(ops::paging_version(&[(1, 1), (1, 0)]), None);
+        assert_eq!(ops::paging_version(&[]), None);
+        assert_eq!(ops::paging_version(&[(2, 1), (2, 0), (1, 2)]), None);
+        assert_eq!(
+            ops::paging_version(&[(2, 0), (1, 4), (1, 3), (1, 1)]),
+            Some((1, 4))
+        );
+        assert_eq!(ops::paging_version(&[(1, 1), (1, 3)]), Some((1, 3)));
+    }
+
     fn item(op: u32, id: Option<usize>, ok: bool, uid: &str) -> Ttlv {
         let mut v = vec![Ttlv::enumeration(tags::OPERATION, op)];
         if let Some(i) = id {
