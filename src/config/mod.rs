@@ -9,6 +9,7 @@ mod error;
 mod keys;
 mod ora;
 mod perms;
+mod provider;
 mod tls;
 
 use std::fmt;
@@ -27,6 +28,7 @@ use zeroize::Zeroizing;
 pub use error::ConfigError;
 pub use ora::{MAX_STANDBY_SERVERS, parse_okvclient_ora};
 pub use perms::check_permissions;
+pub use provider::provider;
 pub use tls::ChainOnlyVerifier;
 
 /// Largest configuration file we read (anything bigger is not a configuration file).
@@ -396,7 +398,7 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
     let key = keys::load_key(&key_path, &pw_path, blocks, password.as_ref())?;
     drop(password);
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider::provider();
     let signing_key = provider
         .key_provider
         .load_private_key(key.der.clone_key())
