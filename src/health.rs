@@ -21,6 +21,8 @@ pub struct Health {
     errors: AtomicU64,
     latency_last_us: AtomicU64,
     latency_max_us: AtomicU64,
+    /// When the client certificate of new connections expires, seconds since the epoch.
+    client_cert_expires: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -58,6 +60,9 @@ pub struct Snapshot {
     pub last_error_unix: u64,
     pub latency_last_us: u64,
     pub latency_max_us: u64,
+    /// When the client certificate new connections use expires, `YYYY-MM-DD HH:MM:SS` UTC;
+    /// empty when unknown.
+    pub client_cert_expires: String,
     /// How the last listing of the server in use was made complete (or why it could not
     /// be), empty before the first listing.
     pub listing_method: String,
@@ -132,6 +137,12 @@ impl Health {
         self.state().last_error = Some((text.to_string(), SystemTime::now()));
     }
 
+    /// The client certificate of new connections expires at `at`.
+    pub fn set_client_cert_expiry(&self, at: SystemTime) {
+        let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.client_cert_expires.store(secs, Ordering::Relaxed);
+    }
+
     /// How the last listing was made complete, or why it could not be.
     pub fn set_listing_method(&self, text: &str) {
         let mut state = self.state();
@@ -169,6 +180,10 @@ impl Health {
             last_error_unix,
             latency_last_us: self.latency_last_us.load(Ordering::Relaxed),
             latency_max_us: self.latency_max_us.load(Ordering::Relaxed),
+            client_cert_expires: match self.client_cert_expires.load(Ordering::Relaxed) {
+                0 => String::new(),
+                secs => utc_timestamp(secs),
+            },
             listing_method,
         }
     }

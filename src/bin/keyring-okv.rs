@@ -567,13 +567,48 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         }
         out.push(json!({"check": "warning", "ok": true, "detail": w.to_string()}));
     }
+    // Every certificate of the chain and of the CA file, with the time it has left.
+    let mut failed_local = false;
+    if let Ok(dates) = config::certificate_dates(&cli.conf_dir) {
+        let margin = conf.options.cert_expiry_warning;
+        for c in dates {
+            let left = c.not_after.duration_since(SystemTime::now());
+            let (ok, detail) = match left {
+                Err(_) => (
+                    false,
+                    format!(
+                        "'{}' expired on {}; replace it",
+                        c.subject,
+                        config::utc(c.not_after)
+                    ),
+                ),
+                Ok(left) => (
+                    true,
+                    format!(
+                        "'{}' expires {} ({:.1} days left{})",
+                        c.subject,
+                        config::utc(c.not_after),
+                        left.as_secs_f64() / 86_400.0,
+                        if left < margin { "; renew it soon" } else { "" }
+                    ),
+                ),
+            };
+            failed_local |= !ok;
+            say(
+                &mut out,
+                &format!("ssl/{} certificate {} expiry", c.file, c.index),
+                ok,
+                detail,
+            );
+        }
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(3, e))?;
     let mut reachable = 0usize;
-    let mut failed = false;
+    let mut failed = failed_local;
     for (i, server) in conf.servers.iter().enumerate() {
         let role = if i == 0 {
             "SERVER".to_string()
