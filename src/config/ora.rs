@@ -184,7 +184,7 @@ pub fn parse_okvclient_ora(path: &Path, bytes: &[u8]) -> Result<OkvClientOra, Co
                 })?;
             }
             Key::CertExpiryWarning => {
-                options.cert_expiry_warning = parse_seconds(value, true).map_err(|m| {
+                options.cert_expiry_warning = parse_whole_seconds(value).map_err(|m| {
                     err(
                         line_no,
                         format!("{}: {m}; write e.g. {}", key.name(), example(key)),
@@ -274,6 +274,20 @@ fn parse_seconds(value: &str, allow_zero: bool) -> Result<Duration, String> {
         return Err(format!("{value} s is not more than 0"));
     }
     Ok(d)
+}
+
+/// A whole number of seconds up to a year (0 allowed).
+fn parse_whole_seconds(value: &str) -> Result<Duration, String> {
+    const YEAR: u64 = 366 * 86_400;
+    match value.parse::<u64>() {
+        Ok(secs) if secs <= YEAR && value.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Duration::from_secs(secs))
+        }
+        Ok(_) => Err(format!(
+            "{value} s is more than the maximum of {YEAR} s (a year)"
+        )),
+        Err(_) => Err(format!("'{value}' is not a whole number of seconds")),
+    }
 }
 
 /// Parse `host:port` with host = IPv4, `[IPv6]` or a DNS name.
