@@ -39,5 +39,8 @@ fn main() {
     let mut rest = times[1..].to_vec();
     rest.sort_by(f64::total_cmp);
     let median = rest.get(rest.len() / 2).copied().unwrap_or(first);
-    println!("first {first:.2} ms, median of the next {} {median:.2} ms", rest.len());
+    println!(
+        "first {first:.2} ms, median of the next {} {median:.2} ms",
+        rest.len()
+    );
 }

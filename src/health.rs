@@ -63,6 +63,8 @@ pub struct Snapshot {
     /// When the client certificate new connections use expires, `YYYY-MM-DD HH:MM:SS` UTC;
     /// empty when unknown.
     pub client_cert_expires: String,
+    /// The same as seconds since the Unix epoch (0 when unknown), for monitoring.
+    pub client_cert_expires_unix: u64,
     /// How the last listing of the server in use was made complete (or why it could not
     /// be), empty before the first listing.
     pub listing_method: String,
@@ -184,6 +186,7 @@ impl Health {
                 0 => String::new(),
                 secs => utc_timestamp(secs),
             },
+            client_cert_expires_unix: self.client_cert_expires.load(Ordering::Relaxed),
             listing_method,
         }
     }

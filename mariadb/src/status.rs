@@ -8,7 +8,7 @@ use super::abi::{SHOW_ARRAY, SHOW_CHAR, SHOW_FUNC_BUFFER, SHOW_ULONGLONG, StMysq
 use okv_core::mariadb_keys::host;
 use okv_ffi::guard;
 
-const NUMBERS: [&std::ffi::CStr; 14] = [
+const NUMBERS: [&std::ffi::CStr; 15] = [
     c"requests",
     c"errors",
     c"connections",
@@ -23,6 +23,7 @@ const NUMBERS: [&std::ffi::CStr; 14] = [
     c"refresh_errors",
     c"rotations",
     c"keys_cached",
+    c"client_cert_expires_unix",
 ];
 const TEXTS: [&std::ffi::CStr; 5] = [
     c"server_in_use",
@@ -67,6 +68,7 @@ pub unsafe extern "C" fn show_status(
             store.refresh_errors,
             store.rotations,
             store.keys_cached,
+            health.client_cert_expires_unix,
         ];
         let texts = [
             health.server_in_use.clone(),
