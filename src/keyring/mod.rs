@@ -13,17 +13,20 @@
 //!   mysqld sees it.
 //! - Generating or storing a key that exists fails and leaves it untouched; whether it exists
 //!   is always asked of the server. Mutations are serialised in this process, so concurrent
-//!   generates of one key make exactly one object.
+//!   generates of one key make exactly one object; generates and stores of one key by several
+//!   processes at the same moment settle on one object (`race`): the others destroy theirs
+//!   before it was ever Active and fail with "already exists".
 //! - New objects are activated; remove revokes an Active object and destroys it.
 //! - Removing a key that does not exist is an error, as in keyring_file.
 //! - Ids and owners that mysqld could not list back (longer than its smallest buffers) are
 //!   refused on write.
 
-mod checks;
+pub(crate) mod checks;
 mod error;
 mod key_type;
 mod memory;
 pub mod naming;
+pub mod race;
 pub mod survey;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -273,7 +276,58 @@ impl Keyring {
         let made = self.act_once(key_id, name, &request, parse, material);
         request.zeroize();
         let (uid, server) = made?;
-        self.activate_new(key_id, name, &uid, &server)
+        let made_at = Instant::now();
+        // Another process may have made an object under the same name at the same time: only
+        // one may become the key (see `race`).
+        let settled = race::settle(
+            &self.client,
+            name,
+            None,
+            &uid,
+            &server,
+            made_at,
+            made_at + LOOKUP_DEADLINE,
+        );
+        match settled {
+            Ok(race::Settled::Won { activate_by }) => {
+                if Instant::now() > activate_by {
+                    race::discard(&self.client, &uid, &server, "checked too slowly");
+                    return Err(KeyringError::Race {
+                        key_id: key_id.to_string(),
+                        why: format!(
+                            "the new object {uid} was checked against others too slowly to be activated safely; it was destroyed, try again"
+                        ),
+                    });
+                }
+                self.activate_new(key_id, name, &uid, &server)
+            }
+            Ok(race::Settled::Lost { winner }) => {
+                race::discard(
+                    &self.client,
+                    &uid,
+                    &server,
+                    "another client made the key first",
+                );
+                tracing::info!(
+                    "key '{key_id}': another client made it at the same time (KMIP object {} of {server}); ours ({uid}) was destroyed",
+                    winner.uid
+                );
+                Err(KeyringError::AlreadyExists {
+                    key_id: key_id.to_string(),
+                    owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
+                })
+            }
+            Err(e) => {
+                race::discard(&self.client, &uid, &server, "the race could not be settled");
+                Err(match e {
+                    race::RaceError::Client(e) => KeyringError::backend(key_id)(e),
+                    race::RaceError::Other(why) => KeyringError::Race {
+                        key_id: key_id.to_string(),
+                        why,
+                    },
+                })
+            }
+        }
     }
 
     /// The key of the pair, or None when the server has no usable object for it.
@@ -737,8 +791,8 @@ impl Keyring {
         Ok(same)
     }
 
-    /// Activates a freshly made object; if that fails the object is destroyed again (it is
-    /// Pre-Active, so no Revoke is needed) so that a failed call leaves nothing behind.
+    /// Activates a freshly made object; if that fails the object is revoked (when it may be
+    /// Active) and destroyed again, so that a failed call leaves nothing behind.
     fn activate_new(
         &self,
         key_id: &str,
@@ -754,14 +808,9 @@ impl Keyring {
                 Ok(())
             }
             Err(e) => {
-                if let Err(cleanup) =
-                    self.client
-                        .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
-                {
-                    tracing::warn!(
-                        "could not destroy the unactivated object {uid} of key '{key_id}': {cleanup}"
-                    );
-                }
+                // The Activate's answer may have been lost with the object Active: revoked
+                // before it is destroyed, so that no Active orphan is left.
+                race::discard(&self.client, uid, server, "its activation failed");
                 Err(e)
             }
         }

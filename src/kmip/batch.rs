@@ -75,6 +75,16 @@ pub fn decode_batch_response(
     cap: usize,
     operations: &[u32],
 ) -> Result<Vec<Option<ItemResult>>, KmipError> {
+    decode_batch_response_stamped(bytes, cap, operations).map(|(items, _)| items)
+}
+
+/// As [`decode_batch_response`], with the Response Header's Time Stamp (seconds since 1970;
+/// None when the server sent none): the server's clock when it answered.
+pub fn decode_batch_response_stamped(
+    bytes: &[u8],
+    cap: usize,
+    operations: &[u32],
+) -> Result<(Vec<Option<ItemResult>>, Option<i64>), KmipError> {
     let limits = Limits {
         max_size: cap.saturating_add(HEADER_LEN),
         ..Limits::default()
@@ -94,6 +104,7 @@ pub fn decode_batch_response(
         .find(tags::BATCH_COUNT)
         .and_then(Ttlv::as_int)
         .ok_or_else(|| KmipError::Malformed("Batch Count missing in Response Header".into()))?;
+    let time_stamp = header.find(tags::TIME_STAMP).and_then(Ttlv::as_date_time);
     let Value::Structure(children) = &mut msg.value else {
         unreachable!("checked to be a structure");
     };
@@ -136,7 +147,7 @@ pub fn decode_batch_response(
     for (item, index) in items.into_iter().zip(indexes) {
         out[index] = Some(item_result(item, operations[index]));
     }
-    Ok(out)
+    Ok((out, time_stamp))
 }
 
 fn item_index(item: &Ttlv, count: usize) -> Option<usize> {
