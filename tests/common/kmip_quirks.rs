@@ -5,8 +5,9 @@
 //! with other identifiers for the same names). Served by `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use okv_core::kmip::tags::{
     self, attr, cryptographic_algorithm, key_format_type, object_type, operation, result_reason,
@@ -52,6 +53,12 @@ pub struct Quirks {
     pub down: bool,
     /// Identifiers Locate lists that no other operation knows.
     pub ghosts: Vec<String>,
+    /// New identifiers are UUID-like and each sorts before the ones made earlier (identifiers
+    /// not in creation order).
+    pub descending_uids: bool,
+    /// The clock stands still: new objects all get the same Initial Date and answers the same
+    /// Time Stamp (otherwise it moves one second on after each object made).
+    pub frozen_clock: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -93,6 +100,8 @@ pub struct QuirkyKmip {
     pub messages: AtomicUsize,
     pub locates: AtomicUsize,
     pub gets: AtomicUsize,
+    /// Notified after every message served.
+    served: Condvar,
 }
 
 fn attributes(parent: &Ttlv) -> impl Iterator<Item = (&str, &Ttlv)> {
@@ -128,7 +137,31 @@ impl QuirkyKmip {
             messages: AtomicUsize::new(0),
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            served: Condvar::new(),
         }
+    }
+
+    /// Waits (at most `within`) until `done` holds for the objects; false if it never did.
+    pub fn wait_until(&self, within: Duration, done: impl Fn(&[Object]) -> bool) -> bool {
+        let until = Instant::now() + within;
+        let mut objects = self.objects.lock().unwrap();
+        loop {
+            if done(&objects) {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            objects = self.served.wait_timeout(objects, left).unwrap().0;
+        }
+    }
+
+    /// Moves the clock on by `seconds` (and lets it run again).
+    pub fn tick(&self, seconds: i64) {
+        self.quirks.lock().unwrap().frozen_clock = false;
+        *self.clock.lock().unwrap() += seconds;
+        self.served.notify_all();
     }
 
     pub fn set(&self, quirks: Quirks) {
@@ -161,11 +194,11 @@ impl QuirkyKmip {
     }
 
     pub fn fresh_uid(&self) -> String {
-        format!(
-            "{}{}",
-            self.uid_prefix,
-            self.next_uid.fetch_add(1, Ordering::SeqCst)
-        )
+        let n = self.next_uid.fetch_add(1, Ordering::SeqCst);
+        if self.quirks.lock().unwrap().descending_uids {
+            return format!("{:08x}-0c1e-4d2b-9a7e-{n:012x}", u32::MAX as usize - n);
+        }
+        format!("{}{}", self.uid_prefix, n)
     }
 
     fn absent(&self) -> (u32, &'static str) {
@@ -179,6 +212,14 @@ impl QuirkyKmip {
     /// Answers one request message with one response message; empty means "close the
     /// connection without an answer".
     pub fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let answer = self.serve(request);
+        // Under the objects' lock, so that a waiter cannot miss the change.
+        drop(self.objects.lock().unwrap());
+        self.served.notify_all();
+        answer
+    }
+
+    fn serve(&self, request: &[u8]) -> Vec<u8> {
         self.messages.fetch_add(1, Ordering::SeqCst);
         let Ok(msg) = ttlv::decode(request) else {
             return Vec::new();
@@ -315,7 +356,9 @@ impl QuirkyKmip {
         }
         let material = if op == operation::CREATE {
             let len = usize::try_from(length_bits.unwrap_or(256) / 8).unwrap_or(32);
-            (0..len).map(|i| (i * 7 + 1) as u8).collect()
+            // Different for every object, so that a test sees whose bytes it got.
+            let seed = self.next_uid.load(Ordering::SeqCst);
+            (0..len).map(|i| (i * 7 + seed) as u8).collect()
         } else {
             let object = payload
                 .children()
@@ -337,6 +380,16 @@ impl QuirkyKmip {
                 .to_vec()
         };
         let uid = self.fresh_uid();
+        let initial_date = {
+            let frozen = self.quirks.lock().unwrap().frozen_clock;
+            let mut clock = self.clock.lock().unwrap();
+            let now = *clock;
+            if !frozen {
+                // One object per second: later answers are a second past its Initial Date.
+                *clock += 1;
+            }
+            now
+        };
         self.plant(Object {
             uid: uid.clone(),
             object_type: kind,
@@ -345,7 +398,7 @@ impl QuirkyKmip {
             algorithm,
             length_bits,
             material,
-            initial_date: *self.clock.lock().unwrap(),
+            initial_date,
         });
         let mut out = Vec::new();
         if op == operation::CREATE {

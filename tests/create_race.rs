@@ -1,0 +1,343 @@
+//! Create races between processes (issue 16): several clients making the same name at the same
+//! moment settle on one Active object, and every one of them uses that object's bytes.
+//!
+//! - `keyring-okv mariadb rotate` and `create-key` run as concurrent processes against PyKMIP,
+//!   checked with PyKMIP's own client (scripts/pykmip_tool.py);
+//! - the MySQL keyring's generate from several threads, each with its own client (connection);
+//! - the tie: two objects made in the same second on a server whose UUID-like identifiers are
+//!   not in creation order (the in-process quirky server with a frozen clock).
+
+mod common;
+
+use std::collections::BTreeMap;
+use std::net::{IpAddr, Ipv4Addr};
+use std::process::{Command, Stdio};
+use std::sync::{Arc, Barrier};
+use std::time::Duration;
+
+use common::fault_server::{Fault, FaultServer};
+use common::fixtures::rustls_server_config;
+use common::kmip_quirks::{Quirks, QuirkyKmip};
+use common::pykmip::{lab, tool, unique};
+use okv_core::config::{Host, ServerAddr, load_conf_dir};
+use okv_core::connector::KmipClient;
+use okv_core::keyring::{Keyring, KeyringError, object_name};
+use okv_core::kmip::tags::state;
+use okv_core::mariadb_keys::{KeyStore, Settings};
+
+const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
+
+/// Runs `keyring-okv mariadb <args>` in `n` processes started together; (exit code, stdout,
+/// stderr) of each.
+fn concurrently(n: usize, args: &[&str]) -> Vec<(i32, String, String)> {
+    let children: Vec<_> = (0..n)
+        .map(|_| {
+            Command::new(KEYRING_OKV)
+                .arg("--conf-dir")
+                .arg(&lab().conf_dir)
+                .arg("mariadb")
+                .args(args)
+                .stdout(Stdio::piped())
+                .stderr(Stdio::piped())
+                .spawn()
+                .expect("run keyring-okv")
+        })
+        .collect();
+    children
+        .into_iter()
+        .map(|c| {
+            let out = c.wait_with_output().expect("keyring-okv ran");
+            (
+                out.status.code().unwrap_or(-1),
+                String::from_utf8_lossy(&out.stdout).into_owned(),
+                String::from_utf8_lossy(&out.stderr).into_owned(),
+            )
+        })
+        .collect()
+}
+
+/// The objects PyKMIP holds under `name`: (uid, state).
+fn on_server(name: &str) -> Vec<(String, String)> {
+    tool(&["find", name])
+        .as_array()
+        .expect("find prints a list")
+        .iter()
+        .map(|o| {
+            (
+                o["uid"].as_str().unwrap().to_string(),
+                o["state"].as_str().unwrap_or("").to_string(),
+            )
+        })
+        .collect()
+}
+
+/// The version a `created key K version V (...)` line reports.
+fn reported_version(out: &str) -> u32 {
+    let rest = out
+        .trim()
+        .split(" version ")
+        .nth(1)
+        .unwrap_or_else(|| panic!("no version in {out:?}"));
+    rest.split(' ').next().unwrap().parse().expect("version")
+}
+
+/// Versions 1..=N of key 1 each have exactly one object, Active, and N+1 none; returns N.
+fn check_versions(ns: &str) -> u32 {
+    let mut version = 1;
+    loop {
+        let found = on_server(&format!("{ns}/1/{version}"));
+        if found.is_empty() {
+            let later = on_server(&format!("{ns}/1/{}", version + 1));
+            assert!(later.is_empty(), "a hole at version {version}: {later:?}");
+            return version - 1;
+        }
+        assert_eq!(
+            found.len(),
+            1,
+            "{ns}/1/{version} has several objects: {found:?}"
+        );
+        assert_eq!(found[0].1, "ACTIVE", "{ns}/1/{version}: {found:?}");
+        version += 1;
+    }
+}
+
+#[test]
+fn concurrent_rotations_leave_one_active_object_per_version_and_no_holes() {
+    let ns = unique("race-rot");
+    let made = concurrently(1, &["create-key", "1", "--namespace", &ns]);
+    assert_eq!(made[0].0, 0, "{}", made[0].2);
+    for round in 1..=6 {
+        let runs = concurrently(3, &["rotate", "1", "--namespace", &ns]);
+        let latest = check_versions(&ns);
+        for (code, out, err) in &runs {
+            assert_eq!(code, &0, "round {round}: {err}");
+            let v = reported_version(out);
+            assert!(
+                (2..=latest).contains(&v),
+                "round {round}: reported version {v}, latest {latest}: {out}"
+            );
+        }
+    }
+}
+
+#[test]
+fn concurrent_first_creations_make_one_version_1() {
+    let ns = unique("race-create");
+    let runs = concurrently(3, &["create-key", "1", "--namespace", &ns]);
+    for (code, out, err) in &runs {
+        // Each either made version 1 or found it made (by a process that finished first).
+        match code {
+            0 => assert_eq!(reported_version(out), 1, "{out}"),
+            5 => assert!(
+                err.contains("key 1 already exists (latest version 1)"),
+                "{err}"
+            ),
+            _ => panic!("exit {code}: {err}"),
+        }
+    }
+    assert_eq!(check_versions(&ns), 1);
+}
+
+/// Several KeyStores (one connection each, as several MariaDB servers) rotating key 1 at the
+/// same moment: each publishes, as the version it made, the bytes PyKMIP holds under it.
+#[test]
+fn concurrent_rotations_publish_the_winners_bytes() {
+    let ns = unique("race-store");
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let store = || {
+        KeyStore::new(
+            KmipClient::from_conf_dir(&conf).expect("client"),
+            Settings {
+                namespace: ns.clone(),
+                ..Settings::default()
+            },
+        )
+        .expect("store")
+    };
+    store().create_first(1).expect("create-key");
+    let stores: Vec<KeyStore> = (0..3).map(|_| store()).collect();
+    for s in &stores {
+        assert_eq!(s.load(1).unwrap(), Some(1));
+    }
+    for _round in 0..3 {
+        let barrier = Barrier::new(stores.len());
+        let made: Vec<(u32, u32)> = std::thread::scope(|scope| {
+            let handles: Vec<_> = stores
+                .iter()
+                .map(|s| {
+                    let barrier = &barrier;
+                    scope.spawn(move || {
+                        barrier.wait();
+                        s.rotate(Some(1)).expect("rotate")[0]
+                    })
+                })
+                .collect();
+            handles.into_iter().map(|h| h.join().unwrap()).collect()
+        });
+        let latest = check_versions(&ns);
+        for (s, (_, version)) in stores.iter().zip(made) {
+            let found = on_server(&format!("{ns}/1/{version}"));
+            let winner = tool(&["get", &found[0].0]);
+            let bytes = s.with_key(1, version, |k| hex(k)).expect("its key");
+            assert_eq!(
+                Some(bytes.as_str()),
+                winner["value_hex"].as_str(),
+                "version {version}"
+            );
+            assert!(version <= latest);
+        }
+    }
+}
+
+fn hex(bytes: &[u8]) -> String {
+    bytes.iter().map(|b| format!("{b:02x}")).collect()
+}
+
+#[test]
+fn concurrent_generates_of_one_key_make_one_object() {
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let id = unique("race-gen");
+    let keyrings: Vec<Keyring> = (0..4)
+        .map(|_| Keyring::new(KmipClient::from_conf_dir(&conf).expect("client")))
+        .collect();
+    let barrier = Barrier::new(keyrings.len());
+    let outcomes: Vec<Result<(), KeyringError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keyrings
+            .iter()
+            .map(|k| {
+                let barrier = &barrier;
+                let id = &id;
+                scope.spawn(move || {
+                    barrier.wait();
+                    k.generate(id, "", "AES", 32)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let made = outcomes.iter().filter(|o| o.is_ok()).count();
+    for o in &outcomes {
+        if let Err(e) = o {
+            assert!(matches!(e, KeyringError::AlreadyExists { .. }), "{e}");
+        }
+    }
+    assert_eq!(made, 1, "{outcomes:?}");
+    let found = on_server(&object_name(&id, ""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0].1, "ACTIVE");
+    let value = tool(&["get", &found[0].0]);
+    for k in &keyrings {
+        let key = k.fetch(&id, "").unwrap().expect("the key");
+        assert_eq!(
+            Some(hex(&key.material).as_str()),
+            value["value_hex"].as_str()
+        );
+    }
+}
+
+fn quirky(quirks: Quirks) -> (Arc<QuirkyKmip>, FaultServer) {
+    let certs = &lab().certs;
+    let kmip = Arc::new(QuirkyKmip::new("u"));
+    kmip.set(quirks);
+    let fault = FaultServer::start(Fault::Kmip {
+        tls: rustls_server_config(
+            &certs.join("server.crt"),
+            &certs.join("server.key"),
+            &certs.join("ca.crt"),
+        ),
+        server: kmip.clone(),
+    });
+    (kmip, fault)
+}
+
+fn quirky_keyring(fault: &FaultServer) -> Keyring {
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let server = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: fault.port(),
+    };
+    Keyring::new(KmipClient::new(vec![server], conf.tls, conf.options.clone()).expect("client"))
+}
+
+/// The tie: A makes X; B makes Y in the same second (the clock stands still) and Y's UUID sorts
+/// before X's. A must not have settled on X before Y existed: both settle on Y, A destroys X.
+#[test]
+fn a_tie_in_the_same_second_settles_on_one_object_for_both() {
+    let (kmip, fault) = quirky(Quirks {
+        descending_uids: true,
+        frozen_clock: true,
+        ..Quirks::default()
+    });
+    let a = quirky_keyring(&fault);
+    let b = quirky_keyring(&fault);
+    let name = object_name("tie", "");
+    let named = |n: usize| {
+        move |objects: &[common::kmip_quirks::Object]| {
+            objects
+                .iter()
+                .filter(|o| o.names.iter().any(|x| x == "mysql-keyring::tie"))
+                .count()
+                >= n
+        }
+    };
+    let within = Duration::from_secs(60);
+    std::thread::scope(|scope| {
+        let first = scope.spawn(|| a.generate("tie", "", "AES", 32));
+        assert!(kmip.wait_until(within, named(1)), "A made nothing");
+        let x = kmip.named(&name)[0].clone();
+        let second = scope.spawn(|| b.generate("tie", "", "AES", 32));
+        assert!(kmip.wait_until(within, named(2)), "B made nothing");
+        let y = kmip
+            .named(&name)
+            .into_iter()
+            .find(|o| o.uid != x.uid)
+            .unwrap();
+        assert_eq!(x.initial_date, y.initial_date);
+        assert!(y.uid < x.uid, "{} {}", y.uid, x.uid);
+        // Neither may have activated anything yet.
+        assert!(
+            kmip.named(&name)
+                .iter()
+                .all(|o| o.state == state::PRE_ACTIVE)
+        );
+        kmip.tick(1);
+        let first = first.join().unwrap();
+        let second = second.join().unwrap();
+        assert!(
+            matches!(first, Err(KeyringError::AlreadyExists { .. })),
+            "{first:?}"
+        );
+        second.expect("B's object wins");
+        let left = kmip.named(&name);
+        assert_eq!(left.len(), 1, "{left:?}");
+        assert_eq!(left[0].uid, y.uid);
+        assert_eq!(left[0].state, state::ACTIVE);
+        for k in [&a, &b] {
+            let key = k.fetch("tie", "").unwrap().expect("the key");
+            assert_eq!(&key.material[..], &y.material[..]);
+        }
+    });
+}
+
+/// A Pre-Active leftover of a failed creation (two minutes old) does not block a generate.
+#[test]
+fn an_old_pre_active_leftover_does_not_block_a_generate() {
+    let (kmip, fault) = quirky(Quirks::default());
+    let name = object_name("left", "");
+    let now = *kmip.clock.lock().unwrap();
+    let mut leftover = common::kmip_quirks::Object::aes("0", &name, vec![9; 32], now - 1000);
+    leftover.state = state::PRE_ACTIVE;
+    kmip.plant(leftover);
+    let k = quirky_keyring(&fault);
+    k.generate("left", "", "AES", 32).expect("generate");
+    let active: BTreeMap<String, u32> = kmip
+        .named(&name)
+        .into_iter()
+        .map(|o| (o.uid, o.state))
+        .collect();
+    assert_eq!(active.values().filter(|s| **s == state::ACTIVE).count(), 1);
+    assert_ne!(
+        &k.fetch("left", "").unwrap().unwrap().material[..],
+        &[9; 32]
+    );
+}
