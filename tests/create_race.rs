@@ -178,7 +178,7 @@ fn concurrent_rotations_publish_the_winners_bytes() {
         for (s, (_, version)) in stores.iter().zip(made) {
             let found = on_server(&format!("{ns}/1/{version}"));
             let winner = tool(&["get", &found[0].0]);
-            let bytes = s.with_key(1, version, |k| hex(k)).expect("its key");
+            let bytes = s.with_key(1, version, hex).expect("its key");
             assert_eq!(
                 Some(bytes.as_str()),
                 winner["value_hex"].as_str(),
@@ -233,6 +233,7 @@ fn concurrent_generates_of_one_key_make_one_object() {
             value["value_hex"].as_str()
         );
     }
+    keyrings[0].remove(&id, "").expect("remove");
 }
 
 fn quirky(quirks: Quirks) -> (Arc<QuirkyKmip>, FaultServer) {
