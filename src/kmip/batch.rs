@@ -283,6 +283,31 @@ mod tests {
     }
 
     #[test]
+    fn the_time_stamp_of_the_answer_is_read() {
+        let one = [item(operation::GET_ATTRIBUTES, None, true, "a")];
+        let bytes = response(one.to_vec());
+        let (_, stamp) = decode_batch_response_stamped(&bytes, 1 << 20, &OPS[..1]).unwrap();
+        assert_eq!(stamp, None);
+        let stamped = Ttlv::structure(
+            tags::RESPONSE_MESSAGE,
+            vec![
+                Ttlv::structure(
+                    tags::RESPONSE_HEADER,
+                    vec![
+                        Ttlv::date_time(tags::TIME_STAMP, 1_700_000_123),
+                        Ttlv::integer(tags::BATCH_COUNT, 1),
+                    ],
+                ),
+                one[0].clone(),
+            ],
+        )
+        .encode();
+        let (items, stamp) = decode_batch_response_stamped(&stamped, 1 << 20, &OPS[..1]).unwrap();
+        assert_eq!(stamp, Some(1_700_000_123));
+        assert!(items[0].as_ref().unwrap().is_ok());
+    }
+
+    #[test]
     fn answers_are_matched_by_id_and_missing_ones_are_none() {
         let bytes = response(vec![
             item(operation::GET_ATTRIBUTES, Some(2), true, "c"),
