@@ -59,6 +59,9 @@ pub struct Quirks {
     /// The clock stands still: new objects all get the same Initial Date and answers the same
     /// Time Stamp (otherwise it moves one second on after each object made).
     pub frozen_clock: bool,
+    /// Activate requests wait until `tick` (a slow Activate, so that a test can line up what
+    /// another client does meanwhile).
+    pub hold_activate: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -102,6 +105,8 @@ pub struct QuirkyKmip {
     pub gets: AtomicUsize,
     /// Notified after every message served.
     served: Condvar,
+    /// Notified when held Activates may go on.
+    released: Condvar,
 }
 
 fn attributes(parent: &Ttlv) -> impl Iterator<Item = (&str, &Ttlv)> {
@@ -138,6 +143,7 @@ impl QuirkyKmip {
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
             served: Condvar::new(),
+            released: Condvar::new(),
         }
     }
 
@@ -157,10 +163,15 @@ impl QuirkyKmip {
         }
     }
 
-    /// Moves the clock on by `seconds` (and lets it run again).
+    /// Moves the clock on by `seconds`, lets it run again and releases held Activates.
     pub fn tick(&self, seconds: i64) {
-        self.quirks.lock().unwrap().frozen_clock = false;
-        *self.clock.lock().unwrap() += seconds;
+        {
+            let mut quirks = self.quirks.lock().unwrap();
+            quirks.frozen_clock = false;
+            quirks.hold_activate = false;
+            *self.clock.lock().unwrap() += seconds;
+        }
+        self.released.notify_all();
         self.served.notify_all();
     }
 
@@ -315,11 +326,14 @@ impl QuirkyKmip {
     fn operation(&self, op: u32, payload: &Ttlv) -> Answer {
         match op {
             operation::CREATE | operation::REGISTER => self.make(op, payload),
-            operation::ACTIVATE => self.transition(payload, |o| {
-                (o.state == state::PRE_ACTIVE)
-                    .then(|| o.state = state::ACTIVE)
-                    .ok_or((result_reason::PERMISSION_DENIED, "Object is not pre-active"))
-            }),
+            operation::ACTIVATE => {
+                let mut quirks = self.quirks.lock().unwrap();
+                while quirks.hold_activate {
+                    quirks = self.released.wait(quirks).unwrap();
+                }
+                drop(quirks);
+                self.activate(payload)
+            }
             operation::REVOKE => self.transition(payload, |o| {
                 o.state = state::DEACTIVATED;
                 Ok(())
@@ -330,6 +344,14 @@ impl QuirkyKmip {
             operation::LOCATE => self.locate(payload),
             _ => Err((result_reason::OPERATION_NOT_SUPPORTED, "not supported")),
         }
+    }
+
+    fn activate(&self, payload: &Ttlv) -> Answer {
+        self.transition(payload, |o| {
+            (o.state == state::PRE_ACTIVE)
+                .then(|| o.state = state::ACTIVE)
+                .ok_or((result_reason::PERMISSION_DENIED, "Object is not pre-active"))
+        })
     }
 
     fn make(&self, op: u32, payload: &Ttlv) -> Answer {
