@@ -17,12 +17,12 @@ use std::time::Duration;
 
 use common::fault_server::{Fault, FaultServer};
 use common::fixtures::rustls_server_config;
-use common::kmip_quirks::{Quirks, QuirkyKmip};
+use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
 use common::pykmip::{lab, tool, unique};
 use okv_core::config::{Host, ServerAddr, load_conf_dir};
 use okv_core::connector::KmipClient;
 use okv_core::keyring::{Keyring, KeyringError, object_name};
-use okv_core::kmip::tags::state;
+use okv_core::kmip::tags::{operation, state};
 use okv_core::mariadb_keys::{KeyStore, Settings};
 
 const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
@@ -276,7 +276,7 @@ fn a_tie_in_the_same_second_settles_on_one_object_for_both() {
     let b = quirky_keyring(&fault);
     let name = object_name("tie", "");
     let named = |n: usize| {
-        move |objects: &[common::kmip_quirks::Object]| {
+        move |objects: &[Object]| {
             objects
                 .iter()
                 .filter(|o| o.names.iter().any(|x| x == "mysql-keyring::tie"))
@@ -329,7 +329,7 @@ fn an_old_pre_active_leftover_does_not_block_a_generate() {
     let (kmip, fault) = quirky(Quirks::default());
     let name = object_name("left", "");
     let now = *kmip.clock.lock().unwrap();
-    let mut leftover = common::kmip_quirks::Object::aes("0", &name, vec![9; 32], now - 1000);
+    let mut leftover = Object::aes("0", &name, vec![9; 32], now - 1000);
     leftover.state = state::PRE_ACTIVE;
     kmip.plant(leftover);
     let k = quirky_keyring(&fault);
@@ -344,4 +344,83 @@ fn an_old_pre_active_leftover_does_not_block_a_generate() {
         &k.fetch("left", "").unwrap().unwrap().material[..],
         &[9; 32]
     );
+}
+
+/// An Activate carried out whose answer is lost, and the state checks after it failing: the
+/// object may be Active, so the clean-up revokes it before destroying it (a Destroy alone is
+/// refused for an Active object and would leave an Active orphan under the key's name).
+#[test]
+fn a_lost_activate_answer_leaves_no_active_orphan() {
+    let lost_activate = || Quirks {
+        swallow_once: Some(operation::ACTIVATE),
+        fail_state_checks: 2,
+        ..Quirks::default()
+    };
+    let (kmip, fault) = quirky(lost_activate());
+    let k = quirky_keyring(&fault);
+    let err = k.generate("orphan", "", "AES", 32).unwrap_err();
+    assert!(matches!(err, KeyringError::Backend { .. }), "{err}");
+    let left = kmip.named(&object_name("orphan", ""));
+    assert!(left.is_empty(), "{left:?}");
+
+    // The same for a MariaDB version.
+    kmip.set(lost_activate());
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let server = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: fault.port(),
+    };
+    let client = KmipClient::new(vec![server], conf.tls, conf.options.clone()).expect("client");
+    let store = KeyStore::new(client, Settings::default()).expect("store");
+    assert!(store.create_first(1).is_err());
+    let left = kmip.named("mariadb/1/1");
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// MariaDB's reads check every Get answer as the MySQL keyring does, only Active objects are
+/// versions, and two Active objects under one version's name are an error naming both.
+#[test]
+fn mariadb_reads_are_checked_and_only_active_objects_are_versions() {
+    let (kmip, fault) = quirky(Quirks::default());
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let server = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: fault.port(),
+    };
+    let store = || {
+        let client = KmipClient::new(vec![server.clone()], conf.tls.clone(), conf.options.clone())
+            .expect("client");
+        KeyStore::new(client, Settings::default()).expect("store")
+    };
+    kmip.plant(Object::aes("10", "mariadb/1/1", vec![5; 32], 1_600_000_000));
+    for (tamper, why) in [
+        (Tamper::OtherUid, "instead"),
+        (Tamper::StatedBits(128), "Cryptographic Length"),
+        (Tamper::Length(20), "20 bytes"),
+        (Tamper::Algorithm(2), "not AES"),
+    ] {
+        kmip.set(Quirks {
+            tamper: Some(tamper),
+            ..Quirks::default()
+        });
+        let err = store().load(1).unwrap_err().to_string();
+        assert!(err.contains(why), "{tamper:?}: {err}");
+    }
+    kmip.set(Quirks::default());
+    assert_eq!(store().load(1).unwrap(), Some(1));
+
+    // A Pre-Active or revoked object is not a version.
+    let mut pre = Object::aes("11", "mariadb/2/1", vec![6; 32], 1_600_000_000);
+    pre.state = state::PRE_ACTIVE;
+    kmip.plant(pre);
+    let mut revoked = Object::aes("12", "mariadb/2/1", vec![7; 32], 1_600_000_000);
+    revoked.state = state::DEACTIVATED;
+    kmip.plant(revoked);
+    assert_eq!(store().load(2).unwrap(), None);
+
+    // Two Active objects: an error naming both, never a coin toss.
+    kmip.plant(Object::aes("13", "mariadb/1/2", vec![8; 32], 1_600_000_000));
+    kmip.plant(Object::aes("14", "mariadb/1/2", vec![9; 32], 1_600_000_000));
+    let err = store().load(1).unwrap_err().to_string();
+    assert!(err.contains("13 and 14"), "{err}");
 }

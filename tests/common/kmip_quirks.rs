@@ -62,6 +62,8 @@ pub struct Quirks {
     /// Activate requests wait until `tick` (a slow Activate, so that a test can line up what
     /// another client does meanwhile).
     pub hold_activate: bool,
+    /// The next this many Get Attributes asking for the State alone fail (General Failure).
+    pub fail_state_checks: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -536,6 +538,13 @@ impl QuirkyKmip {
             .find_all(tags::ATTRIBUTE_NAME)
             .filter_map(Ttlv::as_text)
             .collect();
+        if wanted == [attr::STATE] {
+            let mut quirks = self.quirks.lock().unwrap();
+            if quirks.fail_state_checks > 0 {
+                quirks.fail_state_checks -= 1;
+                return Err((result_reason::GENERAL_FAILURE, "state check failed"));
+            }
+        }
         let mut out = vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)];
         let wants = |n: &str| wanted.is_empty() || wanted.contains(&n);
         if wants(attr::NAME) {
