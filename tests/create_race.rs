@@ -5,7 +5,9 @@
 //!   checked with PyKMIP's own client (scripts/pykmip_tool.py);
 //! - the MySQL keyring's generate from several threads, each with its own client (connection);
 //! - the tie: two objects made in the same second on a server whose UUID-like identifiers are
-//!   not in creation order (the in-process quirky server with a frozen clock).
+//!   not in creation order (the in-process quirky server with a frozen clock);
+//! - two real MariaDB 10.11 servers sharing a namespace rotating key 1 at the same moment, each
+//!   reading its own tables back after a restart.
 
 mod common;
 
@@ -423,4 +425,66 @@ fn mariadb_reads_are_checked_and_only_active_objects_are_versions() {
     kmip.plant(Object::aes("14", "mariadb/1/2", vec![9; 32], 1_600_000_000));
     let err = store().load(1).unwrap_err().to_string();
     assert!(err.contains("13 and 14"), "{err}");
+}
+
+/// Two MariaDB 10.11 servers sharing one namespace run `SET GLOBAL
+/// kmip_key_management_rotate_key=1` at the same moment, three times, writing between rounds;
+/// after a restart each reads back its own tables (pages, redo log and binary log written with
+/// the versions it published), and the KMIP server holds one Active object per version.
+#[test]
+fn two_mariadb_servers_rotating_at_once_read_their_data_back() {
+    use common::mariadb::{Instance, Target, encryption_args, plugin_args};
+    let ns = unique("race-mdbd");
+    let made = concurrently(1, &["create-key", "1", "--namespace", &ns]);
+    assert_eq!(made[0].0, 0, "{}", made[0].2);
+    let dbs: Vec<Instance> = ["race-a", "race-b"]
+        .iter()
+        .map(|name| Instance::new(Target::Host, name))
+        .collect();
+    for db in &dbs {
+        let conf = db.conf(&lab().conf_dir);
+        let mut args = plugin_args(&conf, &ns);
+        args.extend(encryption_args());
+        db.must_start(&args);
+        db.must_sql(
+            "CREATE DATABASE d;
+             CREATE TABLE d.t (id INT PRIMARY KEY, v VARCHAR(200)) ENGINE=InnoDB ENCRYPTION_KEY_ID=1;
+             INSERT INTO d.t VALUES (0, 'before');",
+        );
+    }
+    for round in 1..=3 {
+        let barrier = Barrier::new(dbs.len());
+        std::thread::scope(|scope| {
+            for db in &dbs {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    db.must_sql("SET GLOBAL kmip_key_management_rotate_key = 1");
+                });
+            }
+        });
+        for db in &dbs {
+            db.must_sql(&format!(
+                "INSERT INTO d.t VALUES ({round}, CONCAT('round-', {round}, '-{}'));
+                 SET GLOBAL innodb_max_dirty_pages_pct = 0;",
+                db.name
+            ));
+        }
+    }
+    let latest = check_versions(&ns);
+    // Each round adds one version (both settled on it) or two (one finished before the other
+    // looked).
+    assert!((4..=7).contains(&latest), "{latest} versions");
+    for db in &dbs {
+        db.restart().expect("restart");
+        assert_eq!(
+            db.must_sql("SELECT GROUP_CONCAT(v ORDER BY id) FROM d.t"),
+            format!("before,round-1-{0},round-2-{0},round-3-{0}", db.name)
+        );
+        assert!(db.must_sql("SHOW BINLOG EVENTS").contains("d.t"));
+        assert_eq!(db.plugin_errors(), Vec::<String>::new());
+    }
+    for db in &dbs {
+        let _ = common::mariadb::script(Target::Host, &["reset", &db.name]);
+    }
 }
