@@ -111,7 +111,8 @@ pub struct KeyStore {
     keys: RwLock<HashMap<(u32, u32), Cached>>,
     unknown: Mutex<HashMap<u32, Instant>>,
     reported_missing: Mutex<HashSet<u32>>,
-    /// Serialises rotations (a Create must not race another for the same version).
+    /// Serialises rotations in this process; rotations by other processes at the same moment
+    /// settle on one object per version in `remote::create_version`.
     writes: Mutex<()>,
     refresh_failing: AtomicBool,
     counters: Counters,
