@@ -111,6 +111,8 @@ fn concurrent_rotations_leave_one_active_object_per_version_and_no_holes() {
     for round in 1..=6 {
         let runs = concurrently(3, &["rotate", "1", "--namespace", &ns]);
         let latest = check_versions(&ns);
+        let reported: Vec<String> = runs.iter().map(|r| r.1.trim().to_string()).collect();
+        eprintln!("round {round}: latest {latest}; {reported:?}");
         for (code, out, err) in &runs {
             assert_eq!(code, &0, "round {round}: {err}");
             let v = reported_version(out);
