@@ -240,6 +240,50 @@ fn concurrent_generates_of_one_key_make_one_object() {
     keyrings[0].remove(&id, "").expect("remove");
 }
 
+/// Stores of one key with different material from several connections at once: one succeeds,
+/// and every connection then reads that one's material.
+#[test]
+fn concurrent_stores_of_one_key_keep_one_material() {
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let id = unique("race-store-sec");
+    let keyrings: Vec<Keyring> = (0..3)
+        .map(|_| Keyring::new(KmipClient::from_conf_dir(&conf).expect("client")))
+        .collect();
+    let barrier = Barrier::new(keyrings.len());
+    let outcomes: Vec<Result<(), KeyringError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keyrings
+            .iter()
+            .enumerate()
+            .map(|(i, k)| {
+                let barrier = &barrier;
+                let id = &id;
+                scope.spawn(move || {
+                    barrier.wait();
+                    k.store(id, "", "SECRET", &[b'a' + i as u8; 24])
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    let winners: Vec<usize> = (0..outcomes.len())
+        .filter(|i| outcomes[*i].is_ok())
+        .collect();
+    assert_eq!(winners.len(), 1, "{outcomes:?}");
+    for o in outcomes.iter().filter(|o| o.is_err()) {
+        assert!(
+            matches!(o, Err(KeyringError::AlreadyExists { .. })),
+            "{o:?}"
+        );
+    }
+    let found = on_server(&object_name(&id, ""));
+    assert_eq!(found.len(), 1, "{found:?}");
+    for k in &keyrings {
+        let key = k.fetch(&id, "").unwrap().expect("the key");
+        assert_eq!(&key.material[..], &[b'a' + winners[0] as u8; 24]);
+    }
+    keyrings[0].remove(&id, "").expect("remove");
+}
+
 fn quirky(quirks: Quirks) -> (Arc<QuirkyKmip>, FaultServer) {
     let certs = &lab().certs;
     let kmip = Arc::new(QuirkyKmip::new("u"));
