@@ -423,6 +423,19 @@ fn a_lost_activate_answer_leaves_no_active_orphan() {
     assert!(store.create_first(1).is_err());
     let left = kmip.named("mariadb/1/1");
     assert!(left.is_empty(), "{left:?}");
+
+    // Once the state can be read and says Active, the Activate did its work: the object is
+    // kept and used (another client may already have read it), never destroyed.
+    kmip.set(Quirks {
+        swallow_once: Some(operation::ACTIVATE),
+        fail_state_checks: 1,
+        ..Quirks::default()
+    });
+    k.generate("kept", "", "AES", 32)
+        .expect("activated after all");
+    let kept = kmip.named(&object_name("kept", ""));
+    assert_eq!(kept.len(), 1, "{kept:?}");
+    assert_eq!(kept[0].state, state::ACTIVE);
 }
 
 /// MariaDB's reads check every Get answer as the MySQL keyring does, only Active objects are

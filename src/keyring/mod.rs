@@ -58,6 +58,9 @@ pub const MAX_LISTED_OWNER_LEN: usize = 95;
 pub const LIST_DEADLINE: Duration = Duration::from_secs(120);
 /// The bound on looking up one name.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a generate or store that lost a create race waits for the winner, still
+/// Pre-Active, to be activated by the client that made it.
+const PRE_ACTIVE_WAIT: Duration = Duration::from_secs(5);
 
 const OBJECT_TYPE_SYMMETRIC_KEY: u32 = tags::object_type::SYMMETRIC_KEY;
 const OBJECT_TYPE_SECRET_DATA: u32 = tags::object_type::SECRET_DATA;
@@ -312,9 +315,30 @@ impl Keyring {
                     "key '{key_id}': another client made it at the same time (KMIP object {} of {server}); ours ({uid}) was destroyed",
                     winner.uid
                 );
-                Err(KeyringError::AlreadyExists {
+                // A Pre-Active winner is another client's creation in progress (or what a
+                // failed one left, ignored once two minutes old): "already exists" only once
+                // it is Active.
+                let active = winner.is_active()
+                    || race::wait_active(
+                        &self.client,
+                        &winner.uid,
+                        &server,
+                        Instant::now() + PRE_ACTIVE_WAIT,
+                    )
+                    .unwrap_or(false);
+                if active {
+                    return Err(KeyringError::AlreadyExists {
+                        key_id: key_id.to_string(),
+                        owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
+                    });
+                }
+                Err(KeyringError::Race {
                     key_id: key_id.to_string(),
-                    owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
+                    why: format!(
+                        "another client is making it right now (KMIP object {} of {server}, Pre-Active, made at the same time or before and not activated within {} s); try again. If no other client is making it, that object is left over from a failed creation: it is ignored once two minutes old, or destroy it on the KMIP server",
+                        winner.uid,
+                        PRE_ACTIVE_WAIT.as_secs()
+                    ),
                 })
             }
             Err(e) => {
@@ -791,8 +815,9 @@ impl Keyring {
         Ok(same)
     }
 
-    /// Activates a freshly made object; if that fails the object is revoked (when it may be
-    /// Active) and destroyed again, so that a failed call leaves nothing behind.
+    /// Activates a freshly made object (`race::activate_or_discard`: if that fails, an object
+    /// that may be Active is revoked before it is destroyed, so that a failed call leaves
+    /// nothing behind).
     fn activate_new(
         &self,
         key_id: &str,
@@ -800,34 +825,12 @@ impl Keyring {
         uid: &str,
         server: &str,
     ) -> Result<(), KeyringError> {
-        match self.ensure_active(key_id, uid, server) {
-            Ok(()) => {
-                let mut memory = lock(&self.memory);
-                let epoch = memory.epoch();
-                memory.remember(name, uid, server, epoch);
-                Ok(())
-            }
-            Err(e) => {
-                // The Activate's answer may have been lost with the object Active: revoked
-                // before it is destroyed, so that no Active orphan is left.
-                race::discard(&self.client, uid, server, "its activation failed");
-                Err(e)
-            }
-        }
-    }
-
-    fn ensure_active(&self, key_id: &str, uid: &str, server: &str) -> Result<(), KeyringError> {
-        match self
-            .client
-            .request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(()))
-        {
-            Ok(()) => Ok(()),
-            // (After a move the state check fails the same way, sending nothing.)
-            Err(e) => match self.state(key_id, uid, server)? {
-                Some(STATE_ACTIVE) => Ok(()),
-                _ => Err(KeyringError::backend(key_id)(e)),
-            },
-        }
+        race::activate_or_discard(&self.client, uid, server)
+            .map_err(KeyringError::backend(key_id))?;
+        let mut memory = lock(&self.memory);
+        let epoch = memory.epoch();
+        memory.remember(name, uid, server, epoch);
+        Ok(())
     }
 
     /// The State of object `uid` of `server`, or None when the server no longer has it.

@@ -347,6 +347,50 @@ pub fn wait_active(
     }
 }
 
+/// Activates our new object `uid` of `server`, the winner of its name. If the Activate fails
+/// (or its answer is lost), the object's state decides: Active means it was activated (others
+/// may already use it, so it is never destroyed then); Pre-Active or gone means it was not, and
+/// it is destroyed; a state that cannot be read twice means it may be Active, so it is revoked
+/// before it is destroyed, leaving no Active orphan. Returns the Activate's error in the last
+/// two cases.
+pub fn activate_or_discard(
+    client: &KmipClient,
+    uid: &str,
+    server: &str,
+) -> Result<(), ClientError> {
+    let Err(e) = client.request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(())) else {
+        return Ok(());
+    };
+    for _ in 0..2 {
+        let state = client.request_on(
+            server,
+            &ops::get_attributes(uid, &[tags::attr::STATE]),
+            Retry::Idempotent,
+            ops::parse_get_attributes,
+        );
+        match state {
+            Ok(attributes) => {
+                if ops::attr_state(&attributes) == Some(tags::state::ACTIVE) {
+                    return Ok(());
+                }
+                // Not activated: nobody can have read it.
+                if let Err(cleanup) =
+                    client.request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
+                {
+                    tracing::warn!(
+                        "could not destroy the unactivated KMIP object {uid} of {server}: {cleanup}; destroy it on the KMIP server"
+                    );
+                }
+                return Err(e);
+            }
+            Err(ClientError::Server { source, .. }) if source.is_absent() => return Err(e),
+            Err(_) => {}
+        }
+    }
+    revoke_and_destroy(client, uid, server, "its activation failed");
+    Err(e)
+}
+
 /// Revokes (if it may be Active) and destroys object `uid` of `server`, on a best-effort basis:
 /// a failure is logged. Used on our own new objects only.
 pub fn discard(client: &KmipClient, uid: &str, server: &str, why: &str) {
@@ -371,11 +415,21 @@ pub fn discard(client: &KmipClient, uid: &str, server: &str, why: &str) {
         return;
     }
     if state == Some(tags::state::ACTIVE) {
-        let revoke = ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON);
-        if let Err(e) = client.request_on(server, &revoke, Retry::Never, |_| Ok(())) {
-            tracing::debug!("revoking {uid} ({why}): {e}");
-        }
+        revoke_and_destroy(client, uid, server, why);
+    } else {
+        destroy(client, uid, server, why);
     }
+}
+
+fn revoke_and_destroy(client: &KmipClient, uid: &str, server: &str, why: &str) {
+    let revoke = ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON);
+    if let Err(e) = client.request_on(server, &revoke, Retry::Never, |_| Ok(())) {
+        tracing::debug!("revoking {uid} ({why}): {e}");
+    }
+    destroy(client, uid, server, why);
+}
+
+fn destroy(client: &KmipClient, uid: &str, server: &str, why: &str) {
     match client.request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(())) {
         Ok(()) => {}
         Err(ClientError::Server { source, .. }) if source.is_absent() => {}

@@ -241,7 +241,8 @@ fn make(client: &KmipClient, name: &str, deadline: Instant) -> Result<Located, K
     }
 }
 
-/// Activates our winning object; on failure it is revoked (it may be Active) and destroyed.
+/// Activates our winning object (`race::activate_or_discard`: an object that turns out Active
+/// is kept, one that may be Active is revoked before it is destroyed).
 fn activate(
     client: &KmipClient,
     name: &str,
@@ -258,23 +259,7 @@ fn activate(
             ),
         });
     }
-    let outcome = client.request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(()));
-    let Err(e) = outcome else {
-        return Ok(());
-    };
-    let state = client.request_on(
-        server,
-        &ops::get_attributes(uid, &[tags::attr::STATE]),
-        Retry::Idempotent,
-        ops::parse_get_attributes,
-    );
-    if let Ok(attributes) = state {
-        if ops::attr_state(&attributes) == Some(tags::state::ACTIVE) {
-            return Ok(());
-        }
-    }
-    race::discard(client, uid, server, "its activation failed");
-    Err(KeyStoreError::backend(name)(e))
+    race::activate_or_discard(client, uid, server).map_err(KeyStoreError::backend(name))
 }
 
 /// The server a request was sent to when the connection failed with it in flight.
