@@ -18,7 +18,14 @@
 //!    come after those with one.
 //! 4. If its own object is the winner it activates it and uses it; otherwise it destroys its
 //!    own object (still Pre-Active: never read by anyone) and uses the winner, once Active (a
-//!    MySQL generate or store then fails with "already exists", as it would a moment later).
+//!    MySQL generate or store then fails with "already exists", as it would a moment later; a
+//!    winner still Pre-Active after a few seconds makes it fail naming that object).
+//!
+//! A failed activation (`activate_or_discard`): an object then found Active is kept and used,
+//! since others may have read it; one found Pre-Active is destroyed; one whose state cannot be
+//! read may be Active and is revoked before it is destroyed, so no Active orphan is left. The
+//! one window left: the state cannot be read by us twice, yet another client reads the object
+//! Active and uses it before our Revoke arrives.
 //!
 //! Why every process settles on the same object, including the tie (two objects made in the
 //! same second on a server whose identifiers are UUIDs, not ordered by creation). Let process
