@@ -112,8 +112,9 @@ fn key_calls_keep_the_servers_contract() {
         "version_zero 4294967295",
         "null_length 4294967295",
         "status_rc 0 type 7",
-        // Locate 1/1, 1/2, Get 1/1, Locate 2/1 (init); Locate 7/1; Locate 1/101.
-        "status requests 6",
+        // Locate 1/1 and Get Attributes of what it found (only an Active object is a
+        // version), Locate 1/2, Get 1/1, Locate 2/1 (init); Locate 7/1; Locate 1/101.
+        "status requests 7",
         "status key_failures 2",
         "status errors 0",
         "status key_fetches 1",

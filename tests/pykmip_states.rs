@@ -66,6 +66,15 @@ fn pre_active_and_revoked_objects_are_not_keys_and_duplicates_are_reported() {
     let _cleanup = Cleanup(client, vec![pre_active.clone(), revoked.clone()]);
     assert!(k.fetch(&id, "").unwrap().is_none());
     assert!(!k.list(false).unwrap().iter().any(|e| e.key_id == id));
+    // A fresh Pre-Active object may be another client's creation in progress: a generate
+    // settles on it (see src/keyring/race.rs) and, as it is never activated, fails naming it.
+    let err = k.generate(&id, "", "AES", 32).unwrap_err();
+    assert!(matches!(err, KeyringError::Race { .. }), "{err}");
+    assert!(err.to_string().contains(&pre_active), "{err}");
+    // Once it is gone (or two minutes old), the key is made.
+    client
+        .request(&ops::destroy(&pre_active), Retry::Never, |_| Ok(()))
+        .unwrap();
     k.generate(&id, "", "AES", 32).unwrap();
     let uid = k.known_uid(&id, "").unwrap();
     assert!(uid != pre_active && uid != revoked);

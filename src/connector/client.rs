@@ -374,7 +374,7 @@ impl KmipClient {
             shared
                 .until_closed(
                     shared.call_with(&encoded, retry, on, deadline, budget, |message| {
-                        kmip::decode_batch_response(message, RESPONSE_CAP, &operations)
+                        kmip::decode_batch_response_stamped(message, RESPONSE_CAP, &operations)
                     }),
                 )
                 .await
@@ -382,7 +382,11 @@ impl KmipClient {
         let health = self.shared.health();
         health.request_done(started.elapsed());
         match outcome {
-            Ok((items, server)) => Ok(BatchAnswer { server, items }),
+            Ok(((items, time_stamp), server)) => Ok(BatchAnswer {
+                server,
+                items,
+                time_stamp,
+            }),
             Err(e) => {
                 health.error(&e.to_string());
                 Err(e)
@@ -397,6 +401,9 @@ pub struct BatchAnswer {
     /// The server that answered, as named in errors.
     pub server: String,
     pub items: Vec<Option<kmip::ItemResult>>,
+    /// The server's clock when it answered (the Response Header's Time Stamp, seconds since
+    /// 1970), when it sent one.
+    pub time_stamp: Option<i64>,
 }
 
 impl Shared {

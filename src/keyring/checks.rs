@@ -8,7 +8,7 @@ use super::key_type::{KeyType, MAX_SECRET_LEN};
 use crate::kmip::{ManagedObject, tags};
 
 /// The key in a Get answer for `uid`, or an error naming the object (never its material).
-pub(super) fn checked_key(
+pub(crate) fn checked_key(
     key_id: &str,
     uid: &str,
     mut object: ManagedObject,

@@ -59,6 +59,8 @@ pub enum KeyringError {
         sent_to: String,
         now: String,
     },
+    #[error("key '{key_id}': {why}")]
+    Race { key_id: String, why: String },
     #[error("the key list is incomplete, so none is given: {0}")]
     ListIncomplete(String),
     #[error("key '{key_id}': {source}")]

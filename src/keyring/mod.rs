@@ -13,17 +13,20 @@
 //!   mysqld sees it.
 //! - Generating or storing a key that exists fails and leaves it untouched; whether it exists
 //!   is always asked of the server. Mutations are serialised in this process, so concurrent
-//!   generates of one key make exactly one object.
+//!   generates of one key make exactly one object; generates and stores of one key by several
+//!   processes at the same moment settle on one object (`race`): the others destroy theirs
+//!   before it was ever Active and fail with "already exists".
 //! - New objects are activated; remove revokes an Active object and destroys it.
 //! - Removing a key that does not exist is an error, as in keyring_file.
 //! - Ids and owners that mysqld could not list back (longer than its smallest buffers) are
 //!   refused on write.
 
-mod checks;
+pub(crate) mod checks;
 mod error;
 mod key_type;
 mod memory;
 pub mod naming;
+pub mod race;
 pub mod survey;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
@@ -55,6 +58,9 @@ pub const MAX_LISTED_OWNER_LEN: usize = 95;
 pub const LIST_DEADLINE: Duration = Duration::from_secs(120);
 /// The bound on looking up one name.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
+/// How long a generate or store that lost a create race waits for the winner, still
+/// Pre-Active, to be activated by the client that made it.
+const PRE_ACTIVE_WAIT: Duration = Duration::from_secs(5);
 
 const OBJECT_TYPE_SYMMETRIC_KEY: u32 = tags::object_type::SYMMETRIC_KEY;
 const OBJECT_TYPE_SECRET_DATA: u32 = tags::object_type::SECRET_DATA;
@@ -273,7 +279,79 @@ impl Keyring {
         let made = self.act_once(key_id, name, &request, parse, material);
         request.zeroize();
         let (uid, server) = made?;
-        self.activate_new(key_id, name, &uid, &server)
+        let made_at = Instant::now();
+        // Another process may have made an object under the same name at the same time: only
+        // one may become the key (see `race`).
+        let settled = race::settle(
+            &self.client,
+            name,
+            None,
+            &uid,
+            &server,
+            made_at,
+            made_at + LOOKUP_DEADLINE,
+        );
+        match settled {
+            Ok(race::Settled::Won { activate_by }) => {
+                if Instant::now() > activate_by {
+                    race::discard(&self.client, &uid, &server, "checked too slowly");
+                    return Err(KeyringError::Race {
+                        key_id: key_id.to_string(),
+                        why: format!(
+                            "the new object {uid} was checked against others too slowly to be activated safely; it was destroyed, try again"
+                        ),
+                    });
+                }
+                self.activate_new(key_id, name, &uid, &server)
+            }
+            Ok(race::Settled::Lost { winner }) => {
+                race::discard(
+                    &self.client,
+                    &uid,
+                    &server,
+                    "another client made the key first",
+                );
+                tracing::info!(
+                    "key '{key_id}': another client made it at the same time (KMIP object {} of {server}); ours ({uid}) was destroyed",
+                    winner.uid
+                );
+                // A Pre-Active winner is another client's creation in progress (or what a
+                // failed one left, ignored once two minutes old): "already exists" only once
+                // it is Active.
+                let active = winner.is_active()
+                    || race::wait_active(
+                        &self.client,
+                        &winner.uid,
+                        &server,
+                        Instant::now() + PRE_ACTIVE_WAIT,
+                    )
+                    .unwrap_or(false);
+                if active {
+                    return Err(KeyringError::AlreadyExists {
+                        key_id: key_id.to_string(),
+                        owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
+                    });
+                }
+                Err(KeyringError::Race {
+                    key_id: key_id.to_string(),
+                    why: format!(
+                        "another client is making it right now (KMIP object {} of {server}, Pre-Active, made at the same time or before and not activated within {} s); try again. If no other client is making it, that object is left over from a failed creation: it is ignored once two minutes old, or destroy it on the KMIP server",
+                        winner.uid,
+                        PRE_ACTIVE_WAIT.as_secs()
+                    ),
+                })
+            }
+            Err(e) => {
+                race::discard(&self.client, &uid, &server, "the race could not be settled");
+                Err(match e {
+                    race::RaceError::Client(e) => KeyringError::backend(key_id)(e),
+                    race::RaceError::Other(why) => KeyringError::Race {
+                        key_id: key_id.to_string(),
+                        why,
+                    },
+                })
+            }
+        }
     }
 
     /// The key of the pair, or None when the server has no usable object for it.
@@ -745,8 +823,9 @@ impl Keyring {
         Ok(same)
     }
 
-    /// Activates a freshly made object; if that fails the object is destroyed again (it is
-    /// Pre-Active, so no Revoke is needed) so that a failed call leaves nothing behind.
+    /// Activates a freshly made object (`race::activate_or_discard`: if that fails, an object
+    /// that may be Active is revoked before it is destroyed, so that a failed call leaves
+    /// nothing behind).
     fn activate_new(
         &self,
         key_id: &str,
@@ -754,39 +833,12 @@ impl Keyring {
         uid: &str,
         server: &str,
     ) -> Result<(), KeyringError> {
-        match self.ensure_active(key_id, uid, server) {
-            Ok(()) => {
-                let mut memory = lock(&self.memory);
-                let epoch = memory.epoch();
-                memory.remember(name, uid, server, epoch);
-                Ok(())
-            }
-            Err(e) => {
-                if let Err(cleanup) =
-                    self.client
-                        .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
-                {
-                    tracing::warn!(
-                        "could not destroy the unactivated object {uid} of key '{key_id}': {cleanup}"
-                    );
-                }
-                Err(e)
-            }
-        }
-    }
-
-    fn ensure_active(&self, key_id: &str, uid: &str, server: &str) -> Result<(), KeyringError> {
-        match self
-            .client
-            .request_on(server, &ops::activate(uid), Retry::Never, |_| Ok(()))
-        {
-            Ok(()) => Ok(()),
-            // (After a move the state check fails the same way, sending nothing.)
-            Err(e) => match self.state(key_id, uid, server)? {
-                Some(STATE_ACTIVE) => Ok(()),
-                _ => Err(KeyringError::backend(key_id)(e)),
-            },
-        }
+        race::activate_or_discard(&self.client, uid, server)
+            .map_err(KeyringError::backend(key_id))?;
+        let mut memory = lock(&self.memory);
+        let epoch = memory.epoch();
+        memory.remember(name, uid, server, epoch);
+        Ok(())
     }
 
     /// The State of object `uid` of `server`, or None when the server no longer has it.

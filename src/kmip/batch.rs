@@ -79,6 +79,16 @@ pub fn decode_batch_response(
     cap: usize,
     operations: &[u32],
 ) -> Result<Vec<Option<ItemResult>>, KmipError> {
+    decode_batch_response_stamped(bytes, cap, operations).map(|(items, _)| items)
+}
+
+/// As [`decode_batch_response`], with the Response Header's Time Stamp (seconds since 1970;
+/// None when the server sent none): the server's clock when it answered.
+pub fn decode_batch_response_stamped(
+    bytes: &[u8],
+    cap: usize,
+    operations: &[u32],
+) -> Result<(Vec<Option<ItemResult>>, Option<i64>), KmipError> {
     let limits = Limits {
         max_size: cap.saturating_add(HEADER_LEN),
         ..Limits::default()
@@ -98,6 +108,7 @@ pub fn decode_batch_response(
         .find(tags::BATCH_COUNT)
         .and_then(Ttlv::as_int)
         .ok_or_else(|| KmipError::Malformed("Batch Count missing in Response Header".into()))?;
+    let time_stamp = header.find(tags::TIME_STAMP).and_then(Ttlv::as_date_time);
     let Value::Structure(children) = &mut msg.value else {
         unreachable!("checked to be a structure");
     };
@@ -140,7 +151,7 @@ pub fn decode_batch_response(
     for (item, index) in items.into_iter().zip(indexes) {
         out[index] = Some(item_result(item, operations[index]));
     }
-    Ok(out)
+    Ok((out, time_stamp))
 }
 
 fn item_index(item: &Ttlv, count: usize) -> Option<usize> {
@@ -324,6 +335,31 @@ mod tests {
                 .find(tags::BATCH_ERROR_CONTINUATION_OPTION)
                 .is_none()
         );
+    }
+
+    #[test]
+    fn the_time_stamp_of_the_answer_is_read() {
+        let one = [item(operation::GET_ATTRIBUTES, None, true, "a")];
+        let bytes = response(one.to_vec());
+        let (_, stamp) = decode_batch_response_stamped(&bytes, 1 << 20, &OPS[..1]).unwrap();
+        assert_eq!(stamp, None);
+        let stamped = Ttlv::structure(
+            tags::RESPONSE_MESSAGE,
+            vec![
+                Ttlv::structure(
+                    tags::RESPONSE_HEADER,
+                    vec![
+                        Ttlv::date_time(tags::TIME_STAMP, 1_700_000_123),
+                        Ttlv::integer(tags::BATCH_COUNT, 1),
+                    ],
+                ),
+                one[0].clone(),
+            ],
+        )
+        .encode();
+        let (items, stamp) = decode_batch_response_stamped(&stamped, 1 << 20, &OPS[..1]).unwrap();
+        assert_eq!(stamp, Some(1_700_000_123));
+        assert!(items[0].as_ref().unwrap().is_ok());
     }
 
     #[test]

@@ -22,6 +22,13 @@ pub enum KeyStoreError {
     Namespace(String),
     #[error("key {key_id} already exists (latest version {version}); rotate it instead")]
     Exists { key_id: u32, version: u32 },
+    #[error(
+        "{} Active KMIP objects carry the name {name} ({}); kmip_key_management will not guess which one is the key. Find out which one the servers have been using, then revoke and destroy the other on the KMIP server",
+        .uids.len(), .uids.join(" and ")
+    )]
+    Duplicate { name: String, uids: Vec<String> },
+    #[error("{name}: {why}")]
+    Race { name: String, why: String },
     #[error("key {key_id} has reached the highest version number")]
     VersionsExhausted { key_id: u32 },
     #[error("the key list of namespace {namespace} is incomplete, so none is given: {why}")]

@@ -1,110 +1,122 @@
 //! The KMIP side of the key store: find, fetch and create the object of one (key id, version).
 //! Every call goes through the core's client, so each has the client's deadlines and failover.
+//!
+//! The rules are the MySQL keyring's (see the README, "Which object is the key"): only an
+//! Active object is a version's key, two Active objects under one name are a fault reported
+//! with both identifiers, every request about an identifier goes to the server that gave it
+//! (`request_on`: nothing is sent after a failover in between) and every Get answer is checked
+//! (`keyring::checks`) before MariaDB sees its bytes. Versions made by several servers at the
+//! same moment settle on one object per version (`keyring::race`): the others destroy theirs
+//! unread and take the winner's as that version, so versions stay 1..N without holes.
 
-use std::time::Instant;
+use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
 use super::error::KeyStoreError;
 use super::naming::{object_name, parse_object_name, uid_order};
-use crate::connector::{ClientError, KmipClient, Retry};
+use crate::connector::{ClientError, KmipClient, Retry, TransportError};
 use crate::keyring::LIST_DEADLINE;
-use crate::keyring::survey::{SurveyError, Surveyor};
+use crate::keyring::race::{self, RaceError};
+use crate::keyring::survey::{ObjectInfo, SurveyError, Surveyor};
+use crate::keyring::{KeyType, KeyringError, checks};
 use crate::kmip::ops::{self, LocateFilter};
-use crate::kmip::tags;
+use crate::kmip::{self, tags};
 
 /// Key length generated for new versions (AES-256).
 pub const NEW_KEY_BITS: i32 = 256;
 
-/// The KMIP objects named `name` (symmetric keys only), in the order every server agrees on.
-fn locate_named(client: &KmipClient, name: &str) -> Result<Vec<String>, KeyStoreError> {
-    let filter = LocateFilter {
-        name: Some(name),
-        object_type: Some(tags::object_type::SYMMETRIC_KEY),
-    };
-    let mut uids = client
-        .request(
-            &ops::locate(&filter, None),
-            Retry::Idempotent,
-            ops::parse_locate,
-        )
-        .map_err(KeyStoreError::backend(name))?;
-    uids.sort_by(|a, b| uid_order(a, b));
-    if uids.len() > 1 {
-        tracing::warn!(
-            "the KMIP server holds {} objects named {name}; using the oldest ({}) as every server does",
-            uids.len(),
-            uids[0]
-        );
+/// A version's object: its identifier and the server that has it.
+pub type Located = (String, String);
+
+/// The bound on finding or making one version.
+const VERSION_DEADLINE: Duration = Duration::from_secs(60);
+
+fn race_error(name: &str) -> impl FnOnce(RaceError) -> KeyStoreError + '_ {
+    move |e| match e {
+        RaceError::Client(source) => KeyStoreError::Backend {
+            name: name.to_string(),
+            source,
+        },
+        RaceError::Other(why) => KeyStoreError::Race {
+            name: name.to_string(),
+            why,
+        },
     }
-    Ok(uids)
 }
 
-/// The unique identifier of the version's object, or None when there is none.
+/// The Active object of the version, or None when there is none.
 pub fn find_version(
     client: &KmipClient,
     namespace: &str,
     key_id: u32,
     version: u32,
-) -> Result<Option<String>, KeyStoreError> {
+) -> Result<Option<Located>, KeyStoreError> {
     let name = object_name(namespace, key_id, version);
-    Ok(locate_named(client, &name)?.into_iter().next())
+    let seen = race::look(
+        client,
+        &name,
+        Some(tags::object_type::SYMMETRIC_KEY),
+        None,
+        Instant::now() + VERSION_DEADLINE,
+    )
+    .map_err(race_error(&name))?;
+    let active = seen.active();
+    match active.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((one.uid.clone(), seen.server.clone()))),
+        more => Err(KeyStoreError::Duplicate {
+            name,
+            uids: more.iter().map(|o| o.uid.clone()).collect(),
+        }),
+    }
 }
 
-/// Reads the key material of `uid` and checks that it is an AES key MariaDB can use
-/// (16, 24 or 32 bytes: the server passes a 32-byte buffer and aborts on anything else).
+/// Reads the key material of `uid` from `server` (nothing is sent if the connection has moved
+/// to another server) and checks it as the MySQL keyring does: the identifier echoed, an AES
+/// Symmetric Key of 16, 24 or 32 bytes matching its Cryptographic Length (MariaDB passes a
+/// 32-byte buffer and aborts on anything else).
 pub fn fetch_material(
     client: &KmipClient,
     uid: &str,
+    server: &str,
     name: &str,
 ) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
     let object = client
-        .request(&ops::get(uid), Retry::Idempotent, ops::parse_get)
+        .request_on(server, &ops::get(uid), Retry::Idempotent, ops::parse_get)
         .map_err(KeyStoreError::backend(name))?;
     let unusable = |why: String| KeyStoreError::Unusable {
         uid: uid.to_string(),
         name: name.to_string(),
         why,
     };
-    if object.object_type != tags::object_type::SYMMETRIC_KEY {
-        return Err(unusable(format!(
-            "it is a {}, not a Symmetric Key",
-            tags::name_of_object_type(object.object_type)
-        )));
+    match checks::checked_key(name, uid, object) {
+        Ok((KeyType::Aes, material)) => Ok(material),
+        Ok((other, _)) => Err(unusable(format!(
+            "it is {}, not an AES Symmetric Key",
+            other.name()
+        ))),
+        Err(KeyringError::BadKey { why, .. }) => Err(unusable(why)),
+        Err(e) => Err(unusable(e.to_string())),
     }
-    if let Some(algorithm) = object.algorithm {
-        if algorithm != tags::cryptographic_algorithm::AES {
-            return Err(unusable(format!(
-                "its algorithm is {}, not AES",
-                tags::name_of_cryptographic_algorithm(algorithm)
-            )));
-        }
-    }
-    if ![16, 24, 32].contains(&object.material.len()) {
-        return Err(unusable(format!(
-            "it is {} bytes long; MariaDB keys are 16, 24 or 32 bytes",
-            object.material.len()
-        )));
-    }
-    Ok(object.material.clone())
 }
 
 /// The highest version of `key_id` at or above `from + 1` that exists, probing upwards one name
-/// at a time (versions are only ever added one above the latest), with its object identifier.
+/// at a time (versions are only ever added one above the latest), with its object.
 /// `from` is the highest version already known (0 for none).
 pub fn probe_latest(
     client: &KmipClient,
     namespace: &str,
     key_id: u32,
     from: u32,
-) -> Result<Option<(u32, String)>, KeyStoreError> {
+) -> Result<Option<(u32, Located)>, KeyStoreError> {
     let mut found = None;
     let mut version = from;
     while version < u32::MAX - 1 {
         match find_version(client, namespace, key_id, version + 1)? {
-            Some(uid) => {
+            Some(located) => {
                 version += 1;
-                found = Some((version, uid));
+                found = Some((version, located));
             }
             None => break,
         }
@@ -113,39 +125,153 @@ pub fn probe_latest(
 }
 
 /// Makes the KMIP server generate the key of `version` (AES-256) under its name and activates
-/// it. If a Create's answer is lost, or another server made the same version meanwhile, the
-/// object that exists is used instead of making a second one.
+/// it, and returns the version's object. When the version exists already (another server
+/// rotated meanwhile), or another client makes it at the same moment and its object wins
+/// (`keyring::race`), that object is returned instead: a version is never skipped and never
+/// made twice.
 pub fn create_version(
     client: &KmipClient,
     namespace: &str,
     key_id: u32,
     version: u32,
-) -> Result<String, KeyStoreError> {
+) -> Result<Located, KeyStoreError> {
     let name = object_name(namespace, key_id, version);
-    if let Some(uid) = locate_named(client, &name)?.into_iter().next() {
-        return Ok(uid);
+    let deadline = Instant::now() + VERSION_DEADLINE;
+    let symmetric = Some(tags::object_type::SYMMETRIC_KEY);
+    for _ in 0..3 {
+        let seen =
+            race::look(client, &name, symmetric, None, deadline).map_err(race_error(&name))?;
+        let active = seen.active();
+        if active.len() > 1 {
+            return Err(KeyStoreError::Duplicate {
+                name,
+                uids: active.iter().map(|o| o.uid.clone()).collect(),
+            });
+        }
+        if let Some(winner) = seen.winner() {
+            // Made already, or being made by another client right now.
+            if winner.is_active()
+                || race::wait_active(client, &winner.uid, &seen.server, deadline)
+                    .map_err(race_error(&name))?
+            {
+                return Ok((winner.uid.clone(), seen.server.clone()));
+            }
+            continue;
+        }
+        let (uid, server) = make(client, &name, deadline)?;
+        let made_at = Instant::now();
+        match race::settle(client, &name, symmetric, &uid, &server, made_at, deadline) {
+            Ok(race::Settled::Won { activate_by }) => {
+                return activate(client, &name, &uid, &server, activate_by).map(|()| (uid, server));
+            }
+            Ok(race::Settled::Lost { winner }) => {
+                race::discard(
+                    client,
+                    &uid,
+                    &server,
+                    "another client made the version first",
+                );
+                if winner.is_active()
+                    || race::wait_active(client, &winner.uid, &server, deadline)
+                        .map_err(race_error(&name))?
+                {
+                    return Ok((winner.uid, server));
+                }
+            }
+            Err(e) => {
+                race::discard(client, &uid, &server, "the race could not be settled");
+                return Err(race_error(&name)(e));
+            }
+        }
     }
-    let uid = match client.request(
-        &ops::create_aes(NEW_KEY_BITS, &name),
-        Retry::Never,
-        ops::parse_create,
-    ) {
-        Ok(uid) => uid,
-        Err(e @ ClientError::Ambiguous(_)) => match locate_named(client, &name)?.into_iter().next()
-        {
-            Some(uid) => uid,
-            None => return Err(KeyStoreError::backend(&name)(e)),
-        },
-        Err(e) => return Err(KeyStoreError::backend(&name)(e)),
+    Err(KeyStoreError::Race {
+        name,
+        why: "other clients kept making and abandoning this version; try again".into(),
+    })
+}
+
+/// Sends the Create once. If its answer is lost, asks the server it was sent to whether it
+/// made the object (one fresh Pre-Active object under the name), rather than making a second.
+fn make(client: &KmipClient, name: &str, deadline: Instant) -> Result<Located, KeyStoreError> {
+    let request = [ops::create_aes(NEW_KEY_BITS, name)];
+    let e = match client.request_batch(&request, Retry::Never) {
+        Ok(answer) => {
+            let server = answer.server;
+            let parsed = match answer.items.into_iter().next().flatten() {
+                Some(Ok(payload)) => ops::parse_create(&payload),
+                Some(Err(e)) => Err(e),
+                None => Err(kmip::KmipError::Malformed(
+                    "the request went unanswered".into(),
+                )),
+            };
+            return parsed.map(|uid| (uid, server.clone())).map_err(|source| {
+                KeyStoreError::backend(name)(ClientError::Server { server, source })
+            });
+        }
+        Err(ClientError::Ambiguous(e)) => e,
+        Err(e) => return Err(KeyStoreError::backend(name)(e)),
     };
-    match client.request(&ops::activate(&uid), Retry::Never, |p| {
-        Ok(ops::parse_uid_echo(p))
-    }) {
-        Ok(_) => {}
-        // Readers accept any state; a key left Pre-Active still decrypts. Say so and go on.
-        Err(e) => tracing::warn!("created {name} ({uid}) but could not activate it: {e}"),
+    let unknown = |why: String| KeyStoreError::Race {
+        name: name.to_string(),
+        why: format!(
+            "the Create's answer was lost ({e}) and whether it made the object is unknown: {why}; check the KMIP server and try again"
+        ),
+    };
+    let Some(sent) = sent_to(&e) else {
+        return Err(unknown("the server it went to is not known".into()));
+    };
+    let seen = race::look(
+        client,
+        name,
+        Some(tags::object_type::SYMMETRIC_KEY),
+        Some(sent),
+        deadline,
+    )
+    .map_err(|e| unknown(e.to_string()))?;
+    let fresh: Vec<&ObjectInfo> = race::contenders(&seen.objects, seen.now)
+        .filter(|o| o.state == Some(tags::state::PRE_ACTIVE))
+        .collect();
+    match fresh.as_slice() {
+        [one] => Ok((one.uid.clone(), seen.server.clone())),
+        [] => Err(unknown("it did not".into())),
+        _ => Err(unknown(
+            "several new objects carry the name, made by other clients too".into(),
+        )),
     }
-    Ok(uid)
+}
+
+/// Activates our winning object (`race::activate_or_discard`: an object that turns out Active
+/// is kept, one that may be Active is revoked before it is destroyed).
+fn activate(
+    client: &KmipClient,
+    name: &str,
+    uid: &str,
+    server: &str,
+    activate_by: Instant,
+) -> Result<(), KeyStoreError> {
+    if Instant::now() > activate_by {
+        race::discard(client, uid, server, "checked too slowly");
+        return Err(KeyStoreError::Race {
+            name: name.to_string(),
+            why: format!(
+                "the new object {uid} was checked against others too slowly to be activated safely; it was destroyed, try again"
+            ),
+        });
+    }
+    race::activate_or_discard(client, uid, server).map_err(KeyStoreError::backend(name))
+}
+
+/// The server a request was sent to when the connection failed with it in flight.
+fn sent_to(e: &TransportError) -> Option<&str> {
+    match e {
+        TransportError::Refused { server }
+        | TransportError::Timeout { server, .. }
+        | TransportError::Io { server, .. }
+        | TransportError::Tls { server, .. }
+        | TransportError::Closed { server, .. }
+        | TransportError::Garbage { server, .. } => Some(server),
+        _ => None,
+    }
 }
 
 /// One version of one key as listed by the admin tool.

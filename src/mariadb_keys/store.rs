@@ -111,7 +111,8 @@ pub struct KeyStore {
     keys: RwLock<HashMap<(u32, u32), Cached>>,
     unknown: Mutex<HashMap<u32, Instant>>,
     reported_missing: Mutex<HashSet<u32>>,
-    /// Serialises rotations (a Create must not race another for the same version).
+    /// Serialises rotations in this process; rotations by other processes at the same moment
+    /// settle on one object per version in `remote::create_version`.
     writes: Mutex<()>,
     refresh_failing: AtomicBool,
     counters: Counters,
@@ -234,10 +235,15 @@ impl KeyStore {
     }
 
     /// Reads the bytes of one version from the KMIP server into memory.
-    fn fetch(&self, key_id: u32, version: u32, uid: Option<String>) -> Result<(), KeyStoreError> {
+    fn fetch(
+        &self,
+        key_id: u32,
+        version: u32,
+        located: Option<remote::Located>,
+    ) -> Result<(), KeyStoreError> {
         let name = object_name(&self.namespace, key_id, version);
-        let uid = match uid {
-            Some(uid) => uid,
+        let (uid, server) = match located {
+            Some(located) => located,
             None => remote::find_version(&self.client, &self.namespace, key_id, version)?.ok_or(
                 KeyStoreError::Missing {
                     key_id,
@@ -245,7 +251,7 @@ impl KeyStore {
                 },
             )?,
         };
-        let material = remote::fetch_material(&self.client, &uid, &name)?;
+        let material = remote::fetch_material(&self.client, &uid, &server, &name)?;
         bump(&self.counters.key_fetches);
         self.remember(key_id, version, material);
         Ok(())
@@ -257,8 +263,8 @@ impl KeyStore {
     pub fn load(&self, key_id: u32) -> Result<Option<u32>, KeyStoreError> {
         let known = self.known_latest(key_id).unwrap_or(0);
         match remote::probe_latest(&self.client, &self.namespace, key_id, known)? {
-            Some((version, uid)) => {
-                self.fetch(key_id, version, Some(uid))?;
+            Some((version, located)) => {
+                self.fetch(key_id, version, Some(located))?;
                 self.publish(key_id, version);
                 Ok(Some(version))
             }
@@ -455,8 +461,10 @@ impl KeyStore {
             .checked_add(1)
             .filter(|v| *v < u32::MAX)
             .ok_or(KeyStoreError::VersionsExhausted { key_id })?;
-        let uid = remote::create_version(&self.client, &self.namespace, key_id, next)?;
-        self.fetch(key_id, next, Some(uid))?;
+        // Another client may make the same version at the same moment: `create_version` returns
+        // the one object every client settles on, and only its bytes are published.
+        let located = remote::create_version(&self.client, &self.namespace, key_id, next)?;
+        self.fetch(key_id, next, Some(located))?;
         self.publish(key_id, next);
         bump(&self.counters.rotations);
         tracing::info!(

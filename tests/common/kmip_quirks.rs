@@ -6,8 +6,9 @@
 //! identifiers for the same names). Served by `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
-use std::sync::Mutex;
 use std::sync::atomic::{AtomicUsize, Ordering};
+use std::sync::{Condvar, Mutex};
+use std::time::{Duration, Instant};
 
 use okv_core::kmip::tags::{
     self, attr, cryptographic_algorithm, key_format_type, object_type, operation, result_reason,
@@ -73,6 +74,17 @@ pub struct Quirks {
     pub offset: Offset,
     /// Locate lists the oldest object first (the default is newest first, as PyKMIP does).
     pub oldest_first: bool,
+    /// New identifiers are UUID-like and each sorts before the ones made earlier (identifiers
+    /// not in creation order).
+    pub descending_uids: bool,
+    /// The clock stands still: new objects all get the same Initial Date and answers the same
+    /// Time Stamp (otherwise it moves one second on after each object made).
+    pub frozen_clock: bool,
+    /// Activate requests wait until `tick` (a slow Activate, so that a test can line up what
+    /// another client does meanwhile).
+    pub hold_activate: bool,
+    /// The next this many Get Attributes asking for the State alone fail (General Failure).
+    pub fail_state_checks: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -124,6 +136,10 @@ pub struct QuirkyKmip {
     pub messages: AtomicUsize,
     pub locates: AtomicUsize,
     pub gets: AtomicUsize,
+    /// Notified after every message served.
+    served: Condvar,
+    /// Notified when held Activates may go on.
+    released: Condvar,
 }
 
 fn attributes(parent: &Ttlv) -> impl Iterator<Item = (&str, &Ttlv)> {
@@ -160,7 +176,37 @@ impl QuirkyKmip {
             messages: AtomicUsize::new(0),
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            served: Condvar::new(),
+            released: Condvar::new(),
         }
+    }
+
+    /// Waits (at most `within`) until `done` holds for the objects; false if it never did.
+    pub fn wait_until(&self, within: Duration, done: impl Fn(&[Object]) -> bool) -> bool {
+        let until = Instant::now() + within;
+        let mut objects = self.objects.lock().unwrap();
+        loop {
+            if done(&objects) {
+                return true;
+            }
+            let left = until.saturating_duration_since(Instant::now());
+            if left.is_zero() {
+                return false;
+            }
+            objects = self.served.wait_timeout(objects, left).unwrap().0;
+        }
+    }
+
+    /// Moves the clock on by `seconds`, lets it run again and releases held Activates.
+    pub fn tick(&self, seconds: i64) {
+        {
+            let mut quirks = self.quirks.lock().unwrap();
+            quirks.frozen_clock = false;
+            quirks.hold_activate = false;
+            *self.clock.lock().unwrap() += seconds;
+        }
+        self.released.notify_all();
+        self.served.notify_all();
     }
 
     pub fn set(&self, quirks: Quirks) {
@@ -193,11 +239,11 @@ impl QuirkyKmip {
     }
 
     pub fn fresh_uid(&self) -> String {
-        format!(
-            "{}{}",
-            self.uid_prefix,
-            self.next_uid.fetch_add(1, Ordering::SeqCst)
-        )
+        let n = self.next_uid.fetch_add(1, Ordering::SeqCst);
+        if self.quirks.lock().unwrap().descending_uids {
+            return format!("{:08x}-0c1e-4d2b-9a7e-{n:012x}", u32::MAX as usize - n);
+        }
+        format!("{}{}", self.uid_prefix, n)
     }
 
     fn absent(&self) -> (u32, &'static str) {
@@ -211,6 +257,14 @@ impl QuirkyKmip {
     /// Answers one request message with one response message; empty means "close the
     /// connection without an answer".
     pub fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let answer = self.serve(request);
+        // Under the objects' lock, so that a waiter cannot miss the change.
+        drop(self.objects.lock().unwrap());
+        self.served.notify_all();
+        answer
+    }
+
+    fn serve(&self, request: &[u8]) -> Vec<u8> {
         self.messages.fetch_add(1, Ordering::SeqCst);
         let Ok(msg) = ttlv::decode(request) else {
             return Vec::new();
@@ -319,11 +373,14 @@ impl QuirkyKmip {
     fn operation(&self, op: u32, payload: &Ttlv, version: (i32, i32)) -> Answer {
         match op {
             operation::CREATE | operation::REGISTER => self.make(op, payload),
-            operation::ACTIVATE => self.transition(payload, |o| {
-                (o.state == state::PRE_ACTIVE)
-                    .then(|| o.state = state::ACTIVE)
-                    .ok_or((result_reason::PERMISSION_DENIED, "Object is not pre-active"))
-            }),
+            operation::ACTIVATE => {
+                let mut quirks = self.quirks.lock().unwrap();
+                while quirks.hold_activate {
+                    quirks = self.released.wait(quirks).unwrap();
+                }
+                drop(quirks);
+                self.activate(payload)
+            }
             operation::REVOKE => self.transition(payload, |o| {
                 o.state = state::DEACTIVATED;
                 Ok(())
@@ -357,6 +414,14 @@ impl QuirkyKmip {
         }
     }
 
+    fn activate(&self, payload: &Ttlv) -> Answer {
+        self.transition(payload, |o| {
+            (o.state == state::PRE_ACTIVE)
+                .then(|| o.state = state::ACTIVE)
+                .ok_or((result_reason::PERMISSION_DENIED, "Object is not pre-active"))
+        })
+    }
+
     fn make(&self, op: u32, payload: &Ttlv) -> Answer {
         let kind = payload
             .find(tags::OBJECT_TYPE)
@@ -381,7 +446,9 @@ impl QuirkyKmip {
         }
         let material = if op == operation::CREATE {
             let len = usize::try_from(length_bits.unwrap_or(256) / 8).unwrap_or(32);
-            (0..len).map(|i| (i * 7 + 1) as u8).collect()
+            // Different for every object, so that a test sees whose bytes it got.
+            let seed = self.next_uid.load(Ordering::SeqCst);
+            (0..len).map(|i| (i * 7 + seed) as u8).collect()
         } else {
             let object = payload
                 .children()
@@ -403,6 +470,16 @@ impl QuirkyKmip {
                 .to_vec()
         };
         let uid = self.fresh_uid();
+        let initial_date = {
+            let frozen = self.quirks.lock().unwrap().frozen_clock;
+            let mut clock = self.clock.lock().unwrap();
+            let now = *clock;
+            if !frozen {
+                // One object per second: later answers are a second past its Initial Date.
+                *clock += 1;
+            }
+            now
+        };
         self.plant(Object {
             uid: uid.clone(),
             object_type: kind,
@@ -411,7 +488,7 @@ impl QuirkyKmip {
             algorithm,
             length_bits,
             material,
-            initial_date: *self.clock.lock().unwrap(),
+            initial_date,
         });
         let mut out = Vec::new();
         if op == operation::CREATE {
@@ -527,6 +604,13 @@ impl QuirkyKmip {
             .find_all(tags::ATTRIBUTE_NAME)
             .filter_map(Ttlv::as_text)
             .collect();
+        if wanted == [attr::STATE] {
+            let mut quirks = self.quirks.lock().unwrap();
+            if quirks.fail_state_checks > 0 {
+                quirks.fail_state_checks -= 1;
+                return Err((result_reason::GENERAL_FAILURE, "state check failed"));
+            }
+        }
         let mut out = vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)];
         let wants = |n: &str| wanted.is_empty() || wanted.contains(&n);
         if wants(attr::NAME) {
