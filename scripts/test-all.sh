@@ -2,7 +2,8 @@
 # Runs every test of keyring_okv on a fresh Debian 12 machine (as root): installs what the tests
 # need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot, MariaDB 10.11 and the
 # MariaDB 11.8 chroot), checks format and lints,
-# then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP.
+# then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP,
+# builds and checks the manual (docs/) and checks the Prometheus alerting rules.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -74,6 +75,17 @@ cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || st
 # plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing.
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
+
+# The manual: mdBook builds docs/ into target/book/ (mdbook installed once when missing) and
+# every link and anchor of the generated HTML is checked; tests/docs.rs (part of cargo test
+# above) checks the Markdown against the code.
+step "the manual (scripts/book.sh)"
+bash scripts/book.sh || status=$?
+
+# The Prometheus alerting rules: promtool check rules and promtool test rules (Debian's
+# prometheus package installed once when promtool is missing).
+step "alerting rules (scripts/alerts.sh)"
+bash scripts/alerts.sh || status=$?
 
 # Fuzzing: each cargo-fuzz target (TTLV decoder, KMIP response parsers, okvclient.ora, ssl/
 # loader) for about a minute on the nightly toolchain; installs cargo-fuzz when missing.

@@ -174,7 +174,9 @@ fn every_page_is_in_the_summary_and_every_internal_link_resolves() {
     }
     for target in &listed {
         if !root().join("docs").join(target).is_file() {
-            problems.push(format!("docs/SUMMARY.md lists docs/{target}, which does not exist"));
+            problems.push(format!(
+                "docs/SUMMARY.md lists docs/{target}, which does not exist"
+            ));
         }
     }
     let mut files: Vec<(String, PathBuf)> = pages()
@@ -496,7 +498,13 @@ fn logged_messages() -> Vec<Message> {
         }
     }
     let mut files = Vec::new();
-    for dir in ["src", "plugin/src", "component/src", "mariadb/src", "ffi/src"] {
+    for dir in [
+        "src",
+        "plugin/src",
+        "component/src",
+        "mariadb/src",
+        "ffi/src",
+    ] {
         walk(&root().join(dir), &mut files);
     }
     files.sort();
@@ -584,7 +592,11 @@ fn every_logged_message_is_in_troubleshooting() {
     let flat = page.split_whitespace().collect::<Vec<_>>().join(" ");
     let print = std::env::var_os("KEYRING_OKV_DOCS_PRINT").is_some();
     let messages = logged_messages();
-    assert!(messages.len() > 50, "found only {} messages", messages.len());
+    assert!(
+        messages.len() > 50,
+        "found only {} messages",
+        messages.len()
+    );
     let mut problems = Vec::new();
     for m in &messages {
         let pieces = fixed_pieces(&m.template);
@@ -638,9 +650,7 @@ fn commands_shown_in_the_docs_exist() {
                 let next = |k: usize| words.get(i + k).copied().unwrap_or("");
                 let starts_command =
                     i == 0 || matches!(words[i - 1], "|" | "&&" | ";" | "sudo" | "$");
-                if starts_command
-                    && (*w == "keyring-okv" || w.ends_with("/keyring-okv"))
-                {
+                if starts_command && (*w == "keyring-okv" || w.ends_with("/keyring-okv")) {
                     // keyring-okv [--conf-dir DIR] [--json] COMMAND …
                     let mut j = i + 1;
                     while let Some(a) = words.get(j) {
@@ -679,10 +689,7 @@ fn commands_shown_in_the_docs_exist() {
                 if *w == "--example" && !next(1).is_empty() {
                     let ex = next(1);
                     if !root().join("examples").join(format!("{ex}.rs")).is_file() {
-                        problems.push(format!(
-                            "{file}: `{}`: no examples/{ex}.rs",
-                            line.trim()
-                        ));
+                        problems.push(format!("{file}: `{}`: no examples/{ex}.rs", line.trim()));
                     }
                 }
                 if *w == "--test" && !next(1).is_empty() {
