@@ -5,8 +5,9 @@
 //! - the system variables, component JSON keys, status variables and status rows listed in
 //!   `docs/configuration.md` and `docs/operations.md` are exactly the ones the libraries
 //!   register, read from the source files as text;
-//! - every message the libraries log with `tracing::error!`/`tracing::warn!`, and every
-//!   `#[error("...")]` text, appears in `docs/troubleshooting.md`: each fixed piece of its text
+//! - every message the libraries log with `tracing::error!`/`tracing::warn!`, every
+//!   `#[error("...")]` text and every configuration warning (`message: format!(…)`) appears in
+//!   `docs/troubleshooting.md`: each fixed piece of its text
 //!   before the first `;` (the fix that follows is free to be reworded);
 //! - the commands shown in code blocks exist: `keyring-okv` subcommands (from `--help`),
 //!   `bash scripts/…`, `cargo run --example …`, `cargo test --test …`.
@@ -513,7 +514,14 @@ fn logged_messages() -> Vec<Message> {
         let text = std::fs::read_to_string(&file).unwrap();
         let text = text.split("#[cfg(test)]").next().unwrap();
         let name = file.strip_prefix(root()).unwrap().display().to_string();
-        for opener in ["tracing::error!(", "tracing::warn!(", "#[error("] {
+        for opener in [
+            "tracing::error!(",
+            "tracing::warn!(",
+            "#[error(",
+            // Warnings built as values and logged through "{warning}" (configuration directory).
+            "message: format!(",
+            "let message = format!(",
+        ] {
             let mut from = 0;
             while let Some(i) = text[from..].find(opener) {
                 let start = from + i + opener.len();
