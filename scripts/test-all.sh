@@ -31,6 +31,7 @@ cleanup() {
   # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=component bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=docs_migration bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -38,7 +39,7 @@ trap cleanup EXIT
 step "PyKMIP 0.11.0 test server"
 # Every run starts from empty lab databases: keys that an earlier local run left behind (a
 # failed test does not remove its keys) must not fail this run with "already exists".
-for instance in main second ops component mdbout_host mdbout_chroot; do
+for instance in main second ops component docs_migration mdbout_host mdbout_chroot; do
   KEYRING_OKV_PYKMIP_NAME=$instance bash scripts/pykmip.sh reset
 done
 bash scripts/pykmip.sh setup
@@ -70,9 +71,11 @@ results=$(mktemp)
 status=0
 cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
-# The Debian package: build it (cargo-deb, installed once into ~/.cargo/bin), lintian (no
+# The Debian packages: build both (cargo-deb, installed once into ~/.cargo/bin), lintian (no
 # errors), then dpkg -i into the mysqld chroot, mysqld with keyring_okv.so from the default
-# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing.
+# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing;
+# then the MariaDB package in MariaDB 10.11 (host) and 11.8 (chroot), enabled through its
+# snippet, an encrypted table against PyKMIP, dpkg -r/-P.
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
 
