@@ -67,7 +67,10 @@ fn from_file_key_management_by_decrypting_first() {
     let scheme = db.must_sql(
         "SELECT ENCRYPTION_SCHEME FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME='d/t'",
     );
-    assert!(scheme == "0" || scheme.is_empty(), "still encrypted: {scheme}");
+    assert!(
+        scheme == "0" || scheme.is_empty(),
+        "still encrypted: {scheme}"
+    );
     db.must_start(&kmip_plugin);
     assert_eq!(db.must_sql("SELECT a FROM d.t"), "42");
     db.must_sql("ALTER TABLE d.t ENCRYPTED=YES ENCRYPTION_KEY_ID=1");
