@@ -27,8 +27,11 @@ if ! mdbook=$(mdbook_bin); then
         say "installing mdbook from the Debian archive"
         DEBIAN_FRONTEND=noninteractive apt-get install -y -qq --no-install-recommends mdbook >/dev/null
     else
+        # Without the serve and watch features (a web server and a file watcher the build
+        # does not use): 113 crates instead of 190, about 3 minutes on 2 cores.
         say "installing mdbook $MDBOOK_VERSION into ~/.cargo/bin (once, about 3 minutes)"
-        cargo install mdbook --version "$MDBOOK_VERSION" --locked -j2 --quiet
+        cargo install mdbook --version "$MDBOOK_VERSION" --locked -j2 --quiet \
+            --no-default-features --features search
     fi
     mdbook=$(mdbook_bin)
 fi
