@@ -10,6 +10,8 @@
 #   KEYRING_OKV_PYKMIP_NAME instance name (default: the main instance). A named instance
 #                           (e.g. "second") has its own port, database, pid and log under
 #                           <lab>/pykmip-NAME but shares the venv, PKI and client identity.
+#   KEYRING_OKV_PYKMIP_PKI  TLS profile of a named instance's PKI: p256 (default), p384, p521 or
+#                           rsapss3072; each profile has its own CA, server and client certificates
 #   PYTHON                  interpreter used to create the venv (default: python3)
 #   KEYRING_OKV_PYKMIP_STOP_TIMEOUT  seconds to wait after SIGINT before SIGKILL (default 15;
 #                           PyKMIP waits up to 10 s per still-open client connection)
@@ -25,7 +27,15 @@ LAB_ROOT=${KEYRING_OKV_LAB:-$REPO_ROOT/.lab}
 [[ $LAB_ROOT == /* ]] || LAB_ROOT="$PWD/$LAB_ROOT"
 LAB="$LAB_ROOT/pykmip"
 VENV="$LAB/venv"
-CERTS="$LAB/certs"
+# The TLS profile of the lab's PKI: p256 (the default: CA and server EC P-256, client RSA-2048),
+# p384, p521 (CA, server and client on that curve) or rsapss3072 (CA and client RSA-3072, every
+# certificate signed with RSASSA-PSS; server EC P-256, as PyKMIP's TLS 1.2 suites need ECDSA).
+PKI=${KEYRING_OKV_PYKMIP_PKI:-p256}
+case $PKI in
+    p256) CERTS="$LAB/certs" ;;
+    p384|p521|rsapss3072) CERTS="$LAB/certs-$PKI" ;;
+    *) echo "pykmip: KEYRING_OKV_PYKMIP_PKI must be p256, p384, p521 or rsapss3072" >&2; exit 2 ;;
+esac
 POLICIES="$LAB/policies"
 MAIN_CONFDIR="$LAB/confdir"
 
@@ -95,7 +105,7 @@ pki_ok() {
 
 setup_pki() {
     pki_ok && return 0
-    say "generating test PKI (CA + server EC P-256 + client RSA-2048)"
+    say "generating test PKI ($PKI)"
     local tmp="$LAB/certs.tmp"
     rm -rf "$tmp"
     mkdir -p "$tmp"
@@ -125,25 +135,38 @@ subjectKeyIdentifier = hash
 authorityKeyIdentifier = keyid
 EOF
     local cnf="$tmp/openssl.cnf"
+    # Key type and signing options per profile: CA, server, client.
+    local ca_key server_key client_key sign=(-sha256)
+    case $PKI in
+        p256) ca_key=(EC ec_paramgen_curve:P-256); server_key=(EC ec_paramgen_curve:P-256)
+              client_key=(RSA rsa_keygen_bits:2048) ;;
+        p384) ca_key=(EC ec_paramgen_curve:P-384); server_key=("${ca_key[@]}")
+              client_key=("${ca_key[@]}"); sign=(-sha384) ;;
+        p521) ca_key=(EC ec_paramgen_curve:P-521); server_key=("${ca_key[@]}")
+              client_key=("${ca_key[@]}"); sign=(-sha512) ;;
+        rsapss3072) ca_key=(RSA rsa_keygen_bits:3072); server_key=(EC ec_paramgen_curve:P-256)
+              client_key=(RSA rsa_keygen_bits:3072)
+              sign=(-sha256 -sigopt rsa_padding_mode:pss -sigopt rsa_pss_saltlen:digest) ;;
+    esac
     (
         cd "$tmp"
         umask 077
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out ca.key
-        openssl req -config "$cnf" -new -x509 -key ca.key -sha256 -days 3650 \
-            -subj "/CN=keyring-okv test CA" -extensions ca_ext \
+        openssl genpkey -algorithm "${ca_key[0]}" -pkeyopt "${ca_key[1]}" -out ca.key 2>/dev/null
+        openssl req -config "$cnf" -new -x509 -key ca.key "${sign[@]}" -days 3650 \
+            -subj "/CN=keyring-okv test CA ($PKI)" -extensions ca_ext \
             -set_serial "0x$(openssl rand -hex 16)" -out ca.crt
-        # Server: EC P-256. PyKMIP's TLS 1.2 suite list has AEAD (GCM) suites only for
+        # Server: EC. PyKMIP's TLS 1.2 suite list has AEAD (GCM) suites only for
         # ECDSA, and rustls has no CBC suites, so an RSA server cert cannot work.
-        openssl genpkey -algorithm EC -pkeyopt ec_paramgen_curve:P-256 -out server.key
+        openssl genpkey -algorithm "${server_key[0]}" -pkeyopt "${server_key[1]}" -out server.key
         openssl req -config "$cnf" -new -key server.key -subj "/CN=127.0.0.1" -out server.csr
-        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key -sha256 -days 3650 \
+        openssl x509 -req -in server.csr -CA ca.crt -CAkey ca.key "${sign[@]}" -days 3650 \
             -set_serial "0x$(openssl rand -hex 16)" -extfile "$cnf" -extensions server_ext \
             -out server.crt 2>/dev/null
-        # Client: RSA-2048, exactly one CN (PyKMIP uses it as the object owner),
+        # Client: exactly one CN (PyKMIP uses it as the object owner),
         # EKU clientAuth (without it every request fails with AUTHENTICATION_NOT_SUCCESSFUL).
-        openssl genpkey -algorithm RSA -pkeyopt rsa_keygen_bits:2048 -out client.key 2>/dev/null
+        openssl genpkey -algorithm "${client_key[0]}" -pkeyopt "${client_key[1]}" -out client.key 2>/dev/null
         openssl req -config "$cnf" -new -key client.key -subj "/CN=$CLIENT_CN" -out client.csr
-        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key -sha256 -days 3650 \
+        openssl x509 -req -in client.csr -CA ca.crt -CAkey ca.key "${sign[@]}" -days 3650 \
             -set_serial "0x$(openssl rand -hex 16)" -extfile "$cnf" -extensions client_ext \
             -out client.crt 2>/dev/null
         rm -f server.csr client.csr openssl.cnf
@@ -212,7 +235,11 @@ cmd_setup() {
     setup_pki
     local main_port=$PLACEHOLDER_PORT
     [[ ! -s $LAB/port ]] || main_port=$(cat "$LAB/port")
-    write_confdir "$MAIN_CONFDIR" "$main_port"
+    if [[ $PKI == p256 ]]; then
+        write_confdir "$MAIN_CONFDIR" "$main_port"
+    else
+        [[ -n $NAME ]] || die "KEYRING_OKV_PYKMIP_PKI=$PKI is for named instances only"
+    fi
     [[ -z $NAME ]] || write_confdir "$CONFDIR" "$(current_port)"
     write_server_conf
 }

@@ -21,6 +21,8 @@ pub struct Health {
     errors: AtomicU64,
     latency_last_us: AtomicU64,
     latency_max_us: AtomicU64,
+    /// When the client certificate of new connections expires, seconds since the epoch.
+    client_cert_expires: AtomicU64,
     state: Mutex<State>,
 }
 
@@ -32,6 +34,8 @@ struct State {
     /// connection to a standby counts as a failover.
     last_index: usize,
     last_error: Option<(String, SystemTime)>,
+    /// How the last listing made sure it had every object (see `keyring::survey`).
+    listing_method: String,
 }
 
 /// A copy of the counters at one moment.
@@ -56,6 +60,12 @@ pub struct Snapshot {
     pub last_error_unix: u64,
     pub latency_last_us: u64,
     pub latency_max_us: u64,
+    /// When the client certificate new connections use expires, `YYYY-MM-DD HH:MM:SS` UTC;
+    /// empty when unknown.
+    pub client_cert_expires: String,
+    /// How the last listing of the server in use was made complete (or why it could not
+    /// be), empty before the first listing.
+    pub listing_method: String,
 }
 
 impl Snapshot {
@@ -127,6 +137,20 @@ impl Health {
         self.state().last_error = Some((text.to_string(), SystemTime::now()));
     }
 
+    /// The client certificate of new connections expires at `at`.
+    pub fn set_client_cert_expiry(&self, at: SystemTime) {
+        let secs = at.duration_since(UNIX_EPOCH).map_or(0, |d| d.as_secs());
+        self.client_cert_expires.store(secs, Ordering::Relaxed);
+    }
+
+    /// How the last listing was made complete, or why it could not be.
+    pub fn set_listing_method(&self, text: &str) {
+        let mut state = self.state();
+        if state.listing_method != text {
+            state.listing_method = text.to_string();
+        }
+    }
+
     pub fn snapshot(&self) -> Snapshot {
         let state = self.state();
         let (server_in_use, server_index) = match &state.in_use {
@@ -140,6 +164,7 @@ impl Health {
             ),
             None => (String::new(), 0),
         };
+        let listing_method = state.listing_method.clone();
         drop(state);
         Snapshot {
             config_loaded: self.config_loaded.load(Ordering::Relaxed),
@@ -155,6 +180,11 @@ impl Health {
             last_error_unix,
             latency_last_us: self.latency_last_us.load(Ordering::Relaxed),
             latency_max_us: self.latency_max_us.load(Ordering::Relaxed),
+            client_cert_expires: match self.client_cert_expires.load(Ordering::Relaxed) {
+                0 => String::new(),
+                secs => utc_timestamp(secs),
+            },
+            listing_method,
         }
     }
 }

@@ -306,7 +306,7 @@ fn openssl(
     data: &[u8],
     decrypt: bool,
 ) -> Vec<u8> {
-    let derived = ring::digest::digest(&ring::digest::SHA256, key);
+    let derived = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, key);
     let dir = tempfile::tempdir().unwrap();
     let input = dir.path().join("in");
     std::fs::write(&input, data).unwrap();

@@ -173,6 +173,12 @@ fn manifest_loaded_component_serves_innodb_binlog_and_keyring_udf() {
         keys.lines().any(|l| l.starts_with("MySQLReplicationKey_")),
         "{keys}"
     );
+    // The status says how that listing was made complete (PyKMIP offers KMIP 1.4).
+    let method = status_value(&db, "Listing_method");
+    assert!(
+        ["single Locate answer", "Offset Items paging (KMIP 1.4)"].contains(&method.as_str()),
+        "{method}"
+    );
     let requests: u64 = status_value(&db, "Requests").parse().unwrap();
     assert!(requests > 0);
     assert_ne!(status_value(&db, "Server_in_use"), "<NONE>");

@@ -317,7 +317,8 @@ fn options() {
          keyring_okv_connect_timeout = 0.5\n\
          KEYRING_OKV_REQUEST_TIMEOUT=3600\n\
          KEYRING_OKV_FAILOVER_STAGGER=0\n\
-         KEYRING_OKV_VERIFY_SERVER_NAME=off\n",
+         KEYRING_OKV_VERIFY_SERVER_NAME=off\n\
+         KEYRING_OKV_CERT_EXPIRY_WARNING=7200\n",
     )
     .unwrap();
     assert_eq!(
@@ -328,6 +329,7 @@ fn options() {
             failover_stagger: Duration::ZERO,
             verify_server_name: false,
             failback_interval: Duration::from_secs(60),
+            cert_expiry_warning: Duration::from_secs(7200),
         }
     );
     for (v, b) in [

@@ -711,7 +711,7 @@ fn tls_rsa_client_and_tls12_only_server() {
     // TLS 1.2 only server (like PyKMIP with auth_suite=TLS1.2).
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = okv_core::config::provider();
     let mut roots = rustls::RootCertStore::empty();
     roots
         .add(CertificateDer::from_pem_file(&pki.ca_cert).unwrap())

@@ -24,13 +24,19 @@ const NUMBERS: [&std::ffi::CStr; 14] = [
     c"rotations",
     c"keys_cached",
 ];
-const TEXTS: [&std::ffi::CStr; 3] = [c"server_in_use", c"last_error", c"last_error_time"];
+const TEXTS: [&std::ffi::CStr; 5] = [
+    c"server_in_use",
+    c"last_error",
+    c"last_error_time",
+    c"listing_method",
+    c"client_cert_expires",
+];
 const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
 /// Room for each text value, NUL included.
-const TEXT_ROOM: [usize; 3] = [256, 768, 24];
+const TEXT_ROOM: [usize; 5] = [256, 768, 24, 256, 24];
 
 const _: () = assert!(
-    ENTRIES * std::mem::size_of::<StMysqlShowVar>() + NUMBERS.len() * 8 + 256 + 768 + 24
+    ENTRIES * std::mem::size_of::<StMysqlShowVar>() + NUMBERS.len() * 8 + 256 + 768 + 24 + 256 + 24
         <= SHOW_FUNC_BUFFER
 );
 
@@ -66,6 +72,8 @@ pub unsafe extern "C" fn show_status(
             health.server_in_use.clone(),
             health.last_error.clone(),
             health.last_error_time(),
+            health.listing_method.clone(),
+            health.client_cert_expires.clone(),
         ];
         // SAFETY: the server's buffer is SHOW_FUNC_BUFFER bytes, aligned for pointers, and
         // lives until the array is printed; the layout fits (checked at compile time above).

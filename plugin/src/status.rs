@@ -108,6 +108,8 @@ status_fn!(last_error, |s| Value::Text(s.last_error));
 status_fn!(last_error_time, |s| Value::Text(s.last_error_time()));
 status_fn!(latency_last, |s| Value::Int(s.latency_last_us));
 status_fn!(latency_max, |s| Value::Int(s.latency_max_us));
+status_fn!(listing_method, |s| Value::Text(s.listing_method));
+status_fn!(client_cert_expires, |s| Value::Text(s.client_cert_expires));
 status_fn!(calls_in_flight, |_s| Value::Int(
     okv_core::plugin::calls_in_flight() as u64
 ));
@@ -122,7 +124,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 15] = [
+pub static mut STATUS_VARS: [ShowVar; 17] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -137,6 +139,8 @@ pub static mut STATUS_VARS: [ShowVar; 15] = [
     func(c"Keyring_okv_request_latency_last_us", latency_last),
     func(c"Keyring_okv_request_latency_max_us", latency_max),
     func(c"Keyring_okv_calls_in_flight", calls_in_flight),
+    func(c"Keyring_okv_listing_method", listing_method),
+    func(c"Keyring_okv_client_cert_expires", client_cert_expires),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

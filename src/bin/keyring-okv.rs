@@ -567,13 +567,48 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         }
         out.push(json!({"check": "warning", "ok": true, "detail": w.to_string()}));
     }
+    // Every certificate of the chain and of the CA file, with the time it has left.
+    let mut failed_local = false;
+    if let Ok(dates) = config::certificate_dates(&cli.conf_dir) {
+        let margin = conf.options.cert_expiry_warning;
+        for c in dates {
+            let left = c.not_after.duration_since(SystemTime::now());
+            let (ok, detail) = match left {
+                Err(_) => (
+                    false,
+                    format!(
+                        "'{}' expired on {}; replace it",
+                        c.subject,
+                        config::utc(c.not_after)
+                    ),
+                ),
+                Ok(left) => (
+                    true,
+                    format!(
+                        "'{}' expires {} ({:.1} days left{})",
+                        c.subject,
+                        config::utc(c.not_after),
+                        left.as_secs_f64() / 86_400.0,
+                        if left < margin { "; renew it soon" } else { "" }
+                    ),
+                ),
+            };
+            failed_local |= !ok;
+            say(
+                &mut out,
+                &format!("ssl/{} certificate {} expiry", c.file, c.index),
+                ok,
+                detail,
+            );
+        }
+    }
 
     let runtime = tokio::runtime::Builder::new_current_thread()
         .enable_all()
         .build()
         .map_err(|e| Failure::new(3, e))?;
     let mut reachable = 0usize;
-    let mut failed = false;
+    let mut failed = failed_local;
     for (i, server) in conf.servers.iter().enumerate() {
         let role = if i == 0 {
             "SERVER".to_string()
@@ -586,6 +621,9 @@ fn check(cli: &Cli) -> Result<(), Failure> {
                 for (item, detail) in lines {
                     say(&mut out, &format!("{role} {server} {item}"), true, detail);
                 }
+                let (ok, detail) = listing_check(&conf, server);
+                failed |= !ok;
+                say(&mut out, &format!("{role} {server} listing"), ok, detail);
             }
             Err((item, detail)) => {
                 failed = true;
@@ -620,6 +658,38 @@ fn check(cli: &Cli) -> Result<(), Failure> {
         return Err(Failure::reported(3, message));
     }
     Ok(())
+}
+
+/// Lists the keys of `server` alone and says how the listing was made complete (or why it
+/// cannot be): what mysqld's key iterators and migrations will get from that server.
+fn listing_check(conf: &ConfDir, server: &ServerAddr) -> (bool, String) {
+    let client = match KmipClient::new(vec![server.clone()], conf.tls.clone(), conf.options.clone())
+    {
+        Ok(client) => client,
+        Err(e) => return (false, e.to_string()),
+    };
+    let health = client.health();
+    let keyring = Keyring::new(client);
+    let t = Instant::now();
+    let listed = keyring.list(false);
+    let method = health.snapshot().listing_method;
+    match listed {
+        Ok(entries) => {
+            let cost = keyring.last_listing();
+            (
+                true,
+                format!(
+                    "{} keys of {} objects by {method}, {} requests ({} Locate) in {}",
+                    entries.len(),
+                    cost.map_or(0, |c| c.objects),
+                    cost.map_or(0, |c| c.requests),
+                    cost.map_or(0, |c| c.locates),
+                    ms(t.elapsed())
+                ),
+            )
+        }
+        Err(e) => (false, e.to_string()),
+    }
 }
 
 type Lines = Vec<(&'static str, String)>;

@@ -63,7 +63,7 @@ impl Mode {
 }
 
 fn cipher(stored_key: &[u8]) -> Aes256 {
-    let digest = ring::digest::digest(&ring::digest::SHA256, stored_key);
+    let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, stored_key);
     let key = Zeroizing::new(<[u8; 32]>::try_from(digest.as_ref()).unwrap_or([0; 32]));
     Aes256::new(GenericArray::from_slice(&key[..]))
 }

@@ -424,6 +424,22 @@ pub fn status_rows() -> Vec<(String, String)> {
     rows.push(("Latency_last_us".into(), h.latency_last_us.to_string()));
     rows.push(("Latency_max_us".into(), h.latency_max_us.to_string()));
     rows.push((
+        "Client_cert_expires".into(),
+        if h.client_cert_expires.is_empty() {
+            "<NONE>".into()
+        } else {
+            h.client_cert_expires.clone()
+        },
+    ));
+    rows.push((
+        "Listing_method".into(),
+        if h.listing_method.is_empty() {
+            "<NONE>".into()
+        } else {
+            h.listing_method.clone()
+        },
+    ));
+    rows.push((
         "Last_error".into(),
         if h.last_error.is_empty() {
             "<NONE>".into()

@@ -156,7 +156,7 @@ pub enum ConfigError {
 
     /// The key decoded but is not usable (unsupported algorithm or curve, damaged DER).
     #[error(
-        "{}: private key cannot be used ({reason}); use an RSA (2048+ bits), EC P-256/P-384 or Ed25519 key",
+        "{}: private key cannot be used ({reason}); use an RSA (2048 to 8192 bits), EC P-256, P-384 or P-521, or Ed25519 key",
         path.display()
     )]
     BadKey { path: PathBuf, reason: String },

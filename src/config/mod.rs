@@ -9,6 +9,8 @@ mod error;
 mod keys;
 mod ora;
 mod perms;
+mod provider;
+mod reload;
 mod tls;
 
 use std::fmt;
@@ -27,6 +29,8 @@ use zeroize::Zeroizing;
 pub use error::ConfigError;
 pub use ora::{MAX_STANDBY_SERVERS, parse_okvclient_ora};
 pub use perms::check_permissions;
+pub use provider::provider;
+pub use reload::{RENEW_BEFORE, TlsSource, utc};
 pub use tls::ChainOnlyVerifier;
 
 /// Largest configuration file we read (anything bigger is not a configuration file).
@@ -95,6 +99,9 @@ pub struct Options {
     /// While on a standby, how often the servers before it are probed to fail back to.
     /// Default 60 s; zero turns failback off.
     pub failback_interval: Duration,
+    /// How long before the client certificate expires the error log warns (once per
+    /// certificate). Default 7 days; zero turns the warning off.
+    pub cert_expiry_warning: Duration,
 }
 
 impl Default for Options {
@@ -105,6 +112,7 @@ impl Default for Options {
             failover_stagger: Duration::from_millis(250),
             verify_server_name: true,
             failback_interval: Duration::from_secs(60),
+            cert_expiry_warning: Duration::from_secs(7 * 24 * 3600),
         }
     }
 }
@@ -272,6 +280,35 @@ fn fmt_time(t: SystemTime) -> String {
     }
 }
 
+/// One certificate of ssl/cert.pem or ssl/CA.pem and when it expires.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct CertificateDates {
+    /// "cert.pem" or "CA.pem".
+    pub file: &'static str,
+    /// Position in the file, from 1.
+    pub index: usize,
+    pub subject: String,
+    pub not_after: SystemTime,
+}
+
+/// Every certificate of ssl/cert.pem (the client's chain) and ssl/CA.pem, with its expiry.
+pub fn certificate_dates(dir: &Path) -> Result<Vec<CertificateDates>, ConfigError> {
+    let mut out = Vec::new();
+    for file in ["cert.pem", "CA.pem"] {
+        let (path, bytes) = read_pem_file(dir, file, "put the PEM certificate(s) in it")?;
+        for (i, der) in keys::load_certs(&path, file, &bytes)?.iter().enumerate() {
+            let (subject, _, not_after) = cert_info(&path, i + 1, der)?;
+            out.push(CertificateDates {
+                file,
+                index: i + 1,
+                subject,
+                not_after,
+            });
+        }
+    }
+    Ok(out)
+}
+
 /// Read, validate and build everything from the configuration directory.
 pub fn load_conf_dir(dir: &Path) -> Result<ConfDir, ConfigError> {
     match std::fs::metadata(dir) {
@@ -396,7 +433,7 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
     let key = keys::load_key(&key_path, &pw_path, blocks, password.as_ref())?;
     drop(password);
 
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = provider::provider();
     let signing_key = provider
         .key_provider
         .load_private_key(key.der.clone_key())

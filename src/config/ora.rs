@@ -21,11 +21,12 @@ enum Key {
     FailoverStagger,
     VerifyServerName,
     FailbackInterval,
+    CertExpiryWarning,
 }
 
 impl Key {
     fn from_name(name: &str) -> Option<Key> {
-        const KEYS: [(&str, Key); 7] = [
+        const KEYS: [(&str, Key); 8] = [
             ("SERVER", Key::Server),
             ("STANDBY_SERVER", Key::Standby),
             ("KEYRING_OKV_CONNECT_TIMEOUT", Key::ConnectTimeout),
@@ -33,6 +34,7 @@ impl Key {
             ("KEYRING_OKV_FAILOVER_STAGGER", Key::FailoverStagger),
             ("KEYRING_OKV_VERIFY_SERVER_NAME", Key::VerifyServerName),
             ("KEYRING_OKV_FAILBACK_INTERVAL", Key::FailbackInterval),
+            ("KEYRING_OKV_CERT_EXPIRY_WARNING", Key::CertExpiryWarning),
         ];
         KEYS.iter()
             .find(|(n, _)| n.eq_ignore_ascii_case(name))
@@ -48,6 +50,7 @@ impl Key {
             Key::FailoverStagger => "KEYRING_OKV_FAILOVER_STAGGER",
             Key::VerifyServerName => "KEYRING_OKV_VERIFY_SERVER_NAME",
             Key::FailbackInterval => "KEYRING_OKV_FAILBACK_INTERVAL",
+            Key::CertExpiryWarning => "KEYRING_OKV_CERT_EXPIRY_WARNING",
         }
     }
 }
@@ -180,6 +183,14 @@ pub fn parse_okvclient_ora(path: &Path, bytes: &[u8]) -> Result<OkvClientOra, Co
                     )
                 })?;
             }
+            Key::CertExpiryWarning => {
+                options.cert_expiry_warning = parse_whole_seconds(value).map_err(|m| {
+                    err(
+                        line_no,
+                        format!("{}: {m}; write e.g. {}", key.name(), example(key)),
+                    )
+                })?;
+            }
             Key::VerifyServerName => {
                 options.verify_server_name = parse_bool(value).ok_or_else(|| {
                     err(
@@ -226,6 +237,7 @@ fn example(key: Key) -> &'static str {
         Key::FailoverStagger => "KEYRING_OKV_FAILOVER_STAGGER=0.25",
         Key::VerifyServerName => "KEYRING_OKV_VERIFY_SERVER_NAME=YES",
         Key::FailbackInterval => "KEYRING_OKV_FAILBACK_INTERVAL=60",
+        Key::CertExpiryWarning => "KEYRING_OKV_CERT_EXPIRY_WARNING=604800",
     }
 }
 
@@ -262,6 +274,20 @@ fn parse_seconds(value: &str, allow_zero: bool) -> Result<Duration, String> {
         return Err(format!("{value} s is not more than 0"));
     }
     Ok(d)
+}
+
+/// A whole number of seconds up to a year (0 allowed).
+fn parse_whole_seconds(value: &str) -> Result<Duration, String> {
+    const YEAR: u64 = 366 * 86_400;
+    match value.parse::<u64>() {
+        Ok(secs) if secs <= YEAR && value.bytes().all(|b| b.is_ascii_digit()) => {
+            Ok(Duration::from_secs(secs))
+        }
+        Ok(_) => Err(format!(
+            "{value} s is more than the maximum of {YEAR} s (a year)"
+        )),
+        Err(_) => Err(format!("'{value}' is not a whole number of seconds")),
+    }
 }
 
 /// Parse `host:port` with host = IPv4, `[IPv6]` or a DNS name.

@@ -16,7 +16,7 @@
 
 use std::sync::atomic::{AtomicBool, Ordering};
 use std::sync::{Arc, PoisonError, Weak};
-use std::time::{Duration, Instant};
+use std::time::{Duration, Instant, SystemTime};
 
 use tokio::runtime::Handle;
 use tokio::sync::{Mutex, MutexGuard, Notify};
@@ -25,7 +25,7 @@ use zeroize::Zeroizing;
 use super::error::{ClientError, TransportError};
 use super::failover::{connect_prefix, connect_until, overall_deadline};
 use super::session::Session;
-use crate::config::{ConfDir, Options, ServerAddr};
+use crate::config::{ConfDir, Options, ServerAddr, TlsSource};
 use crate::health::Health;
 use crate::kmip::{self, Request, Ttlv};
 
@@ -72,9 +72,12 @@ pub enum Retry {
 
 struct Shared {
     servers: Vec<ServerAddr>,
-    tls: Arc<rustls::ClientConfig>,
+    /// The TLS identity of new connections, read again when its files are replaced.
+    tls: TlsSource,
     options: Options,
     conn: Mutex<Option<Session>>,
+    /// When the client certificate the open connection was made with expires.
+    conn_cert: std::sync::Mutex<SystemTime>,
     last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
     /// Wakes callers queued for the connection when a failure opens the fail-fast window.
     failed: Notify,
@@ -91,8 +94,9 @@ struct Failback {
     /// When the next probe of the earlier servers may start; None while on SERVER.
     next_probe: Option<Instant>,
     probing: bool,
-    /// A connection a probe made to an earlier server, for the next call to take over.
-    ready: Option<Session>,
+    /// A connection a probe made to an earlier server, for the next call to take over, and
+    /// when the client certificate it was made with expires.
+    ready: Option<(Session, SystemTime)>,
 }
 
 pub struct KmipClient {
@@ -124,6 +128,16 @@ impl KmipClient {
         options: Options,
         health: Arc<Health>,
     ) -> std::io::Result<Self> {
+        Self::with_source(servers, TlsSource::fixed(tls), options, health)
+    }
+
+    fn with_source(
+        servers: Vec<ServerAddr>,
+        tls: TlsSource,
+        options: Options,
+        health: Arc<Health>,
+    ) -> std::io::Result<Self> {
+        health.set_client_cert_expiry(tls.expires());
         Ok(KmipClient {
             runtime: super::runtime::handle()?,
             shared: Arc::new(Shared {
@@ -131,6 +145,7 @@ impl KmipClient {
                 tls,
                 options,
                 conn: Mutex::new(None),
+                conn_cert: std::sync::Mutex::new(SystemTime::UNIX_EPOCH),
                 last_failure: std::sync::Mutex::new(None),
                 failed: Notify::new(),
                 closing: AtomicBool::new(false),
@@ -141,14 +156,16 @@ impl KmipClient {
         })
     }
 
+    /// A client of the configuration directory's servers whose TLS identity follows the
+    /// files in ssl/ (see `config::TlsSource`).
     pub fn from_conf_dir(conf: &ConfDir) -> std::io::Result<Self> {
-        Self::new(conf.servers.clone(), conf.tls.clone(), conf.options.clone())
+        Self::from_conf_dir_with_health(conf, Arc::new(Health::new()))
     }
 
     pub fn from_conf_dir_with_health(conf: &ConfDir, health: Arc<Health>) -> std::io::Result<Self> {
-        Self::with_health(
+        Self::with_source(
             conf.servers.clone(),
-            conf.tls.clone(),
+            TlsSource::from_conf_dir(conf),
             conf.options.clone(),
             health,
         )
@@ -319,13 +336,35 @@ impl KmipClient {
         self.request_batch_to(Some(server), requests, retry)
     }
 
+    /// As `request_batch_on`, in a message of protocol `version` (what the server offered in
+    /// Discover Versions): for the few requests that need a feature later than KMIP 1.1.
+    pub fn request_batch_as(
+        &self,
+        server: &str,
+        requests: &[Request],
+        retry: Retry,
+        version: (i32, i32),
+    ) -> Result<BatchAnswer, ClientError> {
+        self.request_batch_versioned(Some(server), requests, retry, version)
+    }
+
     fn request_batch_to(
         &self,
         on: Option<&str>,
         requests: &[Request],
         retry: Retry,
     ) -> Result<BatchAnswer, ClientError> {
-        let encoded = Zeroizing::new(kmip::encode_batch(requests));
+        self.request_batch_versioned(on, requests, retry, kmip::PROTOCOL_VERSION)
+    }
+
+    fn request_batch_versioned(
+        &self,
+        on: Option<&str>,
+        requests: &[Request],
+        retry: Retry,
+        version: (i32, i32),
+    ) -> Result<BatchAnswer, ClientError> {
+        let encoded = Zeroizing::new(kmip::encode_batch_as(requests, version));
         let operations: Vec<u32> = requests.iter().map(|r| r.operation).collect();
         let shared = self.shared.clone();
         let started = Instant::now();
@@ -452,6 +491,21 @@ impl Shared {
         deadline: tokio::time::Instant,
         retrying: bool,
     ) -> Result<&'a mut Session, TransportError> {
+        if let Some(session) = conn.as_ref() {
+            let connected_with = *self
+                .conn_cert
+                .lock()
+                .unwrap_or_else(PoisonError::into_inner);
+            if self.tls.renewal_due(connected_with) {
+                tracing::info!(
+                    "keyring_okv: the client certificate of the connection to {} expires at {}; reconnecting with the renewed one",
+                    session.server(),
+                    crate::config::utc(connected_with)
+                );
+                *conn = None;
+                self.health().disconnected();
+            }
+        }
         if let Some(session) = conn.as_mut() {
             if session.is_stale().await {
                 tracing::debug!(
@@ -482,16 +536,15 @@ impl Shared {
                 return Err(e);
             }
         }
-        let outcome = connect_until(
-            &self.servers,
-            avoid,
-            self.tls.clone(),
-            &self.options,
-            Some(deadline),
-        )
-        .await;
+        let (tls, cert_expires) = self.tls.current();
+        self.health().set_client_cert_expiry(cert_expires);
+        let outcome = connect_until(&self.servers, avoid, tls, &self.options, Some(deadline)).await;
         match &outcome {
             Ok(session) => {
+                *self
+                    .conn_cert
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = cert_expires;
                 // The retry of a request that just timed out keeps the window open until the
                 // server answers it: reaching a hung server proves little.
                 if !retrying {
@@ -635,8 +688,8 @@ impl Shared {
         state.next_probe = Some(now + interval);
         drop(state);
         let weak: Weak<Shared> = Arc::downgrade(self);
-        let (servers, tls, options) =
-            (self.servers.clone(), self.tls.clone(), self.options.clone());
+        let (tls, cert_expires) = self.tls.current();
+        let (servers, options) = (self.servers.clone(), self.options.clone());
         tokio::spawn(async move {
             let outcome = connect_prefix(&servers, index, tls, &options).await;
             // A client dropped meanwhile does not need the connection.
@@ -646,14 +699,14 @@ impl Shared {
             let mut state = shared.failback_state();
             state.probing = false;
             match outcome {
-                Ok(session) => state.ready = Some(session),
+                Ok(session) => state.ready = Some((session, cert_expires)),
                 Err(e) => tracing::debug!("failback probe: {e}"),
             }
         });
     }
 
     fn take_failback(&self, conn: &mut Option<Session>) {
-        let Some(ready) = self.failback_state().ready.take() else {
+        let Some((ready, cert_expires)) = self.failback_state().ready.take() else {
             return;
         };
         let current = conn.as_ref().map(|s| (s.server().to_string(), s.index()));
@@ -671,6 +724,10 @@ impl Shared {
                 if ready.index() == 0 {
                     self.failback_state().next_probe = None;
                 }
+                *self
+                    .conn_cert
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner) = cert_expires;
                 *conn = Some(ready);
             }
             // Reconnected meanwhile (to an earlier server, or none is open): not needed.

@@ -29,7 +29,7 @@ pub mod survey;
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
-use ring::rand::{SecureRandom, SystemRandom};
+use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 use zeroize::Zeroizing;
 
 pub use error::KeyringError;
@@ -384,25 +384,33 @@ impl Keyring {
                     );
                     Ok(())
                 });
+            // What was learned (a cap, a filter the server ignores) holds even when the
+            // listing failed.
+            if let Some((server, habit, ignores)) = surveyor.habit() {
+                lock(&self.habits).record(server, habit, ignores);
+            }
+            if let Some(method) = surveyor.method() {
+                self.client.health().set_listing_method(&method.to_string());
+            }
             match outcome {
                 Ok(()) => {}
                 Err(SurveyError::Moved { .. }) if attempt == 1 => continue,
                 Err(e) => return Err(list_error(e, within)),
             }
             tracing::debug!(
-                "listed {} objects in {} requests ({} Locate)",
+                "listed {} objects in {} requests ({} Locate) by {}",
                 objects.len(),
                 surveyor.round_trips,
-                surveyor.locates
+                surveyor.locates,
+                surveyor
+                    .method()
+                    .map_or("no Locate".into(), ToString::to_string)
             );
             *lock(&self.last_listing) = Some(ListingCost {
                 objects: objects.len(),
                 requests: surveyor.round_trips,
                 locates: surveyor.locates,
             });
-            if let Some((server, habit)) = surveyor.habit() {
-                lock(&self.habits).record(server, habit);
-            }
             let server = surveyor.server().unwrap_or_default().to_string();
             return self.entries(objects, &server, epoch);
         }
@@ -838,14 +846,7 @@ impl Keyring {
 fn list_error(e: SurveyError, within: Duration) -> KeyringError {
     match e {
         SurveyError::Client(e) => KeyringError::Client(e),
-        SurveyError::Moved { from, to } => KeyringError::ListIncomplete(format!(
-            "the answers came from KMIP server {from} and then from {to} (a failover); run it again"
-        )),
-        SurveyError::Deadline { done } => KeyringError::ListIncomplete(format!(
-            "it did not finish within {} s ({done})",
-            within.as_secs()
-        )),
-        SurveyError::Incomplete(why) => KeyringError::ListIncomplete(why),
+        e => KeyringError::ListIncomplete(e.why(within)),
     }
 }
 

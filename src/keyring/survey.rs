@@ -2,18 +2,34 @@
 //! partial.
 //!
 //! Real servers cap Locate answers (one returns at most 1000 identifiers whatever Maximum Items
-//! says) and KMIP 1.1 has no Offset Items. So a search is partitioned by Initial Date ranges
-//! (KMIP allows a range as two Initial Date attributes) until every part is known to be whole:
-//! - an answer of Maximum Items or more identifiers may be capped;
-//! - the first answer of a search (64 or more identifiers) is checked once by splitting it in
-//!   two at its median Initial Date: a server that capped it shows identifiers the first answer
-//!   lacked, and its cap (that answer's size) is then learned, so every later answer of that
-//!   size is split too;
-//! - an answer over the response cap is split in time.
+//! says). An answer that may be capped (64 identifiers or more, not yet shown to be whole) is
+//! completed by one of two methods, chosen per server:
+//! - **Offset Items paging**, where the server offers KMIP 1.3 or later in Discover Versions.
+//!   Each page is asked to start at the last identifier of the one before (the anchor), so that
+//!   a page that does not continue the one before is seen: an anchor missing or out of place
+//!   (objects removed or made meanwhile in an order that shifts the pages) starts the paging
+//!   again, and a page that starts with the first identifier of the listing again shows a
+//!   server that ignores Offset Items. The end is an answer that holds nothing after the
+//!   anchor and is shorter than a full page.
+//! - **Initial Date partitioning** otherwise (KMIP 1.1 allows a range as two Initial Date
+//!   attributes): the search is split in time until every part is known to be whole. The
+//!   first answer of a search is checked once by splitting it in two at its median Initial
+//!   Date: a server that capped it shows identifiers the first answer lacked, and its cap is
+//!   then learned. Every object of a part is checked to lie in the part's range: an object
+//!   outside it shows a server that ignores Initial Date ranges.
 //!
-//! What a search learns of a server's answers (its cap, or the largest answer shown to be
-//! whole) is kept between listings (`LocateHabits`), so that the probe is not repeated on
-//! every listing of an unchanged server.
+//! A server seen to ignore Offset Items or Initial Date ranges is never trusted with that
+//! method again (for the life of the keyring). When neither method can be shown to give every
+//! object, the search fails with one line that says what the server does.
+//!
+//! What a listing promises while objects are made or removed: every object that exists from
+//! the start of the listing to its end is listed, once; an object made or removed meanwhile may
+//! or may not be.
+//!
+//! What a search learns of a server's answers (its cap, the largest answer shown to be whole,
+//! the protocol versions it offers) is kept between listings (`LocateHabits`), for one
+//! connection and at most `HABIT_TTL`, so that the probe is not repeated on every listing of
+//! an unchanged server.
 //!
 //! Attributes (names, state, dates) come from Get Attributes, many objects per request (batch
 //! items). The whole search runs under one deadline and on one server: an answer from another
@@ -42,10 +58,13 @@ const LAST_DATE: i64 = 253_402_300_799;
 /// replaced behind the same address drops its connections.
 pub const HABIT_TTL: Duration = Duration::from_secs(3600);
 
-/// What earlier searches learned of how servers cap Locate answers, by server.
+/// What earlier searches learned of how servers answer Locate, by server.
 #[derive(Clone, Debug, Default)]
 pub struct LocateHabits {
     per_server: HashMap<String, Habit>,
+    /// What servers were seen to ignore: kept for the keyring's life, since a server that
+    /// ignored a filter once cannot be trusted with it again.
+    ignores: HashMap<String, Ignores>,
 }
 
 /// How one server answers Locate.
@@ -55,9 +74,19 @@ pub struct Habit {
     pub cap: Option<usize>,
     /// The largest answer shown to be whole: answers no larger are not capped.
     pub whole_up_to: usize,
+    /// The protocol version Locate pages are sent in (None: the server offers no version
+    /// with Offset Items), once Discover Versions was asked.
+    pub paging: Option<Option<(i32, i32)>>,
     learned: Instant,
     /// The client's connection count when learned: the habit holds for that connection only.
     connection: u64,
+}
+
+/// Locate filters a server was seen to ignore.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub struct Ignores {
+    pub initial_date: bool,
+    pub offset_items: bool,
 }
 
 impl LocateHabits {
@@ -70,8 +99,42 @@ impl LocateHabits {
             .filter(|h| h.connection == connection && h.learned.elapsed() < HABIT_TTL)
     }
 
-    pub fn record(&mut self, server: String, habit: Habit) {
+    /// The filters `server` was ever seen to ignore.
+    pub fn ignores(&self, server: &str) -> Ignores {
+        self.ignores.get(server).copied().unwrap_or_default()
+    }
+
+    pub fn record(&mut self, server: String, habit: Habit, ignores: Ignores) {
+        if ignores != Ignores::default() {
+            self.ignores.insert(server.clone(), ignores);
+        }
         self.per_server.insert(server, habit);
+    }
+}
+
+/// How a search made sure it had every object, for the status a DBA reads.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Method {
+    /// One answer, known not to be capped.
+    Single,
+    /// Locate pages with Offset Items, in this protocol version.
+    Paged((i32, i32)),
+    /// Locates split by Initial Date ranges.
+    Dates,
+    /// No method can show this server's answers complete: what it does.
+    Unlistable(String),
+}
+
+impl std::fmt::Display for Method {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        match self {
+            Method::Single => f.write_str("single Locate answer"),
+            Method::Paged((major, minor)) => {
+                write!(f, "Offset Items paging (KMIP {major}.{minor})")
+            }
+            Method::Dates => f.write_str("Initial Date partitioning"),
+            Method::Unlistable(what) => write!(f, "none: {what}"),
+        }
     }
 }
 
@@ -143,6 +206,35 @@ pub enum SurveyError {
     Incomplete(String),
 }
 
+impl SurveyError {
+    /// Why a listing bounded by `within` is not given, for every error but the client's own.
+    pub fn why(&self, within: Duration) -> String {
+        match self {
+            SurveyError::Client(e) => e.to_string(),
+            SurveyError::Moved { from, to } => format!(
+                "the answers came from KMIP server {from} and then from {to} (a failover); run it again"
+            ),
+            SurveyError::Deadline { done } => {
+                format!("it did not finish within {} s ({done})", within.as_secs())
+            }
+            SurveyError::Incomplete(why) => why.clone(),
+        }
+    }
+}
+
+/// Why partitioning by date did not give every object.
+enum PartitionError {
+    /// An object outside a part's range was in its answer.
+    DatesIgnored,
+    Survey(SurveyError),
+}
+
+impl From<SurveyError> for PartitionError {
+    fn from(e: SurveyError) -> Self {
+        PartitionError::Survey(e)
+    }
+}
+
 impl From<ClientError> for SurveyError {
     fn from(e: ClientError) -> Self {
         SurveyError::Client(e)
@@ -172,14 +264,32 @@ pub struct Surveyor<'a> {
     cap: Option<usize>,
     /// Answers no larger than this are known to be whole.
     whole_up_to: usize,
+    /// The version Locate pages go in, once Discover Versions was asked.
+    paging: Option<Option<(i32, i32)>>,
+    /// Filters this server was seen to ignore.
+    ignores: Ignores,
     /// What earlier searches learned, applied once the server is known.
     recalled: LocateHabits,
     /// When the habit applied was learned: recalling it does not make it newer.
     learned: Option<Instant>,
+    /// How the searches so far were made complete (the most involved one).
+    method: Option<Method>,
     /// Requests sent.
     pub round_trips: usize,
     pub locates: usize,
 }
+
+/// How paging a search ended.
+enum Paged {
+    Complete,
+    /// The server was shown to ignore Offset Items: never page it again.
+    Ignored(String),
+    /// The pages kept shifting: not for this search.
+    Unsettled(String),
+}
+
+/// How often a paging is started again when its pages do not join up.
+const PAGING_ATTEMPTS: usize = 4;
 
 impl<'a> Surveyor<'a> {
     pub fn new(client: &'a KmipClient, deadline: Instant) -> Self {
@@ -190,8 +300,11 @@ impl<'a> Surveyor<'a> {
             known: HashMap::new(),
             cap: None,
             whole_up_to: 0,
+            paging: None,
+            ignores: Ignores::default(),
             recalled: LocateHabits::default(),
             learned: None,
+            method: None,
             round_trips: 0,
             locates: 0,
         }
@@ -203,16 +316,18 @@ impl<'a> Surveyor<'a> {
     }
 
     /// What this search knows of the server's answers, for later searches.
-    pub fn habit(&self) -> Option<(String, Habit)> {
+    pub fn habit(&self) -> Option<(String, Habit, Ignores)> {
         let server = self.server.clone()?;
         Some((
             server,
             Habit {
                 cap: self.cap,
                 whole_up_to: self.whole_up_to,
+                paging: self.paging,
                 learned: self.learned.unwrap_or_else(Instant::now),
                 connection: self.client.health().connections(),
             },
+            self.ignores,
         ))
     }
 
@@ -221,7 +336,28 @@ impl<'a> Surveyor<'a> {
         self.server.as_deref()
     }
 
+    /// How the searches were made complete (None before any finished).
+    pub fn method(&self) -> Option<&Method> {
+        self.method.as_ref()
+    }
+
+    fn used(&mut self, method: Method) {
+        if self.method.is_none() || method != Method::Single {
+            self.method = Some(method);
+        }
+    }
+
     fn send(&mut self, requests: &[Request]) -> Result<Vec<Option<ItemResult>>, SurveyError> {
+        self.send_as(requests, None)
+    }
+
+    /// Sends `requests` as one message, in protocol `version` when given (then only to the
+    /// server of the earlier answers).
+    fn send_as(
+        &mut self,
+        requests: &[Request],
+        version: Option<(i32, i32)>,
+    ) -> Result<Vec<Option<ItemResult>>, SurveyError> {
         if Instant::now() >= self.deadline {
             return Err(SurveyError::Deadline {
                 done: format!(
@@ -232,7 +368,19 @@ impl<'a> Surveyor<'a> {
             });
         }
         self.round_trips += 1;
-        let answer = self.client.request_batch(requests, Retry::Idempotent)?;
+        let answer = match (version, &self.server) {
+            (Some(version), Some(server)) => self
+                .client
+                .request_batch_as(server, requests, Retry::Idempotent, version)
+                .map_err(|e| match e {
+                    ClientError::Moved { expected, now } => SurveyError::Moved {
+                        from: expected,
+                        to: now,
+                    },
+                    e => SurveyError::Client(e),
+                })?,
+            _ => self.client.request_batch(requests, Retry::Idempotent)?,
+        };
         match &self.server {
             Some(s) if *s != answer.server => {
                 let mut items = answer.items;
@@ -252,8 +400,10 @@ impl<'a> Surveyor<'a> {
                 if let Some(habit) = self.recalled.get(&answer.server, connection) {
                     self.cap = self.cap.or(habit.cap);
                     self.whole_up_to = self.whole_up_to.max(habit.whole_up_to);
+                    self.paging = self.paging.or(habit.paging);
                     self.learned = Some(habit.learned);
                 }
+                self.ignores = self.recalled.ignores(&answer.server);
                 self.server = Some(answer.server);
                 Ok(answer.items)
             }
@@ -267,16 +417,28 @@ impl<'a> Surveyor<'a> {
         })
     }
 
+    fn server_name(&self) -> &str {
+        self.server.as_deref().unwrap_or("(none)")
+    }
+
     fn locate(
         &mut self,
         filter: &LocateFilter<'_>,
         state: Option<u32>,
         range: Option<(i64, i64)>,
     ) -> Result<Located, SurveyError> {
-        self.locates += 1;
         let page = i32::try_from(LOCATE_PAGE).unwrap_or(i32::MAX);
         let request = ops::locate_where(filter, state, range, Some(page));
-        let item = match self.send(&[request]) {
+        self.locate_with(request, None)
+    }
+
+    fn locate_with(
+        &mut self,
+        request: Request,
+        version: Option<(i32, i32)>,
+    ) -> Result<Located, SurveyError> {
+        self.locates += 1;
+        let item = match self.send_as(&[request], version) {
             Ok(mut items) => items.pop().flatten(),
             Err(SurveyError::Client(ClientError::Transport(TransportError::Garbage {
                 source,
@@ -289,9 +451,13 @@ impl<'a> Surveyor<'a> {
         match item {
             Some(Ok(payload)) => {
                 let uids = ops::parse_locate(&payload).map_err(|e| self.server_error(e))?;
-                // A server may list an object twice; the order is kept for nothing.
-                let unique: BTreeSet<String> = uids.into_iter().collect();
-                Ok(Located::Found(unique.into_iter().collect()))
+                // A server may list an object twice; the first place counts.
+                let mut seen = HashSet::new();
+                Ok(Located::Found(
+                    uids.into_iter()
+                        .filter(|u| seen.insert(u.clone()))
+                        .collect(),
+                ))
             }
             // "Object Not Found" and the like answer a search with nothing in it.
             Some(Err(e)) if e.is_absent() => Ok(Located::Found(Vec::new())),
@@ -299,6 +465,60 @@ impl<'a> Surveyor<'a> {
             None => Err(self.server_error(kmip::KmipError::Malformed(
                 "the Locate went unanswered".into(),
             ))),
+        }
+    }
+
+    /// The protocol version to page in, asking Discover Versions once per connection.
+    fn paging_version(&mut self) -> Result<Option<(i32, i32)>, SurveyError> {
+        if let Some(known) = self.paging {
+            return Ok(known);
+        }
+        let item = self.send(&[ops::discover_versions()])?.pop().flatten();
+        let version = match item {
+            Some(Ok(payload)) => {
+                let offered =
+                    ops::parse_discover_versions(&payload).map_err(|e| self.server_error(e))?;
+                ops::paging_version(&offered)
+            }
+            // A server without Discover Versions speaks KMIP 1.0 or 1.1.
+            Some(Err(_)) | None => None,
+        };
+        tracing::debug!(
+            "KMIP server {} pages Locate answers: {}",
+            self.server_name(),
+            version.map_or("no (KMIP 1.1)".into(), |(a, b)| format!("KMIP {a}.{b}"))
+        );
+        self.paging = Some(version);
+        Ok(version)
+    }
+
+    /// One page of a paged Locate. An answer over the response cap asks for smaller pages.
+    fn locate_page(
+        &mut self,
+        filter: &LocateFilter<'_>,
+        state: Option<u32>,
+        version: (i32, i32),
+        offset: usize,
+        max_items: &mut usize,
+    ) -> Result<Vec<String>, SurveyError> {
+        loop {
+            let request = ops::locate_page(
+                filter,
+                state,
+                i32::try_from(offset).unwrap_or(i32::MAX),
+                i32::try_from(*max_items).unwrap_or(i32::MAX),
+            );
+            match self.locate_with(request, Some(version))? {
+                Located::Found(uids) => return Ok(uids),
+                Located::TooLarge if *max_items > PROBE_MIN => *max_items /= 2,
+                Located::TooLarge => {
+                    return Err(SurveyError::Incomplete(format!(
+                        "KMIP server {} answers a Locate page of {} identifiers with more than the 1 MiB response cap",
+                        self.server_name(),
+                        max_items
+                    )));
+                }
+            }
         }
     }
 
@@ -365,6 +585,202 @@ impl<'a> Surveyor<'a> {
         filter: &LocateFilter<'_>,
         state: Option<u32>,
     ) -> Result<Vec<ObjectInfo>, SurveyError> {
+        let first = match self.locate(filter, state, None)? {
+            Located::Found(uids) => Some(uids),
+            Located::TooLarge => None,
+        };
+        if let Some(uids) = &first {
+            if self.is_whole(uids.len()) {
+                self.describe(uids)?;
+                self.used(Method::Single);
+                return Ok(self.infos(uids.iter()));
+            }
+        }
+        if !self.ignores.offset_items {
+            if let Some(version) = self.paging_version()? {
+                let mut found = BTreeSet::new();
+                match self.page(filter, state, version, first.clone(), &mut found)? {
+                    Paged::Complete => {
+                        self.used(Method::Paged(version));
+                        return Ok(self.infos(found.iter()));
+                    }
+                    Paged::Ignored(what) => {
+                        tracing::warn!(
+                            "KMIP server {} {what}: it ignores Offset Items, so its listings are made complete by Initial Date ranges instead",
+                            self.server_name()
+                        );
+                        self.ignores.offset_items = true;
+                    }
+                    Paged::Unsettled(what) => tracing::debug!(
+                        "KMIP server {}: {what}; listing by Initial Date ranges instead",
+                        self.server_name()
+                    ),
+                }
+            }
+        }
+        if self.ignores.initial_date {
+            return Err(self.unlistable(first.as_ref().map(Vec::len)));
+        }
+        match self.partition(filter, state, first.clone()) {
+            Ok(found) => {
+                self.used(Method::Dates);
+                Ok(self.infos(found.iter()))
+            }
+            Err(PartitionError::DatesIgnored) => {
+                tracing::warn!(
+                    "KMIP server {} ignores Initial Date ranges in Locate",
+                    self.server_name()
+                );
+                self.ignores.initial_date = true;
+                Err(self.unlistable(first.as_ref().map(Vec::len)))
+            }
+            Err(PartitionError::Survey(e)) => Err(e),
+        }
+    }
+
+    /// Whether an unfiltered answer of `count` identifiers is known to be every object.
+    fn is_whole(&self, count: usize) -> bool {
+        count < PROBE_MIN
+            || match self.cap {
+                Some(cap) => count < cap && count < LOCATE_PAGE,
+                None => count < LOCATE_PAGE && count <= self.whole_up_to,
+            }
+    }
+
+    fn infos<'s>(&self, uids: impl Iterator<Item = &'s String>) -> Vec<ObjectInfo> {
+        let unique: BTreeSet<&String> = uids.collect();
+        unique
+            .into_iter()
+            .filter_map(|u| self.info(u).cloned())
+            .collect()
+    }
+
+    /// The line for a server whose answers no method can show to be complete.
+    fn unlistable(&mut self, first: Option<usize>) -> SurveyError {
+        let answers = match (self.cap, first) {
+            (Some(cap), _) => format!("returns at most {cap} identifiers per Locate"),
+            (None, Some(count)) => {
+                format!("returned {count} identifiers for one Locate without showing that is all")
+            }
+            (None, None) => "answers Locate with more than the 1 MiB response cap".into(),
+        };
+        let paging = match self.paging {
+            _ if self.ignores.offset_items => "ignores Offset Items",
+            Some(Some(_)) => "pages Locate answers inconsistently",
+            _ => "offers no KMIP 1.3 Offset Items",
+        };
+        self.method = Some(Method::Unlistable(format!(
+            "{answers}, ignores Initial Date ranges and {paging}"
+        )));
+        SurveyError::Incomplete(format!(
+            "KMIP server {} {answers}, ignores Initial Date ranges and {paging}, so its objects cannot be listed completely; raise the server's limit on Locate answers above the number of objects it holds, or use a server release that honours KMIP 1.3 Offset Items (fetches and writes keep working)",
+            self.server_name()
+        ))
+    }
+
+    /// Pages through every object matching `filter` with Offset Items, starting from `first`
+    /// (the answer to the same Locate without Offset Items) when given.
+    fn page(
+        &mut self,
+        filter: &LocateFilter<'_>,
+        state: Option<u32>,
+        version: (i32, i32),
+        mut first: Option<Vec<String>>,
+        found: &mut BTreeSet<String>,
+    ) -> Result<Paged, SurveyError> {
+        'attempt: for _ in 0..PAGING_ATTEMPTS {
+            found.clear();
+            let mut max_items = LOCATE_PAGE;
+            let head_page = match first.take() {
+                Some(uids) => uids,
+                None => self.locate_page(filter, state, version, 0, &mut max_items)?,
+            };
+            self.describe(&head_page)?;
+            found.extend(head_page.iter().cloned());
+            let (Some(head), Some(_)) = (head_page.first().cloned(), head_page.get(1)) else {
+                return Ok(Paged::Complete);
+            };
+            // The listing in the server's order, and the largest page seen.
+            let mut order = head_page;
+            let mut full = order.len();
+            let mut offset = order.len() - 1;
+            let mut pages = 1;
+            loop {
+                if self.locates > MAX_LOCATES {
+                    return Err(SurveyError::Incomplete(format!(
+                        "the search needed more than {MAX_LOCATES} Locate requests"
+                    )));
+                }
+                let page = self.locate_page(filter, state, version, offset, &mut max_items)?;
+                pages += 1;
+                let anchor = order.last().expect("order is never empty");
+                let Some(at) = page.iter().position(|u| u == anchor) else {
+                    // An object before the anchor (or the anchor) went away meanwhile.
+                    continue 'attempt;
+                };
+                if page[0] == head {
+                    return Ok(Paged::Ignored(format!(
+                        "answered a Locate with Offset Items {offset} with its first page again"
+                    )));
+                }
+                // Before the anchor: objects made meanwhile, and those seen just before it.
+                let (before, after) = (&page[..at], &page[at + 1..]);
+                let seen: Vec<&String> = before.iter().filter(|u| found.contains(*u)).collect();
+                let expected = order.len() - 1;
+                if seen.len() > expected
+                    || !seen
+                        .iter()
+                        .zip(&order[expected - seen.len()..expected])
+                        .all(|(a, b)| *a == b)
+                    || after.iter().any(|u| found.contains(u))
+                {
+                    continue 'attempt;
+                }
+                let made: Vec<String> = before
+                    .iter()
+                    .filter(|u| !found.contains(*u))
+                    .cloned()
+                    .collect();
+                self.describe(&made)?;
+                found.extend(made);
+                if after.is_empty() {
+                    if page.len() >= full {
+                        return Ok(Paged::Ignored(format!(
+                            "answered a Locate with Offset Items {offset} with a full page that ends where the one before did"
+                        )));
+                    }
+                    break;
+                }
+                self.describe(after)?;
+                found.extend(after.iter().cloned());
+                order.extend(after.iter().cloned());
+                full = full.max(page.len());
+                offset += page.len() - 1;
+            }
+            let first_size = full;
+            if pages == 2 {
+                // The first answer had nothing after it: it was whole.
+                self.whole_up_to = self.whole_up_to.max(order.len());
+            } else if first_size < LOCATE_PAGE {
+                self.learn_cap(first_size);
+            }
+            return Ok(Paged::Complete);
+        }
+        Ok(Paged::Unsettled(format!(
+            "its Locate pages did not join up in {PAGING_ATTEMPTS} attempts (objects made or removed meanwhile, or answers in no stable order)"
+        )))
+    }
+
+    /// Every identifier matching `filter`, by Locates split in Initial Date ranges until each
+    /// part is known to be whole. `first` is the answer to the unsplit Locate (None: it was
+    /// over the response cap).
+    fn partition(
+        &mut self,
+        filter: &LocateFilter<'_>,
+        state: Option<u32>,
+        first: Option<Vec<String>>,
+    ) -> Result<BTreeSet<String>, PartitionError> {
+        let mut first = first;
         let mut found: BTreeSet<String> = BTreeSet::new();
         // The size of the first answer when it was probed.
         let mut probed = None;
@@ -373,14 +789,20 @@ impl<'a> Surveyor<'a> {
             parent: None,
         }];
         while let Some(part) = parts.pop() {
-            let uids = match self.locate(filter, state, part.range)? {
+            let located = match part.range {
+                // The unsplit Locate was asked already (None: its answer was too large).
+                None => first.take().map_or(Located::TooLarge, Located::Found),
+                Some(_) => self.locate(filter, state, part.range)?,
+            };
+            let uids = match located {
                 Located::Found(uids) => uids,
                 Located::TooLarge => {
                     let (from, to) = part.range.unwrap_or((0, LAST_DATE));
                     if from >= to || self.locates > MAX_LOCATES {
                         return Err(SurveyError::Incomplete(format!(
                             "the answer for the objects made at {from} s after 1970 exceeds the 1 MiB response cap"
-                        )));
+                        ))
+                        .into());
                     }
                     let mid = from + (to - from) / 2;
                     parts.push(Part {
@@ -395,6 +817,18 @@ impl<'a> Surveyor<'a> {
                 }
             };
             let count = uids.len();
+            self.describe(&uids)?;
+            if let Some((from, to)) = part.range {
+                // Every part is checked to be a part.
+                let outside = uids.iter().any(|u| {
+                    self.info(u)
+                        .and_then(|i| i.initial_date)
+                        .is_some_and(|d| d < from || d > to)
+                });
+                if outside {
+                    return Err(PartitionError::DatesIgnored);
+                }
+            }
             if let Some(parent) = &part.parent {
                 if uids.iter().any(|u| !parent.1.contains(u)) {
                     // The part it was split from lacked some of these: that answer was capped.
@@ -405,7 +839,6 @@ impl<'a> Surveyor<'a> {
                 // Maximum Items is ignored; the server caps where it likes.
                 self.learn_cap(count);
             }
-            self.describe(&uids)?;
             found.extend(uids.iter().cloned());
             let capped = count >= LOCATE_PAGE || self.cap.is_some_and(|c| count >= c);
             let probe = part.range.is_none()
@@ -418,22 +851,11 @@ impl<'a> Surveyor<'a> {
             if probe {
                 probed = Some(count);
             }
-            if let Some((from, to)) = part.range {
-                let outside = uids.iter().any(|u| {
-                    self.info(u)
-                        .and_then(|i| i.initial_date)
-                        .is_some_and(|d| d < from || d > to)
-                });
-                if outside {
-                    return Err(SurveyError::Incomplete(
-                        "the KMIP server caps Locate answers and ignores Initial Date ranges, so its objects cannot be listed completely".into(),
-                    ));
-                }
-            }
             if self.locates > MAX_LOCATES {
                 return Err(SurveyError::Incomplete(format!(
                     "the search needed more than {MAX_LOCATES} Locate requests"
-                )));
+                ))
+                .into());
             }
             match self.split_point(&uids, part.range) {
                 Some((low, high)) => {
@@ -453,7 +875,8 @@ impl<'a> Surveyor<'a> {
                     });
                     return Err(SurveyError::Incomplete(format!(
                         "the KMIP server returns at most {count} objects per Locate, and more objects than that were made in the same second{when}, so they cannot be told apart by date"
-                    )));
+                    ))
+                    .into());
                 }
                 None => {}
             }
@@ -462,7 +885,7 @@ impl<'a> Surveyor<'a> {
             // Its parts held nothing it lacked: that answer was whole.
             self.whole_up_to = self.whole_up_to.max(count);
         }
-        Ok(found.iter().filter_map(|u| self.info(u).cloned()).collect())
+        Ok(found)
     }
 
     fn learn_cap(&mut self, count: usize) {

@@ -8,7 +8,7 @@
 //! so the caller can ask again.
 
 use super::KmipError;
-use super::message::{HEADER_LEN, PROTOCOL_VERSION, Request};
+use super::message::{HEADER_LEN, PROTOCOL_VERSION, Request, protocol_version};
 use super::tags::{self, batch_error_continuation, result_status};
 use super::ttlv::{self, Limits, Ttlv, Value};
 
@@ -25,17 +25,16 @@ fn item_id(index: usize) -> Vec<u8> {
 /// The Request Message for `requests` (at least one). A single request is sent exactly as
 /// [`encode_request`](super::encode_request) sends it.
 pub fn batch_message(requests: &[Request]) -> Ttlv {
+    batch_message_as(requests, PROTOCOL_VERSION)
+}
+
+/// As [`batch_message`], with `version` in the header.
+pub fn batch_message_as(requests: &[Request], version: (i32, i32)) -> Ttlv {
     if let [single] = requests {
-        return super::message::request_message(single);
+        return super::message::request_message_as(single, version);
     }
     let mut header = vec![
-        Ttlv::structure(
-            tags::PROTOCOL_VERSION,
-            vec![
-                Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION.0),
-                Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, PROTOCOL_VERSION.1),
-            ],
-        ),
+        protocol_version(version),
         Ttlv::enumeration(
             tags::BATCH_ERROR_CONTINUATION_OPTION,
             batch_error_continuation::CONTINUE,
@@ -61,7 +60,12 @@ pub fn batch_message(requests: &[Request]) -> Ttlv {
 
 /// Encodes `requests` as one message. The copy of the payloads is wiped.
 pub fn encode_batch(requests: &[Request]) -> Vec<u8> {
-    let mut msg = batch_message(requests);
+    encode_batch_as(requests, PROTOCOL_VERSION)
+}
+
+/// As [`encode_batch`], with `version` in the header.
+pub fn encode_batch_as(requests: &[Request], version: (i32, i32)) -> Vec<u8> {
+    let mut msg = batch_message_as(requests, version);
     let out = msg.encode();
     msg.zeroize();
     out
@@ -193,6 +197,57 @@ mod tests {
     use super::*;
     use crate::kmip::ops;
     use crate::kmip::tags::{operation, result_reason};
+
+    fn header_version(msg: &Ttlv) -> (i32, i32) {
+        let v = msg
+            .find(tags::REQUEST_HEADER)
+            .and_then(|h| h.find(tags::PROTOCOL_VERSION))
+            .unwrap();
+        (
+            v.find(tags::PROTOCOL_VERSION_MAJOR)
+                .and_then(Ttlv::as_int)
+                .unwrap(),
+            v.find(tags::PROTOCOL_VERSION_MINOR)
+                .and_then(Ttlv::as_int)
+                .unwrap(),
+        )
+    }
+
+    #[test]
+    fn a_paged_locate_goes_in_the_version_asked_and_everything_else_in_1_1() {
+        let filter = ops::LocateFilter {
+            name: None,
+            object_type: Some(tags::object_type::SYMMETRIC_KEY),
+        };
+        let page = ops::locate_page(&filter, None, 999, 1000);
+        // Maximum Items, then Offset Items, then the attributes: the specification's order.
+        assert_eq!(page.payload[0].tag, tags::MAXIMUM_ITEMS);
+        assert_eq!(page.payload[1].tag, tags::OFFSET_ITEMS);
+        assert_eq!(page.payload[1].as_int(), Some(999));
+        assert_eq!(page.payload[2].tag, tags::ATTRIBUTE);
+        for requests in [vec![page.clone()], vec![page.clone(), page.clone()]] {
+            assert_eq!(header_version(&batch_message_as(&requests, (1, 4))), (1, 4));
+            assert_eq!(header_version(&batch_message(&requests)), (1, 1));
+        }
+        assert!(
+            ops::locate(&filter, Some(10))
+                .payload
+                .iter()
+                .all(|t| t.tag != tags::OFFSET_ITEMS)
+        );
+    }
+
+    #[test]
+    fn pages_only_in_a_1_x_version_with_offset_items() {
+        assert_eq!(ops::paging_version(&[(1, 1), (1, 0)]), None);
+        assert_eq!(ops::paging_version(&[]), None);
+        assert_eq!(ops::paging_version(&[(2, 1), (2, 0), (1, 2)]), None);
+        assert_eq!(
+            ops::paging_version(&[(2, 0), (1, 4), (1, 3), (1, 1)]),
+            Some((1, 4))
+        );
+        assert_eq!(ops::paging_version(&[(1, 1), (1, 3)]), Some((1, 3)));
+    }
 
     fn item(op: u32, id: Option<usize>, ok: bool, uid: &str) -> Ttlv {
         let mut v = vec![Ttlv::enumeration(tags::OPERATION, op)];

@@ -1,6 +1,7 @@
 //! Request envelope, response framing and response checking.
 //!
-//! Every request carries Protocol Version 1.1, Batch Count 1 and one Batch Item. Responses
+//! Every request carries Protocol Version 1.1 (listings page with KMIP 1.3's Offset Items in a
+//! later version, where the server offers one), Batch Count 1 and one Batch Item. Responses
 //! are decoded strictly at the TTLV level but tolerantly at the message level: unknown tags
 //! are skipped and unknown enumeration values are kept as numbers, so an error response
 //! always yields the server's own Result Message.
@@ -21,19 +22,29 @@ pub struct Request {
 
 /// The full Request Message tree for `req`.
 pub fn request_message(req: &Request) -> Ttlv {
+    request_message_as(req, PROTOCOL_VERSION)
+}
+
+/// The Protocol Version structure of a request header.
+pub fn protocol_version(version: (i32, i32)) -> Ttlv {
+    Ttlv::structure(
+        tags::PROTOCOL_VERSION,
+        vec![
+            Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, version.0),
+            Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, version.1),
+        ],
+    )
+}
+
+/// As [`request_message`], with `version` in the header.
+pub fn request_message_as(req: &Request, version: (i32, i32)) -> Ttlv {
     Ttlv::structure(
         tags::REQUEST_MESSAGE,
         vec![
             Ttlv::structure(
                 tags::REQUEST_HEADER,
                 vec![
-                    Ttlv::structure(
-                        tags::PROTOCOL_VERSION,
-                        vec![
-                            Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, PROTOCOL_VERSION.0),
-                            Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, PROTOCOL_VERSION.1),
-                        ],
-                    ),
+                    protocol_version(version),
                     Ttlv::integer(tags::BATCH_COUNT, 1),
                 ],
             ),

@@ -17,7 +17,7 @@ pub mod ttlv;
 
 use std::fmt;
 
-pub use batch::{ItemResult, decode_batch_response, encode_batch};
+pub use batch::{ItemResult, decode_batch_response, encode_batch, encode_batch_as};
 pub use message::{
     HEADER_LEN, PROTOCOL_VERSION, Request, decode_response, decode_response_for, encode_request,
     request_message, response_len,

@@ -289,9 +289,34 @@ pub fn locate_where(
     initial_date: Option<(i64, i64)>,
     maximum_items: Option<i32>,
 ) -> Request {
+    locate_from(filter, state, initial_date, maximum_items, None)
+}
+
+/// One page of a Locate: at most `maximum_items` identifiers after skipping `offset_items`
+/// (KMIP 1.3; send it only in a message of version 1.3 or later).
+pub fn locate_page(
+    filter: &LocateFilter<'_>,
+    state: Option<u32>,
+    offset_items: i32,
+    maximum_items: i32,
+) -> Request {
+    locate_from(filter, state, None, Some(maximum_items), Some(offset_items))
+}
+
+fn locate_from(
+    filter: &LocateFilter<'_>,
+    state: Option<u32>,
+    initial_date: Option<(i64, i64)>,
+    maximum_items: Option<i32>,
+    offset_items: Option<i32>,
+) -> Request {
+    // The specification's field order: Maximum Items, Offset Items, then the attributes.
     let mut payload = Vec::new();
     if let Some(m) = maximum_items {
         payload.push(Ttlv::integer(tags::MAXIMUM_ITEMS, m));
+    }
+    if let Some(o) = offset_items {
+        payload.push(Ttlv::integer(tags::OFFSET_ITEMS, o));
     }
     if let Some(t) = filter.object_type {
         payload.push(attribute(attr::OBJECT_TYPE, None, Value::Enumeration(t)));
@@ -465,6 +490,16 @@ pub fn parse_discover_versions(payload: &Ttlv) -> Result<Vec<(i32, i32)>, KmipEr
                 .ok_or_else(|| malformed("incomplete Protocol Version"))
         })
         .collect()
+}
+
+/// The version a paged Locate is sent in: the newest 1.x from 1.3 on that the server offers
+/// (Offset Items came with 1.3; 2.0 changed how Locate carries attributes), if any.
+pub fn paging_version(offered: &[(i32, i32)]) -> Option<(i32, i32)> {
+    offered
+        .iter()
+        .copied()
+        .filter(|&(major, minor)| major == 1 && (3..=4).contains(&minor))
+        .max()
 }
 
 /// Query with the given Query Function values.

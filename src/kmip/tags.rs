@@ -94,6 +94,9 @@ tags! {
     UNIQUE_BATCH_ITEM_ID = 0x42_0093 => "Unique Batch Item ID",
     UNIQUE_IDENTIFIER = 0x42_0094 => "Unique Identifier",
     VENDOR_IDENTIFICATION = 0x42_009D => "Vendor Identification",
+    // KMIP 1.3: paging a Locate.
+    OFFSET_ITEMS = 0x42_00D4 => "Offset Items",
+    LOCATED_ITEMS = 0x42_00D5 => "Located Items",
 }
 
 named_values! {

@@ -24,6 +24,8 @@ pub enum KeyStoreError {
     Exists { key_id: u32, version: u32 },
     #[error("key {key_id} has reached the highest version number")]
     VersionsExhausted { key_id: u32 },
+    #[error("the key list of namespace {namespace} is incomplete, so none is given: {why}")]
+    ListIncomplete { namespace: String, why: String },
 }
 
 impl KeyStoreError {

@@ -1,18 +1,20 @@
 //! The KMIP side of the key store: find, fetch and create the object of one (key id, version).
 //! Every call goes through the core's client, so each has the client's deadlines and failover.
 
+use std::time::Instant;
+
 use zeroize::Zeroizing;
 
 use super::error::KeyStoreError;
 use super::naming::{object_name, parse_object_name, uid_order};
 use crate::connector::{ClientError, KmipClient, Retry};
+use crate::keyring::LIST_DEADLINE;
+use crate::keyring::survey::{SurveyError, Surveyor};
 use crate::kmip::ops::{self, LocateFilter};
 use crate::kmip::tags;
 
 /// Key length generated for new versions (AES-256).
 pub const NEW_KEY_BITS: i32 = 256;
-/// Upper bound of objects one Locate may return while listing.
-const LIST_LIMIT: i32 = 100_000;
 
 /// The KMIP objects named `name` (symmetric keys only), in the order every server agrees on.
 fn locate_named(client: &KmipClient, name: &str) -> Result<Vec<String>, KeyStoreError> {
@@ -156,7 +158,8 @@ pub struct VersionEntry {
     pub length_bits: Option<i32>,
 }
 
-/// Every key version of `namespace` on the server, ordered by key id and version.
+/// Every key version of `namespace` on the server, ordered by key id and version: complete
+/// (the core's listing rules, `keyring::survey`) or an error, never partial.
 pub fn list_versions(
     client: &KmipClient,
     namespace: &str,
@@ -165,27 +168,23 @@ pub fn list_versions(
         name: None,
         object_type: Some(tags::object_type::SYMMETRIC_KEY),
     };
-    let what = format!("{namespace}/*");
-    let uids = client
-        .request(
-            &ops::locate(&filter, Some(LIST_LIMIT)),
-            Retry::Idempotent,
-            ops::parse_locate,
-        )
-        .map_err(KeyStoreError::backend(&what))?;
+    let mut surveyor = Surveyor::new(client, Instant::now() + LIST_DEADLINE);
+    let found = surveyor.search(&filter, None);
+    if let Some(method) = surveyor.method() {
+        client.health().set_listing_method(&method.to_string());
+    }
+    let objects = found.map_err(|e| match e {
+        SurveyError::Client(e) => KeyStoreError::backend(&format!("{namespace}/*"))(e),
+        e => KeyStoreError::ListIncomplete {
+            namespace: namespace.to_string(),
+            why: e.why(LIST_DEADLINE),
+        },
+    })?;
     let mut entries = Vec::new();
-    for uid in uids {
-        let attributes = match client.request(
-            &ops::get_attributes(&uid, &["Name", "State", "Cryptographic Length"]),
-            Retry::Idempotent,
-            ops::parse_get_attributes,
-        ) {
-            Ok(a) => a,
-            Err(e) if e.is_item_not_found() => continue,
-            Err(e) => return Err(KeyStoreError::backend(&what)(e)),
-        };
-        let Some((key_id, version)) = ops::attr_names(&attributes)
-            .into_iter()
+    for object in objects {
+        let Some((key_id, version)) = object
+            .names
+            .iter()
             .find_map(|n| parse_object_name(namespace, n))
         else {
             continue;
@@ -193,9 +192,9 @@ pub fn list_versions(
         entries.push(VersionEntry {
             key_id,
             version,
-            state: ops::attr_state(&attributes),
-            length_bits: ops::attr_cryptographic_length(&attributes),
-            uid,
+            state: object.state,
+            length_bits: object.length_bits,
+            uid: object.uid,
         });
     }
     entries.sort_by(|a, b| {

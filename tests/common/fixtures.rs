@@ -662,7 +662,7 @@ pub fn rustls_server_config(
 ) -> Arc<rustls::ServerConfig> {
     use rustls::pki_types::pem::PemObject;
     use rustls::pki_types::{CertificateDer, PrivateKeyDer};
-    let provider = Arc::new(rustls::crypto::ring::default_provider());
+    let provider = okv_core::config::provider();
     let mut roots = rustls::RootCertStore::empty();
     for c in CertificateDer::pem_file_iter(client_ca).unwrap() {
         roots.add(c.unwrap()).unwrap();

@@ -1,8 +1,9 @@
 //! An in-process KMIP 1.1 server with switchable quirks of production key managers that
 //! PyKMIP does not have: destroyed objects kept and listed, Locate capped whatever Maximum
 //! Items says, filters ignored, newer-version result reasons, tampered Get answers, batches
-//! stopped at the first error. Objects can be planted directly (two under one name, a standby
-//! with other identifiers for the same names). Served by `fault_server::Fault::Kmip`.
+//! stopped at the first error, Initial Date ranges ignored, KMIP 1.3 Offset Items honoured or
+//! ignored. Objects can be planted directly (two under one name, a standby with other
+//! identifiers for the same names). Served by `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
 use std::sync::Mutex;
@@ -29,6 +30,20 @@ pub enum Tamper {
     ObjectType(u32),
 }
 
+/// What the server does with KMIP 1.3's Offset Items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Offset {
+    /// A KMIP 1.1 server: Discover Versions offers 1.1 and 1.0, and a Locate with Offset Items
+    /// is refused.
+    #[default]
+    Absent,
+    /// Discover Versions offers up to 1.4 and Locate skips Offset Items identifiers (in a
+    /// message of version 1.3 or later; refused in an older one).
+    Honoured,
+    /// Discover Versions offers up to 1.4, and Locate accepts Offset Items and ignores it.
+    Ignored,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Quirks {
     /// Destroy keeps the object (state Destroyed, no material) and Locate lists it.
@@ -52,6 +67,12 @@ pub struct Quirks {
     pub down: bool,
     /// Identifiers Locate lists that no other operation knows.
     pub ghosts: Vec<String>,
+    /// Locate ignores Initial Date attributes.
+    pub ignore_initial_date: bool,
+    /// What Locate does with Offset Items.
+    pub offset: Offset,
+    /// Locate lists the oldest object first (the default is newest first, as PyKMIP does).
+    pub oldest_first: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -82,8 +103,18 @@ impl Object {
     }
 }
 
+/// A change made to the server's objects just before a given Locate is answered, as another
+/// client would make it between two pages of a listing.
+#[derive(Clone, Debug)]
+pub enum Change {
+    Plant(Object),
+    Remove(String),
+}
+
 pub struct QuirkyKmip {
     pub quirks: Mutex<Quirks>,
+    /// (number of Locates answered before it, change): applied when that Locate arrives.
+    pub between_locates: Mutex<Vec<(usize, Change)>>,
     objects: Mutex<Vec<Object>>,
     next_uid: AtomicUsize,
     uid_prefix: String,
@@ -121,6 +152,7 @@ impl QuirkyKmip {
     pub fn new(uid_prefix: &str) -> QuirkyKmip {
         QuirkyKmip {
             quirks: Mutex::new(Quirks::default()),
+            between_locates: Mutex::new(Vec::new()),
             objects: Mutex::new(Vec::new()),
             next_uid: AtomicUsize::new(1),
             uid_prefix: uid_prefix.into(),
@@ -184,6 +216,19 @@ impl QuirkyKmip {
             return Vec::new();
         };
         let header = msg.find(tags::REQUEST_HEADER);
+        let version = header
+            .and_then(|h| h.find(tags::PROTOCOL_VERSION))
+            .map(|v| {
+                (
+                    v.find(tags::PROTOCOL_VERSION_MAJOR)
+                        .and_then(Ttlv::as_int)
+                        .unwrap_or(0),
+                    v.find(tags::PROTOCOL_VERSION_MINOR)
+                        .and_then(Ttlv::as_int)
+                        .unwrap_or(0),
+                )
+            })
+            .unwrap_or((1, 1));
         let keep_going = header
             .and_then(|h| h.find(tags::BATCH_ERROR_CONTINUATION_OPTION))
             .and_then(Ttlv::as_enum)
@@ -213,7 +258,7 @@ impl QuirkyKmip {
                 .unwrap_or(0);
             let empty = Ttlv::structure(tags::REQUEST_PAYLOAD, Vec::new());
             let payload = item.find(tags::REQUEST_PAYLOAD).unwrap_or(&empty);
-            let answer = self.operation(op, payload);
+            let answer = self.operation(op, payload, version);
             let failed = answer.is_err();
             let mut out = vec![Ttlv::enumeration(tags::OPERATION, op)];
             if let Some(id) = item.find(tags::UNIQUE_BATCH_ITEM_ID) {
@@ -271,7 +316,7 @@ impl QuirkyKmip {
             .to_string()
     }
 
-    fn operation(&self, op: u32, payload: &Ttlv) -> Answer {
+    fn operation(&self, op: u32, payload: &Ttlv, version: (i32, i32)) -> Answer {
         match op {
             operation::CREATE | operation::REGISTER => self.make(op, payload),
             operation::ACTIVATE => self.transition(payload, |o| {
@@ -286,7 +331,28 @@ impl QuirkyKmip {
             operation::DESTROY => self.destroy(payload),
             operation::GET => self.get(payload),
             operation::GET_ATTRIBUTES => self.get_attributes(payload),
-            operation::LOCATE => self.locate(payload),
+            operation::LOCATE => self.locate(payload, version),
+            operation::DISCOVER_VERSIONS => Ok(self.discover_versions()),
+            operation::QUERY => Ok([
+                operation::CREATE,
+                operation::REGISTER,
+                operation::LOCATE,
+                operation::GET,
+                operation::GET_ATTRIBUTES,
+                operation::ACTIVATE,
+                operation::REVOKE,
+                operation::DESTROY,
+                operation::QUERY,
+                operation::DISCOVER_VERSIONS,
+            ]
+            .into_iter()
+            .map(|op| Ttlv::enumeration(tags::OPERATION, op))
+            .chain([
+                Ttlv::enumeration(tags::OBJECT_TYPE, object_type::SYMMETRIC_KEY),
+                Ttlv::enumeration(tags::OBJECT_TYPE, object_type::SECRET_DATA),
+                Ttlv::text(tags::VENDOR_IDENTIFICATION, "quirky test server"),
+            ])
+            .collect()),
             _ => Err((result_reason::OPERATION_NOT_SUPPORTED, "not supported")),
         }
     }
@@ -501,13 +567,58 @@ impl QuirkyKmip {
         Ok(out)
     }
 
-    fn locate(&self, payload: &Ttlv) -> Answer {
-        self.locates.fetch_add(1, Ordering::SeqCst);
+    fn discover_versions(&self) -> Vec<Ttlv> {
+        let offered: &[(i32, i32)] = match self.quirks.lock().unwrap().offset {
+            Offset::Absent => &[(1, 1), (1, 0)],
+            Offset::Honoured | Offset::Ignored => &[(1, 4), (1, 3), (1, 2), (1, 1), (1, 0)],
+        };
+        offered
+            .iter()
+            .map(|&(major, minor)| {
+                Ttlv::structure(
+                    tags::PROTOCOL_VERSION,
+                    vec![
+                        Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, major),
+                        Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, minor),
+                    ],
+                )
+            })
+            .collect()
+    }
+
+    fn locate(&self, payload: &Ttlv, version: (i32, i32)) -> Answer {
+        let before = self.locates.fetch_add(1, Ordering::SeqCst);
+        let due: Vec<Change> = {
+            let mut pending = self.between_locates.lock().unwrap();
+            let (due, later) = pending.drain(..).partition(|(at, _)| *at == before);
+            *pending = later;
+            due.into_iter().map(|(_, change)| change).collect()
+        };
+        for change in due {
+            match change {
+                Change::Plant(object) => self.plant(object),
+                Change::Remove(uid) => self.objects.lock().unwrap().retain(|o| o.uid != uid),
+            }
+        }
         let quirks = self.quirks.lock().unwrap().clone();
         let maximum = payload
             .find(tags::MAXIMUM_ITEMS)
             .and_then(Ttlv::as_int)
             .and_then(|m| usize::try_from(m).ok());
+        let offset = payload
+            .find(tags::OFFSET_ITEMS)
+            .and_then(Ttlv::as_int)
+            .map(|o| usize::try_from(o).unwrap_or(0));
+        if offset.is_some() && (quirks.offset == Offset::Absent || version < (1, 3)) {
+            return Err((
+                result_reason::INVALID_FIELD,
+                "Offset Items is not a KMIP 1.1 field",
+            ));
+        }
+        let skip = match quirks.offset {
+            Offset::Honoured => offset.unwrap_or(0),
+            Offset::Absent | Offset::Ignored => 0,
+        };
         let mut dates = Vec::new();
         let objects = self.objects.lock().unwrap();
         let mut matches: Vec<&Object> = objects
@@ -524,7 +635,9 @@ impl QuirkyKmip {
                 attr::STATE if !quirks.ignore_state_filter => {
                     matches.retain(|o| Some(o.state) == value.as_enum())
                 }
-                attr::INITIAL_DATE => dates.extend(value.as_date_time()),
+                attr::INITIAL_DATE if !quirks.ignore_initial_date => {
+                    dates.extend(value.as_date_time())
+                }
                 _ => {}
             }
         }
@@ -537,7 +650,11 @@ impl QuirkyKmip {
             }
             _ => return Err((result_reason::INVALID_FIELD, "too many Initial Dates")),
         }
-        matches.sort_by_key(|o| std::cmp::Reverse(o.initial_date));
+        if quirks.oldest_first {
+            matches.sort_by_key(|o| o.initial_date);
+        } else {
+            matches.sort_by_key(|o| std::cmp::Reverse(o.initial_date));
+        }
         let limit = match quirks.locate_cap {
             Some(cap) => cap,
             None => maximum.unwrap_or(usize::MAX),
@@ -548,6 +665,7 @@ impl QuirkyKmip {
             .cloned()
             .chain(matches.into_iter().map(|o| o.uid.clone()));
         Ok(uids
+            .skip(skip)
             .take(limit)
             .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid))
             .collect())
