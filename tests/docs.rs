@@ -1,7 +1,8 @@
 //! The manual (docs/, an mdBook) says what the code does, where a machine can check it:
 //!
-//! - every page is in `docs/SUMMARY.md`, and every link between pages (and from the README into
-//!   the manual) leads to an existing file and, after `#`, to an existing heading;
+//! - every page is in `docs/SUMMARY.md` and starts with who it is for, and every link between
+//!   pages (and from the README into the manual) leads to an existing file and, after `#`, to
+//!   an existing heading;
 //! - the system variables, component JSON keys, status variables and status rows listed in
 //!   `docs/configuration.md` and `docs/operations.md` are exactly the ones the libraries
 //!   register, read from the source files as text;
@@ -171,6 +172,13 @@ fn every_page_is_in_the_summary_and_every_internal_link_resolves() {
     for page in pages() {
         if page != "SUMMARY.md" && !listed.contains(&page) {
             problems.push(format!("docs/SUMMARY.md does not list docs/{page}"));
+        }
+        // Each page starts by saying who it is for: "*For …*" right after its title.
+        let text = read(&format!("docs/{page}"));
+        if page != "SUMMARY.md" && !text.lines().take(4).any(|l| l.starts_with("*For ")) {
+            problems.push(format!(
+                "docs/{page} does not start with who it is for (a line \"*For …*\" after the title)"
+            ));
         }
     }
     for target in &listed {
