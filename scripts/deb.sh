@@ -2,19 +2,29 @@
 # deb.sh: build the keyring-okv Debian package and test it the way a DBA installs it.
 #
 #   build   cargo build (profile "deb"), the man pages from the CLI's clap definitions
-#           (examples/keyring-okv-man.rs), then cargo-deb. Prints the .deb's path on stdout.
-#           The component (component_keyring_okv.so + its .cnf template) is included when
-#           its library has been built (the cargo-deb variant "component").
-#   lint    lintian on the built package; fails on any error.
+#           (examples/keyring-okv-man.rs), the manual (scripts/book.sh), then cargo-deb for
+#           both packages: keyring-okv (MySQL: the plugin, always with the component and its
+#           .cnf template, the admin tool, the manual as HTML) and
+#           mariadb-plugin-kmip-key-management (kmip_key_management.so in MariaDB's plugin
+#           directory, a commented snippet in /etc/mysql/mariadb.conf.d/, the manual).
+#           Prints the MySQL package's path on stdout.
+#   lint    lintian on both packages; fails on any error.
 #   test    build, lint, then in the real mysqld chroot (scripts/mysql-real.sh): dpkg -i,
 #           mysqld loading keyring_okv.so from its default plugin directory against PyKMIP
 #           (generate, fetch, an encrypted table across a restart), keyring-okv check from
 #           /usr/bin, man keyring-okv, then dpkg -r and dpkg -P leave the chroot's file list
-#           as it was and the configuration directory untouched. Last line:
-#           "deb package: N passed, N failed".
+#           as it was and the configuration directory untouched. Then the MariaDB package,
+#           in MariaDB 10.11 on the host and 11.8 in its chroot (scripts/mariadb-real.sh):
+#           dpkg -i, a server that reads the snippet loads nothing, the snippet enabled as a
+#           DBA does loads kmip_key_management.so from the default plugin directory against
+#           PyKMIP, an encrypted table reads back after a restart, dpkg -r/-P leave the file
+#           list as it was. Last line: "deb package: N passed, N failed".
+#
+#   test-mariadb  build, lint, then only the MariaDB package's test.
 #
 # Environment: KEYRING_OKV_MYSQL_ROOT (the chroot, see scripts/mysql-real.sh), CARGO_TARGET_DIR,
-# KEYRING_OKV_DEB_INSTANCE (mysqld instance name, default "deb").
+# KEYRING_OKV_DEB_INSTANCE (mysqld instance name, default "deb"),
+# KEYRING_OKV_DEB_MARIADB_INSTANCE (MariaDB instance name, default "debmaria").
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -22,7 +32,10 @@ CARGO_DEB_VERSION=3.8.0
 TARGET_DIR=${CARGO_TARGET_DIR:-target}
 PROFILE_DIR="$TARGET_DIR/deb"
 PACKAGE=keyring-okv
+MARIADB_PACKAGE=mariadb-plugin-kmip-key-management
 INSTANCE=${KEYRING_OKV_DEB_INSTANCE:-deb}
+MARIADB_INSTANCE=${KEYRING_OKV_DEB_MARIADB_INSTANCE:-debmaria}
+SNIPPET=/etc/mysql/mariadb.conf.d/kmip_key_management.cnf
 CONF=/srv/keyring-okv-deb          # the configuration directory, inside the chroot
 MYSQL=scripts/mysql-real.sh
 
@@ -52,32 +65,44 @@ cmd_build() {
     need_host_tools
     say "cargo build --profile deb"
     cargo build --profile deb --locked -j2 --workspace >&2
+    say "the manual (scripts/book.sh)"
+    bash scripts/book.sh >&2
     say "man pages from the CLI's definitions"
     rm -rf target/deb-man
     cargo run --profile deb --locked -j2 -q --example keyring-okv-man -- target/deb-man >&2
-    local variant=()
-    if [[ -f "$PROFILE_DIR/libcomponent_keyring_okv.so" ]]; then
-        variant=(--variant component)
-        say "with the component ($PROFILE_DIR/libcomponent_keyring_okv.so)"
-    fi
+    # The MySQL package always holds the plugin and the component (the cargo-deb variant
+    # "component" adds the component and its .cnf template to the plugin's assets).
+    [[ -f "$PROFILE_DIR/libcomponent_keyring_okv.so" ]] ||
+        die "the workspace build made no $PROFILE_DIR/libcomponent_keyring_okv.so"
     mkdir -p "$TARGET_DIR/debian"
-    rm -f "$TARGET_DIR/debian/${PACKAGE}"_*.deb "$TARGET_DIR/debian/${PACKAGE}"-dbgsym_*.ddeb
+    rm -f "$TARGET_DIR/debian/${PACKAGE}"_*.deb "$TARGET_DIR/debian/${PACKAGE}"-dbgsym_*.ddeb \
+        "$TARGET_DIR/debian/${MARIADB_PACKAGE}"_*.deb "$TARGET_DIR/debian/${MARIADB_PACKAGE}"-dbgsym_*.ddeb
     # cargo-deb prints the package paths on stdout; this command's stdout is the .deb's path alone.
-    cargo deb -p keyring_okv_core --no-build --locked ${variant[@]+"${variant[@]}"} \
+    cargo deb -p keyring_okv_core --no-build --locked --variant component \
         -o "$TARGET_DIR/debian/" >&2
-    local deb
+    local deb mdeb
     deb=$(deb_path) || die "cargo-deb wrote no package"
     add_md5sums "$deb"
     say "built $deb ($(stat -c %s "$deb") bytes)"
+    cargo deb -p keyring_okv_core --no-build --locked --variant mariadb \
+        -o "$TARGET_DIR/debian/" >&2
+    mdeb=$(mariadb_deb_path) || die "cargo-deb wrote no MariaDB package"
+    add_md5sums "$mdeb" "MariaDB encryption plugin keeping its keys in a KMIP server"
+    say "built $mdeb ($(stat -c %s "$mdeb") bytes)"
     echo "$deb"
 }
 
 # cargo-deb writes no md5sums control file, without which `dpkg --verify` cannot tell whether
 # an installed file (the plugin mysqld loads, the admin tool) was changed. Repack with one.
+# DEB [SYNOPSIS]: also replaces the one-line description (a variant's own; cargo-deb takes it
+# from the Cargo package).
 add_md5sums() {
-    local deb=$1 tree
+    local deb=$1 synopsis=${2:-} tree
     tree=$(mktemp -d "$TARGET_DIR/deb-tree.XXXXXX")
     dpkg-deb -R "$deb" "$tree/root"
+    if [[ -n $synopsis ]]; then
+        sed -i "s/^Description: .*/Description: $synopsis/" "$tree/root/DEBIAN/control"
+    fi
     (cd "$tree/root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |
         xargs -0 md5sum >DEBIAN/md5sums)
     chmod 644 "$tree/root/DEBIAN/md5sums"
@@ -94,16 +119,26 @@ deb_path() {
     return 1
 }
 
+mariadb_deb_path() {
+    local f
+    for f in "$TARGET_DIR/debian/${MARIADB_PACKAGE}"_*.deb; do
+        [[ -f $f ]] && { echo "$f"; return 0; }
+    done
+    return 1
+}
+
 # ---------------------------------------------------------------- lint
 cmd_lint() {
     need_host_tools
     local deb out
-    deb=$(deb_path) || die "no package: run $0 build"
-    say "lintian $deb"
-    # --fail-on error: warnings are printed (and explained in the README), errors fail.
-    out=$(lintian --fail-on error --display-info "$deb" 2>&1) || { echo "$out" >&2; die "lintian reported errors"; }
-    [[ -n $out ]] && echo "$out" >&2
-    say "lintian: $(grep -c '^E:' <<<"$out" || true) errors, $(grep -c '^W:' <<<"$out" || true) warnings, $(grep -c '^I:' <<<"$out" || true) info"
+    for deb in "$(deb_path || die "no package: run $0 build")" \
+        "$(mariadb_deb_path || die "no MariaDB package: run $0 build")"; do
+        say "lintian $deb"
+        # --fail-on error: warnings are printed (and explained in the manual), errors fail.
+        out=$(lintian --fail-on error --display-info "$deb" 2>&1) || { echo "$out" >&2; die "lintian reported errors"; }
+        [[ -n $out ]] && echo "$out" >&2
+        say "lintian: $(grep -c '^E:' <<<"$out" || true) errors, $(grep -c '^W:' <<<"$out" || true) warnings, $(grep -c '^I:' <<<"$out" || true) info"
+    done
 }
 
 # ---------------------------------------------------------------- test
@@ -210,7 +245,7 @@ cmd_test() {
     aside=$(mktemp -d "$TARGET_DIR/deb-aside.XXXXXX")
     trap 'bash "$MYSQL" stop "$INSTANCE" >/dev/null 2>&1 || true;
           chroot "$R" dpkg -P "$PACKAGE" >/dev/null 2>&1 || true;
-          restore_aside' EXIT
+          restore_aside; cleanup_mariadb' EXIT
     local path
     while IFS= read -r path; do
         [[ -f $R$path || -L $R$path ]] || continue
@@ -246,6 +281,11 @@ cmd_test() {
     check "keyring_okv.so is in MySQL's plugin directory" grep -qx /usr/lib/mysql/plugin/keyring_okv.so <<<"$files"
     check "keyring-okv is in /usr/bin" grep -qx /usr/bin/keyring-okv <<<"$files"
     check "the man page is installed" grep -qx /usr/share/man/man1/keyring-okv.1.gz <<<"$files"
+    check "the component is in MySQL's plugin directory" \
+        grep -qx /usr/lib/mysql/plugin/component_keyring_okv.so <<<"$files"
+    check "the manual is installed as HTML" grep -qx "/usr/share/doc/$PACKAGE/html/index.html" <<<"$files"
+    check "the alerting rules are installed" \
+        grep -qx "/usr/share/doc/$PACKAGE/examples/prometheus/keyring-okv-alerts.yml" <<<"$files"
     check "the example okvclient.ora is installed" \
         grep -qx /usr/share/doc/$PACKAGE/examples/mysql-keyring-okv/okvclient.ora <<<"$files"
     check "the shipped binaries carry no debug info" \
@@ -342,6 +382,143 @@ cmd_test() {
         eq "$(find "$R/var/cache" "$R/var/lib" -name '*keyring[-_]okv*' 2>/dev/null)" ""
     check "dpkg -P leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
 
+    local mdeb
+    mdeb=$(mariadb_deb_path) || die "no MariaDB package"
+    test_mariadb host "$mdeb"
+    test_mariadb chroot "$mdeb"
+
+    echo "deb package: $passed passed, $failed failed"
+    ((failed == 0))
+}
+
+# ---------------------------------------------------------------- the MariaDB package
+# Run in a MariaDB target: "host" (MariaDB 10.11 from Debian 12's packages) or "chroot" (11.8
+# from Debian trixie), see scripts/mariadb-real.sh.
+# The instance loads the packaged library (--plugin-dir); mariadb-real.sh still wants a build
+# to copy into the instance's own plugin directory, which is not used.
+maria() {
+    KEYRING_OKV_MARIADB_TARGET=$TARGET_NAME \
+        KEYRING_OKV_MARIADB_PLUGIN=${KEYRING_OKV_MARIADB_PLUGIN:-$PROFILE_DIR/libkmip_key_management.so} \
+        bash scripts/mariadb-real.sh "$@" 7>&-
+}
+in_target() { if [[ -n $X ]]; then chroot "$X" "$@"; else "$@"; fi; }
+msql() { maria sql "$MARIADB_INSTANCE" "$1"; }
+
+# The paths the package installs into, with type and mode.
+maria_snapshot() {
+    local d
+    for d in "$X/usr/lib/mysql" "$X/etc/mysql" "$X/usr/share/doc" "$X/usr/lib/debug"; do
+        if [[ -e $d ]]; then find "$d" -printf '%y %m %p\n'; fi
+    done | sort
+}
+
+cleanup_mariadb() {
+    local t
+    for t in host chroot; do
+        KEYRING_OKV_MARIADB_TARGET=$t bash scripts/mariadb-real.sh stop "$MARIADB_INSTANCE" >/dev/null 2>&1 || true
+        KEYRING_OKV_MARIADB_TARGET=$t bash scripts/mariadb-real.sh reset "$MARIADB_INSTANCE" >/dev/null 2>&1 || true
+    done
+    dpkg -P "$MARIADB_PACKAGE" >/dev/null 2>&1 || true
+    local root
+    root=$(KEYRING_OKV_MARIADB_TARGET=chroot bash scripts/mariadb-real.sh root 2>/dev/null) &&
+        [[ -d $root ]] && chroot "$root" dpkg -P "$MARIADB_PACKAGE" >/dev/null 2>&1 || true
+}
+
+# TARGET DEB: install the MariaDB package into the target's MariaDB, enable it through its
+# snippet as a DBA does, run an encrypted table against PyKMIP, remove it.
+test_mariadb() {
+    TARGET_NAME=$1
+    local mdeb=$2
+    maria install >&2
+    X=""
+    [[ $TARGET_NAME == chroot ]] && X=$(maria root)
+    say "MariaDB package in $TARGET_NAME: $(maria version)"
+    bash scripts/pykmip.sh start >&2
+    # One package test at a time per target (the host's dpkg database is shared). The servers
+    # started below must not inherit the lock (maria closes it for them).
+    exec 7>"${TMPDIR:-/tmp}/keyring-okv-deb-mariadb-$TARGET_NAME.lock"
+    flock -w 900 7 || die "timed out waiting for the MariaDB package test lock"
+    local pykmip_conf
+    pykmip_conf=$(bash scripts/pykmip.sh confdir)
+
+    in_target dpkg -P "$MARIADB_PACKAGE" >/dev/null 2>&1 || true
+    maria reset "$MARIADB_INSTANCE" >/dev/null 2>&1 || true
+    local before
+    before=$(maria_snapshot)
+
+    cp "$mdeb" "$X/tmp/$MARIADB_PACKAGE.deb"
+    check "[$TARGET_NAME] dpkg -i $MARIADB_PACKAGE" in_target dpkg -i "/tmp/$MARIADB_PACKAGE.deb"
+    rm -f "$X/tmp/$MARIADB_PACKAGE.deb"
+    local files
+    files=$(in_target dpkg -L "$MARIADB_PACKAGE")
+    check "[$TARGET_NAME] kmip_key_management.so is in MariaDB's plugin directory" \
+        grep -qx /usr/lib/mysql/plugin/kmip_key_management.so <<<"$files"
+    check "[$TARGET_NAME] the snippet is in /etc/mysql/mariadb.conf.d/ and is a conffile" eq \
+        "$(in_target dpkg-query -W -f='${Conffiles}\n' "$MARIADB_PACKAGE" | awk 'NF { print $1 }')" "$SNIPPET"
+    check "[$TARGET_NAME] every line of the snippet is a comment or a [group]" eq \
+        "$(grep -vE '^[[:space:]]*(#|$|\[)' "$X$SNIPPET" || true)" ""
+    check "[$TARGET_NAME] the manual is installed as HTML" \
+        test -f "$X/usr/share/doc/$MARIADB_PACKAGE/html/mariadb.html"
+    check "[$TARGET_NAME] dpkg --verify finds every file as packaged" \
+        eq "$(in_target dpkg --verify "$MARIADB_PACKAGE" 2>&1)" ""
+
+    # A server that reads the snippet as installed loads nothing.
+    local conf
+    conf=$(maria conf "$MARIADB_INSTANCE" "$pykmip_conf")
+    export KEYRING_OKV_MARIADB_INCLUDE=$SNIPPET
+    check "[$TARGET_NAME] mariadbd starts with the snippet as installed" \
+        maria start "$MARIADB_INSTANCE" --plugin-dir=/usr/lib/mysql/plugin
+    check "[$TARGET_NAME] the snippet as installed loads no plugin" eq \
+        "$(msql "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='kmip_key_management'")" 0
+    maria stop "$MARIADB_INSTANCE" >&2 || true
+
+    # Enabled as a DBA does: key 1 on the KMIP server, then the snippet's lines uncommented.
+    local ns="debmaria_${TARGET_NAME}_$(date +%s)_$$"
+    check "[$TARGET_NAME] keyring-okv mariadb create-key 1" \
+        "$PROFILE_DIR/keyring-okv" --conf-dir "$pykmip_conf" mariadb create-key 1 --namespace "$ns"
+    sed -i -e 's/^#plugin_load_add/plugin_load_add/' \
+        -e 's/^#kmip_key_management = FORCE/kmip_key_management = FORCE/' \
+        -e "s|^#kmip_key_management_conf_dir = .*|kmip_key_management_conf_dir = $conf|" \
+        -e "s|^#kmip_key_management_key_namespace = .*|kmip_key_management_key_namespace = $ns|" \
+        -e 's/^#innodb_encrypt_tables/innodb_encrypt_tables/' \
+        -e 's/^#innodb_encryption_threads/innodb_encryption_threads/' "$X$SNIPPET"
+    check "[$TARGET_NAME] mariadbd starts with the snippet enabled" maria start "$MARIADB_INSTANCE"
+    check "[$TARGET_NAME] @@plugin_dir is the default" eq "$(msql 'SELECT @@plugin_dir')" /usr/lib/mysql/plugin/
+    check "[$TARGET_NAME] kmip_key_management ACTIVE from kmip_key_management.so" eq \
+        "$(msql "SELECT CONCAT(PLUGIN_STATUS, ' ', PLUGIN_LIBRARY) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='kmip_key_management'")" \
+        "ACTIVE kmip_key_management.so"
+    check "[$TARGET_NAME] CREATE TABLE … ENCRYPTED=YES" msql "CREATE DATABASE IF NOT EXISTS debtest;
+          DROP TABLE IF EXISTS debtest.t; CREATE TABLE debtest.t (a INT) ENGINE=InnoDB ENCRYPTED=YES;
+          INSERT INTO debtest.t VALUES (42)"
+    check "[$TARGET_NAME] restart" maria restart "$MARIADB_INSTANCE"
+    check "[$TARGET_NAME] the encrypted table reads back after a restart" eq "$(msql 'SELECT a FROM debtest.t')" 42
+    check "[$TARGET_NAME] the table is encrypted with key 1" eq \
+        "$(msql "SELECT CONCAT(ENCRYPTION_SCHEME, ' ', CURRENT_KEY_ID) FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME='debtest/t'")" "1 1"
+    check "[$TARGET_NAME] kmip_key_management_requests counts KMIP requests" \
+        bash -c '(( $1 > 0 ))' _ "$(msql "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='KMIP_KEY_MANAGEMENT_REQUESTS'")"
+    maria stop "$MARIADB_INSTANCE" >&2 || true
+    maria reset "$MARIADB_INSTANCE" >&2 || true
+    unset KEYRING_OKV_MARIADB_INCLUDE
+
+    # Remove: the changed snippet (a conffile) stays until purge; purge leaves nothing.
+    check "[$TARGET_NAME] dpkg -r" in_target dpkg -r "$MARIADB_PACKAGE"
+    check "[$TARGET_NAME] dpkg -r keeps the changed snippet" test -f "$X$SNIPPET"
+    check "[$TARGET_NAME] dpkg -P" in_target dpkg -P "$MARIADB_PACKAGE"
+    check "[$TARGET_NAME] after dpkg -P the file list is as before" eq "$(maria_snapshot)" "$before"
+    check "[$TARGET_NAME] after dpkg -P dpkg knows nothing of the package" \
+        bash -c '! compgen -G "$1/var/lib/dpkg/info/$2.*" >/dev/null' _ "$X" "$MARIADB_PACKAGE"
+    exec 7>&-
+}
+
+cmd_test_mariadb() {
+    [[ $EUID -eq 0 ]] || die "must run as root (dpkg on the host and in the chroot)"
+    cmd_build >/dev/null
+    cmd_lint
+    local mdeb
+    mdeb=$(mariadb_deb_path) || die "no MariaDB package"
+    trap cleanup_mariadb EXIT
+    test_mariadb host "$mdeb"
+    test_mariadb chroot "$mdeb"
     echo "deb package: $passed passed, $failed failed"
     ((failed == 0))
 }
@@ -350,5 +527,6 @@ case "${1:-}" in
     build) cmd_build ;;
     lint) cmd_lint ;;
     test) cmd_test ;;
-    *) echo "usage: $0 {build|lint|test}" >&2; exit 2 ;;
+    test-mariadb) cmd_test_mariadb ;;
+    *) echo "usage: $0 {build|lint|test|test-mariadb}" >&2; exit 2 ;;
 esac

@@ -31,6 +31,8 @@
 #   KEYRING_OKV_MARIADB_ROOT     chroot location (default /var/cache/keyring-okv/mariadbroot-<suite>)
 #   KEYRING_OKV_MARIADB_MIRROR   Debian mirror for debootstrap (default: the host's configured one)
 #   KEYRING_OKV_MARIADB_PLUGIN   the plugin library (default <repo>/target/release/libkmip_key_management.so)
+#   KEYRING_OKV_MARIADB_INCLUDE  an option file (path as mariadbd sees it) the instance's my.cnf
+#                                includes at the end (the package test: the packaged snippet)
 #   KEYRING_OKV_LAB              lab root of host instances (default <repo>/.lab; instances in mariadb-host/)
 #   KEYRING_OKV_MARIADB_START_TIMEOUT / _STOP_TIMEOUT   seconds (default 60 / 60)
 set -euo pipefail
@@ -223,6 +225,11 @@ innodb_log_file_size    = 32M
 user   = root
 socket = $C/mariadbd.sock
 EOF
+    # The package test: the instance also reads the packaged snippet, as a server configured
+    # through /etc/mysql/mariadb.conf.d/ does.
+    if [[ -n "${KEYRING_OKV_MARIADB_INCLUDE:-}" ]]; then
+        printf '!include %s\n' "$KEYRING_OKV_MARIADB_INCLUDE" >>"$I/my.cnf"
+    fi
 }
 
 install_plugins() {

@@ -2,7 +2,8 @@
 # Runs every test of keyring_okv on a fresh Debian 12 machine (as root): installs what the tests
 # need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot, MariaDB 10.11 and the
 # MariaDB 11.8 chroot), checks format and lints,
-# then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP.
+# then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP,
+# builds and checks the manual (docs/) and checks the Prometheus alerting rules.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
@@ -30,6 +31,7 @@ cleanup() {
   # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=component bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=docs_migration bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT
@@ -37,7 +39,7 @@ trap cleanup EXIT
 step "PyKMIP 0.11.0 test server"
 # Every run starts from empty lab databases: keys that an earlier local run left behind (a
 # failed test does not remove its keys) must not fail this run with "already exists".
-for instance in main second ops component mdbout_host mdbout_chroot; do
+for instance in main second ops component docs_migration mdbout_host mdbout_chroot; do
   KEYRING_OKV_PYKMIP_NAME=$instance bash scripts/pykmip.sh reset
 done
 bash scripts/pykmip.sh setup
@@ -69,11 +71,24 @@ results=$(mktemp)
 status=0
 cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
-# The Debian package: build it (cargo-deb, installed once into ~/.cargo/bin), lintian (no
+# The Debian packages: build both (cargo-deb, installed once into ~/.cargo/bin), lintian (no
 # errors), then dpkg -i into the mysqld chroot, mysqld with keyring_okv.so from the default
-# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing.
+# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing;
+# then the MariaDB package in MariaDB 10.11 (host) and 11.8 (chroot), enabled through its
+# snippet, an encrypted table against PyKMIP, dpkg -r/-P.
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
+
+# The manual: mdBook builds docs/ into target/book/ (mdbook installed once when missing) and
+# every link and anchor of the generated HTML is checked; tests/docs.rs (part of cargo test
+# above) checks the Markdown against the code.
+step "the manual (scripts/book.sh)"
+bash scripts/book.sh || status=$?
+
+# The Prometheus alerting rules: promtool check rules and promtool test rules (Debian's
+# prometheus package installed once when promtool is missing).
+step "alerting rules (scripts/alerts.sh)"
+bash scripts/alerts.sh || status=$?
 
 # Fuzzing: each cargo-fuzz target (TTLV decoder, KMIP response parsers, okvclient.ora, ssl/
 # loader) for about a minute on the nightly toolchain; installs cargo-fuzz when missing.

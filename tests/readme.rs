@@ -1,4 +1,5 @@
-//! The README's two commands are the ones that exist and the ones CI runs.
+//! The README's two commands are the ones that exist and the ones CI runs, and the README is
+//! the front door to the manual in docs/.
 
 use std::path::Path;
 
@@ -62,4 +63,46 @@ fn the_test_command_runs_every_test_target() {
     );
     assert!(script.contains("cargo clippy") && script.contains("-D warnings"));
     assert!(script.contains("cargo fmt --all -- --check"));
+    assert!(
+        script.contains("bash scripts/book.sh"),
+        "the manual is built and its links checked"
+    );
+    assert!(
+        script.contains("bash scripts/alerts.sh"),
+        "the alerting rules are checked"
+    );
+}
+
+/// The README is the front door: short, and every page of the manual is reachable from it
+/// (tests/docs.rs checks that the links resolve).
+#[test]
+fn readme_is_short_and_links_every_page_of_the_manual() {
+    let readme = read("README.md");
+    let lines = readme.lines().count();
+    assert!(
+        lines <= 250,
+        "README.md has {lines} lines; the manual in docs/ is the place for more"
+    );
+    let summary = read("docs/SUMMARY.md");
+    for target in summary
+        .split("](")
+        .skip(1)
+        .filter_map(|s| s.split(')').next())
+    {
+        assert!(
+            readme.contains(&format!("](docs/{target})")),
+            "README.md does not link docs/{target}, a page of docs/SUMMARY.md"
+        );
+    }
+    for product in [
+        "keyring_okv.so",
+        "component_keyring_okv.so",
+        "kmip_key_management.so",
+        "keyring-okv",
+    ] {
+        assert!(
+            readme.contains(product),
+            "README.md does not name {product}"
+        );
+    }
 }
