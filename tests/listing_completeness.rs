@@ -510,65 +510,73 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
 #[test]
 fn mysql_migrate_keyring_moves_every_key_or_fails() {
     component::plugin_dir();
-    for count in SIZES {
-        for (n, combo) in COMBOS.into_iter().enumerate() {
-            let s = Server::with_keys(combo.quirks(), count);
-            let name = format!("listmig-{count}-{n}");
-            let conf = component::conf_dir_in_chroot(&lab().conf_dir, &name, Some(s.ora()));
-            let cfg = format!("/srv/{name}-cfg");
-            let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
-            let _ = std::fs::remove_dir_all(&cfg_host);
-            std::fs::create_dir_all(&cfg_host).unwrap();
-            std::fs::write(
-                cfg_host.join("component_keyring_okv.cnf"),
-                format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
-            )
-            .unwrap();
-            std::fs::write(
-                cfg_host.join("component_keyring_file.cnf"),
-                format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
-            )
-            .unwrap();
-            let started = Instant::now();
-            let out = Command::new("chroot")
-                .arg(mysql::root())
-                .args([
-                    "/usr/bin/mysql_migrate_keyring",
-                    "--component-dir=/usr/lib/mysql/plugin",
-                    "--source-keyring=component_keyring_okv",
-                    &format!("--source-keyring-configuration-dir={cfg}"),
-                    "--destination-keyring=component_keyring_file",
-                    &format!("--destination-keyring-configuration-dir={cfg}"),
-                ])
-                .output()
-                .expect("run mysql_migrate_keyring");
-            let report = text(&out);
-            let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
-            let migrated = keys.matches("\"data_id\":\"key-").count();
-            match combo.method() {
-                Some(_) => {
-                    assert!(out.status.success(), "{}:\n{report}", combo.name());
-                    assert_eq!(migrated, count, "{}", combo.name());
-                    println!(
-                        "MIGRATION {count} keys | {} | {:.1} s",
-                        combo.name(),
-                        started.elapsed().as_secs_f64()
-                    );
-                }
-                None => {
-                    assert!(!out.status.success(), "{}:\n{report}", combo.name());
-                    assert_eq!(migrated, 0, "{}: {migrated} keys moved", combo.name());
-                    let line = report
-                        .lines()
-                        .find(|l| l.contains("the key list is incomplete"))
-                        .unwrap_or_else(|| panic!("no error line:\n{report}"));
-                    assert_refusal(combo, &s, line);
-                }
+    // The combinations run side by side: each has its own server and directories, and most of
+    // a migration's time is component_keyring_file rewriting its file once per key.
+    std::thread::scope(|scope| {
+        for count in SIZES {
+            for (n, combo) in COMBOS.into_iter().enumerate() {
+                scope.spawn(move || migrate_one(count, n, combo));
             }
-            let _ = std::fs::remove_dir_all(&cfg_host);
-            let _ = std::fs::remove_dir_all(mysql::root().join(conf.trim_start_matches('/')));
+        }
+    });
+}
+
+fn migrate_one(count: usize, n: usize, combo: Combo) {
+    let s = Server::with_keys(combo.quirks(), count);
+    let name = format!("listmig-{count}-{n}");
+    let conf = component::conf_dir_in_chroot(&lab().conf_dir, &name, Some(s.ora()));
+    let cfg = format!("/srv/{name}-cfg");
+    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    std::fs::create_dir_all(&cfg_host).unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_okv.cnf"),
+        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_file.cnf"),
+        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new("chroot")
+        .arg(mysql::root())
+        .args([
+            "/usr/bin/mysql_migrate_keyring",
+            "--component-dir=/usr/lib/mysql/plugin",
+            "--source-keyring=component_keyring_okv",
+            &format!("--source-keyring-configuration-dir={cfg}"),
+            "--destination-keyring=component_keyring_file",
+            &format!("--destination-keyring-configuration-dir={cfg}"),
+        ])
+        .output()
+        .expect("run mysql_migrate_keyring");
+    let report = text(&out);
+    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
+    let migrated = keys.matches("\"data_id\":\"key-").count();
+    match combo.method() {
+        Some(_) => {
+            assert!(out.status.success(), "{}:\n{report}", combo.name());
+            assert_eq!(migrated, count, "{}", combo.name());
+            println!(
+                "MIGRATION {count} keys | {} | {:.1} s",
+                combo.name(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            assert!(!out.status.success(), "{}:\n{report}", combo.name());
+            assert_eq!(migrated, 0, "{}: {migrated} keys moved", combo.name());
+            let line = report
+                .lines()
+                .find(|l| l.contains("the key list is incomplete"))
+                .unwrap_or_else(|| panic!("no error line:\n{report}"));
+            assert_refusal(combo, &s, line);
         }
     }
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    let _ = std::fs::remove_dir_all(mysql::root().join(conf.trim_start_matches('/')));
 }
 
 /// The objects of a listing that must be there whatever happened between its pages.
