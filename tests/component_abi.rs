@@ -5,35 +5,11 @@
 
 mod common;
 
-use std::path::{Path, PathBuf};
+use std::path::Path;
 use std::process::{Command, Output};
-use std::sync::OnceLock;
 
-use common::component::component_library;
+use common::component::{component_library, host_program};
 use common::pykmip::{lab, tool, unique};
-
-fn host_program() -> &'static Path {
-    static HOST: OnceLock<PathBuf> = OnceLock::new();
-    HOST.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out =
-            std::env::temp_dir().join(format!("keyring_okv_component_host_{}", std::process::id()));
-        let status = Command::new("cc")
-            .args(["-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(root.join("include"))
-            .arg("-o")
-            .arg(&out)
-            .arg(root.join("tests/c/component_host.c"))
-            .arg("-ldl")
-            .status()
-            .expect("run cc");
-        assert!(
-            status.success(),
-            "compiling tests/c/component_host.c failed"
-        );
-        out
-    })
-}
 
 /// A component directory whose component_keyring_okv.cnf says `cnf` (None: no file).
 fn component_dir(cnf: Option<&str>) -> tempfile::TempDir {

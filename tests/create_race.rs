@@ -17,8 +17,7 @@ use std::process::{Command, Stdio};
 use std::sync::{Arc, Barrier};
 use std::time::Duration;
 
-use common::fault_server::{Fault, FaultServer};
-use common::fixtures::rustls_server_config;
+use common::fault_server::FaultServer;
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
 use common::pykmip::{lab, tool, unique};
 use okv_core::config::{Host, ServerAddr, load_conf_dir};
@@ -285,18 +284,7 @@ fn concurrent_stores_of_one_key_keep_one_material() {
 }
 
 fn quirky(quirks: Quirks) -> (Arc<QuirkyKmip>, FaultServer) {
-    let certs = &lab().certs;
-    let kmip = Arc::new(QuirkyKmip::new("u"));
-    kmip.set(quirks);
-    let fault = FaultServer::start(Fault::Kmip {
-        tls: rustls_server_config(
-            &certs.join("server.crt"),
-            &certs.join("server.key"),
-            &certs.join("ca.crt"),
-        ),
-        server: kmip.clone(),
-    });
-    (kmip, fault)
+    common::kmip_quirks::serve("u", quirks)
 }
 
 fn quirky_keyring(fault: &FaultServer) -> Keyring {

@@ -10,8 +10,7 @@ use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::Duration;
 
-use common::fault_server::{Fault, FaultServer};
-use common::fixtures::rustls_server_config;
+use common::fault_server::FaultServer;
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
 use common::pykmip::lab;
 use okv_core::config::{Host, Options, ServerAddr, load_conf_dir};
@@ -26,17 +25,7 @@ struct Server {
 }
 
 fn server(uid_prefix: &str, quirks: Quirks) -> Server {
-    let certs = &lab().certs;
-    let kmip = Arc::new(QuirkyKmip::new(uid_prefix));
-    kmip.set(quirks);
-    let fault = FaultServer::start(Fault::Kmip {
-        tls: rustls_server_config(
-            &certs.join("server.crt"),
-            &certs.join("server.key"),
-            &certs.join("ca.crt"),
-        ),
-        server: kmip.clone(),
-    });
+    let (kmip, fault) = common::kmip_quirks::serve(uid_prefix, quirks);
     Server { kmip, fault }
 }
 

@@ -12,15 +12,14 @@ mod common;
 
 use std::collections::BTreeSet;
 use std::net::{IpAddr, Ipv4Addr};
-use std::path::{Path, PathBuf};
+use std::path::PathBuf;
 use std::process::{Command, Output};
 use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
 use common::component;
-use common::fault_server::{Fault, FaultServer};
-use common::fixtures::rustls_server_config;
+use common::fault_server::FaultServer;
 use common::host::{results, run_host};
 use common::kmip_quirks::{Change, Object, Offset, Quirks, QuirkyKmip};
 use common::mysql;
@@ -118,17 +117,7 @@ struct Server {
 
 impl Server {
     fn start(quirks: Quirks) -> Server {
-        let certs = &lab().certs;
-        let kmip = Arc::new(QuirkyKmip::new("u"));
-        kmip.set(quirks);
-        let fault = FaultServer::start(Fault::Kmip {
-            tls: rustls_server_config(
-                &certs.join("server.crt"),
-                &certs.join("server.key"),
-                &certs.join("ca.crt"),
-            ),
-            server: kmip.clone(),
-        });
+        let (kmip, fault) = common::kmip_quirks::serve("u", quirks);
         Server { kmip, fault }
     }
 
@@ -432,31 +421,6 @@ fn the_plugin_key_iterator_lists_every_key_or_none() {
     }
 }
 
-fn component_host() -> &'static Path {
-    static HOST: std::sync::OnceLock<PathBuf> = std::sync::OnceLock::new();
-    HOST.get_or_init(|| {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-        let out = std::env::temp_dir().join(format!(
-            "keyring_okv_component_host_listing_{}",
-            std::process::id()
-        ));
-        let status = Command::new("cc")
-            .args(["-Wall", "-Wextra", "-Werror", "-I"])
-            .arg(root.join("include"))
-            .arg("-o")
-            .arg(&out)
-            .arg(root.join("tests/c/component_host.c"))
-            .arg("-ldl")
-            .status()
-            .expect("run cc");
-        assert!(
-            status.success(),
-            "compiling tests/c/component_host.c failed"
-        );
-        out
-    })
-}
-
 #[test]
 fn the_component_keys_iterator_lists_every_key_or_none() {
     for count in SIZES {
@@ -471,7 +435,7 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
                 ),
             )
             .unwrap();
-            let out = Command::new(component_host())
+            let out = Command::new(component::host_program())
                 .arg(component::component_library())
                 .arg(dir.path())
                 .arg("-")

@@ -11,7 +11,7 @@ use std::process::Command;
 
 use common::mariadb::{self, Target};
 use common::mysql::{self, Instance};
-use common::pykmip::{lab, repo_root, unique};
+use common::pykmip::{Named, unique};
 use okv_core::config::load_conf_dir;
 use okv_core::connector::KmipClient;
 use okv_core::keyring::Keyring;
@@ -25,40 +25,19 @@ const PROFILES: [(&str, &str); 3] = [
     ("rsapss3072", "RSA key"),
 ];
 
-/// A PyKMIP instance of its own with the profile's PKI; stopped when dropped.
+/// A PyKMIP instance of its own with the profile's PKI.
 struct Kmip {
-    name: String,
-    profile: &'static str,
+    _named: Named,
     conf_dir: PathBuf,
-}
-
-fn pykmip(name: &str, profile: &str, args: &[&str]) -> String {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/pykmip.sh"))
-        .args(args)
-        .env("KEYRING_OKV_PYKMIP_NAME", name)
-        .env("KEYRING_OKV_PYKMIP_PKI", profile)
-        .output()
-        .expect("run scripts/pykmip.sh");
-    assert!(
-        out.status.success(),
-        "pykmip.sh {args:?} ({profile}): {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
 }
 
 impl Kmip {
     /// `user` keeps the instances of tests that run at the same time apart.
     fn start(profile: &'static str, user: &str) -> Kmip {
-        lab();
-        let name = format!("tls{profile}{user}");
-        pykmip(&name, profile, &["reset"]);
-        pykmip(&name, profile, &["start"]);
-        let conf_dir = PathBuf::from(pykmip(&name, profile, &["confdir"]));
+        let named = Named::start(&format!("tls{profile}{user}"), profile);
+        let conf_dir = named.conf_dir();
         Kmip {
-            name,
-            profile,
+            _named: named,
             conf_dir,
         }
     }
@@ -66,17 +45,6 @@ impl Kmip {
     fn keyring(&self) -> Keyring {
         let conf = load_conf_dir(&self.conf_dir).expect("the profile's conf dir loads");
         Keyring::new(KmipClient::from_conf_dir(&conf).expect("client"))
-    }
-}
-
-impl Drop for Kmip {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/pykmip.sh"))
-            .arg("stop")
-            .env("KEYRING_OKV_PYKMIP_NAME", &self.name)
-            .env("KEYRING_OKV_PYKMIP_PKI", self.profile)
-            .output();
     }
 }
 
@@ -159,28 +127,9 @@ fn every_profile_works_from_the_plugin_in_mysqld() {
     }
 }
 
-fn component_host() -> PathBuf {
-    let root = repo_root();
-    let out = std::env::temp_dir().join(format!(
-        "keyring_okv_component_host_tls_{}",
-        std::process::id()
-    ));
-    let status = Command::new("cc")
-        .args(["-Wall", "-Wextra", "-Werror", "-I"])
-        .arg(root.join("include"))
-        .arg("-o")
-        .arg(&out)
-        .arg(root.join("tests/c/component_host.c"))
-        .arg("-ldl")
-        .status()
-        .expect("run cc");
-    assert!(status.success());
-    out
-}
-
 #[test]
 fn every_profile_works_from_the_component() {
-    let host = component_host();
+    let host = common::component::host_program();
     for (profile, _) in PROFILES {
         let kmip = Kmip::start(profile, "component");
         let dir = tempfile::tempdir().unwrap();
@@ -193,7 +142,7 @@ fn every_profile_works_from_the_component() {
         )
         .unwrap();
         let id = unique(&format!("tls-comp-{profile}"));
-        let out = Command::new(&host)
+        let out = Command::new(host)
             .arg(common::component::component_library())
             .arg(dir.path())
             .arg("-")

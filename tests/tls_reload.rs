@@ -15,7 +15,7 @@ use std::sync::{Arc, Mutex};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
 
 use common::mysql::Instance;
-use common::pykmip::{lab, repo_root, unique};
+use common::pykmip::{Named, lab, unique};
 use okv_core::config::load_conf_dir;
 use okv_core::connector::KmipClient;
 use okv_core::keyring::Keyring;
@@ -71,44 +71,17 @@ fn pipe(mut from: TcpStream, mut to: TcpStream) {
 
 /// A PyKMIP instance of its own (`profile`: the PKI it trusts); stopped when dropped.
 struct Kmip {
-    name: String,
-    profile: &'static str,
+    _named: Named,
     port: u16,
     certs: PathBuf,
 }
 
-fn pykmip(name: &str, profile: &str, args: &[&str]) -> String {
-    let out = Command::new("bash")
-        .arg(repo_root().join("scripts/pykmip.sh"))
-        .args(args)
-        .env("KEYRING_OKV_PYKMIP_NAME", name)
-        .env("KEYRING_OKV_PYKMIP_PKI", profile)
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "pykmip.sh {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    String::from_utf8_lossy(&out.stdout).trim().to_string()
-}
-
 impl Kmip {
     fn start(name: &str, profile: &'static str) -> Kmip {
-        lab();
-        pykmip(name, profile, &["reset"]);
-        pykmip(name, profile, &["start"]);
-        let port = pykmip(name, profile, &["port"]).parse().unwrap();
-        let env = pykmip(name, profile, &["env"]);
-        let certs = env
-            .lines()
-            .find_map(|l| l.strip_prefix("KEYRING_OKV_PYKMIP_CERTS="))
-            .unwrap()
-            .trim_matches('\'')
-            .into();
+        let named = Named::start(name, profile);
+        let (port, certs) = (named.port(), named.certs());
         Kmip {
-            name: name.into(),
-            profile,
+            _named: named,
             port,
             certs,
         }
@@ -116,17 +89,6 @@ impl Kmip {
 
     fn addr(&self) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], self.port))
-    }
-}
-
-impl Drop for Kmip {
-    fn drop(&mut self) {
-        let _ = Command::new("bash")
-            .arg(repo_root().join("scripts/pykmip.sh"))
-            .arg("stop")
-            .env("KEYRING_OKV_PYKMIP_NAME", &self.name)
-            .env("KEYRING_OKV_PYKMIP_PKI", self.profile)
-            .output();
     }
 }
 

@@ -89,6 +89,20 @@ fn summarize(errors: &[TransportError]) -> String {
 }
 
 impl TransportError {
+    /// The server a request was sent to when the connection failed with it in flight (None
+    /// when nothing reached a server: no connection, the deadline, shutting down).
+    pub fn sent_to(&self) -> Option<&str> {
+        match self {
+            TransportError::Refused { server }
+            | TransportError::Timeout { server, .. }
+            | TransportError::Io { server, .. }
+            | TransportError::Tls { server, .. }
+            | TransportError::Closed { server, .. }
+            | TransportError::Garbage { server, .. } => Some(server),
+            _ => None,
+        }
+    }
+
     /// Builds the error for a failed TLS handshake, with a hint for the cases DBAs meet.
     pub(crate) fn from_handshake(server: String, err: io::Error) -> Self {
         let rustls_err = err

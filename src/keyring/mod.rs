@@ -39,7 +39,7 @@ pub use error::KeyringError;
 pub use key_type::{KeyType, MAX_SECRET_LEN};
 pub use naming::{object_name, parse_object_name};
 
-use crate::connector::{ClientError, KmipClient, Retry, TransportError};
+use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{self, LocateFilter, ops, tags};
 use memory::Memory;
 use survey::{LocateHabits, ObjectInfo, SurveyError, Surveyor};
@@ -164,19 +164,6 @@ enum Read {
     Key(FetchedKey),
     /// Gone, no longer Active, renamed, or the answer came from another server: look again.
     Stale,
-}
-
-/// The server a request was sent to when the connection failed with the request in flight.
-fn sent_to(e: &TransportError) -> Option<&str> {
-    match e {
-        TransportError::Refused { server }
-        | TransportError::Timeout { server, .. }
-        | TransportError::Io { server, .. }
-        | TransportError::Tls { server, .. }
-        | TransportError::Closed { server, .. }
-        | TransportError::Garbage { server, .. } => Some(server),
-        _ => None,
-    }
 }
 
 fn state_name(state: Option<u32>) -> String {
@@ -734,7 +721,7 @@ impl Keyring {
             Err(ClientError::Ambiguous(e)) => e,
             Err(e) => return Err(KeyringError::backend(key_id)(e)),
         };
-        let Some(sent) = sent_to(&e).map(str::to_owned) else {
+        let Some(sent) = e.sent_to().map(str::to_owned) else {
             return Err(KeyringError::backend(key_id)(ClientError::Ambiguous(e)));
         };
         tracing::warn!("{e}; checking on {sent} whether key '{key_id}' was made");

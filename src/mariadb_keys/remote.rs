@@ -15,7 +15,7 @@ use zeroize::Zeroizing;
 
 use super::error::KeyStoreError;
 use super::naming::{object_name, parse_object_name, uid_order};
-use crate::connector::{ClientError, KmipClient, Retry, TransportError};
+use crate::connector::{ClientError, KmipClient, Retry};
 use crate::keyring::LIST_DEADLINE;
 use crate::keyring::race::{self, RaceError};
 use crate::keyring::survey::{ObjectInfo, SurveyError, Surveyor};
@@ -217,7 +217,7 @@ fn make(client: &KmipClient, name: &str, deadline: Instant) -> Result<Located, K
             "the Create's answer was lost ({e}) and whether it made the object is unknown: {why}; check the KMIP server and try again"
         ),
     };
-    let Some(sent) = sent_to(&e) else {
+    let Some(sent) = e.sent_to() else {
         return Err(unknown("the server it went to is not known".into()));
     };
     let seen = race::look(
@@ -259,19 +259,6 @@ fn activate(
         });
     }
     race::activate_or_discard(client, uid, server).map_err(KeyStoreError::backend(name))
-}
-
-/// The server a request was sent to when the connection failed with it in flight.
-fn sent_to(e: &TransportError) -> Option<&str> {
-    match e {
-        TransportError::Refused { server }
-        | TransportError::Timeout { server, .. }
-        | TransportError::Io { server, .. }
-        | TransportError::Tls { server, .. }
-        | TransportError::Closed { server, .. }
-        | TransportError::Garbage { server, .. } => Some(server),
-        _ => None,
-    }
 }
 
 /// One version of one key as listed by the admin tool.

@@ -33,6 +33,31 @@ pub fn component_library() -> PathBuf {
     lib
 }
 
+/// tests/c/component_host.c (which loads the component as mysqld does), compiled once per test
+/// binary.
+pub fn host_program() -> &'static Path {
+    static HOST: OnceLock<PathBuf> = OnceLock::new();
+    HOST.get_or_init(|| {
+        let root = Path::new(env!("CARGO_MANIFEST_DIR"));
+        let out =
+            std::env::temp_dir().join(format!("keyring_okv_component_host_{}", std::process::id()));
+        let status = Command::new("cc")
+            .args(["-Wall", "-Wextra", "-Werror", "-I"])
+            .arg(root.join("include"))
+            .arg("-o")
+            .arg(&out)
+            .arg(root.join("tests/c/component_host.c"))
+            .arg("-ldl")
+            .status()
+            .expect("run cc");
+        assert!(
+            status.success(),
+            "compiling tests/c/component_host.c failed"
+        );
+        out
+    })
+}
+
 /// The chroot's plugin directory (host path) with our component and the global configuration
 /// files of both keyring components, which send each instance to its own data directory.
 pub fn plugin_dir() -> &'static PathBuf {

@@ -163,6 +163,26 @@ fn attribute(name: &str, value: Value) -> Ttlv {
 
 type Answer = Result<Vec<Ttlv>, (u32, &'static str)>;
 
+/// A quirky server with identifiers starting `uid_prefix`, served over mutual TLS on
+/// 127.0.0.1 with the PyKMIP lab's server certificate (so the lab's client identity talks to it).
+pub fn serve(
+    uid_prefix: &str,
+    quirks: Quirks,
+) -> (std::sync::Arc<QuirkyKmip>, super::fault_server::FaultServer) {
+    let certs = &super::pykmip::lab().certs;
+    let kmip = std::sync::Arc::new(QuirkyKmip::new(uid_prefix));
+    kmip.set(quirks);
+    let fault = super::fault_server::FaultServer::start(super::fault_server::Fault::Kmip {
+        tls: super::fixtures::rustls_server_config(
+            &certs.join("server.crt"),
+            &certs.join("server.key"),
+            &certs.join("ca.crt"),
+        ),
+        server: kmip.clone(),
+    });
+    (kmip, fault)
+}
+
 impl QuirkyKmip {
     /// A server whose identifiers start with `uid_prefix`.
     pub fn new(uid_prefix: &str) -> QuirkyKmip {

@@ -102,3 +102,72 @@ pub fn remove_udf_leftovers(key_ids: &[&str]) {
         remove_leftovers(&format!("mysql-keyring:root@localhost:{id}"));
     }
 }
+
+/// A PyKMIP instance of its own (`KEYRING_OKV_PYKMIP_NAME`) whose PKI is `profile`
+/// (`KEYRING_OKV_PYKMIP_PKI`: p256, p384, p521 or rsapss3072); started with an empty database,
+/// stopped when dropped.
+pub struct Named {
+    pub name: String,
+    pub profile: &'static str,
+}
+
+impl Named {
+    pub fn start(name: &str, profile: &'static str) -> Named {
+        lab();
+        let named = Named {
+            name: name.to_string(),
+            profile,
+        };
+        named.script(&["reset"]);
+        named.script(&["start"]);
+        named
+    }
+
+    /// `scripts/pykmip.sh ARGS` for this instance; its standard output, trimmed.
+    pub fn script(&self, args: &[&str]) -> String {
+        let out = Command::new("bash")
+            .arg(repo_root().join("scripts/pykmip.sh"))
+            .args(args)
+            .env("KEYRING_OKV_PYKMIP_NAME", &self.name)
+            .env("KEYRING_OKV_PYKMIP_PKI", self.profile)
+            .output()
+            .expect("run scripts/pykmip.sh");
+        assert!(
+            out.status.success(),
+            "pykmip.sh {args:?} ({} {}): {}",
+            self.name,
+            self.profile,
+            String::from_utf8_lossy(&out.stderr)
+        );
+        String::from_utf8_lossy(&out.stdout).trim().to_string()
+    }
+
+    pub fn conf_dir(&self) -> PathBuf {
+        PathBuf::from(self.script(&["confdir"]))
+    }
+
+    pub fn port(&self) -> u16 {
+        self.script(&["port"]).parse().expect("port")
+    }
+
+    /// The directory of the instance's CA, server and client certificates and keys.
+    pub fn certs(&self) -> PathBuf {
+        let env = self.script(&["env"]);
+        env.lines()
+            .find_map(|l| l.strip_prefix("KEYRING_OKV_PYKMIP_CERTS="))
+            .expect("KEYRING_OKV_PYKMIP_CERTS in env")
+            .trim_matches('\'')
+            .into()
+    }
+}
+
+impl Drop for Named {
+    fn drop(&mut self) {
+        let _ = Command::new("bash")
+            .arg(repo_root().join("scripts/pykmip.sh"))
+            .arg("stop")
+            .env("KEYRING_OKV_PYKMIP_NAME", &self.name)
+            .env("KEYRING_OKV_PYKMIP_PKI", self.profile)
+            .output();
+    }
+}
