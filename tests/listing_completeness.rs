@@ -217,6 +217,16 @@ fn assert_refusal(combo: Combo, server: &Server, message: &str) {
     );
 }
 
+/// Asserts that `report` (a program's output or a log) has the one error line the combination
+/// calls for.
+fn assert_logged_refusal(combo: Combo, server: &Server, report: &str) {
+    let line = report
+        .lines()
+        .find(|l| l.contains("the key list is incomplete"))
+        .unwrap_or_else(|| panic!("no error line:\n{report}"));
+    assert_refusal(combo, server, line);
+}
+
 #[test]
 fn the_core_lists_every_key_or_fails_loudly_on_every_combination() {
     for count in SIZES {
@@ -410,11 +420,7 @@ fn the_plugin_key_iterator_lists_every_key_or_none() {
                     assert!(got.contains(&"list error".to_string()), "{got:?}");
                     assert_eq!(keys, 0);
                     let log = text(&out);
-                    let line = log
-                        .lines()
-                        .find(|l| l.contains("the key list is incomplete"))
-                        .unwrap_or_else(|| panic!("no error line:\n{log}"));
-                    assert_refusal(combo, &s, line);
+                    assert_logged_refusal(combo, &s, &log);
                 }
             }
         }
@@ -458,11 +464,7 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
                 None => {
                     assert!(!results.contains(&"keys_init 0"), "{results:?}");
                     assert_eq!(keys, 0);
-                    let line = report
-                        .lines()
-                        .find(|l| l.contains("the key list is incomplete"))
-                        .unwrap_or_else(|| panic!("no error line:\n{report}"));
-                    assert_refusal(combo, &s, line);
+                    assert_logged_refusal(combo, &s, &report);
                 }
             }
         }
@@ -532,11 +534,7 @@ fn migrate_one(count: usize, n: usize, combo: Combo) {
         None => {
             assert!(!out.status.success(), "{}:\n{report}", combo.name());
             assert_eq!(migrated, 0, "{}: {migrated} keys moved", combo.name());
-            let line = report
-                .lines()
-                .find(|l| l.contains("the key list is incomplete"))
-                .unwrap_or_else(|| panic!("no error line:\n{report}"));
-            assert_refusal(combo, &s, line);
+            assert_logged_refusal(combo, &s, &report);
         }
     }
     let _ = std::fs::remove_dir_all(&cfg_host);
