@@ -105,8 +105,17 @@ pki_ok() {
 
 setup_pki() {
     pki_ok && return 0
+    # Instances of one profile started at the same moment (tests run in parallel) make the
+    # PKI once: the others wait for the lock and find it made.
+    mkdir -p "$LAB"
+    exec 8>"$CERTS.lock"
+    flock -w 120 8 || die "timed out waiting for $CERTS.lock"
+    if pki_ok; then
+        exec 8>&-
+        return 0
+    fi
     say "generating test PKI ($PKI)"
-    local tmp="$LAB/certs.tmp"
+    local tmp="$CERTS.tmp.$$"
     rm -rf "$tmp"
     mkdir -p "$tmp"
     chmod 700 "$tmp"
@@ -176,6 +185,7 @@ EOF
     rm -rf "$CERTS"
     mv "$tmp" "$CERTS"
     chmod 755 "$CERTS"
+    exec 8>&-
     pki_ok || die "generated PKI does not verify"
 }
 
