@@ -74,16 +74,16 @@ require_installed() {
     is_installed || die "chroot $ROOT is not installed; run: $0 install"
 }
 
-# The Debian mirror the host itself uses (deb822 or one-line format).
+# The Debian mirror the host itself uses (deb822 or one-line format); no fallback.
 host_mirror() {
     local f u
     for f in /etc/apt/sources.list.d/*.sources /etc/apt/sources.list /etc/apt/sources.list.d/*.list; do
         [[ -r "$f" ]] || continue
         u="$(grep -hoE '^(URIs:[[:space:]]*|deb[[:space:]]+(\[[^]]*\][[:space:]]+)?)[a-z]+://[^[:space:]]+/debian/?([[:space:]]|$)' "$f" 2>/dev/null \
             | grep -oE '[a-z]+://[^[:space:]]+' | head -n1 || true)"
-        if [[ -n "$u" ]]; then echo "${u%/}"; return; fi
+        if [[ -n "$u" ]]; then echo "${u%/}"; return 0; fi
     done
-    echo "http://deb.debian.org/debian"
+    return 1
 }
 
 # ---------------------------------------------------------------- install
@@ -116,7 +116,9 @@ cmd_install() {
         fi
     fi
     if [[ ! -e "$ROOT" ]]; then
-        local mirror="${KEYRING_OKV_MYSQL_MIRROR:-$(host_mirror)}"
+        local mirror="${KEYRING_OKV_MYSQL_MIRROR:-}"
+        [[ -n "$mirror" ]] || mirror="$(host_mirror)" \
+            || die "no Debian mirror in the host's apt sources; set KEYRING_OKV_MYSQL_MIRROR"
         log="$(dirname "$ROOT")/debootstrap.log"
         say "debootstrap minbase $SUITE from $mirror into $ROOT (~20 s)..."
         if ! debootstrap --variant=minbase "$SUITE" "$ROOT" "$mirror" >"$log" 2>&1; then
