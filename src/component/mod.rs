@@ -403,14 +403,15 @@ pub fn status_rows() -> Vec<(String, String)> {
         }
     }
     let h = HEALTH.snapshot();
-    rows.push((
-        "Server_in_use".into(),
-        if h.server_in_use.is_empty() {
-            "<NONE>".into()
+    // The status table shows "<NONE>" for a value that is not there.
+    let or_none = |text: &str| {
+        if text.is_empty() {
+            "<NONE>".to_string()
         } else {
-            h.server_in_use.clone()
-        },
-    ));
+            text.to_string()
+        }
+    };
+    rows.push(("Server_in_use".into(), or_none(&h.server_in_use)));
     rows.push((
         "Server_index".into(),
         h.server_index
@@ -425,28 +426,10 @@ pub fn status_rows() -> Vec<(String, String)> {
     rows.push(("Latency_max_us".into(), h.latency_max_us.to_string()));
     rows.push((
         "Client_cert_expires".into(),
-        if h.client_cert_expires.is_empty() {
-            "<NONE>".into()
-        } else {
-            h.client_cert_expires.clone()
-        },
+        or_none(&h.client_cert_expires),
     ));
-    rows.push((
-        "Listing_method".into(),
-        if h.listing_method.is_empty() {
-            "<NONE>".into()
-        } else {
-            h.listing_method.clone()
-        },
-    ));
-    rows.push((
-        "Last_error".into(),
-        if h.last_error.is_empty() {
-            "<NONE>".into()
-        } else {
-            h.last_error.clone()
-        },
-    ));
+    rows.push(("Listing_method".into(), or_none(&h.listing_method)));
+    rows.push(("Last_error".into(), or_none(&h.last_error)));
     rows.push((
         "Last_error_time".into(),
         if h.last_error_unix == 0 {
