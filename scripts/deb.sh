@@ -22,6 +22,13 @@
 #
 #   test-mariadb  build, lint, then only the MariaDB package's test.
 #
+#   With KEYRING_OKV_DEB_FIPS=1 (scripts/fips.sh deb and test-deb) every command works on the
+#   FIPS build instead: the packages keyring-okv-fips and
+#   mariadb-plugin-kmip-key-management-fips (cargo-deb variants "fips" and "mariadb-fips",
+#   each conflicting with and replacing its default package) from the release build in
+#   $CARGO_TARGET_DIR (scripts/fips.sh builds it), without dbgsym packages; the test also checks
+#   that keyring-okv check and the plugin's status say FIPS mode is on.
+#
 # Environment: KEYRING_OKV_MYSQL_ROOT (the chroot, see scripts/mysql-real.sh), CARGO_TARGET_DIR,
 # KEYRING_OKV_DEB_INSTANCE (mysqld instance name, default "deb"),
 # KEYRING_OKV_DEB_MARIADB_INSTANCE (MariaDB instance name, default "debmaria").
@@ -33,6 +40,12 @@ TARGET_DIR=${CARGO_TARGET_DIR:-target}
 PROFILE_DIR="$TARGET_DIR/deb"
 PACKAGE=keyring-okv
 MARIADB_PACKAGE=mariadb-plugin-kmip-key-management
+FIPS=${KEYRING_OKV_DEB_FIPS:-}
+if [[ -n $FIPS ]]; then
+    PROFILE_DIR="$TARGET_DIR/release"
+    PACKAGE=keyring-okv-fips
+    MARIADB_PACKAGE=mariadb-plugin-kmip-key-management-fips
+fi
 INSTANCE=${KEYRING_OKV_DEB_INSTANCE:-deb}
 MARIADB_INSTANCE=${KEYRING_OKV_DEB_MARIADB_INSTANCE:-debmaria}
 SNIPPET=/etc/mysql/mariadb.conf.d/kmip_key_management.cnf
@@ -63,6 +76,7 @@ need_host_tools() {
 # ---------------------------------------------------------------- build
 cmd_build() {
     need_host_tools
+    [[ -n $FIPS ]] && { cmd_build_fips; return; }
     say "cargo build --profile deb"
     cargo build --profile deb --locked -j2 --workspace >&2
     say "the manual (scripts/book.sh)"
@@ -88,6 +102,33 @@ cmd_build() {
         -o "$TARGET_DIR/debian/" >&2
     mdeb=$(mariadb_deb_path) || die "cargo-deb wrote no MariaDB package"
     add_md5sums "$mdeb" "MariaDB encryption plugin keeping its keys in a KMIP server"
+    say "built $mdeb ($(stat -c %s "$mdeb") bytes)"
+    echo "$deb"
+}
+
+# The FIPS packages, from the release build of scripts/fips.sh (no debug info, no dbgsym).
+cmd_build_fips() {
+    local lib
+    for lib in libkeyring_okv.so libcomponent_keyring_okv.so libkmip_key_management.so keyring-okv; do
+        [[ -f $PROFILE_DIR/$lib ]] || die "no $PROFILE_DIR/$lib: run scripts/fips.sh build first"
+    done
+    say "the manual (scripts/book.sh)"
+    bash scripts/book.sh >&2
+    say "man pages from the CLI's definitions"
+    rm -rf target/deb-man
+    cargo run --release --features fips --locked -j2 -q --example keyring-okv-man -- target/deb-man >&2
+    mkdir -p "$TARGET_DIR/debian"
+    rm -f "$TARGET_DIR/debian/${PACKAGE}"_*.deb "$TARGET_DIR/debian/${MARIADB_PACKAGE}"_*.deb
+    cargo deb -p keyring_okv_core --no-build --locked --profile release --variant fips \
+        -o "$TARGET_DIR/debian/" >&2
+    local deb mdeb
+    deb=$(deb_path) || die "cargo-deb wrote no package"
+    add_md5sums "$deb"
+    say "built $deb ($(stat -c %s "$deb") bytes)"
+    cargo deb -p keyring_okv_core --no-build --locked --profile release --variant mariadb-fips \
+        -o "$TARGET_DIR/debian/" >&2
+    mdeb=$(mariadb_deb_path) || die "cargo-deb wrote no MariaDB package"
+    add_md5sums "$mdeb" "MariaDB encryption plugin keeping its keys in a KMIP server (FIPS 140-3 build)"
     say "built $mdeb ($(stat -c %s "$mdeb") bytes)"
     echo "$deb"
 }
@@ -290,8 +331,13 @@ cmd_test() {
         grep -qx /usr/share/doc/$PACKAGE/examples/mysql-keyring-okv/okvclient.ora <<<"$files"
     check "the shipped binaries carry no debug info" \
         bash -c '! objdump -h "$1" "$2" | grep -q "\.debug_info"' _ "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
-    check "the dbgsym package holds their debug info, by build ID" has_dbgsym "${deb%/*}" \
-        "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+    if [[ -z $FIPS ]]; then
+        check "the dbgsym package holds their debug info, by build ID" has_dbgsym "${deb%/*}" \
+            "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+    else
+        check "it conflicts with and replaces keyring-okv" eq \
+            "$(dpkg-deb -f "$deb" Conflicts) / $(dpkg-deb -f "$deb" Replaces)" "keyring-okv / keyring-okv"
+    fi
 
     # mysqld loads the plugin from its default plugin directory (no --plugin-dir anywhere).
     bash "$MYSQL" reset "$INSTANCE" >/dev/null 2>&1 || true
@@ -304,6 +350,9 @@ cmd_test() {
     check "keyring_okv ACTIVE from keyring_okv.so" eq \
         "$(sql "SELECT CONCAT(PLUGIN_STATUS, ' ', PLUGIN_LIBRARY) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" \
         "ACTIVE keyring_okv.so"
+    check "Keyring_okv_fips_mode is $([[ -n $FIPS ]] && echo ON || echo OFF)" eq \
+        "$(sql "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Keyring_okv_fips_mode'")" \
+        "$([[ -n $FIPS ]] && echo ON || echo OFF)"
     bash "$MYSQL" udf "$INSTANCE"
     local key="deb_$(date +%s)_$$"
     check "keyring_key_generate" eq "$(sql "SELECT keyring_key_generate('$key', 'AES', 32)")" 1
@@ -347,6 +396,9 @@ cmd_test() {
     # The admin tool from /usr/bin against the same configuration directory.
     local out
     check "keyring-okv check (from /usr/bin, same conf dir)" chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" check
+    out=$(chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" check 2>&1) || true
+    check "keyring-okv check says FIPS mode is $([[ -n $FIPS ]] && echo on || echo off)" \
+        grep -q "^\[ OK \] fips: $([[ -n $FIPS ]] && echo on || echo off) (" <<<"$out"
     out=$(chroot "$R" /usr/bin/keyring-okv --conf-dir "$CONF" list 2>&1) || true
     check "keyring-okv list shows the key made through SQL" grep -q "$key" <<<"$out"
     check "keyring_key_remove" eq "$(sql "SELECT keyring_key_remove('$key')")" 1
@@ -525,6 +577,7 @@ cmd_test_mariadb() {
 
 case "${1:-}" in
     build) cmd_build ;;
+    build-fips) FIPS=1 cmd_build_fips ;;
     lint) cmd_lint ;;
     test) cmd_test ;;
     test-mariadb) cmd_test_mariadb ;;

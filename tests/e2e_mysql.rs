@@ -215,6 +215,20 @@ fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
     let args = plugin_args(&dir);
     let args = as_strs(&args);
     let db = Instance::fresh("e2e-main", &args);
+    // The FIPS build (bash scripts/fips.sh test) says so; the default build says OFF.
+    let fips = db.must_sql(
+        "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Keyring_okv_fips_mode'",
+    );
+    let module = db.must_sql(
+        "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Keyring_okv_fips_module'",
+    );
+    if cfg!(feature = "fips") {
+        assert_eq!(fips, "ON");
+        assert!(module.starts_with("AWS-LC FIPS "), "{module}");
+    } else {
+        assert_eq!(fips, "OFF");
+        assert_eq!(module, "");
+    }
     full_round(&db, &args, "MyKey");
 }
 

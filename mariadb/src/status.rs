@@ -25,19 +25,30 @@ const NUMBERS: [&std::ffi::CStr; 15] = [
     c"keys_cached",
     c"client_cert_expires_unix",
 ];
-const TEXTS: [&std::ffi::CStr; 5] = [
+const TEXTS: [&std::ffi::CStr; 7] = [
     c"server_in_use",
     c"last_error",
     c"last_error_time",
     c"listing_method",
     c"client_cert_expires",
+    c"fips_mode",
+    c"fips_module",
 ];
 const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
 /// Room for each text value, NUL included.
-const TEXT_ROOM: [usize; 5] = [256, 768, 24, 256, 24];
+const TEXT_ROOM: [usize; 7] = [256, 720, 24, 256, 24, 8, 64];
+const TEXT_ROOM_TOTAL: usize = {
+    let mut total = 0;
+    let mut i = 0;
+    while i < TEXT_ROOM.len() {
+        total += TEXT_ROOM[i];
+        i += 1;
+    }
+    total
+};
 
 const _: () = assert!(
-    ENTRIES * std::mem::size_of::<StMysqlShowVar>() + NUMBERS.len() * 8 + 256 + 768 + 24 + 256 + 24
+    ENTRIES * std::mem::size_of::<StMysqlShowVar>() + NUMBERS.len() * 8 + TEXT_ROOM_TOTAL
         <= SHOW_FUNC_BUFFER
 );
 
@@ -70,12 +81,15 @@ pub unsafe extern "C" fn show_status(
             store.keys_cached,
             health.client_cert_expires_unix,
         ];
+        let fips = okv_core::config::fips::mode();
         let texts = [
             health.server_in_use.clone(),
             health.last_error.clone(),
             health.last_error_time(),
             health.listing_method.clone(),
             health.client_cert_expires.clone(),
+            fips.on_off().to_string(),
+            fips.module,
         ];
         // SAFETY: the server's buffer is SHOW_FUNC_BUFFER bytes, aligned for pointers, and
         // lives until the array is printed; the layout fits (checked at compile time above).

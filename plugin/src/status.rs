@@ -113,6 +113,12 @@ status_fn!(client_cert_expires, |s| Value::Text(s.client_cert_expires));
 status_fn!(client_cert_expires_unix, |s| Value::Int(
     s.client_cert_expires_unix
 ));
+status_fn!(fips_mode, |_s| Value::Text(
+    okv_core::config::fips::mode().on_off().to_string()
+));
+status_fn!(fips_module, |_s| Value::Text(
+    okv_core::config::fips::mode().module
+));
 status_fn!(calls_in_flight, |_s| Value::Int(
     okv_core::plugin::calls_in_flight() as u64
 ));
@@ -127,7 +133,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 18] = [
+pub static mut STATUS_VARS: [ShowVar; 20] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -148,6 +154,8 @@ pub static mut STATUS_VARS: [ShowVar; 18] = [
         c"Keyring_okv_client_cert_expires_unix",
         client_cert_expires_unix,
     ),
+    func(c"Keyring_okv_fips_mode", fips_mode),
+    func(c"Keyring_okv_fips_module", fips_module),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

@@ -553,6 +553,13 @@ fn check(cli: &Cli) -> Result<(), Failure> {
             id.key_format
         ),
     );
+    let fips = config::fips::mode();
+    say(
+        &mut out,
+        "fips",
+        fips.on || !config::fips::BUILD,
+        fips.describe(),
+    );
     if conf.warnings.is_empty() {
         say(
             &mut out,

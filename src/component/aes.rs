@@ -2,11 +2,14 @@
 //! it (components/keyrings/common/encryption/aes.cc): block size 256 only, modes cbc, cfb1, cfb8,
 //! cfb128 and ofb, the cipher key being SHA-256 of the stored key's bytes, a 16-byte IV, and
 //! PKCS#7 padding in CBC when asked for. The output equals OpenSSL's `aes-256-<mode>` with the
-//! same key, IV and data (tests/component_aes.rs checks that against the openssl tool).
+//! same key, IV and data (tests/component_abi.rs checks that against the openssl tool).
+//!
+//! The block cipher is aws-lc-rs' AES (the FIPS module in the FIPS build), whose key schedules
+//! are wiped when dropped; the modes are built here because the module has no CFB1, CFB8 or OFB.
 
-use aes::Aes256;
-use aes::cipher::generic_array::GenericArray;
-use aes::cipher::{BlockDecrypt, BlockEncrypt, KeyInit};
+use aws_lc_rs::cipher::{
+    AES_256, DecryptingKey, DecryptionContext, EncryptingKey, UnboundCipherKey,
+};
 use zeroize::Zeroizing;
 
 const BLOCK: usize = 16;
@@ -62,14 +65,33 @@ impl Mode {
     }
 }
 
+/// AES-256 with the key SHA-256(stored key), one block at a time.
+struct Aes256 {
+    encrypting: EncryptingKey,
+    decrypting: DecryptingKey,
+}
+
 fn cipher(stored_key: &[u8]) -> Aes256 {
     let digest = aws_lc_rs::digest::digest(&aws_lc_rs::digest::SHA256, stored_key);
     let key = Zeroizing::new(<[u8; 32]>::try_from(digest.as_ref()).unwrap_or([0; 32]));
-    Aes256::new(GenericArray::from_slice(&key[..]))
+    // A 32-byte key always makes an AES-256 key; ECB of whole blocks cannot fail.
+    let unbound = || UnboundCipherKey::new(&AES_256, &key[..]).expect("AES-256 key");
+    Aes256 {
+        encrypting: EncryptingKey::ecb(unbound()).expect("AES-256 ECB"),
+        decrypting: DecryptingKey::ecb(unbound()).expect("AES-256 ECB"),
+    }
+}
+
+impl Aes256 {
+    fn decrypt_block(&self, block: &mut [u8; BLOCK]) {
+        self.decrypting
+            .decrypt(block, DecryptionContext::None)
+            .expect("AES block");
+    }
 }
 
 fn encrypt_block(aes: &Aes256, block: &mut [u8; BLOCK]) {
-    aes.encrypt_block(GenericArray::from_mut_slice(block));
+    aes.encrypting.encrypt(block).expect("AES block");
 }
 
 /// Encrypts `data` with the stored key's bytes.
@@ -131,7 +153,7 @@ pub fn decrypt(
             for chunk in data.chunks(BLOCK) {
                 let mut block = [0u8; BLOCK];
                 block.copy_from_slice(chunk);
-                aes.decrypt_block(GenericArray::from_mut_slice(&mut block));
+                aes.decrypt_block(&mut block);
                 for i in 0..BLOCK {
                     block[i] ^= prev[i];
                 }

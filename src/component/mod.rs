@@ -429,6 +429,9 @@ pub fn status_rows() -> Vec<(String, String)> {
         or_none(&h.client_cert_expires),
     ));
     rows.push(("Listing_method".into(), or_none(&h.listing_method)));
+    let fips = crate::config::fips::mode();
+    rows.push(("Fips_mode".into(), fips.on_off().into()));
+    rows.push(("Fips_module".into(), or_none(&fips.module)));
     rows.push(("Last_error".into(), or_none(&h.last_error)));
     rows.push((
         "Last_error_time".into(),

@@ -154,6 +154,17 @@ pub enum ConfigError {
     )]
     UnsupportedKeyEncryption { path: PathBuf, scheme: String },
 
+    /// The FIPS build met something outside the FIPS module's approved services.
+    #[error(
+        "{}: {what} is not FIPS 140-3 approved and this is the FIPS build of keyring_okv; {fix}",
+        path.display()
+    )]
+    NotFipsApproved {
+        path: PathBuf,
+        what: String,
+        fix: &'static str,
+    },
+
     /// The key decoded but is not usable (unsupported algorithm or curve, damaged DER).
     #[error(
         "{}: private key cannot be used ({reason}); use an RSA (2048 to 8192 bits), EC P-256, P-384 or P-521, or Ed25519 key",

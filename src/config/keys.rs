@@ -210,37 +210,33 @@ pub(crate) fn load_key(
             }
         })?;
         check_kdf_cost(path, &info.encryption_algorithm)?;
-        let doc = info.decrypt(pw.bytes()).map_err(|e| match e {
-            // pkcs5 0.7 reports a CBC padding failure on decryption as `EncryptFailed`.
-            pkcs8::Error::EncryptedPrivateKey(
-                pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
-            ) => wrong_password(),
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm {
-                oid,
-            }) => ConfigError::UnsupportedKeyEncryption {
-                path: path.to_path_buf(),
-                scheme: format!("PKCS#8 algorithm {oid}"),
-            },
-            pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::NoPbes1CryptSupport) => {
-                ConfigError::UnsupportedKeyEncryption {
-                    path: path.to_path_buf(),
-                    scheme: "PKCS#5 v1.5 (PBES1)".into(),
-                }
+        // PBKDF2 and AES-CBC go through aws-lc-rs (the FIPS module in the FIPS build); the
+        // default build decrypts the other schemes with the RustCrypto crates.
+        let scheme = match &info.encryption_algorithm {
+            pkcs8::pkcs5::EncryptionScheme::Pbes2(params) => {
+                super::fips::decrypt_pbes2(params, pw.bytes(), info.encrypted_data)
             }
-            pkcs8::Error::EncryptedPrivateKey(other) => ConfigError::UnsupportedKeyEncryption {
-                path: path.to_path_buf(),
-                scheme: format!("PKCS#8 ({other})"),
-            },
-            // A decryption that "succeeds" into garbage is a wrong password.
-            _ => wrong_password(),
-        })?;
+            _ => super::fips::Pbes2::Other("PKCS#5 v1.5 (PBES1)".into()),
+        };
+        let plain = match scheme {
+            super::fips::Pbes2::Plain(plain) => plain,
+            super::fips::Pbes2::WrongPassword => return Err(wrong_password()),
+            super::fips::Pbes2::Other(what) if super::fips::BUILD => {
+                return Err(super::fips::not_approved(
+                    path,
+                    format!("key.pem's encryption ({what})"),
+                    super::fips::REENCRYPT_KEY,
+                ));
+            }
+            super::fips::Pbes2::Other(_) => rustcrypto_decrypt(path, password_path, &info, pw)?,
+        };
         // Garbage that passes the padding check is caught when the key is parsed.
-        if pkcs8::PrivateKeyInfo::try_from(doc.as_bytes()).is_err() {
+        if pkcs8::PrivateKeyInfo::try_from(plain.as_slice()).is_err() {
             return Err(wrong_password());
         }
         return Ok(LoadedKey {
             der: Zeroizing::new(PrivateKeyDer::Pkcs8(PrivatePkcs8KeyDer::from(
-                doc.as_bytes().to_vec(),
+                plain.to_vec(),
             ))),
             format: "PKCS#8 PBES2 (encrypted)",
         });
@@ -249,6 +245,13 @@ pub(crate) fn load_key(
     let encrypted = proc_type
         .as_deref()
         .is_some_and(|v| v.to_ascii_uppercase().contains("ENCRYPTED"));
+    if encrypted && super::fips::BUILD {
+        return Err(super::fips::not_approved(
+            path,
+            "key.pem's legacy PEM encryption (its key is derived with MD5)".into(),
+            super::fips::REENCRYPT_KEY,
+        ));
+    }
     if encrypted {
         let pw = need_password()?;
         let Some(dek) = dek_info else {
@@ -314,6 +317,45 @@ pub(crate) fn load_key(
         der: Zeroizing::new(der),
         format,
     })
+}
+
+/// PKCS#8 schemes aws-lc-rs does not decrypt (PBES2 with scrypt or DES-EDE3, PBES1), in the
+/// default build only.
+fn rustcrypto_decrypt(
+    path: &Path,
+    password_path: &Path,
+    info: &pkcs8::EncryptedPrivateKeyInfo<'_>,
+    pw: &Password,
+) -> Result<Zeroizing<Vec<u8>>, ConfigError> {
+    let wrong_password = || ConfigError::WrongPassword {
+        path: path.to_path_buf(),
+        password_path: password_path.to_path_buf(),
+    };
+    let doc = info.decrypt(pw.bytes()).map_err(|e| match e {
+        // pkcs5 0.7 reports a CBC padding failure on decryption as `EncryptFailed`.
+        pkcs8::Error::EncryptedPrivateKey(
+            pkcs8::pkcs5::Error::DecryptFailed | pkcs8::pkcs5::Error::EncryptFailed,
+        ) => wrong_password(),
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::UnsupportedAlgorithm { oid }) => {
+            ConfigError::UnsupportedKeyEncryption {
+                path: path.to_path_buf(),
+                scheme: format!("PKCS#8 algorithm {oid}"),
+            }
+        }
+        pkcs8::Error::EncryptedPrivateKey(pkcs8::pkcs5::Error::NoPbes1CryptSupport) => {
+            ConfigError::UnsupportedKeyEncryption {
+                path: path.to_path_buf(),
+                scheme: "PKCS#5 v1.5 (PBES1)".into(),
+            }
+        }
+        pkcs8::Error::EncryptedPrivateKey(other) => ConfigError::UnsupportedKeyEncryption {
+            path: path.to_path_buf(),
+            scheme: format!("PKCS#8 ({other})"),
+        },
+        // A decryption that "succeeds" into garbage is a wrong password.
+        _ => wrong_password(),
+    })?;
+    Ok(Zeroizing::new(doc.as_bytes().to_vec()))
 }
 
 /// Most PBKDF2 iterations accepted (OpenSSL writes 2048; a huge count would stall startup).

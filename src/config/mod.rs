@@ -6,6 +6,7 @@
 //! the fix; permission and certificate-date problems are [`Warning`]s.
 
 mod error;
+pub mod fips;
 mod keys;
 mod ora;
 mod perms;
@@ -491,6 +492,13 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
     let config = builder
         .with_client_auth_cert(chain, key.der.clone_key())
         .map_err(|e| tls_err(e.to_string()))?;
+    if fips::BUILD && !config.fips() {
+        return Err(fips::not_approved(
+            dir,
+            "the TLS client configuration (rustls does not call it FIPS)".into(),
+            "report this: the FIPS build's provider should only hold approved algorithms",
+        ));
+    }
     let key_format = key.format;
     drop(key);
 

@@ -7,6 +7,9 @@
 //! (HashiCorp Vault's KMIP engine by default) refuses every client that does not list
 //! secp521r1; rustls' aws-lc-rs provider has no such group of its own. It is listed last, so
 //! it is never preferred and no TLS 1.3 key share is sent for it.
+//!
+//! In the FIPS build (feature `fips`) rustls' provider holds only the module's approved suites
+//! and groups (no X25519, no ChaCha20-Poly1305); see [`super::fips`].
 
 use std::sync::Arc;
 
@@ -43,6 +46,11 @@ impl SupportedKxGroup for Secp521r1 {
 
     fn name(&self) -> NamedGroup {
         NamedGroup::secp521r1
+    }
+
+    /// ECDH over P-521 is an approved service of the module, which does it in the FIPS build.
+    fn fips(&self) -> bool {
+        aws_lc_rs::try_fips_mode().is_ok()
     }
 }
 

@@ -11,26 +11,11 @@ use super::mysql::{self, Instance};
 
 /// target/<profile>/libcomponent_keyring_okv.so, built from the current sources.
 pub fn component_library() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "component_keyring_okv", "--lib", "--quiet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p component_keyring_okv");
-        assert!(
-            status.success(),
-            "cargo build -p component_keyring_okv failed"
-        );
-    });
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let lib = profile_dir.join("libcomponent_keyring_okv.so");
-    assert!(lib.exists(), "{} is missing", lib.display());
-    lib
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| {
+        super::libs::build_library("component_keyring_okv", "libcomponent_keyring_okv.so")
+    })
+    .clone()
 }
 
 /// tests/c/component_host.c (which loads the component as mysqld does), compiled once per test

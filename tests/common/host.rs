@@ -8,27 +8,9 @@ use std::sync::OnceLock;
 /// target/<profile>/libkeyring_okv.so, next to this test binary's deps/ directory, built from
 /// the current sources (the plugin is its own package; `cargo test` of the core does not build it).
 pub fn plugin_library() -> PathBuf {
-    static BUILT: OnceLock<()> = OnceLock::new();
-    BUILT.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "keyring_okv", "--lib", "--quiet"])
-            .current_dir(env!("CARGO_MANIFEST_DIR"))
-            .status()
-            .expect("run cargo build -p keyring_okv");
-        assert!(status.success(), "cargo build -p keyring_okv failed");
-    });
-    let exe = std::env::current_exe().expect("test binary path");
-    let profile_dir = exe
-        .parent()
-        .and_then(Path::parent)
-        .expect("target/<profile>/deps/<test>");
-    let lib = profile_dir.join("libkeyring_okv.so");
-    assert!(
-        lib.exists(),
-        "{} is missing: build the library first",
-        lib.display()
-    );
-    lib
+    static LIB: OnceLock<PathBuf> = OnceLock::new();
+    LIB.get_or_init(|| super::libs::build_library("keyring_okv", "libkeyring_okv.so"))
+        .clone()
 }
 
 /// Compiles tests/c/plugin_host.c once per test binary.

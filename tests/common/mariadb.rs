@@ -40,23 +40,7 @@ fn repo_root() -> &'static Path {
 pub fn plugin_library() -> PathBuf {
     static LIB: OnceLock<PathBuf> = OnceLock::new();
     LIB.get_or_init(|| {
-        let status = Command::new(env!("CARGO"))
-            .args(["build", "-p", "kmip_key_management", "--lib", "--quiet"])
-            .current_dir(repo_root())
-            .status()
-            .expect("run cargo build -p kmip_key_management");
-        assert!(
-            status.success(),
-            "cargo build -p kmip_key_management failed"
-        );
-        let exe = std::env::current_exe().expect("test binary path");
-        let lib = exe
-            .parent()
-            .and_then(Path::parent)
-            .expect("target/<profile>/deps/<test>")
-            .join("libkmip_key_management.so");
-        assert!(lib.exists(), "{} is missing", lib.display());
-        lib
+        super::libs::build_library("kmip_key_management", "libkmip_key_management.so")
     })
     .clone()
 }

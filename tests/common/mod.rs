@@ -6,6 +6,7 @@ pub mod fault_server;
 pub mod fixtures;
 pub mod host;
 pub mod kmip_quirks;
+pub mod libs;
 pub mod mariadb;
 pub mod mysql;
 pub mod pykmip;
