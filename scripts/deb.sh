@@ -577,7 +577,6 @@ cmd_test_mariadb() {
 
 case "${1:-}" in
     build) cmd_build ;;
-    build-fips) FIPS=1 cmd_build_fips ;;
     lint) cmd_lint ;;
     test) cmd_test ;;
     test-mariadb) cmd_test_mariadb ;;

@@ -16,7 +16,9 @@
 #   deb     build, then the Debian packages keyring-okv-fips and
 #           mariadb-plugin-kmip-key-management-fips (cargo-deb variants "fips" and "mariadb-fips",
 #           each conflicting with and replacing its default package), checked with lintian.
-#           Prints the packages' paths.
+#   test-deb  build, then scripts/deb.sh test on the FIPS packages: installed in the mysqld
+#           chroot, the plugin from the default plugin directory with FIPS mode on, the
+#           component, keyring-okv check, removal; the MariaDB package in 10.11 and 11.8.
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
@@ -54,8 +56,13 @@ cmd_test() {
 
 cmd_deb() {
     cmd_build
-    # The manual and the man pages come from the default build's scripts (no crypto in them).
-    bash scripts/deb.sh build-fips
+    KEYRING_OKV_DEB_FIPS=1 bash scripts/deb.sh build >/dev/null
+    KEYRING_OKV_DEB_FIPS=1 bash scripts/deb.sh lint
+}
+
+cmd_test_deb() {
+    cmd_build
+    KEYRING_OKV_DEB_FIPS=1 bash scripts/deb.sh test
 }
 
 case "${1:-}" in
@@ -63,5 +70,6 @@ case "${1:-}" in
     build) cmd_build ;;
     test) cmd_test ;;
     deb) cmd_deb ;;
-    *) die "usage: $0 tools|build|test|deb" ;;
+    test-deb) cmd_test_deb ;;
+    *) die "usage: $0 tools|build|test|deb|test-deb" ;;
 esac

@@ -3,6 +3,7 @@
 # need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot, MariaDB 10.11 and the
 # MariaDB 11.8 chroot), checks format and lints,
 # then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP,
+# the FIPS 140-3 build and its tests (scripts/fips.sh),
 # builds and checks the manual (docs/) and checks the Prometheus alerting rules.
 # CI runs exactly this (.ci/run).
 set -euo pipefail
@@ -78,6 +79,16 @@ cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || st
 # snippet, an encrypted table against PyKMIP, dpkg -r/-P.
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
+
+# The FIPS 140-3 build (scripts/fips.sh): cmake and Go from Debian when missing, the release
+# build with the feature into target/fips/, then with it tests/fips_build.rs, the client key
+# matrix over TLS 1.2 and 1.3 (tests/tls_client_keys.rs) and the plugin's end-to-end test in the
+# real mysqld against PyKMIP (tests/e2e_mysql.rs); then its two Debian packages, with lintian.
+step "FIPS 140-3 build (scripts/fips.sh test, deb)"
+fips_started=$SECONDS
+bash scripts/fips.sh test 2>&1 | tee -a "$results" || status=1
+bash scripts/fips.sh deb || status=1
+step "the FIPS variant took $((SECONDS - fips_started)) s"
 
 # The manual: mdBook builds docs/ into target/book/ (mdbook installed once when missing) and
 # every link and anchor of the generated HTML is checked; tests/docs.rs (part of cargo test
