@@ -188,6 +188,11 @@ fn prepare_and_install(
         tracing::warn!("{warning}");
     }
     let servers: Vec<String> = conf.servers.iter().map(ToString::to_string).collect();
+    let cache = if settings.cache_keys {
+        Some(KeyCache::new(settings.cache_ttl).map_err(ComponentError::CacheThread)?)
+    } else {
+        None
+    };
     let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
         .map_err(ComponentError::Runtime)?;
     let previous_servers = active().map(|a| a.servers.len());
@@ -211,11 +216,6 @@ fn prepare_and_install(
             );
         }
     }
-    let cache = if settings.cache_keys {
-        Some(KeyCache::new(settings.cache_ttl).map_err(ComponentError::CacheThread)?)
-    } else {
-        None
-    };
     let new = Arc::new(Active {
         settings,
         servers,
