@@ -9,6 +9,10 @@
 //! and recording what a write made, keeps reads of a hot key off the network, so that the lock
 //! is free between reads and writes get their turn.
 //!
+//! One read per key at a time goes to the server: concurrent reads of a key that is not
+//! cached wait for its answer (they would otherwise queue for the one KMIP connection, each
+//! holding mysqld's lock for every round trip ahead of it).
+//!
 //! Cannot go back in time, as the keyring's name memory: every write of a key (and every
 //! forget) bumps an epoch, and what a read learned is kept only if no write happened since the
 //! read started, so a read racing a remove or a store never puts the old answer back.
@@ -66,6 +70,11 @@ struct State {
     reaper_wakes: Option<Instant>,
     /// Expired entries wiped by the reaper so far.
     reaped: u64,
+    /// Keys being read from the server, and by how many readers (more than one only when a
+    /// read outlived the wait of the others).
+    loading: HashMap<(String, String), usize>,
+    /// Readers waiting for another's read.
+    waiting: usize,
 }
 
 struct Shared {
@@ -75,6 +84,8 @@ struct Shared {
     wake: Condvar,
     /// Signalled after every pass of the reaper that wiped something.
     reaped: Condvar,
+    /// Signalled when a read from the server ends, and when a reader starts waiting for one.
+    loaded: Condvar,
 }
 
 impl Shared {
@@ -119,6 +130,59 @@ impl Shared {
     }
 }
 
+/// A copy of what is known of `id`, if anything and not expired.
+fn known(state: &mut State, id: &(String, String), now: Instant) -> Option<Cached> {
+    let entry = state.entries.get(id)?;
+    if entry.expires.is_some_and(|at| now >= at) {
+        // Expired a moment ago and the reaper has not run yet.
+        state.entries.remove(id);
+        return None;
+    }
+    Some(match &entry.known {
+        Known::Present { key_type, material } => Cached::Present(FetchedKey {
+            key_type: *key_type,
+            material: Zeroizing::new(material.to_vec()),
+        }),
+        Known::Absent => Cached::Absent,
+    })
+}
+
+/// The outcome of [`KeyCache::lookup`].
+pub enum Lookup<'a> {
+    Known(Cached),
+    /// Not known: read it from the server and report the answer with [`Loading::finish`];
+    /// dropping it unfinished (the read failed) lets the next waiting reader try.
+    Load(Loading<'a>),
+}
+
+pub struct Loading<'a> {
+    cache: &'a KeyCache,
+    ticket: Ticket,
+    id: (String, String),
+}
+
+impl Loading<'_> {
+    /// Keeps the answer (the key, or None: the server has no usable object for it) unless a
+    /// write happened since the read started.
+    pub fn finish(self, key: Option<&FetchedKey>) {
+        self.cache
+            .remember(&self.id.0, &self.id.1, key, self.ticket);
+    }
+}
+
+impl Drop for Loading<'_> {
+    fn drop(&mut self) {
+        let mut state = self.cache.shared.state();
+        if let Some(n) = state.loading.get_mut(&self.id) {
+            *n -= 1;
+            if *n == 0 {
+                state.loading.remove(&self.id);
+            }
+        }
+        self.cache.shared.loaded.notify_all();
+    }
+}
+
 pub struct KeyCache {
     shared: Arc<Shared>,
     /// The reaper thread, when entries expire; joined by `shutdown` (and drop).
@@ -134,6 +198,7 @@ impl KeyCache {
             state: Mutex::new(State::default()),
             wake: Condvar::new(),
             reaped: Condvar::new(),
+            loaded: Condvar::new(),
         });
         let reaper = match ttl {
             None => None,
@@ -158,21 +223,39 @@ impl KeyCache {
     }
 
     fn get_at(&self, key_id: &str, owner: &str, now: Instant) -> Option<Cached> {
-        let mut state = self.shared.state();
         let id = (key_id.to_string(), owner.to_string());
-        let entry = state.entries.get(&id)?;
-        if entry.expires.is_some_and(|at| now >= at) {
-            // Expired a moment ago and the reaper has not run yet.
-            state.entries.remove(&id);
-            return None;
+        known(&mut self.shared.state(), &id, now)
+    }
+
+    /// What is known of the pair; otherwise the right to read it from the server, once any
+    /// read of it already in flight has ended (waiting at most `wait` for it).
+    pub fn lookup(&self, key_id: &str, owner: &str, wait: Duration) -> Lookup<'_> {
+        let id = (key_id.to_string(), owner.to_string());
+        let deadline = Instant::now() + wait;
+        let mut state = self.shared.state();
+        loop {
+            let now = Instant::now();
+            if let Some(known) = known(&mut state, &id, now) {
+                return Lookup::Known(known);
+            }
+            if !state.loading.contains_key(&id) || now >= deadline {
+                *state.loading.entry(id.clone()).or_default() += 1;
+                return Lookup::Load(Loading {
+                    cache: self,
+                    ticket: Ticket(state.epoch),
+                    id,
+                });
+            }
+            state.waiting += 1;
+            self.shared.loaded.notify_all();
+            state = self
+                .shared
+                .loaded
+                .wait_timeout(state, deadline - now)
+                .unwrap_or_else(PoisonError::into_inner)
+                .0;
+            state.waiting -= 1;
         }
-        Some(match &entry.known {
-            Known::Present { key_type, material } => Cached::Present(FetchedKey {
-                key_type: *key_type,
-                material: Zeroizing::new(material.to_vec()),
-            }),
-            Known::Absent => Cached::Absent,
-        })
     }
 
     /// Taken before a read asks the server; see [`KeyCache::remember`].
@@ -417,6 +500,73 @@ mod tests {
             .unwrap();
         assert!(!timeout.timed_out(), "the reaper did not wipe the entries");
         assert_eq!(state.reaped, 2);
+    }
+
+    /// Waits (on the cache's own signal) until `n` readers wait for another's read.
+    fn until_waiting(cache: &KeyCache, n: usize) {
+        let state = cache.shared.state();
+        let (_state, timeout) = cache
+            .shared
+            .loaded
+            .wait_timeout_while(state, Duration::from_secs(60), |s| s.waiting < n)
+            .unwrap();
+        assert!(!timeout.timed_out(), "no reader waited");
+    }
+
+    #[test]
+    fn concurrent_reads_of_a_key_wait_for_the_one_in_flight() {
+        let cache = KeyCache::new(None).unwrap();
+        let Lookup::Load(first) = cache.lookup("k", "", Duration::from_secs(60)) else {
+            panic!("nothing is cached yet");
+        };
+        std::thread::scope(|s| {
+            let follower = s.spawn(|| match cache.lookup("k", "", Duration::from_secs(60)) {
+                Lookup::Known(known) => material(Some(known)),
+                Lookup::Load(_) => None,
+            });
+            until_waiting(&cache, 1);
+            first.finish(Some(&key(7)));
+            assert_eq!(follower.join().unwrap(), Some(7));
+        });
+        // Another key is not held up.
+        assert!(matches!(
+            cache.lookup("other", "", Duration::ZERO),
+            Lookup::Load(_)
+        ));
+    }
+
+    #[test]
+    fn a_failed_read_lets_a_waiting_reader_try_and_absence_is_not_recorded() {
+        let cache = KeyCache::new(None).unwrap();
+        let Lookup::Load(first) = cache.lookup("k", "", Duration::from_secs(60)) else {
+            panic!("nothing is cached yet");
+        };
+        std::thread::scope(|s| {
+            let follower = s.spawn(|| {
+                matches!(
+                    cache.lookup("k", "", Duration::from_secs(60)),
+                    Lookup::Load(_)
+                )
+            });
+            until_waiting(&cache, 1);
+            // The read failed: nothing is known, the waiting reader reads for itself.
+            drop(first);
+            assert!(follower.join().unwrap());
+        });
+        assert!(cache.get("k", "").is_none());
+        assert!(cache.shared.state().loading.is_empty());
+    }
+
+    #[test]
+    fn a_reader_waits_no_longer_than_told() {
+        let cache = KeyCache::new(None).unwrap();
+        let Lookup::Load(_first) = cache.lookup("k", "", Duration::from_secs(60)) else {
+            panic!("nothing is cached yet");
+        };
+        assert!(matches!(
+            cache.lookup("k", "", Duration::ZERO),
+            Lookup::Load(_)
+        ));
     }
 
     #[test]

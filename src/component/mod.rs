@@ -19,7 +19,7 @@ use crate::health::{Health, utc_timestamp};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
 pub use aes::{AesError, Mode};
-pub use cache::{Cached, KeyCache};
+pub use cache::{Cached, KeyCache, Lookup};
 pub use settings::{Settings, SettingsError};
 
 /// The component's name, and the implementation name of every service it registers.
@@ -267,15 +267,18 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentE
     let Some(cache) = &active.cache else {
         return Ok(active.keyring.fetch(key_id, owner)?);
     };
-    match cache.get(key_id, owner) {
-        Some(Cached::Present(key)) => return Ok(Some(key)),
-        Some(Cached::Absent) => return Ok(None),
-        None => {}
-    }
-    let ticket = cache.ticket();
-    // An error is not remembered: only a Locate that found nothing says the key is absent.
+    // A read of the same key in flight is waited for (at most one request's budget): the
+    // reads behind it would each hold mysqld's lock for every round trip queued ahead of them.
+    let budget = active.keyring.client().call_budget();
+    let loading = match cache.lookup(key_id, owner, budget) {
+        Lookup::Known(Cached::Present(key)) => return Ok(Some(key)),
+        Lookup::Known(Cached::Absent) => return Ok(None),
+        Lookup::Load(loading) => loading,
+    };
+    // An error is not remembered (`loading` is dropped unfinished): only a Locate that found
+    // nothing says the key is absent.
     let fetched = active.keyring.fetch(key_id, owner)?;
-    cache.remember(key_id, owner, fetched.as_ref(), ticket);
+    loading.finish(fetched.as_ref());
     Ok(fetched)
 }
 
