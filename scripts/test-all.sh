@@ -33,6 +33,8 @@ cleanup() {
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=component bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=docs_migration bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=ca_cache bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
+  KEYRING_OKV_PYKMIP_NAME=ca_starve bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
 }
 trap cleanup EXIT

@@ -446,3 +446,137 @@ fn cache_keys_serves_from_memory_until_reload() {
         "1"
     );
 }
+
+/// Four sessions read a keyring_udf key in a loop while a fifth removes it, stores a new value
+/// and fetches it back. mysqld holds its keyring read lock for the whole of each read and
+/// lets new readers in while a writer waits, so reads that go to the KMIP server (the
+/// key absent, nothing remembered) kept the lock held and each write round waited minutes.
+/// With the cache on, reads are answered from memory (presence and absence) and every round
+/// ends promptly while the readers keep going.
+#[test]
+fn writes_finish_while_four_sessions_keep_reading_the_key() {
+    use std::sync::atomic::{AtomicBool, Ordering};
+    use std::sync::mpsc;
+    use std::time::{Duration, Instant};
+
+    // The reported rounds took more than two minutes; one round is three statements.
+    const ROUND_BOUND: Duration = Duration::from_secs(60);
+    const READERS: usize = 4;
+    let kmip = common::pykmip::Named::start("ca_starve", "p256");
+    let dir = component::conf_dir_in_chroot(&kmip.conf_dir(), "ca_starve", None);
+    let db = component::fresh(
+        "ca_starve",
+        &cnf(&dir, "\"cache_keys\": true, \"cache_ttl_seconds\": 300"),
+    );
+    assert_active(&db);
+    db.udf();
+    assert_eq!(
+        db.must_sql("SELECT keyring_key_store('HotKey', 'SECRET', 'v0')"),
+        "1"
+    );
+    let round = |value: &str| -> Result<(), String> {
+        let removed = db.sql("SELECT keyring_key_remove('HotKey')")?;
+        let stored = db.sql(&format!(
+            "SELECT keyring_key_store('HotKey', 'SECRET', '{value}')"
+        ))?;
+        let fetched = db.sql("SELECT keyring_key_fetch('HotKey')")?;
+        if (removed.as_str(), stored.as_str(), fetched.as_str()) == ("1", "1", value) {
+            Ok(())
+        } else {
+            Err(format!(
+                "remove {removed:?}, store {stored:?}, fetch {fetched:?} (expected {value:?})"
+            ))
+        }
+    };
+    let started = Instant::now();
+    round("alone").unwrap();
+    let alone = started.elapsed();
+    eprintln!("a write round without readers: {alone:?}");
+    let stop = AtomicBool::new(false);
+    let selects = || -> u64 {
+        let row = db.must_sql("SHOW GLOBAL STATUS LIKE 'Com_select'");
+        row.split('\t')
+            .nth(1)
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(0)
+    };
+    let (done, rounds) = mpsc::channel::<(usize, Duration, Result<(), String>)>();
+    let mut times = Vec::new();
+    let mut failure = None;
+    let mut read_during_rounds = 0;
+    thread::scope(|s| {
+        // Each reader is one session reading in a loop, as a client's loop would.
+        for _ in 0..READERS {
+            s.spawn(|| {
+                let mut client = std::process::Command::new("bash")
+                    .arg(common::pykmip::repo_root().join("scripts/mysql-real.sh"))
+                    .args(["sql", &db.name, "-"])
+                    .stdin(std::process::Stdio::piped())
+                    .stdout(std::process::Stdio::null())
+                    .spawn()
+                    .expect("start a mysql client");
+                let mut stdin = client.stdin.take().unwrap();
+                let reads = "SELECT keyring_key_fetch('HotKey') IS NULL;\n".repeat(20);
+                while !stop.load(Ordering::SeqCst) {
+                    if stdin.write_all(reads.as_bytes()).is_err() {
+                        break;
+                    }
+                }
+                drop(stdin);
+                let status = client.wait().expect("wait for the mysql client");
+                assert!(status.success(), "a reader failed: {status}");
+            });
+        }
+        let writer = s.spawn(|| {
+            let mut n = 0;
+            while !stop.load(Ordering::SeqCst) {
+                n += 1;
+                let value = format!("v{n}");
+                let started = Instant::now();
+                let outcome = round(&value);
+                if done.send((n, started.elapsed(), outcome)).is_err() {
+                    return;
+                }
+            }
+        });
+        let start_selects = selects();
+        loop {
+            match rounds.recv_timeout(ROUND_BOUND) {
+                Ok((_, took, Ok(()))) => times.push(took),
+                Ok((n, _, Err(e))) => {
+                    failure = Some(format!("round {n}: {e}"));
+                    break;
+                }
+                Err(_) => {
+                    failure = Some(format!(
+                        "a write round did not finish within {} s while {READERS} sessions read the key ({} rounds done before it: {times:?})",
+                        ROUND_BOUND.as_secs(),
+                        times.len()
+                    ));
+                    break;
+                }
+            }
+            // Enough rounds that the readers are seen reading while the writer works.
+            read_during_rounds = selects() - start_selects;
+            if (times.len() >= 3 && read_during_rounds >= 1000) || times.len() >= 200 {
+                break;
+            }
+        }
+        stop.store(true, Ordering::SeqCst);
+        drop(rounds);
+        let _ = writer.join();
+    });
+    eprintln!(
+        "write rounds with {READERS} readers: {times:?} ({read_during_rounds} statements meanwhile)"
+    );
+    if let Some(failure) = failure {
+        panic!("{failure}\nlog: {:#?}", component_log(&db));
+    }
+    assert!(
+        read_during_rounds >= 1000,
+        "the readers ran only {read_during_rounds} statements while {} write rounds ran",
+        times.len()
+    );
+    assert_no_component_errors(&db);
+    assert_eq!(db.must_sql("SELECT keyring_key_remove('HotKey')"), "1");
+}

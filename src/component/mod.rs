@@ -19,7 +19,7 @@ use crate::health::{Health, utc_timestamp};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
 pub use aes::{AesError, Mode};
-pub use cache::KeyCache;
+pub use cache::{Cached, KeyCache, Lookup};
 pub use settings::{Settings, SettingsError};
 
 /// The component's name, and the implementation name of every service it registers.
@@ -58,6 +58,8 @@ pub enum ComponentError {
     },
     #[error("component_keyring_okv: cannot start its I/O thread: {0}")]
     Runtime(std::io::Error),
+    #[error("component_keyring_okv: cannot start the thread that wipes expired cached keys: {0}")]
+    CacheThread(std::io::Error),
     #[error(transparent)]
     Keyring(#[from] KeyringError),
     #[error(transparent)]
@@ -87,6 +89,9 @@ struct Active {
     servers: Vec<String>,
     keyring: Keyring,
     cache: Option<KeyCache>,
+    /// Serialises each write with its cache update, so that the cache records writes in the
+    /// order the KMIP server saw them (the keyring serialises only the KMIP side).
+    writes: std::sync::Mutex<()>,
 }
 
 static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
@@ -183,6 +188,11 @@ fn prepare_and_install(
         tracing::warn!("{warning}");
     }
     let servers: Vec<String> = conf.servers.iter().map(ToString::to_string).collect();
+    let cache = if settings.cache_keys {
+        Some(KeyCache::new(settings.cache_ttl).map_err(ComponentError::CacheThread)?)
+    } else {
+        None
+    };
     let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
         .map_err(ComponentError::Runtime)?;
     let previous_servers = active().map(|a| a.servers.len());
@@ -206,23 +216,22 @@ fn prepare_and_install(
             );
         }
     }
-    let cache = settings
-        .cache_keys
-        .then(|| KeyCache::new(settings.cache_ttl));
     let new = Arc::new(Active {
         settings,
         servers,
         keyring: Keyring::new(client),
         cache,
+        writes: std::sync::Mutex::new(()),
     });
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .replace(new);
     if let Some(old) = old {
-        // Wipe the old cache now; the rest goes with the last in-flight call.
+        // Wipe the old cache and join its thread now; the rest goes with the last in-flight
+        // call.
         if let Some(cache) = &old.cache {
-            cache.clear();
+            cache.shutdown();
         }
     }
     Ok(())
@@ -236,7 +245,7 @@ pub fn shutdown() {
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(cache) = old.as_ref().and_then(|a| a.cache.as_ref()) {
-        cache.clear();
+        cache.shutdown();
     }
     drop(old);
     HEALTH.set_configuration(None);
@@ -244,26 +253,59 @@ pub fn shutdown() {
 }
 
 /// The key of the pair, None when absent. An empty key id is absent, as in keyring_file.
+///
+/// mysqld holds its keyring read lock across this call and lets new readers in while a writer
+/// waits for it: reads that each went to the KMIP server kept that lock held without a break
+/// (each queued for the connection behind the others), so a store waited minutes under a
+/// steady read load. With the cache on, a read is answered from memory, presence and absence
+/// alike, and the network is asked once per key per TTL or write.
 pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentError> {
     let active = current()?;
     if key_id.is_empty() {
         return Ok(None);
     }
-    if let Some(hit) = active.cache.as_ref().and_then(|c| c.get(key_id, owner)) {
-        return Ok(Some(hit));
-    }
+    let Some(cache) = &active.cache else {
+        return Ok(active.keyring.fetch(key_id, owner)?);
+    };
+    // A read of the same key in flight is waited for (at most one request's budget): the
+    // reads behind it would each hold mysqld's lock for every round trip queued ahead of them.
+    let budget = active.keyring.client().call_budget();
+    let loading = match cache.lookup(key_id, owner, budget) {
+        Lookup::Known(Cached::Present(key)) => return Ok(Some(key)),
+        Lookup::Known(Cached::Absent) => return Ok(None),
+        Lookup::Load(loading) => loading,
+    };
+    // An error is not remembered (`loading` is dropped unfinished): only a Locate that found
+    // nothing says the key is absent.
     let fetched = active.keyring.fetch(key_id, owner)?;
-    if let (Some(cache), Some(key)) = (&active.cache, &fetched) {
-        cache.put(key_id, owner, key);
-    }
+    loading.finish(fetched.as_ref());
     Ok(fetched)
+}
+
+fn writing(active: &Active) -> std::sync::MutexGuard<'_, ()> {
+    active.writes.lock().unwrap_or_else(PoisonError::into_inner)
 }
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), ComponentError> {
     let active = current()?;
-    let outcome = active.keyring.store(key_id, owner, key_type, key);
+    let _writing = writing(&active);
+    // Before the write: a read in flight must not put back what the write replaces.
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
+    }
+    let outcome = active.keyring.store(key_id, owner, key_type, key);
+    if let Some(cache) = &active.cache {
+        match (&outcome, KeyType::parse(key_type)) {
+            // What the server now holds is known: readers need not ask it.
+            (Ok(()), Ok(key_type)) => {
+                let stored = FetchedKey {
+                    key_type,
+                    material: zeroize::Zeroizing::new(key.to_vec()),
+                };
+                cache.wrote(key_id, owner, Some(&stored));
+            }
+            _ => cache.forget(key_id, owner),
+        }
     }
     Ok(outcome?)
 }
@@ -275,7 +317,12 @@ pub fn generate(
     len: usize,
 ) -> Result<(), ComponentError> {
     let active = current()?;
+    let _writing = writing(&active);
+    if let Some(cache) = &active.cache {
+        cache.forget(key_id, owner);
+    }
     let outcome = active.keyring.generate(key_id, owner, key_type, len);
+    // The server made the material: the next read fetches it.
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
@@ -285,13 +332,22 @@ pub fn generate(
 /// Removes the pair's key; a key that does not exist counts as removed (the component contract).
 pub fn remove(key_id: &str, owner: &str) -> Result<(), ComponentError> {
     let active = current()?;
+    let _writing = writing(&active);
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
-    match active.keyring.remove(key_id, owner) {
+    let outcome = match active.keyring.remove(key_id, owner) {
         Ok(()) | Err(KeyringError::NotFound { .. }) => Ok(()),
-        Err(e) => Err(e.into()),
+        Err(e) => Err(e),
+    };
+    if let Some(cache) = &active.cache {
+        match outcome {
+            // Destroyed, or its Locate found nothing: definite.
+            Ok(()) => cache.wrote(key_id, owner, None),
+            Err(_) => cache.forget(key_id, owner),
+        }
     }
+    Ok(outcome?)
 }
 
 /// (key id, owner) of every key of ours on the KMIP server.
@@ -387,6 +443,10 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Cached_keys".into(),
                 a.cache.as_ref().map_or(0, KeyCache::len).to_string(),
             ));
+            rows.push((
+                "Cached_absent_keys".into(),
+                a.cache.as_ref().map_or(0, KeyCache::absent).to_string(),
+            ));
         }
         None => {
             for key in [
@@ -397,6 +457,7 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Cache_keys",
                 "Cache_ttl_seconds",
                 "Cached_keys",
+                "Cached_absent_keys",
             ] {
                 rows.push((key.into(), na()));
             }
