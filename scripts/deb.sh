@@ -539,6 +539,9 @@ test_mariadb() {
     check "[$TARGET_NAME] kmip_key_management ACTIVE from kmip_key_management.so" eq \
         "$(msql "SELECT CONCAT(PLUGIN_STATUS, ' ', PLUGIN_LIBRARY) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='kmip_key_management'")" \
         "ACTIVE kmip_key_management.so"
+    check "[$TARGET_NAME] kmip_key_management_fips_mode is $([[ -n $FIPS ]] && echo ON || echo OFF)" eq \
+        "$(msql "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='KMIP_KEY_MANAGEMENT_FIPS_MODE'")" \
+        "$([[ -n $FIPS ]] && echo ON || echo OFF)"
     check "[$TARGET_NAME] CREATE TABLE … ENCRYPTED=YES" msql "CREATE DATABASE IF NOT EXISTS debtest;
           DROP TABLE IF EXISTS debtest.t; CREATE TABLE debtest.t (a INT) ENGINE=InnoDB ENCRYPTED=YES;
           INSERT INTO debtest.t VALUES (42)"

@@ -186,6 +186,13 @@ fn manifest_loaded_component_serves_innodb_binlog_and_keyring_udf() {
     assert_eq!(status_value(&db, "Server_index"), "0");
     assert_eq!(status_value(&db, "Failovers"), "0");
     assert_eq!(status_value(&db, "Failbacks"), "0");
+    if cfg!(feature = "fips") {
+        assert_eq!(status_value(&db, "Fips_mode"), "ON");
+        assert!(status_value(&db, "Fips_module").starts_with("AWS-LC FIPS "));
+    } else {
+        assert_eq!(status_value(&db, "Fips_mode"), "OFF");
+        assert_eq!(status_value(&db, "Fips_module"), "<NONE>");
+    }
     assert_no_component_errors(&db);
 }
 

@@ -114,6 +114,14 @@ fn full_cycle(target: Target) {
         ),
         "ACTIVE\tFORCE"
     );
+    let fips = db.must_sql(
+        "SELECT GROUP_CONCAT(VARIABLE_VALUE ORDER BY VARIABLE_NAME SEPARATOR '|') FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME LIKE 'KMIP_KEY_MANAGEMENT_FIPS%'",
+    );
+    if cfg!(feature = "fips") {
+        assert!(fips.starts_with("ON|AWS-LC FIPS "), "{fips}");
+    } else {
+        assert_eq!(fips, "OFF|", "mode and module");
+    }
     fill(&db);
     assert_eq!(key_of(&db, "d/t1"), "1:1:1");
     assert_eq!(key_of(&db, "d/t5"), "5:1:1");
