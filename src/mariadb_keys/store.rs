@@ -410,6 +410,8 @@ impl KeyStore {
             }
         }
         match failed {
+            // Shutdown cut the round short: nothing to tell the DBA.
+            Some(_) if self.client.is_closed() => {}
             Some(e) => {
                 bump(&self.counters.refresh_errors);
                 if !self.refresh_failing.swap(true, Ordering::Relaxed) {
