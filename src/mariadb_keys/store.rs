@@ -91,7 +91,7 @@ pub struct StoreStats {
     pub key_fetches: u64,
     /// get_key calls answered "not found".
     pub key_failures: u64,
-    /// Background refresh rounds done.
+    /// Background refresh rounds started.
     pub refreshes: u64,
     /// Background refresh rounds that failed for some key.
     pub refresh_errors: u64,
