@@ -27,6 +27,11 @@ fn pump(mut from: TcpStream, mut to: TcpStream, hang: Arc<AtomicBool>, stop: Arc
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                // Bytes that arrive once the hang began are held too (the read may have been
+                // under way when it began), so that no request sent after `set_hang` passes.
+                while hang.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
