@@ -244,7 +244,7 @@ pub fn shutdown() {
     }
     drop(old);
     HEALTH.set_configuration(None);
-    crate::connector::runtime::shutdown(std::time::Duration::from_secs(2));
+    crate::connector::runtime::shutdown();
 }
 
 /// The key of the pair, None when absent. An empty key id is absent, as in keyring_file.

@@ -20,6 +20,11 @@ use crate::owned_thread::OwnedThread;
 /// on its own by then (resolv.conf defaults: 5 s per try, 2 tries, per name server, at most 3).
 pub const LOOKUP_WAIT: Duration = Duration::from_secs(30);
 
+/// How long unload waits for a thread of ours once its work was called off (the KMIP client
+/// closed, the I/O thread told to stop). Nothing of ours holds them up then: only a machine so
+/// loaded that they do not get to run makes this wait last.
+pub const THREAD_WAIT: Duration = Duration::from_secs(10);
+
 /// What the runtime's own pool may still hold when the I/O thread ends (nothing spawns onto it).
 const BLOCKING_POOL_WAIT: Duration = Duration::from_secs(1);
 
@@ -60,9 +65,9 @@ pub fn handle() -> std::io::Result<Handle> {
 
 /// Stops every thread of the runtime (unload), once the clients have been closed: waits up to
 /// `LOOKUP_WAIT` for host name lookups still in flight (a lookup thread must not outlive the
-/// library), then up to `wait` for the I/O thread. Returns whether they are all gone. A later
-/// client starts a new runtime.
-pub fn shutdown(wait: Duration) -> bool {
+/// library), then up to `THREAD_WAIT` for the I/O thread. Returns whether they are all gone. A
+/// later client starts a new runtime.
+pub fn shutdown() -> bool {
     let io = IO.lock().unwrap_or_else(PoisonError::into_inner).take();
     if super::lookup::in_flight() > 0 {
         tracing::warn!(
@@ -75,7 +80,7 @@ pub fn shutdown(wait: Duration) -> bool {
         return report(lookups_left);
     };
     let _ = io.stop.send(());
-    let io_left = usize::from(!io.thread.join_by(Instant::now() + wait));
+    let io_left = usize::from(!io.thread.join_by(Instant::now() + THREAD_WAIT));
     report(lookups_left + io_left)
 }
 

@@ -16,9 +16,6 @@ use crate::health::{Health, Snapshot};
 /// The plugin's name, the prefix of its variables and of its log lines.
 pub const PLUGIN_NAME: &str = "kmip_key_management";
 
-/// How long deinit waits for each of its threads (the refresh thread, the I/O thread).
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
-
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
     #[error(
@@ -104,16 +101,17 @@ pub fn stop() {
         .take();
     if let Some(active) = old {
         active.store.client().close();
-        if !active.refresher.stop(Instant::now() + SHUTDOWN_WAIT) {
+        let wait = crate::connector::runtime::THREAD_WAIT;
+        if !active.refresher.stop(Instant::now() + wait) {
             tracing::error!(
                 "the key version refresh thread was still running {} s after shutdown asked it to stop",
-                SHUTDOWN_WAIT.as_secs()
+                wait.as_secs()
             );
         }
         drop(active.store);
     }
     HEALTH.set_configuration(None);
-    crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
+    crate::connector::runtime::shutdown();
 }
 
 fn with_store<R>(f: impl FnOnce(&KeyStore) -> R) -> Option<R> {
