@@ -63,12 +63,17 @@ pub fn handle() -> std::io::Result<Handle> {
     Ok(handle)
 }
 
-/// Stops every thread of the runtime (unload), once the clients have been closed: waits up to
-/// `LOOKUP_WAIT` for host name lookups still in flight (a lookup thread must not outlive the
-/// library), then up to `THREAD_WAIT` for the I/O thread. Returns whether they are all gone. A
-/// later client starts a new runtime.
+/// Stops every thread of the runtime (unload), once the clients have been closed: the I/O
+/// thread first (within `THREAD_WAIT`), which ends the tasks that could start a lookup (a
+/// failback probe), then up to `LOOKUP_WAIT` for host name lookups still in flight (a lookup
+/// thread must not outlive the library). Returns whether they are all gone. A later client
+/// starts a new runtime.
 pub fn shutdown() -> bool {
     let io = IO.lock().unwrap_or_else(PoisonError::into_inner).take();
+    let io_left = io.map_or(0, |mut io| {
+        let _ = io.stop.send(());
+        usize::from(!io.thread.join_by(Instant::now() + THREAD_WAIT))
+    });
     if super::lookup::in_flight() > 0 {
         tracing::warn!(
             "keyring_okv: waiting up to {} s for a KMIP server host name lookup to end",
@@ -76,12 +81,7 @@ pub fn shutdown() -> bool {
         );
     }
     let lookups_left = super::lookup::wait_all(Instant::now() + LOOKUP_WAIT);
-    let Some(mut io) = io else {
-        return report(lookups_left);
-    };
-    let _ = io.stop.send(());
-    let io_left = usize::from(!io.thread.join_by(Instant::now() + THREAD_WAIT));
-    report(lookups_left + io_left)
+    report(io_left + lookups_left)
 }
 
 fn report(left: usize) -> bool {
