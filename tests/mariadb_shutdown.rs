@@ -1,4 +1,4 @@
-//! A real MariaDB 10.11 shuts down while its KMIP server hangs: kmip_key_management abandons
+//! A real MariaDB (10.11 and 11.8) shuts down while its KMIP server hangs: kmip_key_management abandons
 //! the request in flight before it waits for its threads, so mariadbd does not wait for the
 //! request timeout.
 
@@ -18,6 +18,15 @@ const TIMEOUT: Duration = Duration::from_secs(60);
 
 #[test]
 fn shutdown_does_not_wait_for_a_hung_kmip_server_10_11() {
+    shutdown_does_not_wait_for_a_hung_kmip_server(Target::Host, "sd_hang_host");
+}
+
+#[test]
+fn shutdown_does_not_wait_for_a_hung_kmip_server_11_8() {
+    shutdown_does_not_wait_for_a_hung_kmip_server(Target::Chroot, "sd_hang_chroot");
+}
+
+fn shutdown_does_not_wait_for_a_hung_kmip_server(target: Target, instance: &str) {
     let (_kmip, server, conf) = common::kmip_quirks::serve_in_process("sd-hang-", "127.0.0.1");
     let proxy = TcpProxy::start(server.addr);
     let secs = TIMEOUT.as_secs();
@@ -41,7 +50,7 @@ fn shutdown_does_not_wait_for_a_hung_kmip_server_10_11() {
         String::from_utf8_lossy(&out.stderr)
     );
 
-    let db = Instance::new(Target::Host, "sd_hang");
+    let db = Instance::new(target, instance);
     let inner_conf = db.conf(&conf.dir);
     let mut args = plugin_args(&inner_conf, &namespace);
     // A refresh round every second, so that one is waiting on the KMIP server at shutdown.
@@ -65,7 +74,9 @@ fn shutdown_does_not_wait_for_a_hung_kmip_server_10_11() {
     let started = Instant::now();
     db.stop();
     let took = started.elapsed();
-    eprintln!("mariadbd shut down in {took:?} with the KMIP server hung ({secs} s timeouts)");
+    eprintln!(
+        "{target:?}: mariadbd shut down in {took:?} with the KMIP server hung ({secs} s timeouts)"
+    );
     assert!(
         took < TIMEOUT / 3,
         "mariadbd took {took:?} to shut down: it waited for the hung KMIP server\n{}",
@@ -80,5 +91,5 @@ fn shutdown_does_not_wait_for_a_hung_kmip_server_10_11() {
     );
     // The hang lasted the whole shutdown.
     drop(proxy);
-    let _ = common::mariadb::script(Target::Host, &["reset", &db.name]);
+    let _ = common::mariadb::script(target, &["reset", &db.name]);
 }
