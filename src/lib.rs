@@ -18,4 +18,5 @@ pub mod keyring;
 pub mod kmip;
 pub mod logging;
 pub mod mariadb_keys;
+pub mod owned_thread;
 pub mod plugin;

@@ -122,9 +122,6 @@ pub fn install(prepared: Prepared) {
     drop(old);
 }
 
-/// How long plugin deinit waits for the I/O thread.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
-
 /// How long plugin deinit waits for keyring calls in flight. They were told to give up, so they
 /// return as soon as their thread runs again; this only bounds a caller stuck elsewhere.
 const IN_FLIGHT_WAIT: Duration = Duration::from_secs(5);
@@ -207,7 +204,7 @@ pub fn shutdown() {
     }
     drop(old);
     HEALTH.set_configuration(None);
-    crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
+    crate::connector::runtime::shutdown();
 }
 
 /// How long a configuration that SET GLOBAL's check prepared waits for the update of the same

@@ -298,3 +298,54 @@ fn get_key_stays_inside_the_buffers_every_caller_passes() {
     keyring.remove(&fits, &owner).unwrap();
     keyring.remove(&too_long, "").unwrap();
 }
+
+/// UNINSTALL PLUGIN then INSTALL PLUGIN, this many times in one host process.
+const REINIT_ROUNDS: usize = 50;
+
+/// Deinit returns only once every thread the plugin started has left the process (mysqld
+/// unmaps the library right after), however loaded the machine: each round has a live KMIP
+/// connection and a host name lookup behind it, while busy threads keep every core taken
+/// twice over.
+#[test]
+fn deinit_leaves_no_thread_of_ours_behind_on_a_loaded_machine() {
+    let (_kmip, _server, conf) = common::kmip_quirks::serve_in_process("sd-abi-", "localhost");
+    let mut commands = vec!["probe"];
+    for _ in 0..REINIT_ROUNDS {
+        commands.extend(["reinit", "probe"]);
+    }
+    let load = common::cpu_load::CpuLoad::start();
+    let started = std::time::Instant::now();
+    let out = host::run_host(conf.dir.to_str().unwrap(), &commands);
+    let took = started.elapsed();
+    let busy = load.threads();
+    drop(load);
+    let stdout = String::from_utf8_lossy(&out.stdout).to_string();
+    assert!(out.status.success(), "{stdout}");
+    let results = host::results(&out);
+    let rounds: Vec<&String> = results
+        .iter()
+        .filter(|r| r.starts_with("reinit "))
+        .collect();
+    assert_eq!(rounds.len(), REINIT_ROUNDS, "{stdout}");
+    let left_behind: Vec<(usize, &String)> = rounds
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, r)| *r != "reinit deinit 0 threads-after-deinit 1 init 0")
+        .collect();
+    assert!(
+        left_behind.is_empty(),
+        "rounds whose deinit left a thread running ({busy} busy threads): {left_behind:?}"
+    );
+    let probes = results.iter().filter(|r| *r == "probe active").count();
+    assert_eq!(
+        probes,
+        REINIT_ROUNDS + 1,
+        "every round had a live keyring: {stdout}"
+    );
+    assert_eq!(
+        results.last().map(String::as_str),
+        Some("threads-after-deinit 1")
+    );
+    eprintln!("{REINIT_ROUNDS} rounds with {busy} busy threads in {took:?}");
+}

@@ -463,3 +463,51 @@ fn keyring_aes_matches_openssl() {
         assert_eq!(decrypted[i], format!("0 {}", hex(input)), "{mode}");
     }
 }
+
+/// UNINSTALL COMPONENT then INSTALL COMPONENT, this many times in one host process.
+const REINIT_ROUNDS: usize = 50;
+
+/// Deinit returns only once every thread the component started has left the process (the
+/// loader unmaps the library right after), however loaded the machine: each round has a live
+/// KMIP connection and a host name lookup behind it, while busy threads keep every core taken
+/// twice over.
+#[test]
+fn deinit_leaves_no_thread_of_ours_behind_on_a_loaded_machine() {
+    let (_kmip, _server, conf) =
+        common::kmip_quirks::serve_in_process("sd-component-", "localhost");
+    let dir = component_dir(Some(&format!(
+        "{{\"kmip_configuration_directory\": \"{}\"}}",
+        conf.dir.display()
+    )));
+    let mut commands = vec!["load", "fetch", "sd_absent", "-"];
+    for _ in 0..REINIT_ROUNDS {
+        commands.extend(["reinit", "fetch", "sd_absent", "-"]);
+    }
+    let load = common::cpu_load::CpuLoad::start();
+    let started = std::time::Instant::now();
+    let out = run(dir.path(), &commands);
+    let took = started.elapsed();
+    let busy = load.threads();
+    drop(load);
+    let r = results(&out);
+    let rounds: Vec<&String> = r.iter().filter(|l| l.starts_with("reinit ")).collect();
+    assert_eq!(rounds.len(), REINIT_ROUNDS, "{r:#?}");
+    let left_behind: Vec<(usize, &String)> = rounds
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| *l != "reinit deinit 0 threads-after-deinit 1 init 0 load 0")
+        .collect();
+    assert!(
+        left_behind.is_empty(),
+        "rounds whose deinit left a thread running ({busy} busy threads): {left_behind:?}"
+    );
+    let answered = r.iter().filter(|l| *l == "fetch absent").count();
+    assert_eq!(
+        answered,
+        REINIT_ROUNDS + 1,
+        "every round reached the KMIP server: {r:#?}"
+    );
+    assert!(r.contains(&"threads-after-deinit 1".to_string()), "{r:#?}");
+    eprintln!("{REINIT_ROUNDS} rounds with {busy} busy threads in {took:?}");
+}

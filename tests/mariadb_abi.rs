@@ -136,3 +136,48 @@ fn init_fails_cleanly_without_key_1() {
     let r = results(&["run", &conf, &unique("mdb-abi-empty")]);
     has(&r, "init 1");
 }
+
+/// UNINSTALL PLUGIN then INSTALL PLUGIN, this many times in one host process.
+const REINIT_ROUNDS: usize = 50;
+
+/// Deinit returns only once every thread the plugin started (the key version refresh, the I/O
+/// thread, host name lookups) has left the process, however loaded the machine: each round
+/// connects, loads key 1 and starts the refresh, while busy threads keep every core taken
+/// twice over.
+#[test]
+fn deinit_leaves_no_thread_of_ours_behind_on_a_loaded_machine() {
+    let (_kmip, _server, conf) = common::kmip_quirks::serve_in_process("sd-mdb-", "localhost");
+    let namespace = unique("sd-mdb-abi");
+    let out = admin(
+        env!("CARGO_BIN_EXE_keyring-okv"),
+        &conf.dir,
+        &["create-key", "1", "--namespace", &namespace],
+    );
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rounds = REINIT_ROUNDS.to_string();
+    let load = common::cpu_load::CpuLoad::start();
+    let started = std::time::Instant::now();
+    let r = results(&["run", conf.dir.to_str().unwrap(), &namespace, &rounds]);
+    let took = started.elapsed();
+    let busy = load.threads();
+    drop(load);
+    has(&r, "init 0");
+    has(&r, "threads-after-deinit 1");
+    let reinits: Vec<&String> = r.iter().filter(|l| l.starts_with("reinit ")).collect();
+    assert_eq!(reinits.len(), REINIT_ROUNDS, "{r:#?}");
+    let left_behind: Vec<(usize, &String)> = reinits
+        .iter()
+        .copied()
+        .enumerate()
+        .filter(|(_, l)| *l != "reinit init 0 latest_1 1 deinit 0 threads-after-deinit 1")
+        .collect();
+    assert!(
+        left_behind.is_empty(),
+        "rounds that failed or whose deinit left a thread running ({busy} busy threads): {left_behind:?}"
+    );
+    eprintln!("{REINIT_ROUNDS} rounds with {busy} busy threads in {took:?}");
+}

@@ -8,7 +8,7 @@ use super::abi::{SHOW_ARRAY, SHOW_CHAR, SHOW_FUNC_BUFFER, SHOW_ULONGLONG, StMysq
 use okv_core::mariadb_keys::host;
 use okv_ffi::guard;
 
-const NUMBERS: [&std::ffi::CStr; 15] = [
+const NUMBERS: [&std::ffi::CStr; 16] = [
     c"requests",
     c"errors",
     c"connections",
@@ -20,6 +20,7 @@ const NUMBERS: [&std::ffi::CStr; 15] = [
     c"key_cache_hits",
     c"key_fetches",
     c"key_failures",
+    c"refreshes",
     c"refresh_errors",
     c"rotations",
     c"keys_cached",
@@ -76,6 +77,7 @@ pub unsafe extern "C" fn show_status(
             store.key_cache_hits,
             store.key_fetches,
             store.key_failures,
+            store.refreshes,
             store.refresh_errors,
             store.rotations,
             store.keys_cached,

@@ -238,18 +238,22 @@ fn prepare_and_install(
 }
 
 /// Releases everything (component deinit): the cache is wiped, connections closed, the I/O
-/// thread stopped.
+/// thread stopped. The KMIP client is closed before any wait, so that a call in flight to a
+/// hung KMIP server ends at once instead of holding UNINSTALL COMPONENT or shutdown.
 pub fn shutdown() {
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
+    if let Some(old) = &old {
+        old.keyring.client().close();
+    }
     if let Some(cache) = old.as_ref().and_then(|a| a.cache.as_ref()) {
         cache.shutdown();
     }
     drop(old);
     HEALTH.set_configuration(None);
-    crate::connector::runtime::shutdown(std::time::Duration::from_secs(2));
+    crate::connector::runtime::shutdown();
 }
 
 /// The key of the pair, None when absent. An empty key id is absent, as in keyring_file.

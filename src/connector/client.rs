@@ -204,6 +204,11 @@ impl KmipClient {
         self.shared.closed.notify_waiters();
     }
 
+    /// Whether `close` was called.
+    pub fn is_closed(&self) -> bool {
+        self.shared.closing.load(Ordering::SeqCst)
+    }
+
     /// Where the open connection goes, if one is open and no call holds it now; never waits.
     pub fn in_use(&self) -> Option<Connected> {
         let conn = self.shared.conn.try_lock().ok()?;

@@ -16,7 +16,6 @@
 
 use std::net::SocketAddr;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicUsize, Ordering};
 use std::time::Duration;
 
 use tokio::net::TcpStream;
@@ -262,7 +261,7 @@ async fn attempt(
     };
     let addrs: Vec<SocketAddr> = match &server.host {
         Host::Ip(ip) => vec![SocketAddr::new(*ip, server.port)],
-        Host::Dns(host) => timeout_at(deadline, lookup(host.clone(), server.port))
+        Host::Dns(host) => timeout_at(deadline, super::lookup::resolve(host.clone(), server.port))
             .await
             .map_err(|_| timed_out(Stage::Resolve))?
             .map_err(|source| TransportError::Io {
@@ -300,34 +299,6 @@ async fn attempt(
         Ok(Err(e)) => Err(TransportError::from_handshake(name, e)),
         Ok(Ok(stream)) => Ok(stream),
     }
-}
-
-/// Host name lookups running now (each on a thread of the runtime's blocking pool, so that a
-/// slow lookup of one server never waits for, or holds up, the lookup of another).
-static LOOKUPS: AtomicUsize = AtomicUsize::new(0);
-
-/// Lookups still running; unload waits for them (the system resolver bounds each one).
-pub fn lookups_in_flight() -> usize {
-    LOOKUPS.load(Ordering::Acquire)
-}
-
-async fn lookup(host: String, port: u16) -> std::io::Result<Vec<SocketAddr>> {
-    struct Counted;
-    impl Drop for Counted {
-        fn drop(&mut self) {
-            LOOKUPS.fetch_sub(1, Ordering::AcqRel);
-        }
-    }
-    LOOKUPS.fetch_add(1, Ordering::AcqRel);
-    // The guard moves into the blocking task: the count falls when the lookup itself has
-    // returned, even if the attempt waiting for it gave up first.
-    let counted = Counted;
-    let task = tokio::task::spawn_blocking(move || {
-        let _counted = counted;
-        std::net::ToSocketAddrs::to_socket_addrs(&(host.as_str(), port))
-            .map(Iterator::collect::<Vec<_>>)
-    });
-    task.await.map_err(std::io::Error::other)?
 }
 
 /// TCP to the first of `addrs` that accepts: a new address every `stagger` while the earlier

@@ -4,6 +4,7 @@
 mod client;
 mod error;
 mod failover;
+mod lookup;
 pub mod runtime;
 mod session;
 

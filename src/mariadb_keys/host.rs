@@ -4,7 +4,7 @@
 
 use std::path::Path;
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use super::error::KeyStoreError;
 use super::refresh::Refresher;
@@ -15,9 +15,6 @@ use crate::health::{Health, Snapshot};
 
 /// The plugin's name, the prefix of its variables and of its log lines.
 pub const PLUGIN_NAME: &str = "kmip_key_management";
-
-/// How long deinit lets the I/O thread finish.
-const SHUTDOWN_WAIT: Duration = Duration::from_secs(2);
 
 #[derive(Debug, thiserror::Error)]
 pub enum StartError {
@@ -94,18 +91,27 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     Ok(())
 }
 
-/// Stops the refresh thread and releases the keys and the connection.
+/// Stops the refresh thread and releases the keys and the connection. The KMIP client is
+/// closed first: a refresh round waiting on a hung KMIP server then ends at once instead of
+/// holding mariadbd's shutdown for the request timeout.
 pub fn stop() {
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
         .take();
     if let Some(active) = old {
-        active.refresher.stop();
+        active.store.client().close();
+        let wait = crate::connector::runtime::THREAD_WAIT;
+        if !active.refresher.stop(Instant::now() + wait) {
+            tracing::error!(
+                "the key version refresh thread was still running {} s after shutdown asked it to stop",
+                wait.as_secs()
+            );
+        }
         drop(active.store);
     }
     HEALTH.set_configuration(None);
-    crate::connector::runtime::shutdown(SHUTDOWN_WAIT);
+    crate::connector::runtime::shutdown();
 }
 
 fn with_store<R>(f: impl FnOnce(&KeyStore) -> R) -> Option<R> {

@@ -91,7 +91,7 @@ pub struct StoreStats {
     pub key_fetches: u64,
     /// get_key calls answered "not found".
     pub key_failures: u64,
-    /// Background refresh rounds done.
+    /// Background refresh rounds started.
     pub refreshes: u64,
     /// Background refresh rounds that failed for some key.
     pub refresh_errors: u64,
@@ -410,6 +410,8 @@ impl KeyStore {
             }
         }
         match failed {
+            // Shutdown cut the round short: nothing to tell the DBA.
+            Some(_) if self.client.is_closed() => {}
             Some(e) => {
                 bump(&self.counters.refresh_errors);
                 if !self.refresh_failing.swap(true, Ordering::Relaxed) {

@@ -11,7 +11,10 @@
  *   backend ID OWNER
  *   size LEN MODE BLOCK
  *   encrypt|decrypt ID OWNER MODE BLOCK PADDING IVHEX DATAHEX
+ *   reinit                      (deinit, count the threads left, init and load again)
+ * After the final deinit the host prints the threads left ("threads-after-deinit").
  * Each command prints one or more "RESULT ..." lines. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stdarg.h>
 #include <stdio.h>
@@ -66,6 +69,18 @@ static void *service(const char *name) {
   exit(3);
 }
 
+/* Threads of this process: the host's own plus whatever the component started. */
+static int thread_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
+}
+
 static const char *owner(const char *s) { return strcmp(s, "-") == 0 ? NULL : s; }
 
 static size_t unhex(const char *hex, unsigned char *out) {
@@ -117,6 +132,12 @@ int main(int argc, char **argv) {
     const char *cmd = argv[i];
     if (strcmp(cmd, "load") == 0) {
       printf("RESULT load %d\n", ld->load(component_dir, instance_dir));
+    } else if (strcmp(cmd, "reinit") == 0) {
+      int rc = comp->deinit();
+      int left = thread_count();
+      int init = comp->init();
+      printf("RESULT reinit deinit %d threads-after-deinit %d init %d load %d\n", rc, left, init,
+             ld->load(component_dir, instance_dir));
     } else if (strcmp(cmd, "initialized") == 0) {
       printf("RESULT initialized %d\n", st->is_initialized() ? 1 : 0);
     } else if (strcmp(cmd, "status") == 0) {
@@ -221,6 +242,7 @@ int main(int argc, char **argv) {
     fflush(stdout);
   }
   printf("RESULT deinit %d\n", comp->deinit());
+  printf("RESULT threads-after-deinit %d\n", thread_count());
   printf("RESULT released %d\n", released);
   return 0;
 }

@@ -1,8 +1,11 @@
 /* Loads kmip_key_management.so the way mariadbd does (dlopen RTLD_NOW, the _maria_* symbols,
  * the descriptor, the variables), with the layouts of MariaDB's include/mysql/plugin.h and
  * plugin_encryption.h written out here independently of the Rust definitions, then drives the
- * key calls. Usage: mariadb_host LIB layout | mariadb_host LIB run CONF_DIR NAMESPACE
+ * key calls. Usage: mariadb_host LIB layout | mariadb_host LIB run CONF_DIR NAMESPACE [ROUNDS]
+ * ROUNDS: after the first deinit, init + get_latest_key_version(1) + deinit that many more
+ * times (UNINSTALL + INSTALL PLUGIN), counting the threads left after each deinit.
  * Prints "RESULT <name> <value>" lines. */
+#include <dirent.h>
 #include <dlfcn.h>
 #include <stddef.h>
 #include <stdio.h>
@@ -69,6 +72,18 @@ static void *sym(void *lib, const char *name) {
     exit(2);
   }
   return p;
+}
+
+/* Threads of this process: the host's own plus whatever the plugin started. */
+static int thread_count(void) {
+  DIR *d = opendir("/proc/self/task");
+  if (!d) return -1;
+  int n = 0;
+  struct dirent *e;
+  while ((e = readdir(d)) != NULL)
+    if (e->d_name[0] != '.') n++;
+  closedir(d);
+  return n;
 }
 
 int main(int argc, char **argv) {
@@ -163,5 +178,15 @@ int main(int argc, char **argv) {
   }
   free(buf);
   printf("RESULT deinit %d\n", decl->deinit(NULL));
+  printf("RESULT threads-after-deinit %d\n", thread_count());
+  int rounds = argc > 5 ? atoi(argv[5]) : 0;
+  for (int k = 0; k < rounds; k++) {
+    int init = decl->init(NULL);
+    unsigned int latest = info->get_latest_key_version(1);
+    int deinit = decl->deinit(NULL);
+    printf("RESULT reinit init %d latest_1 %u deinit %d threads-after-deinit %d\n", init, latest,
+           deinit, thread_count());
+    fflush(stdout);
+  }
   return 0;
 }

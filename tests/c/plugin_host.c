@@ -8,6 +8,7 @@
  *       runs the commands, calls deinit. Commands (OWNER "-" means NULL):
  *         generate ID OWNER TYPE LEN | store ID OWNER TYPE HEX | fetch ID OWNER | remove ID OWNER
  *         list | probe | setdir DIR | nullargs | threads
+ *         reinit   (deinit, count the threads left, init again: UNINSTALL + INSTALL PLUGIN)
  *       Each prints one "RESULT ..." line; server log lines print as "LOG level message".
  *
  * The fake allocator tags its blocks, so a buffer handed back by the plugin that did not come
@@ -273,6 +274,13 @@ int main(int argc, char **argv) {
       if (rc == 0) var->update(NULL, var, var->value, save);
       printf("RESULT setdir %s value=%s\n", rc == 0 ? "ok" : "refused", *var->value);
       i += 2;
+    } else if (strcmp(cmd, "reinit") == 0) {
+      int rc = decls[0].deinit(decls);
+      int left = thread_count();
+      *var->value = dir_value;
+      printf("RESULT reinit deinit %d threads-after-deinit %d init %d\n", rc, left,
+             decls[0].init(decls));
+      i += 1;
     } else if (strcmp(cmd, "threads") == 0) {
       printf("RESULT threads %d\n", thread_count());
       i += 1;

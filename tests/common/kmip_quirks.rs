@@ -779,3 +779,27 @@ impl QuirkyKmip {
 fn is_destroyed(o: &Object) -> bool {
     matches!(o.state, state::DESTROYED | state::DESTROYED_COMPROMISED)
 }
+
+/// A `QuirkyKmip` without quirks on 127.0.0.1 (port 0) with the certificates of the test PKI
+/// (`fixtures::pki`), so that no PyKMIP is needed; and a configuration directory that names it
+/// by `host` (`localhost` makes every connection start with a host name lookup).
+pub fn serve_in_process(
+    uid_prefix: &str,
+    host: &str,
+) -> (
+    std::sync::Arc<QuirkyKmip>,
+    super::fault_server::FaultServer,
+    super::fixtures::TestConfDir,
+) {
+    let pki = super::fixtures::pki();
+    let kmip = std::sync::Arc::new(QuirkyKmip::new(uid_prefix));
+    let fault = super::fault_server::FaultServer::start(super::fault_server::Fault::Kmip {
+        tls: super::fixtures::rustls_server_config(&pki.server_cert, &pki.server_key, &pki.ca_cert),
+        server: kmip.clone(),
+    });
+    let conf = super::fixtures::make_conf_dir(&super::fixtures::Layout {
+        ora: Some(format!("SERVER={host}:{}\n", fault.port())),
+        ..pki.layout()
+    });
+    (kmip, fault, conf)
+}

@@ -2,6 +2,7 @@
 #![allow(dead_code)]
 
 pub mod component;
+pub mod cpu_load;
 pub mod fault_server;
 pub mod fixtures;
 pub mod host;

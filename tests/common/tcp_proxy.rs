@@ -5,7 +5,7 @@
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -14,9 +14,16 @@ pub struct TcpProxy {
     hang: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     upstream: Arc<Mutex<SocketAddr>>,
+    held: Arc<AtomicUsize>,
 }
 
-fn pump(mut from: TcpStream, mut to: TcpStream, hang: Arc<AtomicBool>, stop: Arc<AtomicBool>) {
+fn pump(
+    mut from: TcpStream,
+    mut to: TcpStream,
+    hang: Arc<AtomicBool>,
+    stop: Arc<AtomicBool>,
+    held: Arc<AtomicUsize>,
+) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf = [0u8; 16 * 1024];
     while !stop.load(Ordering::Relaxed) {
@@ -27,6 +34,14 @@ fn pump(mut from: TcpStream, mut to: TcpStream, hang: Arc<AtomicBool>, stop: Arc
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
+                // Bytes that arrive once the hang began are held too (the read may have been
+                // under way when it began), so that no request sent after `set_hang` passes.
+                if hang.load(Ordering::Relaxed) {
+                    held.fetch_add(1, Ordering::SeqCst);
+                }
+                while hang.load(Ordering::Relaxed) && !stop.load(Ordering::Relaxed) {
+                    std::thread::sleep(Duration::from_millis(50));
+                }
                 if to.write_all(&buf[..n]).is_err() {
                     break;
                 }
@@ -53,11 +68,13 @@ impl TcpProxy {
             hang: Arc::new(AtomicBool::new(false)),
             stop: Arc::new(AtomicBool::new(false)),
             upstream: Arc::new(Mutex::new(upstream)),
+            held: Arc::new(AtomicUsize::new(0)),
         };
-        let (hang, stop, up) = (
+        let (hang, stop, up, held_reads) = (
             proxy.hang.clone(),
             proxy.stop.clone(),
             proxy.upstream.clone(),
+            proxy.held.clone(),
         );
         std::thread::spawn(move || {
             let mut held = Vec::new();
@@ -77,10 +94,10 @@ impl TcpProxy {
                             continue;
                         };
                         let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                        let (h1, s1) = (hang.clone(), stop.clone());
-                        let (h2, st2) = (hang.clone(), stop.clone());
-                        std::thread::spawn(move || pump(client, server, h1, s1));
-                        std::thread::spawn(move || pump(s2, c2, h2, st2));
+                        let (h1, s1, held1) = (hang.clone(), stop.clone(), held_reads.clone());
+                        let (h2, st2, held2) = (hang.clone(), stop.clone(), held_reads.clone());
+                        std::thread::spawn(move || pump(client, server, h1, s1, held1));
+                        std::thread::spawn(move || pump(s2, c2, h2, st2, held2));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
@@ -91,6 +108,11 @@ impl TcpProxy {
 
     pub fn set_hang(&self, on: bool) {
         self.hang.store(on, Ordering::Relaxed);
+    }
+
+    /// Reads held back by the hang so far: a request (or an answer) that is stuck here.
+    pub fn held(&self) -> usize {
+        self.held.load(Ordering::SeqCst)
     }
 
     pub fn set_upstream(&self, upstream: SocketAddr) {
