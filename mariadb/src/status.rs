@@ -37,7 +37,7 @@ const TEXTS: [&std::ffi::CStr; 7] = [
 ];
 const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
 /// Room for each text value, NUL included.
-const TEXT_ROOM: [usize; 7] = [256, 720, 24, 256, 24, 8, 64];
+const TEXT_ROOM: [usize; 7] = [256, 680, 24, 256, 24, 8, 64];
 const TEXT_ROOM_TOTAL: usize = {
     let mut total = 0;
     let mut i = 0;
