@@ -8,7 +8,7 @@
  * ("registry", a placeholder the loader fills before init) and its metadata. The layouts are
  * those of MySQL's include/mysql/components/ (dynamic_loader.h, registry.h, the keyring_*.h
  * service headers, mysql_keyring_native_key_id.h, mysql_simple_error_log.h), unchanged since
- * 8.0.24; component/src/abi.rs checks the Rust side against the 9.7 headers, and
+ * 8.0.24; boundary/component/src/abi.rs checks the Rust side against the 9.7 headers, and
  * tests/c/component_host.c loads the library through this header.
  *
  * Return convention: 0 = success, non-zero = failure, except is_valid()/is_initialized(), where

@@ -13,7 +13,7 @@ use std::time::{Duration, Instant};
 
 use common::fault_server::CutProxy;
 use common::pykmip::{Named, unique};
-use okv_core::component;
+use okv_core::products::mysql_component as component;
 
 const OWNER: &str = "cache@localhost";
 

@@ -24,7 +24,7 @@ use okv_core::config::{Host, ServerAddr, load_conf_dir};
 use okv_core::connector::KmipClient;
 use okv_core::keyring::{Keyring, KeyringError, object_name};
 use okv_core::kmip::tags::{operation, state};
-use okv_core::mariadb_keys::{KeyStore, Settings};
+use okv_core::products::mariadb::{KeyStore, Settings};
 
 const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
 

@@ -338,12 +338,12 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "system variable",
         "docs/configuration.md",
-        "plugin/src/lib.rs",
-        &sysvars("plugin/src/lib.rs", "keyring_okv"),
+        "boundary/plugin/src/lib.rs",
+        &sysvars("boundary/plugin/src/lib.rs", "keyring_okv"),
         &documented,
         &mut problems,
     );
-    let registered: BTreeSet<String> = c_strings(&read("plugin/src/status.rs"))
+    let registered: BTreeSet<String> = c_strings(&read("boundary/plugin/src/status.rs"))
         .into_iter()
         .filter(|n| n.starts_with("Keyring_okv_"))
         .collect();
@@ -354,19 +354,19 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "status variable",
         "docs/operations.md",
-        "plugin/src/status.rs",
+        "boundary/plugin/src/status.rs",
         &registered,
         &documented,
         &mut problems,
     );
 
     // component_keyring_okv.so: JSON keys and status rows.
-    let settings = read("src/component/settings.rs");
+    let settings = read("src/products/mysql_component/settings.rs");
     let known = settings
         .split("const KNOWN_KEYS: &[&str] = &[")
         .nth(1)
         .and_then(|s| s.split("];").next())
-        .expect("src/component/settings.rs: KNOWN_KEYS");
+        .expect("src/products/mysql_component/settings.rs: KNOWN_KEYS");
     let registered: BTreeSet<String> = known
         .split('"')
         .skip(1)
@@ -376,7 +376,7 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "component JSON key",
         "docs/configuration.md (## The component's JSON file)",
-        "src/component/settings.rs (KNOWN_KEYS)",
+        "src/products/mysql_component/settings.rs (KNOWN_KEYS)",
         &registered,
         &first_cells(
             &configuration,
@@ -384,11 +384,11 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
         ),
         &mut problems,
     );
-    let component = read("src/component/mod.rs");
+    let component = read("src/products/mysql_component/mod.rs");
     let body = component
         .split("pub fn status_rows()")
         .nth(1)
-        .expect("src/component/mod.rs: status_rows");
+        .expect("src/products/mysql_component/mod.rs: status_rows");
     let body = body.split("\n}\n").next().unwrap();
     // A row's name is a literal right after `(`: `("Name".into(), …` or `rows.push((\n "Name"`,
     // and in the list of rows shown as <NOT APPLICABLE>.
@@ -408,7 +408,7 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "status row",
         "docs/operations.md (## Status rows of the component)",
-        "src/component/mod.rs (status_rows)",
+        "src/products/mysql_component/mod.rs (status_rows)",
         &registered,
         &first_cells(&operations, Some("## Status rows of the component")),
         &mut problems,
@@ -422,18 +422,18 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "system variable",
         "docs/configuration.md",
-        "mariadb/src/lib.rs",
-        &sysvars("mariadb/src/lib.rs", "kmip_key_management"),
+        "boundary/mariadb/src/lib.rs",
+        &sysvars("boundary/mariadb/src/lib.rs", "kmip_key_management"),
         &documented,
         &mut problems,
     );
-    let status = read("mariadb/src/status.rs");
+    let status = read("boundary/mariadb/src/status.rs");
     let registered: BTreeSet<String> = status
         .split("const NUMBERS")
         .nth(1)
         .and_then(|s| s.split("const ENTRIES").next())
         .map(c_strings)
-        .expect("mariadb/src/status.rs: NUMBERS and TEXTS")
+        .expect("boundary/mariadb/src/status.rs: NUMBERS and TEXTS")
         .into_iter()
         .map(|n| format!("kmip_key_management_{n}"))
         .collect();
@@ -444,7 +444,7 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
     compare(
         "status variable",
         "docs/operations.md",
-        "mariadb/src/status.rs",
+        "boundary/mariadb/src/status.rs",
         &registered,
         &documented,
         &mut problems,
@@ -509,10 +509,10 @@ fn logged_messages() -> Vec<Message> {
     let mut files = Vec::new();
     for dir in [
         "src",
-        "plugin/src",
-        "component/src",
-        "mariadb/src",
-        "ffi/src",
+        "boundary/plugin/src",
+        "boundary/component/src",
+        "boundary/mariadb/src",
+        "boundary/ffi/src",
     ] {
         walk(&root().join(dir), &mut files);
     }

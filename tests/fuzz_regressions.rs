@@ -3,10 +3,10 @@
 
 use std::path::{Path, PathBuf};
 
-use okv_core::component::settings::{self, Settings};
 use okv_core::config::{MAX_STANDBY_SERVERS, Options, parse_okvclient_ora};
 use okv_core::kmip::ttlv::{Limits, decode_with};
 use okv_core::kmip::{self, Ttlv, ops, tags::operation};
+use okv_core::products::mysql_component::settings::{self, Settings};
 
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))

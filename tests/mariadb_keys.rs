@@ -11,7 +11,7 @@ use common::pykmip::{lab, unique};
 use common::tcp_proxy::TcpProxy;
 use okv_core::config;
 use okv_core::connector::KmipClient;
-use okv_core::mariadb_keys::{KeyStore, KeyStoreError, Settings};
+use okv_core::products::mariadb::{KeyStore, KeyStoreError, Settings};
 
 /// A store on `conf`, as one MariaDB server would hold it.
 fn store(conf: &Path, namespace: &str) -> KeyStore {

@@ -46,7 +46,7 @@ fn a_bad_failback_interval_names_the_key_the_line_and_an_example() {
 #[test]
 fn the_manual_lists_every_status_variable() {
     let root = Path::new(env!("CARGO_MANIFEST_DIR"));
-    let source = std::fs::read_to_string(root.join("plugin/src/status.rs")).unwrap();
+    let source = std::fs::read_to_string(root.join("boundary/plugin/src/status.rs")).unwrap();
     let declared: Vec<&str> = source
         .split("c\"Keyring_okv_")
         .skip(1)

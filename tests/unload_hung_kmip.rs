@@ -79,12 +79,14 @@ fn unload_abandons_a_call_waiting_on_a_hung_kmip_server() {
     // The MySQL plugin: UNINSTALL PLUGIN or shutdown.
     let kmip = hangable("sd-unload-plugin-");
     let dir = kmip.conf.dir.to_str().unwrap().to_string();
-    okv_core::plugin::start();
-    okv_core::plugin::install(okv_core::plugin::prepare(&dir, true).expect("configuration"));
+    okv_core::products::mysql_plugin::start();
+    okv_core::products::mysql_plugin::install(
+        okv_core::products::mysql_plugin::prepare(&dir, true).expect("configuration"),
+    );
     let (took, failed, ran) = unload_during_a_hung_call(
         &kmip,
-        || okv_core::plugin::fetch("sd_key", "").is_err(),
-        okv_core::plugin::shutdown,
+        || okv_core::products::mysql_plugin::fetch("sd_key", "").is_err(),
+        okv_core::products::mysql_plugin::shutdown,
     );
     eprintln!("plugin: deinit took {took:?}, the call {ran:?} ({TIMEOUT:?} timeouts)");
     assert!(failed, "the call waiting on the hung server failed");
@@ -102,11 +104,12 @@ fn unload_abandons_a_call_waiting_on_a_hung_kmip_server() {
         ),
     )
     .unwrap();
-    okv_core::component::load(component_dir.path().to_str().unwrap(), None).expect("configuration");
+    okv_core::products::mysql_component::load(component_dir.path().to_str().unwrap(), None)
+        .expect("configuration");
     let (took, failed, ran) = unload_during_a_hung_call(
         &kmip,
-        || okv_core::component::fetch("sd_key", "").is_err(),
-        okv_core::component::shutdown,
+        || okv_core::products::mysql_component::fetch("sd_key", "").is_err(),
+        okv_core::products::mysql_component::shutdown,
     );
     eprintln!("component: deinit took {took:?}, the call {ran:?} ({TIMEOUT:?} timeouts)");
     assert!(failed, "the call waiting on the hung server failed");

@@ -4,7 +4,7 @@
 #![no_main]
 
 use libfuzzer_sys::fuzz_target;
-use okv_core::component::settings::{Settings, parse, parse_text};
+use okv_core::products::mysql_component::settings::{Settings, parse, parse_text};
 use okv_core::config::{MAX_STANDBY_SERVERS, Options};
 
 fn check(settings: &Settings) {

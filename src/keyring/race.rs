@@ -58,7 +58,7 @@ use std::time::{Duration, Instant};
 
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{self, LocateFilter, ops, tags};
-use crate::mariadb_keys::naming::uid_order;
+use crate::products::mariadb::naming::uid_order;
 
 use super::survey::{ObjectInfo, SurveyError, Surveyor};
 

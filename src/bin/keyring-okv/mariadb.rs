@@ -5,7 +5,7 @@ use clap::Subcommand;
 use serde_json::json;
 
 use okv_core::connector::{ClientError, KmipClient};
-use okv_core::mariadb_keys::{KeyStore, KeyStoreError, Settings, object_name, remote};
+use okv_core::products::mariadb::{KeyStore, KeyStoreError, Settings, object_name, remote};
 
 use super::{Cli, Failure, load, report};
 

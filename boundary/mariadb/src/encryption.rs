@@ -5,7 +5,7 @@
 use std::ffi::c_uint;
 
 use super::abi::{ENCRYPTION_KEY_BUFFER_TOO_SMALL, ENCRYPTION_KEY_VERSION_INVALID};
-use okv_core::mariadb_keys::host;
+use okv_core::products::mariadb::host;
 use okv_ffi::guard;
 
 pub unsafe extern "C" fn get_latest_key_version(key_id: c_uint) -> c_uint {

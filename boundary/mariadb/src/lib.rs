@@ -3,7 +3,7 @@
 //! `plugin_load_add=kmip_key_management` and `kmip_key_management=FORCE`, reads the descriptor
 //! and variables exported here, and calls `get_latest_key_version` and `get_key` from its
 //! threads; the server encrypts with its own AES-CBC. Everything else is the core's safe
-//! `mariadb_keys` module.
+//! `products::mariadb` layer.
 
 mod abi;
 mod encryption;
@@ -15,7 +15,7 @@ use std::ffi::{c_char, c_int, c_ulong, c_void};
 use std::time::Duration;
 
 use abi::*;
-use okv_core::mariadb_keys::{Settings, host};
+use okv_core::products::mariadb::{Settings, host};
 use okv_ffi::guard;
 
 /// The descriptor version shown in information_schema.PLUGINS (1.0).

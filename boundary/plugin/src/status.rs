@@ -78,7 +78,7 @@ macro_rules! status_fn {
             // change it.
             unsafe { fill(var, buf, Value::Text(String::new())) };
             guard(stringify!($name), 0, || {
-                let $s: Snapshot = okv_core::plugin::health();
+                let $s: Snapshot = okv_core::products::mysql_plugin::health();
                 // SAFETY: called by the server with its SHOW_VAR and buffer.
                 unsafe { fill(var, buf, $value) };
                 0
@@ -120,7 +120,7 @@ status_fn!(fips_module, |_s| Value::Text(
     okv_core::config::fips::mode().module
 ));
 status_fn!(calls_in_flight, |_s| Value::Int(
-    okv_core::plugin::calls_in_flight() as u64
+    okv_core::products::mysql_plugin::calls_in_flight() as u64
 ));
 
 const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {

@@ -7,7 +7,7 @@ use std::ffi::{CStr, CString, c_char, c_int, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use super::abi::StMysqlValue;
-use okv_core::plugin;
+use okv_core::products::mysql_plugin as plugin;
 use okv_ffi::guard;
 
 /// The plugin-owned copy of the current value; the variable's `char*` points into it.

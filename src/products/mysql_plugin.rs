@@ -1,5 +1,6 @@
-//! The plugin's state, with no C types: which configuration is in force and the keyring built
-//! from it. The FFI layer converts pointers and calls these functions.
+//! The state of keyring_okv.so (the MySQL keyring plugin), with no C types: which configuration
+//! is in force and the keyring built from it. boundary/plugin converts pointers and calls these
+//! functions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};

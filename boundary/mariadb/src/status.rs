@@ -5,7 +5,7 @@
 use std::ffi::{c_char, c_int, c_void};
 
 use super::abi::{SHOW_ARRAY, SHOW_CHAR, SHOW_FUNC_BUFFER, SHOW_ULONGLONG, StMysqlShowVar};
-use okv_core::mariadb_keys::host;
+use okv_core::products::mariadb::host;
 use okv_ffi::guard;
 
 const NUMBERS: [&std::ffi::CStr; 16] = [

@@ -114,7 +114,7 @@ unsafe extern "C" fn component_init() -> Status {
 /// Wipes cached keys, closes connections, stops the I/O thread and releases the log service.
 unsafe extern "C" fn component_deinit() -> Status {
     guard("component deinit", OK, || {
-        okv_core::component::shutdown();
+        okv_core::products::mysql_component::shutdown();
         log::deinit();
         OK
     })

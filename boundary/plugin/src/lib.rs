@@ -114,22 +114,25 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
     guard("plugin init", 0, || {
         services::mark_linked(handle);
         install_logging();
-        okv_core::plugin::start();
+        okv_core::products::mysql_plugin::start();
         native_key_id::register();
         tracing::info!("keyring_okv {} starting", okv_core::BUILD);
         // SAFETY: the server set the variable's storage before calling init.
         let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
         if dir.is_empty() {
-            tracing::warn!("{}", okv_core::plugin::NOT_CONFIGURED_WARNING);
+            tracing::warn!(
+                "{}",
+                okv_core::products::mysql_plugin::NOT_CONFIGURED_WARNING
+            );
             return 0;
         }
-        match okv_core::plugin::prepare(&dir, false) {
-            Ok(prepared) => okv_core::plugin::install(prepared),
+        match okv_core::products::mysql_plugin::prepare(&dir, false) {
+            Ok(prepared) => okv_core::products::mysql_plugin::install(prepared),
             Err(e) => {
                 tracing::error!(
                     "{e}; keyring calls fail until keyring_okv_conf_dir names a valid directory"
                 );
-                okv_core::plugin::set_problem(format!(
+                okv_core::products::mysql_plugin::set_problem(format!(
                     "the configuration in {dir} could not be loaded at startup ({e}); fix it, then SET GLOBAL keyring_okv_conf_dir='{dir}'"
                 ));
             }
@@ -141,7 +144,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
 unsafe extern "C" fn plugin_deinit(_handle: PluginHandle) -> c_int {
     guard("plugin deinit", 0, || {
         native_key_id::unregister();
-        okv_core::plugin::shutdown();
+        okv_core::products::mysql_plugin::shutdown();
         services::mark_unlinked();
         0
     })

@@ -5,7 +5,7 @@ use std::ffi::{CString, c_char, c_void};
 
 use super::services::{server_copy, server_free, server_strdup};
 use okv_core::keyring::{MAX_LISTED_KEY_ID_LEN, MAX_LISTED_OWNER_LEN};
-use okv_core::plugin::{self, HEALTH_PROBE_KEY_ID, PluginError};
+use okv_core::products::mysql_plugin::{self as plugin, HEALTH_PROBE_KEY_ID, PluginError};
 use okv_ffi::{copy_c_string, guard, str_arg};
 
 /// The smallest key id buffer any caller hands get_key: performance_schema's 256 bytes (the

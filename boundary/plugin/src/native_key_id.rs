@@ -83,7 +83,7 @@ unsafe extern "C" fn get_backend_key_id(
             } else {
                 CStr::from_ptr(user_id).to_string_lossy()
             };
-            let Some(uid) = okv_core::plugin::backend_key_id(&id, &owner) else {
+            let Some(uid) = okv_core::products::mysql_plugin::backend_key_id(&id, &owner) else {
                 return 1;
             };
             if uid.len() >= max_key_len || uid.contains('\0') {

@@ -7,7 +7,7 @@ use std::sync::OnceLock;
 use std::time::Duration;
 
 use super::abi::{ER_UNKNOWN_ERROR, MyPrintfErrorFn, StMysqlValue};
-use okv_core::mariadb_keys::host;
+use okv_core::products::mariadb::host;
 use okv_ffi::guard;
 
 /// The value of a string variable; empty for NULL or non-UTF-8.

@@ -1,4 +1,4 @@
-//! The service implementations: C arguments in, a call of `okv_core::component`, the service's
+//! The service implementations: C arguments in, a call of `okv_core::products::mysql_component`, the service's
 //! return convention out. Every function is wrapped in the panic guard.
 //!
 //! Buffer rules (the server's callers differ from the headers' text, see the README):
@@ -9,8 +9,8 @@
 
 use std::ffi::{c_char, c_int};
 
-use okv_core::component::{self, ComponentError, Mode};
 use okv_core::keyring::FetchedKey;
+use okv_core::products::mysql_component::{self as component, ComponentError, Mode};
 use okv_ffi::{copy_c_string, guard, str_arg};
 
 use crate::abi::*;
