@@ -5,7 +5,7 @@
  * links the two service pointers to its own service tables at load time, and reaches every
  * other function through the descriptor. The layouts below are those of MySQL's
  * include/mysql/plugin.h and plugin_keyring.h (identical for 8.0, 8.4 and 9.x on LP64);
- * tests/abi.rs compiles a program against this header and checks the library against it.
+ * tests/plugin/abi.rs compiles a program against this header and checks the library against it.
  *
  * Ownership: buffers returned by mysql_key_fetch (key and key type) come from the server's
  * mysql_malloc_service; the caller wipes and frees them with my_free. Return convention of the

@@ -1,7 +1,7 @@
 #!/usr/bin/env bash
 # book.sh: build the manual (docs/, an mdBook) into target/book/ and check the generated HTML:
 # every relative link leads to a page of the book and every #anchor to an element id there.
-# tests/docs.rs checks the same on the Markdown; this checks what mdBook actually wrote.
+# tests/docs/docs.rs checks the same on the Markdown; this checks what mdBook actually wrote.
 #
 # mdBook comes from Debian when the archive has it, else from `cargo install --locked` once
 # into ~/.cargo/bin (bookworm has no mdbook package).

@@ -8,9 +8,9 @@
 #   build   tools, then cargo build --release --features fips of the whole workspace: the three
 #           libraries and keyring-okv. Prints the time it took.
 #   test    build, then with the feature (so the test binaries build and load the FIPS libraries,
-#           in the same release profile): tests/fips_build.rs (FIPS mode on, the module named,
-#           non-approved key encryptions refused), tests/tls_client_keys.rs (every client key
-#           type over TLS 1.3 and 1.2 through the module) and tests/e2e_mysql.rs (the plugin in a
+#           in the same release profile): tests/config/fips_build.rs (FIPS mode on, the module named,
+#           non-approved key encryptions refused), tests/config/tls_client_keys.rs (every client key
+#           type over TLS 1.3 and 1.2 through the module) and tests/plugin/e2e_mysql.rs (the plugin in a
 #           real mysqld 9.7 against PyKMIP: InnoDB, binlog, keyring_udf, failover, with
 #           Keyring_okv_fips_mode=ON). Needs what scripts/test-all.sh installs (PyKMIP, the chroot).
 #   deb     build, then the Debian packages keyring-okv-fips and

@@ -14,7 +14,7 @@ the server works on a Locate of everything, --probe makes bare TCP connects (rea
 probes), --idle keeps connections that sit idle past the server's 10 s socket timeout between
 Gets (mysqld's pooled connections), --cli runs our own client (keyring-okv generate, list
 with batched Get Attributes, fetch, remove), --freeze stops the server with SIGSTOP for a
-while (tests/ops_mysql.rs).
+while (tests/plugin/ops_mysql.rs).
 
 Before the load, BASE keys named stress-base are created (kept for later runs) so that
 Locate has rows to load. The run is bounded by --seconds, every request by --timeout.
@@ -342,7 +342,7 @@ def parse_args(argv):
                    help="per process, N threads running --cli in a loop (default 1)")
     p.add_argument("--freeze", type=float, default=0.0, metavar="S",
                    help="every 20 s, stop the server's process group with SIGSTOP for S seconds "
-                        "(as tests/ops_mysql.rs does; needs the instance's pid file; 0: never)")
+                        "(as tests/plugin/ops_mysql.rs does; needs the instance's pid file; 0: never)")
     p.add_argument("--probe", type=int, default=0, metavar="K",
                    help="every K-th round, a bare TCP connect and reset (0: never)")
     a = p.parse_args(argv)

@@ -29,7 +29,7 @@ cleanup() {
   KEYRING_OKV_PYKMIP_NAME=mdbout_host bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=mdbout_chroot bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
-  # The instance tests/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
+  # The instance tests/plugin/ops_mysql.rs stops with SIGSTOP (it resumes it itself).
   KEYRING_OKV_PYKMIP_NAME=ops bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=component bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=docs_migration bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
@@ -83,9 +83,9 @@ step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
 
 # The FIPS 140-3 build (scripts/fips.sh): cmake and Go from Debian when missing, the release
-# build with the feature into target/fips/, then with it tests/fips_build.rs, the client key
-# matrix over TLS 1.2 and 1.3 (tests/tls_client_keys.rs) and the plugin's end-to-end test in the
-# real mysqld against PyKMIP (tests/e2e_mysql.rs); then its two Debian packages, with lintian.
+# build with the feature into target/fips/, then with it tests/config/fips_build.rs, the client key
+# matrix over TLS 1.2 and 1.3 (tests/config/tls_client_keys.rs) and the plugin's end-to-end test in the
+# real mysqld against PyKMIP (tests/plugin/e2e_mysql.rs); then its two Debian packages, with lintian.
 step "FIPS 140-3 build (scripts/fips.sh test, deb)"
 fips_started=$SECONDS
 bash scripts/fips.sh test 2>&1 | tee -a "$results" || status=1
@@ -93,7 +93,7 @@ bash scripts/fips.sh deb || status=1
 step "the FIPS variant took $((SECONDS - fips_started)) s"
 
 # The manual: mdBook builds docs/ into target/book/ (mdbook installed once when missing) and
-# every link and anchor of the generated HTML is checked; tests/docs.rs (part of cargo test
+# every link and anchor of the generated HTML is checked; tests/docs/docs.rs (part of cargo test
 # above) checks the Markdown against the code.
 step "the manual (scripts/book.sh)"
 bash scripts/book.sh || status=$?

@@ -1,6 +1,6 @@
 //! C layouts of the MySQL plugin ABI (include/mysql/plugin.h, plugin_keyring.h and the plugin
 //! services), identical for MySQL 8.0, 8.4 and 9.x. `include/keyring_okv.h` declares the same
-//! structs; tests/abi.rs checks sizes and offsets against it.
+//! structs; tests/plugin/abi.rs checks sizes and offsets against it.
 
 use std::ffi::{c_char, c_int, c_uint, c_ulong, c_void};
 

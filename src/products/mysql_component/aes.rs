@@ -2,7 +2,7 @@
 //! it (components/keyrings/common/encryption/aes.cc): block size 256 only, modes cbc, cfb1, cfb8,
 //! cfb128 and ofb, the cipher key being SHA-256 of the stored key's bytes, a 16-byte IV, and
 //! PKCS#7 padding in CBC when asked for. The output equals OpenSSL's `aes-256-<mode>` with the
-//! same key, IV and data (tests/component_abi.rs checks that against the openssl tool).
+//! same key, IV and data (tests/component/component_abi.rs checks that against the openssl tool).
 //!
 //! The block cipher is aws-lc-rs' AES (the FIPS module in the FIPS build), whose key schedules
 //! are wiped when dropped; the modes are built here because the module has no CFB1, CFB8 or OFB.

@@ -1,0 +1,677 @@
+//! Listings are complete on every KMIP server, or fail loudly: against in-process servers that
+//! cap Locate at 1000 identifiers whatever Maximum Items says, with every combination of
+//! "Initial Date ranges honoured or ignored" and "Offset Items absent (KMIP 1.1), honoured
+//! (1.3+) or accepted and ignored", with 1100 and 10,000 keys, through every product's listing:
+//! the core, `keyring-okv list` and `check`, `keyring-okv mariadb list`, the plugin's key
+//! iterator, the component's keys iterator and `mysql_migrate_keyring` from
+//! component_keyring_okv to component_keyring_file in the real mysqld 9.7. Also: objects made
+//! and removed between pages, a server shown to ignore a filter is never trusted with it again,
+//! and PyKMIP (KMIP 1.4) is paged.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::collections::BTreeSet;
+use std::net::{IpAddr, Ipv4Addr};
+use std::path::PathBuf;
+use std::process::{Command, Output};
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::component;
+use common::fault_server::FaultServer;
+use common::host::{results, run_host};
+use common::kmip_quirks::{Change, Object, Offset, Quirks, QuirkyKmip};
+use common::mysql;
+use common::pykmip::{lab, unique};
+use okv_core::config::{Host, Options, ServerAddr, load_conf_dir};
+use okv_core::connector::KmipClient;
+use okv_core::health::Health;
+use okv_core::keyring::{Keyring, KeyringError, object_name};
+
+const CAP: usize = 1000;
+const SIZES: [usize; 2] = [1100, 10_000];
+const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
+
+#[derive(Clone, Copy, Debug)]
+struct Combo {
+    dates_ignored: bool,
+    offset: Offset,
+}
+
+const COMBOS: [Combo; 6] = [
+    Combo {
+        dates_ignored: false,
+        offset: Offset::Absent,
+    },
+    Combo {
+        dates_ignored: false,
+        offset: Offset::Honoured,
+    },
+    Combo {
+        dates_ignored: false,
+        offset: Offset::Ignored,
+    },
+    Combo {
+        dates_ignored: true,
+        offset: Offset::Absent,
+    },
+    Combo {
+        dates_ignored: true,
+        offset: Offset::Honoured,
+    },
+    Combo {
+        dates_ignored: true,
+        offset: Offset::Ignored,
+    },
+];
+
+impl Combo {
+    fn name(self) -> String {
+        format!(
+            "cap {CAP}, Initial Date {}, Offset Items {}",
+            if self.dates_ignored {
+                "ignored"
+            } else {
+                "honoured"
+            },
+            match self.offset {
+                Offset::Absent => "absent (KMIP 1.1)",
+                Offset::Honoured => "honoured (KMIP 1.4)",
+                Offset::Ignored => "ignored",
+            }
+        )
+    }
+
+    fn quirks(self) -> Quirks {
+        Quirks {
+            locate_cap: Some(CAP),
+            ignore_initial_date: self.dates_ignored,
+            offset: self.offset,
+            ..Quirks::default()
+        }
+    }
+
+    /// The listing method the status shows, when the server can be listed.
+    fn method(self) -> Option<&'static str> {
+        match (self.offset, self.dates_ignored) {
+            (Offset::Honoured, _) => Some("Offset Items paging (KMIP 1.4)"),
+            (_, false) => Some("Initial Date partitioning"),
+            (_, true) => None,
+        }
+    }
+
+    /// What the one error line must say of the server.
+    fn refusal(self) -> &'static str {
+        match self.offset {
+            Offset::Ignored => "ignores Initial Date ranges and ignores Offset Items",
+            _ => "ignores Initial Date ranges and offers no KMIP 1.3 Offset Items",
+        }
+    }
+}
+
+struct Server {
+    kmip: Arc<QuirkyKmip>,
+    fault: FaultServer,
+}
+
+impl Server {
+    fn start(quirks: Quirks) -> Server {
+        let (kmip, fault) = common::kmip_quirks::serve("u", quirks);
+        Server { kmip, fault }
+    }
+
+    /// A server with `count` Active keys of ours, 7 made a second.
+    fn with_keys(quirks: Quirks, count: usize) -> Server {
+        let s = Server::start(quirks);
+        for i in 0..count {
+            s.kmip.plant(key_object(i));
+        }
+        s
+    }
+
+    fn addr(&self) -> ServerAddr {
+        ServerAddr {
+            host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+            port: self.fault.port(),
+        }
+    }
+
+    fn endpoint(&self) -> String {
+        format!("127.0.0.1:{}", self.fault.port())
+    }
+
+    fn keyring(&self) -> (Keyring, Arc<Health>) {
+        let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+        let options = Options {
+            connect_timeout: Duration::from_secs(10),
+            request_timeout: Duration::from_secs(30),
+            ..conf.options.clone()
+        };
+        let client = KmipClient::new(vec![self.addr()], conf.tls, options).expect("client");
+        let health = client.health();
+        (Keyring::new(client), health)
+    }
+
+    /// A copy of the lab's configuration directory whose okvclient.ora names this server.
+    fn conf_dir(&self) -> tempfile::TempDir {
+        let dir = tempfile::tempdir().unwrap();
+        let copy = dir.path().join("conf");
+        let status = Command::new("cp")
+            .arg("-a")
+            .arg(&lab().conf_dir)
+            .arg(&copy)
+            .status()
+            .unwrap();
+        assert!(status.success());
+        std::fs::write(copy.join("okvclient.ora"), self.ora()).unwrap();
+        dir
+    }
+
+    fn ora(&self) -> String {
+        format!("SERVER={}\n", self.endpoint())
+    }
+
+    fn locates(&self) -> usize {
+        self.kmip.locates.load(Ordering::SeqCst)
+    }
+}
+
+fn key_object(i: usize) -> Object {
+    Object::aes(
+        &format!("p{i}"),
+        &object_name(&format!("key-{i}"), "o"),
+        vec![u8::try_from(i % 251).unwrap(); 32],
+        1_700_000_000 + i64::try_from(i / 7).unwrap(),
+    )
+}
+
+fn conf_path(dir: &tempfile::TempDir) -> PathBuf {
+    dir.path().join("conf")
+}
+
+fn text(out: &Output) -> String {
+    format!(
+        "{}{}",
+        String::from_utf8_lossy(&out.stdout),
+        String::from_utf8_lossy(&out.stderr)
+    )
+}
+
+/// Asserts that a listing error is the one line the combination calls for.
+fn assert_refusal(combo: Combo, server: &Server, message: &str) {
+    assert!(
+        message.contains(&format!("KMIP server {}", server.endpoint())),
+        "{}: {message}",
+        combo.name()
+    );
+    assert!(
+        message.contains(combo.refusal()),
+        "{}: {message}",
+        combo.name()
+    );
+    assert!(
+        message.contains("raise the server's limit on Locate answers"),
+        "{}: {message}",
+        combo.name()
+    );
+}
+
+/// Asserts that `report` (a program's output or a log) has the one error line the combination
+/// calls for.
+fn assert_logged_refusal(combo: Combo, server: &Server, report: &str) {
+    let line = report
+        .lines()
+        .find(|l| l.contains("the key list is incomplete"))
+        .unwrap_or_else(|| panic!("no error line:\n{report}"));
+    assert_refusal(combo, server, line);
+}
+
+#[test]
+fn the_core_lists_every_key_or_fails_loudly_on_every_combination() {
+    for count in SIZES {
+        for combo in COMBOS {
+            let s = Server::with_keys(combo.quirks(), count);
+            let (k, health) = s.keyring();
+            let started = Instant::now();
+            let listed = k.list(false);
+            let took = started.elapsed();
+            let method = health.snapshot().listing_method;
+            match (combo.method(), listed) {
+                (Some(expected), Ok(entries)) => {
+                    let ids: BTreeSet<&str> = entries.iter().map(|e| e.key_id.as_str()).collect();
+                    assert_eq!(entries.len(), count, "{}", combo.name());
+                    assert_eq!(ids.len(), count, "{}: an entry twice", combo.name());
+                    assert_eq!(method, expected, "{}", combo.name());
+                    let cost = k.last_listing().unwrap();
+                    println!(
+                        "LISTING {count} keys | {} | {method} | {} requests ({} Locate) | {:.2} s",
+                        combo.name(),
+                        cost.requests,
+                        cost.locates,
+                        took.as_secs_f64()
+                    );
+                }
+                (None, Err(KeyringError::ListIncomplete(message))) => {
+                    assert_refusal(combo, &s, &message);
+                    assert!(method.starts_with("none: "), "{method}");
+                    println!(
+                        "LISTING {count} keys | {} | refused after {} Locate | {:.2} s",
+                        combo.name(),
+                        s.locates(),
+                        took.as_secs_f64()
+                    );
+                    // The server is never probed with that method again: one Locate, refused.
+                    let before = s.locates();
+                    assert!(matches!(
+                        k.list(false),
+                        Err(KeyringError::ListIncomplete(_))
+                    ));
+                    assert_eq!(s.locates() - before, 1, "{}", combo.name());
+                    // Only listings fail: fetches and writes keep working.
+                    let fetched = k.fetch("key-5", "o").unwrap().expect("key-5");
+                    assert_eq!(&fetched.material[..], &[5u8; 32][..]);
+                    k.generate("new-key", "o", "AES", 32).unwrap();
+                    assert!(k.fetch("new-key", "o").unwrap().is_some());
+                }
+                (expected, got) => panic!(
+                    "{} with {count} keys: expected {expected:?}, got {:?}",
+                    combo.name(),
+                    got.map(|e| e.len())
+                ),
+            }
+        }
+    }
+}
+
+#[test]
+fn keyring_okv_list_and_check_say_the_same() {
+    for count in SIZES {
+        for combo in COMBOS {
+            let s = Server::with_keys(combo.quirks(), count);
+            let dir = s.conf_dir();
+            let out = Command::new(KEYRING_OKV)
+                .arg("--conf-dir")
+                .arg(conf_path(&dir))
+                .args(["--json", "list"])
+                .output()
+                .unwrap();
+            match combo.method() {
+                Some(_) => {
+                    assert!(out.status.success(), "{}: {}", combo.name(), text(&out));
+                    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                    let ids: BTreeSet<&str> = rows
+                        .as_array()
+                        .unwrap()
+                        .iter()
+                        .map(|r| r["key_id"].as_str().unwrap())
+                        .collect();
+                    assert_eq!(ids.len(), count, "{}", combo.name());
+                }
+                None => {
+                    assert!(!out.status.success(), "{}", combo.name());
+                    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                    let message = answer["error"].as_str().unwrap();
+                    assert!(
+                        message.starts_with("the key list is incomplete, so none is given"),
+                        "{message}"
+                    );
+                    assert_refusal(combo, &s, message);
+                }
+            }
+            if count == SIZES[0] {
+                // check names the method a listing of the server gets, or fails saying why.
+                let out = Command::new(KEYRING_OKV)
+                    .arg("--conf-dir")
+                    .arg(conf_path(&dir))
+                    .arg("check")
+                    .output()
+                    .unwrap();
+                let report = text(&out);
+                let line = report
+                    .lines()
+                    .find(|l| l.contains(&format!("SERVER {} listing", s.endpoint())))
+                    .unwrap_or_else(|| panic!("no listing line:\n{report}"));
+                match combo.method() {
+                    Some(method) => {
+                        assert!(out.status.success(), "{report}");
+                        assert!(line.starts_with("[ OK ]"), "{line}");
+                        assert!(
+                            line.contains(&format!("{count} keys of {count} objects by {method}")),
+                            "{line}"
+                        );
+                    }
+                    None => {
+                        assert_eq!(out.status.code(), Some(3), "{report}");
+                        assert!(line.starts_with("[FAIL]"), "{line}");
+                        assert!(line.contains(combo.refusal()), "{line}");
+                    }
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn keyring_okv_mariadb_list_is_complete_or_fails() {
+    for combo in COMBOS {
+        let s = Server::start(combo.quirks());
+        let count = SIZES[0];
+        for i in 0..count {
+            let key_id = i / 10 + 1;
+            let version = i % 10 + 1;
+            s.kmip.plant(Object::aes(
+                &format!("m{i}"),
+                &format!("mdb/{key_id}/{version}"),
+                vec![1; 32],
+                1_700_000_000 + i64::try_from(i / 7).unwrap(),
+            ));
+        }
+        let dir = s.conf_dir();
+        let out = Command::new(KEYRING_OKV)
+            .arg("--conf-dir")
+            .arg(conf_path(&dir))
+            .args(["--json", "mariadb", "list", "--namespace", "mdb"])
+            .output()
+            .unwrap();
+        match combo.method() {
+            Some(_) => {
+                assert!(out.status.success(), "{}: {}", combo.name(), text(&out));
+                let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(rows.as_array().unwrap().len(), count, "{}", combo.name());
+            }
+            None => {
+                assert!(!out.status.success(), "{}", combo.name());
+                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let message = answer["error"].as_str().unwrap();
+                assert!(
+                    message.starts_with("the key list of namespace mdb is incomplete"),
+                    "{message}"
+                );
+                assert_refusal(combo, &s, message);
+            }
+        }
+    }
+}
+
+#[test]
+fn the_plugin_key_iterator_lists_every_key_or_none() {
+    for count in SIZES {
+        for combo in COMBOS {
+            let s = Server::with_keys(combo.quirks(), count);
+            let dir = s.conf_dir();
+            let out = run_host(conf_path(&dir).to_str().unwrap(), &["list"]);
+            let got = results(&out);
+            let keys = String::from_utf8_lossy(&out.stdout)
+                .lines()
+                .filter(|l| l.starts_with("KEY "))
+                .count();
+            match combo.method() {
+                Some(_) => {
+                    assert!(
+                        got.contains(&format!("list {count}")),
+                        "{}: {got:?}",
+                        combo.name()
+                    );
+                    assert_eq!(keys, count);
+                }
+                None => {
+                    // mysqld gets no iterator, and its error log one line saying why.
+                    assert!(got.contains(&"list error".to_string()), "{got:?}");
+                    assert_eq!(keys, 0);
+                    let log = text(&out);
+                    assert_logged_refusal(combo, &s, &log);
+                }
+            }
+        }
+    }
+}
+
+#[test]
+fn the_component_keys_iterator_lists_every_key_or_none() {
+    for count in SIZES {
+        for combo in COMBOS {
+            let s = Server::with_keys(combo.quirks(), count);
+            let dir = s.conf_dir();
+            std::fs::write(
+                dir.path().join("component_keyring_okv.cnf"),
+                format!(
+                    "{{\"kmip_configuration_directory\": \"{}\"}}",
+                    conf_path(&dir).display()
+                ),
+            )
+            .unwrap();
+            let out = Command::new(component::host_program())
+                .arg(component::component_library())
+                .arg(dir.path())
+                .arg("-")
+                .args(["load", "keys"])
+                .output()
+                .expect("run component_host");
+            let report = text(&out);
+            assert!(out.status.success(), "{report}");
+            let results: Vec<&str> = report
+                .lines()
+                .filter_map(|l| l.strip_prefix("RESULT "))
+                .collect();
+            let keys = results.iter().filter(|r| r.starts_with("key ")).count();
+            match combo.method() {
+                Some(_) => {
+                    assert!(results.contains(&"load 0"), "{results:?}");
+                    assert!(results.contains(&"keys_init 0"), "{results:?}");
+                    assert_eq!(keys, count, "{}", combo.name());
+                }
+                None => {
+                    assert!(!results.contains(&"keys_init 0"), "{results:?}");
+                    assert_eq!(keys, 0);
+                    assert_logged_refusal(combo, &s, &report);
+                }
+            }
+        }
+    }
+}
+
+/// mysql_migrate_keyring from component_keyring_okv to component_keyring_file in the chroot:
+/// every key arrives, or the migration fails and says why.
+#[test]
+fn mysql_migrate_keyring_moves_every_key_or_fails() {
+    component::plugin_dir();
+    // The combinations run side by side: each has its own server and directories, and most of
+    // a migration's time is component_keyring_file rewriting its file once per key.
+    std::thread::scope(|scope| {
+        for count in SIZES {
+            for (n, combo) in COMBOS.into_iter().enumerate() {
+                scope.spawn(move || migrate_one(count, n, combo));
+            }
+        }
+    });
+}
+
+fn migrate_one(count: usize, n: usize, combo: Combo) {
+    let s = Server::with_keys(combo.quirks(), count);
+    let name = format!("listmig-{count}-{n}");
+    let conf = component::conf_dir_in_chroot(&lab().conf_dir, &name, Some(s.ora()));
+    let cfg = format!("/srv/{name}-cfg");
+    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    std::fs::create_dir_all(&cfg_host).unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_okv.cnf"),
+        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_file.cnf"),
+        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
+    )
+    .unwrap();
+    let started = Instant::now();
+    let out = Command::new("chroot")
+        .arg(mysql::root())
+        .args([
+            "/usr/bin/mysql_migrate_keyring",
+            "--component-dir=/usr/lib/mysql/plugin",
+            "--source-keyring=component_keyring_okv",
+            &format!("--source-keyring-configuration-dir={cfg}"),
+            "--destination-keyring=component_keyring_file",
+            &format!("--destination-keyring-configuration-dir={cfg}"),
+        ])
+        .output()
+        .expect("run mysql_migrate_keyring");
+    let report = text(&out);
+    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
+    let migrated = keys.matches("\"data_id\":\"key-").count();
+    match combo.method() {
+        Some(_) => {
+            assert!(out.status.success(), "{}:\n{report}", combo.name());
+            assert_eq!(migrated, count, "{}", combo.name());
+            println!(
+                "MIGRATION {count} keys | {} | {:.1} s",
+                combo.name(),
+                started.elapsed().as_secs_f64()
+            );
+        }
+        None => {
+            assert!(!out.status.success(), "{}:\n{report}", combo.name());
+            assert_eq!(migrated, 0, "{}: {migrated} keys moved", combo.name());
+            assert_logged_refusal(combo, &s, &report);
+        }
+    }
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    let _ = std::fs::remove_dir_all(mysql::root().join(conf.trim_start_matches('/')));
+}
+
+/// The objects of a listing that must be there whatever happened between its pages.
+fn survivors(total: usize, removed: &[usize]) -> BTreeSet<String> {
+    (0..total)
+        .filter(|i| !removed.contains(i))
+        .map(|i| format!("key-{i}"))
+        .collect()
+}
+
+#[test]
+fn objects_made_and_removed_between_pages_do_not_make_a_listing_wrong() {
+    for oldest_first in [false, true] {
+        let total = 3500;
+        let s = Server::with_keys(
+            Quirks {
+                oldest_first,
+                ..Combo {
+                    dates_ignored: true,
+                    offset: Offset::Honoured,
+                }
+                .quirks()
+            },
+            total,
+        );
+        // Locate 0 is the first answer; 1, 2… are pages. New objects land before the pages
+        // already read (newest first) or after them; removed ones shift every later page.
+        let mut changes = Vec::new();
+        for j in 0..5 {
+            changes.push((
+                2,
+                Change::Plant(Object::aes(
+                    &format!("n{j}"),
+                    &object_name(&format!("new-{j}"), "o"),
+                    vec![9; 32],
+                    1_800_000_000,
+                )),
+            ));
+        }
+        let removed = [3, 1500, 2600];
+        for i in removed {
+            changes.push((3, Change::Remove(format!("p{i}"))));
+        }
+        *s.kmip.between_locates.lock().unwrap() = changes;
+        let (k, health) = s.keyring();
+        let entries = k.list(false).unwrap();
+        let listed: Vec<&str> = entries.iter().map(|e| e.key_id.as_str()).collect();
+        let unique: BTreeSet<String> = listed.iter().map(|s| s.to_string()).collect();
+        assert_eq!(unique.len(), listed.len(), "an object listed twice");
+        let missing: Vec<String> = survivors(total, &removed)
+            .into_iter()
+            .filter(|id| !unique.contains(id))
+            .collect();
+        assert!(
+            missing.is_empty(),
+            "oldest_first {oldest_first}: {missing:?}"
+        );
+        assert_eq!(
+            health.snapshot().listing_method,
+            "Offset Items paging (KMIP 1.4)"
+        );
+    }
+}
+
+#[test]
+fn a_server_that_ignores_offset_items_is_listed_by_date_and_never_paged_again() {
+    let s = Server::with_keys(
+        Combo {
+            dates_ignored: false,
+            offset: Offset::Ignored,
+        }
+        .quirks(),
+        2500,
+    );
+    let (k, health) = s.keyring();
+    assert_eq!(k.list(false).unwrap().len(), 2500);
+    assert_eq!(
+        health.snapshot().listing_method,
+        "Initial Date partitioning"
+    );
+    let first = k.last_listing().unwrap();
+    assert_eq!(k.list(false).unwrap().len(), 2500);
+    let second = k.last_listing().unwrap();
+    // The first listing tried one page; the second goes straight to date ranges.
+    assert!(second.locates < first.locates, "{first:?} then {second:?}");
+}
+
+#[test]
+fn a_later_listing_of_a_paging_server_needs_no_probe() {
+    // Below the cap: the first listing shows its answer whole (one empty page), the next one
+    // takes one answer as it is.
+    let s = Server::with_keys(
+        Quirks {
+            offset: Offset::Honoured,
+            ..Quirks::default()
+        },
+        500,
+    );
+    let (k, health) = s.keyring();
+    assert_eq!(k.list(false).unwrap().len(), 500);
+    assert_eq!(
+        health.snapshot().listing_method,
+        "Offset Items paging (KMIP 1.4)"
+    );
+    // Symmetric keys: the answer and a page after it; secret data: one empty answer.
+    assert_eq!(k.last_listing().unwrap().locates, 3);
+    assert_eq!(k.list(false).unwrap().len(), 500);
+    assert_eq!(k.last_listing().unwrap().locates, 2);
+    assert_eq!(health.snapshot().listing_method, "single Locate answer");
+}
+
+#[test]
+fn pykmip_is_paged_with_offset_items() {
+    let (keyring, health) = {
+        let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+        let client = KmipClient::from_conf_dir(&conf).expect("client");
+        let health = client.health();
+        (Keyring::new(client), health)
+    };
+    let prefix = unique("paged");
+    let ids: Vec<String> = (0..70).map(|i| format!("{prefix}-{i}")).collect();
+    for id in &ids {
+        keyring.generate(id, "", "AES", 16).unwrap();
+    }
+    let listed = keyring.list(false);
+    let method = health.snapshot().listing_method;
+    for id in &ids {
+        keyring.remove(id, "").unwrap();
+    }
+    let listed: BTreeSet<String> = listed.unwrap().into_iter().map(|e| e.key_id).collect();
+    for id in &ids {
+        assert!(listed.contains(id), "{id} missing");
+    }
+    assert_eq!(method, "Offset Items paging (KMIP 1.4)");
+}
