@@ -8,9 +8,9 @@
 
 use std::ffi::{c_char, c_int, c_ulong, c_void};
 
-pub type Status = c_int;
-/// Any opaque handle (`my_h_service`, reader objects, iterators).
-pub type Handle = *mut c_void;
+/// `mysql_service_status_t`, `my_h_service` (any opaque handle: services, readers,
+/// iterators), the registry and `mysql_keyring_native_key_id`: shared with the plugin.
+pub use okv_ffi::registry::{Handle, NativeKeyId, Registry, Status};
 
 pub const OK: Status = 0;
 pub const FAIL: Status = 1;
@@ -41,14 +41,6 @@ pub struct Component {
     pub metadata: *const MetadataRef,
     pub init: Option<unsafe extern "C" fn() -> Status>,
     pub deinit: Option<unsafe extern "C" fn() -> Status>,
-}
-
-#[repr(C)]
-pub struct Registry {
-    pub acquire: unsafe extern "C" fn(name: *const c_char, out: *mut Handle) -> Status,
-    pub acquire_related:
-        unsafe extern "C" fn(name: *const c_char, related: Handle, out: *mut Handle) -> Status,
-    pub release: unsafe extern "C" fn(service: Handle) -> Status,
 }
 
 #[repr(C)]
@@ -137,12 +129,6 @@ pub struct KeyringAes {
     pub get_size: unsafe extern "C" fn(usize, *const c_char, usize, *mut usize) -> Status,
     pub encrypt: AesOp,
     pub decrypt: AesOp,
-}
-
-#[repr(C)]
-pub struct NativeKeyId {
-    pub get_backend_key_id:
-        unsafe extern "C" fn(*const c_char, *const c_char, *mut c_char, usize) -> Status,
 }
 
 /// Severity numbers of mysql_simple_error_log (my_loglevel.h).

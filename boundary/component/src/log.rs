@@ -4,11 +4,9 @@
 //! `mysql_simple_error_log`), so without it the lines go to stderr.
 
 use std::ffi::{CString, c_void};
-use std::sync::Once;
 use std::sync::atomic::{AtomicPtr, Ordering};
 
 use okv_core::logging::Severity;
-use tracing_subscriber::layer::SubscriberExt;
 
 use crate::REGISTRY;
 use crate::abi::{
@@ -17,7 +15,6 @@ use crate::abi::{
 
 /// The acquired service handle (a pointer to the service's function table), or NULL.
 static SIMPLE_LOG: AtomicPtr<c_void> = AtomicPtr::new(std::ptr::null_mut());
-static SUBSCRIBER: Once = Once::new();
 
 fn registry() -> Option<&'static Registry> {
     let p = REGISTRY.load(Ordering::Acquire);
@@ -36,12 +33,7 @@ pub fn init() {
             SIMPLE_LOG.store(handle, Ordering::Release);
         }
     }
-    SUBSCRIBER.call_once(|| {
-        let subscriber =
-            tracing_subscriber::registry().with(okv_core::logging::LineLayer::new(log_line));
-        // Our copy of tracing is private to this library; nothing else can have set it.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    okv_ffi::logging::install(log_line);
 }
 
 /// Releases the log service (component deinit); later lines go to stderr.

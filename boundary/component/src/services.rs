@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int};
 
 use okv_core::keyring::FetchedKey;
 use okv_core::products::mysql_component::{self as component, ComponentError, Mode};
-use okv_ffi::{copy_c_string, guard, str_arg};
+use okv_ffi::{copy_c_string, guard, handle, str_arg};
 
 use crate::abi::*;
 
@@ -69,9 +69,8 @@ unsafe extern "C" fn reader_init(
         match component::fetch(id, owner) {
             Ok(None) => OK,
             Ok(Some(key)) => {
-                let reader = Box::into_raw(Box::new(Reader { key }));
                 // SAFETY: as above.
-                unsafe { *out = reader.cast() };
+                unsafe { *out = handle::lend(Reader { key }) };
                 OK
             }
             Err(e) => {
@@ -84,10 +83,8 @@ unsafe extern "C" fn reader_init(
 
 unsafe extern "C" fn reader_deinit(reader: Handle) -> Status {
     guard("keyring_reader_with_status.deinit", FAIL, || {
-        if !reader.is_null() {
-            // SAFETY: made by reader_init with Box::into_raw; the key is wiped on drop.
-            drop(unsafe { Box::from_raw(reader.cast::<Reader>()) });
-        }
+        // SAFETY: lent by reader_init, released once here; the key is wiped on drop.
+        drop(unsafe { handle::take_back::<Reader>(reader) });
         OK
     })
 }
@@ -98,12 +95,15 @@ unsafe extern "C" fn reader_fetch_length(
     type_size: *mut usize,
 ) -> Status {
     guard("keyring_reader_with_status.fetch_length", FAIL, || {
-        if reader.is_null() || data_size.is_null() || type_size.is_null() {
+        // SAFETY: a live reader of ours.
+        let Some(r) = (unsafe { handle::borrow::<Reader>(reader) }) else {
+            return FAIL;
+        };
+        if data_size.is_null() || type_size.is_null() {
             return FAIL;
         }
-        // SAFETY: a live reader of ours and the caller's out variables.
+        // SAFETY: the caller's out variables.
         unsafe {
-            let r = &*reader.cast::<Reader>();
             *data_size = r.key.material.len();
             *type_size = r.key.key_type.name().len();
         }
@@ -121,17 +121,15 @@ unsafe extern "C" fn reader_fetch(
     type_size: *mut usize,
 ) -> Status {
     guard("keyring_reader_with_status.fetch", FAIL, || {
-        if reader.is_null()
-            || data.is_null()
-            || data_size.is_null()
-            || data_type.is_null()
-            || type_size.is_null()
-        {
+        // SAFETY: a live reader of ours.
+        let Some(r) = (unsafe { handle::borrow::<Reader>(reader) }) else {
+            return FAIL;
+        };
+        if data.is_null() || data_size.is_null() || data_type.is_null() || type_size.is_null() {
             return FAIL;
         }
-        // SAFETY: a live reader of ours; the buffers hold data_len / type_len bytes.
+        // SAFETY: the buffers hold data_len / type_len bytes.
         unsafe {
-            let r = &*reader.cast::<Reader>();
             let material = &r.key.material;
             let name = r.key.key_type.name().as_bytes();
             if data_len < material.len() || type_len < name.len() {
@@ -266,9 +264,8 @@ impl Pairs {
 }
 
 fn new_pairs(out: *mut Handle, items: Vec<(String, String)>) -> Status {
-    let p = Box::into_raw(Box::new(Pairs { items, pos: 0 }));
     // SAFETY: out was checked non-NULL by the caller of this helper.
-    unsafe { *out = p.cast() };
+    unsafe { *out = handle::lend(Pairs { items, pos: 0 }) };
     OK
 }
 
@@ -276,15 +273,13 @@ fn new_pairs(out: *mut Handle, items: Vec<(String, String)>) -> Status {
 /// `it` is NULL or made by `new_pairs` and not yet freed.
 unsafe fn pairs<'a>(it: Handle) -> Option<&'a mut Pairs> {
     // SAFETY: per the contract.
-    (!it.is_null()).then(|| unsafe { &mut *it.cast::<Pairs>() })
+    unsafe { handle::borrow_mut::<Pairs>(it) }
 }
 
 unsafe extern "C" fn pairs_deinit(it: Handle) -> Status {
     guard("iterator deinit", FAIL, || {
-        if !it.is_null() {
-            // SAFETY: made by new_pairs.
-            drop(unsafe { Box::from_raw(it.cast::<Pairs>()) });
-        }
+        // SAFETY: lent by new_pairs, released once here.
+        drop(unsafe { handle::take_back::<Pairs>(it) });
         OK
     })
 }

@@ -1,9 +1,15 @@
-//! The panic boundary and C string helpers that every library of keyring_okv uses at its C
-//! boundary (the MySQL plugin, the MySQL component, the MariaDB plugin).
+//! What every library of keyring_okv uses at its C boundary (the MySQL plugin, the MySQL
+//! component, the MariaDB plugin): the panic guard, C string arguments and bounded writes,
+//! opaque handles ([`handle`]), the component registry ([`registry`]), the system-variable ABI
+//! ([`sysvar`]) and the logging set-up ([`logging`]). Each module documents the ownership rule
+//! of the pointers it deals in.
 
 use std::ffi::{CStr, c_char};
 use std::panic::{AssertUnwindSafe, catch_unwind};
 
+pub mod handle;
+pub mod logging;
+pub mod registry;
 pub mod sysvar;
 
 /// Runs `body`; a panic becomes `on_panic` and one error-log line, never an unwind into mysqld.

@@ -42,3 +42,40 @@ pub struct SysVarStr {
     pub value: *mut *mut c_char,
     pub def_val: *const c_char,
 }
+
+/// The string a `SET GLOBAL` gives, read through the check callback's `st_mysql_value`: at most
+/// `max` bytes (longer values are cut there), `None` for NULL.
+///
+/// # Safety
+/// `value` is the server's `st_mysql_value` for the current check call.
+pub unsafe fn read_str(value: *mut StMysqlValue, max: usize) -> Option<Vec<u8>> {
+    if value.is_null() {
+        return None;
+    }
+    let mut buffer = vec![0 as c_char; max + 1];
+    let mut length = c_int::try_from(buffer.len()).unwrap_or(c_int::MAX);
+    // SAFETY: per the contract; val_str reads into our buffer, or returns its own pointer to
+    // `length` bytes that live for the call.
+    unsafe {
+        let s = ((*value).val_str)(value, buffer.as_mut_ptr(), &mut length);
+        if s.is_null() {
+            return None;
+        }
+        let len = usize::try_from(length).unwrap_or(0);
+        Some(std::slice::from_raw_parts(s.cast::<u8>(), len).to_vec())
+    }
+}
+
+/// The integer a `SET GLOBAL` gives, read through the check callback's `st_mysql_value`;
+/// `None` for NULL or a value that is not a number.
+///
+/// # Safety
+/// `value` is the server's `st_mysql_value` for the current check call.
+pub unsafe fn read_int(value: *mut StMysqlValue) -> Option<i64> {
+    if value.is_null() {
+        return None;
+    }
+    let mut n = 0i64;
+    // SAFETY: per the contract; val_int writes one i64.
+    (unsafe { ((*value).val_int)(value, &mut n) } == 0).then_some(n)
+}

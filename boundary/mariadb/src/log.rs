@@ -3,10 +3,8 @@
 //! the library to one MariaDB release (its version changed between 10.11 and 11.8).
 
 use std::io::Write as _;
-use std::sync::Once;
 
-use okv_core::logging::{LineLayer, Severity};
-use tracing_subscriber::layer::SubscriberExt;
+use okv_core::logging::Severity;
 
 fn label(severity: Severity) -> &'static str {
     match severity {
@@ -35,12 +33,6 @@ pub fn log_line(severity: Severity, message: &str) {
     let _ = std::io::stderr().lock().write_all(line.as_bytes());
 }
 
-static LOGGING: Once = Once::new();
-
 pub fn install() {
-    LOGGING.call_once(|| {
-        let subscriber = tracing_subscriber::registry().with(LineLayer::new(log_line));
-        // Our copy of tracing is private to this library; nothing else can have set it.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    okv_ffi::logging::install(log_line);
 }

@@ -59,11 +59,10 @@ pub unsafe extern "C" fn check_rotate_key(
         if save.is_null() || value.is_null() {
             return 1;
         }
-        let mut requested: i64 = 0;
         // SAFETY: value is the server's st_mysql_value for this statement.
-        if unsafe { ((*value).val_int)(value, &mut requested) } != 0 {
+        let Some(requested) = (unsafe { okv_ffi::sysvar::read_int(value) }) else {
             return 1;
-        }
+        };
         match host::rotate(requested) {
             Ok(made) => {
                 // SAFETY: save holds one int for an INT variable.

@@ -207,18 +207,15 @@ pub unsafe extern "C" fn mysql_key_iterator_init(iterator: *mut *mut c_void) {
                 Some((CString::new(e.key_id).ok()?, CString::new(e.owner).ok()?))
             })
             .collect();
-        let boxed = Box::new(KeyIterator { entries, next: 0 });
         // SAFETY: checked non-NULL; ownership passes to the caller until deinit.
-        unsafe { *iterator = Box::into_raw(boxed).cast() };
+        unsafe { *iterator = okv_ffi::handle::lend(KeyIterator { entries, next: 0 }) };
     })
 }
 
 pub unsafe extern "C" fn mysql_key_iterator_deinit(iterator: *mut c_void) {
     guard("mysql_key_iterator_deinit", (), || {
-        if !iterator.is_null() {
-            // SAFETY: made by Box::into_raw in iterator_init, released once here.
-            drop(unsafe { Box::from_raw(iterator.cast::<KeyIterator>()) });
-        }
+        // SAFETY: lent by iterator_init, released once here.
+        drop(unsafe { okv_ffi::handle::take_back::<KeyIterator>(iterator) });
     })
 }
 
@@ -228,11 +225,13 @@ pub unsafe extern "C" fn mysql_key_iterator_get_key(
     user_id: *mut c_char,
 ) -> bool {
     guard("mysql_key_iterator_get_key", true, || {
-        if iterator.is_null() || key_id.is_null() || user_id.is_null() {
+        // SAFETY: lent by iterator_init and not yet released.
+        let Some(it) = (unsafe { okv_ffi::handle::borrow_mut::<KeyIterator>(iterator) }) else {
+            return true;
+        };
+        if key_id.is_null() || user_id.is_null() {
             return true;
         }
-        // SAFETY: made by iterator_init and not yet released.
-        let it = unsafe { &mut *iterator.cast::<KeyIterator>() };
         let Some((id, owner)) = it.entries.get(it.next) else {
             return true;
         };

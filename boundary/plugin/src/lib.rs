@@ -12,11 +12,9 @@ mod status;
 mod sysvar;
 
 use std::ffi::{c_char, c_int, c_void};
-use std::sync::Once;
 
 use abi::*;
 use okv_ffi::guard;
-use tracing_subscriber::layer::SubscriberExt;
 
 /// The descriptor version shown in information_schema.PLUGINS (1.0).
 const PLUGIN_VERSION: u32 = 0x0100;
@@ -96,15 +94,8 @@ pub static mut _mysql_plugin_declarations_: [StMysqlPlugin; 2] = [
     },
 ];
 
-static LOGGING: Once = Once::new();
-
 fn install_logging() {
-    LOGGING.call_once(|| {
-        let subscriber = tracing_subscriber::registry()
-            .with(okv_core::logging::LineLayer::new(services::log_line));
-        // Our copy of tracing is private to this library; nothing else can have set it.
-        let _ = tracing::subscriber::set_global_default(subscriber);
-    });
+    okv_ffi::logging::install(services::log_line);
 }
 
 /// Returns 0 even when the configuration is missing or broken: mysqld must start, and

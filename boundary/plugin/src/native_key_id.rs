@@ -19,36 +19,7 @@ pub struct PluginRegistryService {
     release: unsafe extern "C" fn(*const Registry) -> c_int,
 }
 
-/// include/mysql/components/services/registry.h: `registry`.
-#[repr(C)]
-struct Registry {
-    acquire: unsafe extern "C" fn(name: *const c_char, out: *mut *mut c_void) -> c_int,
-    acquire_related: unsafe extern "C" fn(
-        name: *const c_char,
-        service: *mut c_void,
-        out: *mut *mut c_void,
-    ) -> c_int,
-    release: unsafe extern "C" fn(service: *mut c_void) -> c_int,
-}
-
-/// The same header: `registry_registration`.
-#[repr(C)]
-struct RegistryRegistration {
-    register_service: unsafe extern "C" fn(name: *const c_char, service: *mut c_void) -> c_int,
-    unregister: unsafe extern "C" fn(name: *const c_char) -> c_int,
-    set_default: unsafe extern "C" fn(name: *const c_char) -> c_int,
-}
-
-/// include/mysql/components/services/mysql_keyring_native_key_id.h.
-#[repr(C)]
-struct NativeKeyId {
-    get_backend_key_id: unsafe extern "C" fn(
-        key_id: *const c_char,
-        user_id: *const c_char,
-        backend_key_id: *mut c_char,
-        max_key_len: usize,
-    ) -> c_int,
-}
+use okv_ffi::registry::{NativeKeyId, Registry, RegistryRegistration};
 
 static SERVICE: NativeKeyId = NativeKeyId { get_backend_key_id };
 

@@ -28,19 +28,8 @@ pub unsafe extern "C" fn check_conf_dir(
         }
         // SAFETY: save points at storage for one pointer (the server allocates at least 8 bytes).
         unsafe { *save.cast::<u64>() = 0 };
-        let mut buffer = vec![0 as c_char; MAX_PATH + 1];
-        let mut length = c_int::try_from(buffer.len()).unwrap_or(c_int::MAX);
-        // SAFETY: value is the server's st_mysql_value; val_str reads into our buffer or returns
-        // its own pointer to `length` bytes.
-        let text = unsafe {
-            let s = ((*value).val_str)(value, buffer.as_mut_ptr(), &mut length);
-            if s.is_null() {
-                None
-            } else {
-                let len = usize::try_from(length).unwrap_or(0);
-                Some(std::slice::from_raw_parts(s.cast::<u8>(), len).to_vec())
-            }
-        };
+        // SAFETY: value is the server's st_mysql_value for this check.
+        let text = unsafe { okv_ffi::sysvar::read_str(value, MAX_PATH) };
         let Some(text) = text else {
             tracing::error!(
                 "keyring_okv_conf_dir cannot be NULL; the previous configuration stays in force"
