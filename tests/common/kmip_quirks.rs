@@ -85,6 +85,9 @@ pub struct Quirks {
     pub hold_activate: bool,
     /// The next this many Get Attributes asking for the State alone fail (General Failure).
     pub fail_state_checks: usize,
+    /// Every message is answered this long after it arrived (a slow server that still answers
+    /// within the request timeout).
+    pub slow: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -277,6 +280,10 @@ impl QuirkyKmip {
     /// Answers one request message with one response message; empty means "close the
     /// connection without an answer".
     pub fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let slow = self.quirks.lock().unwrap().slow;
+        if let Some(delay) = slow {
+            std::thread::sleep(delay);
+        }
         let answer = self.serve(request);
         // Under the objects' lock, so that a waiter cannot miss the change.
         drop(self.objects.lock().unwrap());
