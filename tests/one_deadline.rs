@@ -36,12 +36,7 @@ fn tls() -> Arc<rustls::ServerConfig> {
 }
 
 fn quirky() -> (Arc<QuirkyKmip>, FaultServer) {
-    let kmip = Arc::new(QuirkyKmip::new("u"));
-    let server = FaultServer::start(Fault::Kmip {
-        tls: tls(),
-        server: kmip.clone(),
-    });
-    (kmip, server)
+    common::kmip_quirks::serve_own_pki("u", Quirks::default())
 }
 
 fn hung() -> FaultServer {

@@ -101,10 +101,99 @@ pub fn fetch_material(
     }
 }
 
-/// The highest version of `key_id` at or above `from + 1` that exists, probing upwards one name
-/// at a time (versions are only ever added one above the latest), with its object.
-/// `from` is the highest version already known (0 for none).
+/// The highest version a key may have: `u32::MAX` is MariaDB's "invalid version".
+const TOP_VERSION: u32 = u32::MAX - 1;
+
+/// Whether any object of the version's name exists, in any state: one Locate, no attributes.
+fn named(
+    client: &KmipClient,
+    namespace: &str,
+    key_id: u32,
+    version: u32,
+) -> Result<bool, KeyStoreError> {
+    let name = object_name(namespace, key_id, version);
+    let filter = LocateFilter {
+        name: Some(&name),
+        object_type: Some(tags::object_type::SYMMETRIC_KEY),
+    };
+    let uids = client
+        .request(
+            &ops::locate(&filter, Some(1)),
+            Retry::Idempotent,
+            ops::parse_locate,
+        )
+        .map_err(KeyStoreError::backend(&name))?;
+    Ok(!uids.is_empty())
+}
+
+/// The latest version of `key_id` above `from` (the highest version already known, 0 for
+/// none), with its object; None when there is none above `from`.
+///
+/// Versions are only ever made one above the latest, and a made version's name stays (a
+/// creation race leaves one object per version, `create_version`), so the names of a key are
+/// 1..N without holes. That makes "a name exists" monotonic, and the search costs
+/// O(log versions) Locates instead of one look-up per version: names `from`+1, +3, +7, ... until
+/// one is missing, then a binary search between the last found and the first missing. Only the
+/// version found is then looked at in full (its objects and states): a key never seen with 200
+/// versions costs 17 requests, a refresh that finds nothing new one.
+///
+/// The version found must have an Active object. When it has none (another client is making it
+/// right now, it is a leftover of a failed creation, or it was destroyed and the server keeps
+/// it) the one below is the latest, as a one-by-one walk would say. When that one is not Active
+/// either, the names have a hole the search cannot see around: the versions are walked one by
+/// one from `from`, the answer of before, whatever it costs.
 pub fn probe_latest(
+    client: &KmipClient,
+    namespace: &str,
+    key_id: u32,
+    from: u32,
+) -> Result<Option<(u32, Located)>, KeyStoreError> {
+    let exists = |version| named(client, namespace, key_id, version);
+    // `found` exists (or is `from`); `missing` does not (u32::MAX: never a version).
+    let mut found = from;
+    let mut missing = u32::MAX;
+    let mut step = 1u32;
+    while found < TOP_VERSION {
+        let probe = found.saturating_add(step).min(TOP_VERSION);
+        if exists(probe)? {
+            found = probe;
+            step = step.saturating_mul(2);
+        } else {
+            missing = probe;
+            break;
+        }
+    }
+    while missing - found > 1 {
+        let middle = found + (missing - found) / 2;
+        if exists(middle)? {
+            found = middle;
+        } else {
+            missing = middle;
+        }
+    }
+    if found == from {
+        return Ok(None);
+    }
+    if let Some(located) = find_version(client, namespace, key_id, found)? {
+        return Ok(Some((found, located)));
+    }
+    let below = found - 1;
+    if below == from {
+        return Ok(None);
+    }
+    if let Some(located) = find_version(client, namespace, key_id, below)? {
+        return Ok(Some((below, located)));
+    }
+    tracing::warn!(
+        "key {key_id}: neither {} nor the version below it has an Active object on the KMIP server; looking at every version above {from} one by one",
+        object_name(namespace, key_id, found)
+    );
+    walk_latest(client, namespace, key_id, from)
+}
+
+/// The highest version above `from` reached one name at a time while each has an Active
+/// object, with its object.
+fn walk_latest(
     client: &KmipClient,
     namespace: &str,
     key_id: u32,
@@ -112,7 +201,7 @@ pub fn probe_latest(
 ) -> Result<Option<(u32, Located)>, KeyStoreError> {
     let mut found = None;
     let mut version = from;
-    while version < u32::MAX - 1 {
+    while version < TOP_VERSION {
         match find_version(client, namespace, key_id, version + 1)? {
             Some(located) => {
                 version += 1;

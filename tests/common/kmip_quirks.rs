@@ -186,6 +186,22 @@ pub fn serve(
     (kmip, fault)
 }
 
+/// As `serve`, with the test binary's own PKI (`fixtures::pki`), so that no PyKMIP is needed:
+/// a configuration directory of `fixtures::pki().layout()` talks to it.
+pub fn serve_own_pki(
+    uid_prefix: &str,
+    quirks: Quirks,
+) -> (std::sync::Arc<QuirkyKmip>, super::fault_server::FaultServer) {
+    let pki = super::fixtures::pki();
+    let kmip = std::sync::Arc::new(QuirkyKmip::new(uid_prefix));
+    kmip.set(quirks);
+    let fault = super::fault_server::FaultServer::start(super::fault_server::Fault::Kmip {
+        tls: super::fixtures::rustls_server_config(&pki.server_cert, &pki.server_key, &pki.ca_cert),
+        server: kmip.clone(),
+    });
+    (kmip, fault)
+}
+
 impl QuirkyKmip {
     /// A server whose identifiers start with `uid_prefix`.
     pub fn new(uid_prefix: &str) -> QuirkyKmip {

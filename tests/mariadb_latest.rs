@@ -1,0 +1,136 @@
+//! MariaDB's search for the latest version of a key id: O(log versions) requests for a key
+//! never seen, one for a refresh that finds nothing new, and the answer a one-by-one walk gives
+//! when the top version is being made, was destroyed, or the names have a hole. Against the
+//! in-process KMIP server (no PyKMIP), counting the messages it answers.
+
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+
+use common::fault_server::FaultServer;
+use common::fixtures::{Layout, make_conf_dir, pki};
+use common::kmip_quirks::{Object, Quirks, QuirkyKmip, serve_own_pki};
+use okv_core::config::{Host, ServerAddr, load_conf_dir};
+use okv_core::connector::KmipClient;
+use okv_core::kmip::tags::state;
+use okv_core::mariadb_keys::{KeyStore, Settings};
+
+fn store(server: &FaultServer) -> KeyStore {
+    let conf_dir = make_conf_dir(&Layout {
+        ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+        ..pki().layout()
+    });
+    let conf = load_conf_dir(&conf_dir.dir).expect("conf dir");
+    let addr = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: server.port(),
+    };
+    let client = KmipClient::new(vec![addr], conf.tls, conf.options.clone()).expect("client");
+    KeyStore::new(client, Settings::default()).expect("store")
+}
+
+fn version(kmip: &QuirkyKmip, key_id: u32, version: u32, state: u32) {
+    let mut object = Object::aes(
+        &kmip.fresh_uid(),
+        &format!("mariadb/{key_id}/{version}"),
+        vec![u8::try_from(version % 251).unwrap(); 32],
+        1_700_000_000,
+    );
+    object.state = state;
+    kmip.plant(object);
+}
+
+fn versions(kmip: &QuirkyKmip, key_id: u32, count: u32) {
+    for v in 1..=count {
+        version(kmip, key_id, v, state::ACTIVE);
+    }
+}
+
+/// The answer of `call` and the messages the server answered meanwhile.
+fn counted<T>(kmip: &QuirkyKmip, call: impl FnOnce() -> T) -> (T, usize) {
+    let before = kmip.messages.load(Ordering::SeqCst);
+    let out = call();
+    (out, kmip.messages.load(Ordering::SeqCst) - before)
+}
+
+fn log2_ceil(n: u32) -> usize {
+    (u32::BITS - (n - 1).leading_zeros()) as usize
+}
+
+#[test]
+fn the_latest_of_200_versions_costs_a_few_requests_per_doubling() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 200);
+    let store = store(&server);
+
+    let (latest, requests) = counted(&kmip, || store.latest_version(1));
+    assert_eq!(latest, Some(200));
+    // Two Locates per doubling, then the version's objects and its Get.
+    let bound = 2 * log2_ceil(200) + 4;
+    eprintln!("latest of 200 versions: {requests} requests (bound {bound})");
+    assert!(requests <= bound, "{requests} requests > {bound}");
+    assert_eq!(store.with_key(1, 200, <[u8]>::to_vec), Some(vec![200; 32]));
+
+    // Nothing new: one Locate.
+    let (found, requests) = counted(&kmip, || store.load(1));
+    assert_eq!(found.unwrap(), Some(200));
+    assert_eq!(requests, 1, "a refresh that finds nothing new");
+
+    // A new version made elsewhere: found, read, published.
+    version(&kmip, 1, 201, state::ACTIVE);
+    let (found, requests) = counted(&kmip, || store.load(1));
+    assert_eq!(found.unwrap(), Some(201));
+    eprintln!("one new version: {requests} requests");
+    assert!(requests <= 6, "{requests}");
+
+    // A key id with no version at all: one Locate.
+    let (latest, requests) = counted(&kmip, || store.latest_version(9));
+    assert_eq!(latest, None);
+    assert_eq!(requests, 1);
+}
+
+#[test]
+fn a_version_being_made_or_destroyed_is_not_the_latest() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    // Another client is making version 51 right now: still Pre-Active.
+    versions(&kmip, 1, 50);
+    version(&kmip, 1, 51, state::PRE_ACTIVE);
+    // Version 31 of key 2 was destroyed; the server keeps the object.
+    versions(&kmip, 2, 30);
+    version(&kmip, 2, 31, state::DESTROYED);
+    // Key 3's only version is being made.
+    version(&kmip, 3, 1, state::PRE_ACTIVE);
+    let store = store(&server);
+
+    let (latest, requests) = counted(&kmip, || store.latest_version(1));
+    assert_eq!(latest, Some(50));
+    assert!(requests <= 2 * log2_ceil(51) + 6, "{requests}");
+    assert_eq!(store.latest_version(2), Some(30));
+    assert_eq!(store.latest_version(3), None);
+}
+
+#[test]
+fn a_hole_below_the_top_falls_back_to_the_walk() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    // Versions 1..=8 usable, 9 and 10 left Pre-Active by failed creations: the walk stops at
+    // the first version without an Active object.
+    versions(&kmip, 1, 8);
+    version(&kmip, 1, 9, state::PRE_ACTIVE);
+    version(&kmip, 1, 10, state::PRE_ACTIVE);
+    let store = store(&server);
+    assert_eq!(store.latest_version(1), Some(8));
+    assert_eq!(store.with_key(1, 8, <[u8]>::to_vec), Some(vec![8; 32]));
+}
+
+#[test]
+fn two_active_objects_under_the_latest_name_are_an_error() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 6);
+    version(&kmip, 1, 6, state::ACTIVE);
+    let err = store(&server).load(1).unwrap_err().to_string();
+    assert!(
+        err.contains("2 Active KMIP objects carry the name mariadb/1/6"),
+        "{err}"
+    );
+}
