@@ -463,3 +463,56 @@ fn keyring_aes_matches_openssl() {
         assert_eq!(decrypted[i], format!("0 {}", hex(input)), "{mode}");
     }
 }
+
+/// BACKEND_KEY_ID is the whole KMIP unique identifier or empty, as the plugin's: an identifier
+/// longer than the server's 64-byte buffer is never shown cut short (a cut identifier could
+/// name another object). Against the in-process KMIP server, whose identifiers are made long.
+#[test]
+fn backend_key_id_is_whole_or_empty() {
+    use common::fixtures::{Layout, make_conf_dir, pki};
+    use common::kmip_quirks::{Object, Quirks, serve_own_pki};
+
+    let long = "u".repeat(70);
+    let mut answers = Vec::new();
+    for prefix in ["u", long.as_str()] {
+        let (kmip, server) = serve_own_pki(prefix, Quirks::default());
+        let uid = kmip.fresh_uid();
+        kmip.plant(Object::aes(
+            &uid,
+            "mysql-keyring::backend_id",
+            vec![1; 32],
+            1_700_000_000,
+        ));
+        let conf = make_conf_dir(&Layout {
+            ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+            ..pki().layout()
+        });
+        let dir = component_dir(Some(&format!(
+            "{{\"kmip_configuration_directory\": \"{}\"}}",
+            conf.dir.display()
+        )));
+        let out = results(&run(
+            dir.path(),
+            &[
+                "load",
+                "fetch",
+                "backend_id",
+                "-",
+                "backend",
+                "backend_id",
+                "-",
+            ],
+        ));
+        let backend = out
+            .iter()
+            .find(|l| l.starts_with("backend "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no backend result: {out:#?}"));
+        answers.push((uid, backend));
+    }
+    let (short_uid, short) = &answers[0];
+    assert_eq!(*short, format!("backend 0 {short_uid}"));
+    let (long_uid, long) = &answers[1];
+    assert!(long_uid.len() > 63);
+    assert_eq!(long.trim_end(), "backend 1", "{long_uid}");
+}

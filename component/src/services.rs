@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int};
 
 use okv_core::component::{self, ComponentError, Mode};
 use okv_core::keyring::FetchedKey;
-use okv_ffi::{copy_c_string, guard, str_arg};
+use okv_ffi::{copy_c_string, copy_whole_c_string, guard, str_arg};
 
 use crate::abi::*;
 
@@ -680,7 +680,8 @@ pub static AES: KeyringAes = KeyringAes {
 // ---------------------------------------------------------------- mysql_keyring_native_key_id
 
 /// The KMIP unique identifier of a key (performance_schema.keyring_keys.BACKEND_KEY_ID), from
-/// memory only; "" when not known. At most `max_len` bytes are written, NUL included.
+/// memory only; "" when not known. At most `max_len` bytes are written, NUL included: an
+/// identifier that does not fit is "" and a failure, never cut short (as the plugin's).
 unsafe extern "C" fn backend_key_id(
     key_id: *const c_char,
     user_id: *const c_char,
@@ -702,8 +703,7 @@ unsafe extern "C" fn backend_key_id(
             };
             let uid = component::backend_key_id(id, owner).unwrap_or_default();
             // SAFETY: out holds max_len >= 1 bytes.
-            unsafe { copy_c_string(&uid, out, max_len) };
-            OK
+            status(unsafe { copy_whole_c_string(&uid, out, max_len) })
         },
     )
 }
