@@ -35,7 +35,8 @@ pub struct Settings {
     pub cache_timeout: Duration,
     /// How often the background refresh looks for new versions.
     pub version_refresh: Duration,
-    /// Serve an expired cached key when reading it again fails.
+    /// Serve an expired cached key when reading it again fails because the KMIP server cannot
+    /// be reached; never when the server says the version is gone or not usable.
     pub use_cache_on_error: bool,
 }
 
@@ -361,7 +362,9 @@ impl KeyStore {
         match self.client.one_call(|| self.fetch(key_id, version, None)) {
             Ok(()) => {}
             Err(e) => {
-                let serve_stale = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
+                let serve_stale = stale
+                    && e.is_unavailable()
+                    && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
                 if serve_stale {
                     tracing::warn!(
                         "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error)"

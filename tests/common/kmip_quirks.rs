@@ -256,6 +256,21 @@ impl QuirkyKmip {
         self.objects.lock().unwrap().push(object);
     }
 
+    /// Changes the object `uid` as `change` says (an administrator's doing on the server).
+    pub fn edit(&self, uid: &str, change: impl FnOnce(&mut Object)) {
+        let mut objects = self.objects.lock().unwrap();
+        let object = objects
+            .iter_mut()
+            .find(|o| o.uid == uid)
+            .expect("no such object");
+        change(object);
+    }
+
+    /// Removes the object `uid` (destroyed, and forgotten by the server).
+    pub fn remove(&self, uid: &str) {
+        self.objects.lock().unwrap().retain(|o| o.uid != uid);
+    }
+
     pub fn objects(&self) -> Vec<Object> {
         self.objects.lock().unwrap().clone()
     }

@@ -1,12 +1,14 @@
-//! MariaDB's search for the latest version of a key id: O(log versions) requests for a key
-//! never seen, one for a refresh that finds nothing new, and the answer a one-by-one walk gives
-//! when the top version is being made, was destroyed, or the names have a hole. Against the
-//! in-process KMIP server (no PyKMIP), counting the messages it answers.
+//! MariaDB's key store against the in-process KMIP server (no PyKMIP), counting the messages it
+//! answers: the search for the latest version of a key id costs O(log versions) requests for a
+//! key never seen and one for a refresh that finds nothing new, and gives the answer of a
+//! one-by-one walk when the top version is being made, was destroyed, or the names have a
+//! hole; use_cache_on_error serves an expired version only while the server cannot be reached.
 
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
 use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
 
 use common::fault_server::FaultServer;
 use common::fixtures::{Layout, make_conf_dir, pki};
@@ -17,6 +19,10 @@ use okv_core::kmip::tags::state;
 use okv_core::mariadb_keys::{KeyStore, Settings};
 
 fn store(server: &FaultServer) -> KeyStore {
+    store_with(server, Settings::default())
+}
+
+fn store_with(server: &FaultServer, settings: Settings) -> KeyStore {
     let conf_dir = make_conf_dir(&Layout {
         ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
         ..pki().layout()
@@ -27,7 +33,7 @@ fn store(server: &FaultServer) -> KeyStore {
         port: server.port(),
     };
     let client = KmipClient::new(vec![addr], conf.tls, conf.options.clone()).expect("client");
-    KeyStore::new(client, Settings::default()).expect("store")
+    KeyStore::new(client, settings).expect("store")
 }
 
 fn version(kmip: &QuirkyKmip, key_id: u32, version: u32, state: u32) {
@@ -133,4 +139,66 @@ fn two_active_objects_under_the_latest_name_are_an_error() {
         err.contains("2 Active KMIP objects carry the name mariadb/1/6"),
         "{err}"
     );
+}
+
+/// Waits until a version read now has expired from memory (the cache timeout is 1 ms).
+fn expire() {
+    let now = Instant::now();
+    while now.elapsed() < Duration::from_millis(2) {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn use_cache_on_error_never_serves_a_version_destroyed_on_purpose() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 4);
+    let store = store_with(
+        &server,
+        Settings {
+            cache_timeout: Duration::from_millis(1),
+            use_cache_on_error: true,
+            ..Settings::default()
+        },
+    );
+    assert_eq!(store.latest_version(1), Some(4));
+    for v in 1..=3 {
+        assert_eq!(
+            store.with_key(1, v, <[u8]>::to_vec),
+            Some(vec![v as u8; 32])
+        );
+    }
+    let uid = |v: u32| kmip.named(&format!("mariadb/1/{v}"))[0].uid.clone();
+
+    // The server cannot be reached: the expired copies stand in.
+    expire();
+    kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    assert_eq!(store.with_key(1, 1, <[u8]>::to_vec), Some(vec![1; 32]));
+    kmip.set(Quirks::default());
+
+    // Version 1 destroyed and forgotten, version 2 destroyed and kept, version 3 revoked:
+    // the server's answer evicts each, and nothing brings it back while the server is down.
+    let (v1, v2, v3) = (uid(1), uid(2), uid(3));
+    kmip.remove(&v1);
+    kmip.edit(&v2, |o| {
+        o.state = state::DESTROYED;
+        o.material.clear();
+    });
+    kmip.edit(&v3, |o| o.state = state::DEACTIVATED);
+    expire();
+    for v in 1..=3 {
+        assert_eq!(store.with_key(1, v, <[u8]>::to_vec), None, "version {v}");
+    }
+    kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    for v in 1..=3 {
+        assert_eq!(store.with_key(1, v, <[u8]>::to_vec), None, "version {v}");
+    }
+    // The latest version never expires.
+    assert_eq!(store.with_key(1, 4, <[u8]>::to_vec), Some(vec![4; 32]));
 }
