@@ -516,3 +516,26 @@ fn backend_key_id_is_whole_or_empty() {
     assert!(long_uid.len() > 63);
     assert_eq!(long.trim_end(), "backend 1", "{long_uid}");
 }
+
+/// A plugin directory that is not UTF-8 is refused with one clear line, as the plugins refuse
+/// theirs (never a lossy copy naming another directory, never a panic).
+#[test]
+fn a_component_directory_that_is_not_utf8_is_refused_clearly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join(OsStr::from_bytes(b"plugin-\xff"));
+    std::fs::create_dir(&odd).unwrap();
+    let out = run(&odd, &["load", "initialized"]);
+    let answers = results(&out);
+    let after_init: Vec<&str> = answers
+        .iter()
+        .skip_while(|l| !l.starts_with("init "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(after_init[..3], ["init 0", "load 1", "initialized 0"]);
+    let said = logs(&out).join("\n");
+    assert!(said.contains("must be a UTF-8 path"), "{said}");
+    assert!(!said.contains("internal error"), "{said}");
+}

@@ -474,9 +474,14 @@ unsafe extern "C" fn load(component_path: *const c_char, instance_path: *const c
             return FAIL;
         }
         // SAFETY: NUL-terminated paths from the server; instance_path may be NULL (migration).
-        let (Some(dir), Some(instance)) = (unsafe { text("load", component_path) }, unsafe {
-            text("load", instance_path)
+        // A path that is not UTF-8 is refused, as the plugins refuse theirs: a lossy copy would
+        // name another directory.
+        let (Ok(dir), Ok(instance)) = (unsafe { str_arg(component_path) }, unsafe {
+            str_arg(instance_path)
         }) else {
+            tracing::error!(
+                "component_keyring_okv: the plugin directory or the data directory must be a UTF-8 path; the keyring stays as it is"
+            );
             return FAIL;
         };
         let instance = (!instance_path.is_null()).then_some(instance);

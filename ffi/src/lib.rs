@@ -79,6 +79,19 @@ mod tests {
     }
 
     #[test]
+    fn arguments_that_are_not_utf8_are_refused_not_converted() {
+        assert_eq!(
+            unsafe { str_arg(c"INNODBKey-1".as_ptr()) },
+            Ok("INNODBKey-1")
+        );
+        assert_eq!(unsafe { str_arg(std::ptr::null()) }, Ok(""));
+        assert_eq!(
+            unsafe { str_arg(c"key-\xff".as_ptr()) },
+            Err("it is not valid UTF-8")
+        );
+    }
+
+    #[test]
     fn a_zero_length_buffer_is_left_untouched() {
         let buffer = into_buffer(0, |dest, capacity| unsafe {
             copy_c_string("abc", dest, capacity);

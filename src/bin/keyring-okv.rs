@@ -286,6 +286,13 @@ fn keyring(conf: &ConfDir) -> Result<Keyring, Failure> {
 }
 
 fn run(cli: Cli) -> Result<(), Failure> {
+    // The servers' variables refuse such a path; a check that passed on it would mislead.
+    if cli.conf_dir.to_str().is_none() {
+        return Err(Failure::new(
+            2,
+            "--conf-dir must be a UTF-8 path, as keyring_okv_conf_dir, kmip_key_management_conf_dir and kmip_configuration_directory must; rename the directory or use a link whose path is UTF-8",
+        ));
+    }
     match &cli.command {
         Command::Mariadb(command) => mariadb::run(&cli, command),
         Command::Check => check(&cli),
