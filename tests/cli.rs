@@ -322,7 +322,7 @@ fn paths_and_ids_that_are_not_utf8_are_refused_clearly() {
 
     let out = Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
         .arg("--conf-dir")
-        .arg(&conf.tmp.path().join("absent"))
+        .arg(conf.tmp.path().join("absent"))
         .arg("fetch")
         .arg(OsStr::from_bytes(b"key-\xff"))
         .output()
