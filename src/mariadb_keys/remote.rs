@@ -184,10 +184,19 @@ pub fn probe_latest(
     if let Some(located) = find_version(client, namespace, key_id, below)? {
         return Ok(Some((below, located)));
     }
-    tracing::warn!(
-        "key {key_id}: neither {} nor the version below it has an Active object on the KMIP server; looking at every version above {from} one by one",
-        object_name(namespace, key_id, version)
-    );
+    // Said once per version name: the refresh meets the same state every round.
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let top = object_name(namespace, key_id, version);
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.contains(&top) {
+        tracing::warn!(
+            "key {key_id}: neither {top} nor the version below it has an Active object on the KMIP server; looking at every version above {from} one by one"
+        );
+        warned.push(top);
+    }
+    drop(warned);
     walk_latest(client, namespace, key_id, from)
 }
 
