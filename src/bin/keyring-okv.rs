@@ -285,7 +285,19 @@ fn keyring(conf: &ConfDir) -> Result<Keyring, Failure> {
     Ok(Keyring::new(client))
 }
 
+/// One key command, one deadline, as a keyring call of the servers has.
+fn one_call<T>(keyring: &Keyring, f: impl FnOnce(&Keyring) -> T) -> T {
+    keyring.client().one_call(|| f(keyring))
+}
+
 fn run(cli: Cli) -> Result<(), Failure> {
+    // The servers' variables refuse such a path; a check that passed on it would mislead.
+    if cli.conf_dir.to_str().is_none() {
+        return Err(Failure::new(
+            2,
+            "--conf-dir must be a UTF-8 path, as keyring_okv_conf_dir, kmip_key_management_conf_dir and kmip_configuration_directory must; rename the directory or use a link whose path is UTF-8",
+        ));
+    }
     match &cli.command {
         Command::Mariadb(command) => mariadb::run(&cli, command),
         Command::Check => check(&cli),
@@ -297,7 +309,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             owner,
         } => {
             let conf = load(&cli)?;
-            keyring(&conf)?.generate(key_id, owner, key_type, *length)?;
+            let keyring = keyring(&conf)?;
+            one_call(&keyring, |k| k.generate(key_id, owner, key_type, *length))?;
             report(
                 &cli,
                 json!({"generated": key_id, "owner": owner, "type": key_type, "length": length}),
@@ -327,7 +340,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             }
             let material = read_material(input.as_deref(), *format)?;
             let conf = load(&cli)?;
-            keyring(&conf)?.store(key_id, owner, key_type, &material)?;
+            let keyring = keyring(&conf)?;
+            one_call(&keyring, |k| k.store(key_id, owner, key_type, &material))?;
             report(
                 &cli,
                 json!({"stored": key_id, "owner": owner, "type": key_type, "length": material.len()}),
@@ -347,7 +361,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
             show_material,
         } => {
             let conf = load(&cli)?;
-            let Some(key) = keyring(&conf)?.fetch(key_id, owner)? else {
+            let keyring = keyring(&conf)?;
+            let Some(key) = one_call(&keyring, |k| k.fetch(key_id, owner))? else {
                 return Err(Failure::new(
                     4,
                     format!("key '{key_id}'{} does not exist", owner_text(owner)),
@@ -383,7 +398,8 @@ fn run(cli: Cli) -> Result<(), Failure> {
         }
         Command::Remove { key_id, owner } => {
             let conf = load(&cli)?;
-            keyring(&conf)?.remove(key_id, owner)?;
+            let keyring = keyring(&conf)?;
+            one_call(&keyring, |k| k.remove(key_id, owner))?;
             report(&cli, json!({"removed": key_id, "owner": owner}), || {
                 format!(
                     "removed key '{key_id}'{} (revoked and destroyed)",

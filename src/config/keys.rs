@@ -459,7 +459,11 @@ fn evp_bytes_to_key(password: &[u8], salt: &[u8], key_len: usize) -> Zeroizing<V
         }
         h.update(password);
         h.update(salt);
-        let d: Zeroizing<[u8; 16]> = Zeroizing::new(h.finalize().into());
+        // Straight into wiped memory: `finalize()` would return the block as a temporary.
+        let mut d: Zeroizing<[u8; 16]> = Zeroizing::new([0; 16]);
+        h.finalize_into(md5::digest::generic_array::GenericArray::from_mut_slice(
+            &mut d[..],
+        ));
         out.extend_from_slice(d.as_slice());
         prev = Some(d);
     }
@@ -517,6 +521,21 @@ pub(crate) fn ssl_path(dir: &Path, file: &str) -> PathBuf {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    /// Every cipher that holds a key schedule derived from a key's password wipes it when
+    /// dropped (it compiles only with the crates' zeroize feature on).
+    #[test]
+    fn legacy_key_schedules_wipe_themselves() {
+        fn wiped_on_drop<T: zeroize::ZeroizeOnDrop>() {}
+        wiped_on_drop::<aes::Aes128>();
+        wiped_on_drop::<aes::Aes192>();
+        wiped_on_drop::<aes::Aes256>();
+        wiped_on_drop::<des::TdesEde3>();
+        wiped_on_drop::<cbc::Decryptor<aes::Aes128>>();
+        wiped_on_drop::<cbc::Decryptor<aes::Aes192>>();
+        wiped_on_drop::<cbc::Decryptor<aes::Aes256>>();
+        wiped_on_drop::<cbc::Decryptor<des::TdesEde3>>();
+    }
 
     #[test]
     fn evp_bytes_to_key_matches_openssl() {

@@ -197,6 +197,14 @@ impl KmipClient {
         self.shared.call_budget()
     }
 
+    /// Runs one call of a host (a MySQL keyring call, a MariaDB key request) under one
+    /// deadline, `call_budget` from now: however many requests, repeats and failovers it makes,
+    /// and however long it queues for the connection, it ends by then. Every product's entry
+    /// points go through this, so none can take a multiple of the timeouts.
+    pub fn one_call<T>(&self, f: impl FnOnce() -> T) -> T {
+        with_deadline(Instant::now() + self.call_budget(), f)
+    }
+
     /// Abandons the calls in flight and refuses new ones (unload, or a configuration replaced):
     /// each returns `TransportError::ShuttingDown` at once.
     pub fn close(&self) {

@@ -36,7 +36,9 @@ fn unescape(text: &str, in_owner: bool) -> Option<String> {
         let b = bytes[i];
         if b == b'%' {
             let hex = text.get(i + 1..i + 3)?;
-            if hex.bytes().any(|h| h.is_ascii_lowercase()) {
+            // Exactly two upper-case hex digits: `from_str_radix` also takes a sign ("%+1"
+            // would decode as "%01" does) and lower case.
+            if !hex.bytes().all(|h| matches!(h, b'0'..=b'9' | b'A'..=b'F')) {
                 return None;
             }
             let decoded = u8::from_str_radix(hex, 16).ok()?;
@@ -111,8 +113,31 @@ mod tests {
             "mysql-keyring::%41",
             "mysql-keyring::k%C3",
             "mysql-keyring:o:k%",
+            "mysql-keyring::%+1",
+            "mysql-keyring:%+A:k",
+            "mysql-keyring::k%-1",
+            "mysql-keyring::k% 1",
         ] {
             assert_eq!(parse_object_name(name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn only_the_canonical_escape_of_a_byte_is_accepted() {
+        // Every `%` and two printable characters, in the owner and in the key id: whatever
+        // decodes must name itself back, so no two names denote one key.
+        for a in b' '..=b'~' {
+            for b in b' '..=b'~' {
+                let escape = format!("%{}{}", char::from(a), char::from(b));
+                for name in [
+                    format!("{PREFIX}:k{escape}"),
+                    format!("{PREFIX}o{escape}:k"),
+                ] {
+                    if let Some((id, owner)) = parse_object_name(&name) {
+                        assert_eq!(object_name(&id, &owner), name);
+                    }
+                }
+            }
         }
     }
 

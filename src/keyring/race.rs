@@ -163,6 +163,27 @@ pub fn look(
     server: Option<&str>,
     deadline: Instant,
 ) -> Result<Look, RaceError> {
+    let found = locate(client, name, object_type, server)?;
+    describe(client, name, object_type, found, deadline)
+}
+
+/// What a Locate by exact name answered: the first half of `look`, enough to tell whether
+/// anything carries the name.
+pub struct Found {
+    pub uids: Vec<String>,
+    /// The server that answered.
+    pub server: String,
+    /// Its clock when it answered.
+    pub now: Option<i64>,
+}
+
+/// Locates the objects named `name` on `server` (or wherever the connection goes, when None).
+pub fn locate(
+    client: &KmipClient,
+    name: &str,
+    object_type: Option<u32>,
+    server: Option<&str>,
+) -> Result<Found, RaceError> {
     let filter = LocateFilter {
         name: Some(name),
         object_type,
@@ -187,18 +208,35 @@ pub fn look(
             )));
         }
     };
+    Ok(Found {
+        uids,
+        server: answer.server,
+        now: answer.time_stamp,
+    })
+}
+
+/// The second half of `look`: the attributes of what `found` lists, from the server that
+/// listed them, keeping only the objects that carry exactly `name`.
+pub fn describe(
+    client: &KmipClient,
+    name: &str,
+    object_type: Option<u32>,
+    found: Found,
+    deadline: Instant,
+) -> Result<Look, RaceError> {
     let mut surveyor = Surveyor::new(client, deadline);
-    surveyor.describe(&uids)?;
+    surveyor.describe(&found.uids)?;
     if let Some(described) = surveyor.server() {
-        if described != answer.server {
+        if described != found.server {
             return Err(SurveyError::Moved {
-                from: answer.server.clone(),
+                from: found.server.clone(),
                 to: described.to_string(),
             }
             .into());
         }
     }
-    let objects = uids
+    let objects = found
+        .uids
         .iter()
         .filter_map(|u| surveyor.info(u).cloned())
         .filter(|o| o.is_named(name))
@@ -206,8 +244,8 @@ pub fn look(
         .collect();
     Ok(Look {
         objects,
-        server: answer.server.clone(),
-        now: answer.time_stamp,
+        server: found.server,
+        now: found.now,
     })
 }
 

@@ -289,8 +289,7 @@ fn current() -> Result<(InFlight, Arc<Keyring>), PluginError> {
 /// One keyring call, one deadline: the KMIP requests it makes share the connect timeout + the
 /// request timeout.
 fn within_deadline<T>(keyring: &Keyring, f: impl FnOnce() -> T) -> T {
-    let deadline = Instant::now() + keyring.client().call_budget();
-    crate::connector::with_deadline(deadline, f)
+    keyring.client().one_call(f)
 }
 
 fn current_keyring() -> Result<Arc<Keyring>, PluginError> {

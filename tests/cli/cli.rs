@@ -298,3 +298,38 @@ fn usage_errors_exit_one() {
         .unwrap();
     assert_eq!(out.status.code(), Some(1));
 }
+
+/// A configuration directory or a key id that is not UTF-8 is refused with a clear message,
+/// never a panic and never a lossy copy naming something else: the servers' variables refuse
+/// such a path, so `check` must not pass on it.
+#[test]
+fn paths_and_ids_that_are_not_utf8_are_refused_clearly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let conf = common::fixtures::make_conf_dir(&pki().layout());
+    let odd = conf.tmp.path().join(OsStr::from_bytes(b"conf-\xff"));
+    std::fs::rename(&conf.dir, &odd).unwrap();
+    for args in [&["check"][..], &["list"], &["mariadb", "list"]] {
+        let out = cli(&odd, args);
+        let said = text(&out);
+        assert_eq!(out.status.code(), Some(2), "{args:?}: {said}");
+        assert!(
+            said.contains("--conf-dir must be a UTF-8 path"),
+            "{args:?}: {said}"
+        );
+        assert!(!said.contains("panicked"), "{said}");
+    }
+
+    let out = Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+        .arg("--conf-dir")
+        .arg(conf.tmp.path().join("absent"))
+        .arg("fetch")
+        .arg(OsStr::from_bytes(b"key-\xff"))
+        .output()
+        .unwrap();
+    let said = text(&out);
+    assert_eq!(out.status.code(), Some(1), "{said}");
+    assert!(said.contains("UTF-8"), "{said}");
+    assert!(!said.contains("panicked"), "{said}");
+}

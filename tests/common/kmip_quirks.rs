@@ -85,6 +85,9 @@ pub struct Quirks {
     pub hold_activate: bool,
     /// The next this many Get Attributes asking for the State alone fail (General Failure).
     pub fail_state_checks: usize,
+    /// Every message is answered this long after it arrived (a slow server that still answers
+    /// within the request timeout).
+    pub slow: Option<Duration>,
 }
 
 #[derive(Clone, Debug)]
@@ -183,6 +186,22 @@ pub fn serve(
     (kmip, fault)
 }
 
+/// As `serve`, with the test binary's own PKI (`fixtures::pki`), so that no PyKMIP is needed:
+/// a configuration directory of `fixtures::pki().layout()` talks to it.
+pub fn serve_own_pki(
+    uid_prefix: &str,
+    quirks: Quirks,
+) -> (std::sync::Arc<QuirkyKmip>, super::fault_server::FaultServer) {
+    let pki = super::fixtures::pki();
+    let kmip = std::sync::Arc::new(QuirkyKmip::new(uid_prefix));
+    kmip.set(quirks);
+    let fault = super::fault_server::FaultServer::start(super::fault_server::Fault::Kmip {
+        tls: super::fixtures::rustls_server_config(&pki.server_cert, &pki.server_key, &pki.ca_cert),
+        server: kmip.clone(),
+    });
+    (kmip, fault)
+}
+
 impl QuirkyKmip {
     /// A server whose identifiers start with `uid_prefix`.
     pub fn new(uid_prefix: &str) -> QuirkyKmip {
@@ -237,6 +256,21 @@ impl QuirkyKmip {
         self.objects.lock().unwrap().push(object);
     }
 
+    /// Changes the object `uid` as `change` says (an administrator's doing on the server).
+    pub fn edit(&self, uid: &str, change: impl FnOnce(&mut Object)) {
+        let mut objects = self.objects.lock().unwrap();
+        let object = objects
+            .iter_mut()
+            .find(|o| o.uid == uid)
+            .expect("no such object");
+        change(object);
+    }
+
+    /// Removes the object `uid` (destroyed, and forgotten by the server).
+    pub fn remove(&self, uid: &str) {
+        self.objects.lock().unwrap().retain(|o| o.uid != uid);
+    }
+
     pub fn objects(&self) -> Vec<Object> {
         self.objects.lock().unwrap().clone()
     }
@@ -277,6 +311,10 @@ impl QuirkyKmip {
     /// Answers one request message with one response message; empty means "close the
     /// connection without an answer".
     pub fn handle(&self, request: &[u8]) -> Vec<u8> {
+        let slow = self.quirks.lock().unwrap().slow;
+        if let Some(delay) = slow {
+            std::thread::sleep(delay);
+        }
         let answer = self.serve(request);
         // Under the objects' lock, so that a waiter cannot miss the change.
         drop(self.objects.lock().unwrap());

@@ -38,6 +38,14 @@ pub fn lab() -> &'static Lab {
         script(&["setup"]);
         script(&["start"]);
         let env = script(&["env"]);
+        // A named instance (KEYRING_OKV_PYKMIP_NAME, as scripts/pykmip.sh takes it) prints its
+        // variables under its own prefix.
+        let prefix = match std::env::var("KEYRING_OKV_PYKMIP_NAME") {
+            Ok(name) if !name.is_empty() && name != "main" => {
+                format!("KEYRING_OKV_PYKMIP_{}", name.to_uppercase())
+            }
+            _ => "KEYRING_OKV_PYKMIP".to_string(),
+        };
         let get = |key: &str| {
             env.lines()
                 .find_map(|l| l.strip_prefix(&format!("{key}=")))
@@ -45,8 +53,8 @@ pub fn lab() -> &'static Lab {
                 .unwrap_or_else(|| panic!("{key} missing from `scripts/pykmip.sh env`: {env}"))
         };
         Lab {
-            port: get("KEYRING_OKV_PYKMIP_PORT").parse().expect("port"),
-            conf_dir: PathBuf::from(get("KEYRING_OKV_PYKMIP_CONFDIR")),
+            port: get(&format!("{prefix}_PORT")).parse().expect("port"),
+            conf_dir: PathBuf::from(get(&format!("{prefix}_CONFDIR"))),
             certs: PathBuf::from(get("KEYRING_OKV_PYKMIP_CERTS")),
         }
     })

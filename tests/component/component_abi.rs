@@ -512,3 +512,79 @@ fn deinit_leaves_no_thread_of_ours_behind_on_a_loaded_machine() {
     assert!(r.contains(&"threads-after-deinit 1".to_string()), "{r:#?}");
     eprintln!("{REINIT_ROUNDS} rounds with {busy} busy threads in {took:?}");
 }
+
+/// BACKEND_KEY_ID is the whole KMIP unique identifier or empty, as the plugin's: an identifier
+/// longer than the server's 64-byte buffer is never shown cut short (a cut identifier could
+/// name another object). Against the in-process KMIP server, whose identifiers are made long.
+#[test]
+fn backend_key_id_is_whole_or_empty() {
+    use common::fixtures::{Layout, make_conf_dir, pki};
+    use common::kmip_quirks::{Object, Quirks, serve_own_pki};
+
+    let long = "u".repeat(70);
+    let mut answers = Vec::new();
+    for prefix in ["u", long.as_str()] {
+        let (kmip, server) = serve_own_pki(prefix, Quirks::default());
+        let uid = kmip.fresh_uid();
+        kmip.plant(Object::aes(
+            &uid,
+            "mysql-keyring::backend_id",
+            vec![1; 32],
+            1_700_000_000,
+        ));
+        let conf = make_conf_dir(&Layout {
+            ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+            ..pki().layout()
+        });
+        let dir = component_dir(Some(&format!(
+            "{{\"kmip_configuration_directory\": \"{}\"}}",
+            conf.dir.display()
+        )));
+        let out = results(&run(
+            dir.path(),
+            &[
+                "load",
+                "fetch",
+                "backend_id",
+                "-",
+                "backend",
+                "backend_id",
+                "-",
+            ],
+        ));
+        let backend = out
+            .iter()
+            .find(|l| l.starts_with("backend "))
+            .cloned()
+            .unwrap_or_else(|| panic!("no backend result: {out:#?}"));
+        answers.push((uid, backend));
+    }
+    let (short_uid, short) = &answers[0];
+    assert_eq!(*short, format!("backend 0 {short_uid}"));
+    let (long_uid, long) = &answers[1];
+    assert!(long_uid.len() > 63);
+    assert_eq!(long.trim_end(), "backend 1", "{long_uid}");
+}
+
+/// A plugin directory that is not UTF-8 is refused with one clear line, as the plugins refuse
+/// theirs (never a lossy copy naming another directory, never a panic).
+#[test]
+fn a_component_directory_that_is_not_utf8_is_refused_clearly() {
+    use std::ffi::OsStr;
+    use std::os::unix::ffi::OsStrExt;
+
+    let dir = tempfile::tempdir().unwrap();
+    let odd = dir.path().join(OsStr::from_bytes(b"plugin-\xff"));
+    std::fs::create_dir(&odd).unwrap();
+    let out = run(&odd, &["load", "initialized"]);
+    let answers = results(&out);
+    let after_init: Vec<&str> = answers
+        .iter()
+        .skip_while(|l| !l.starts_with("init "))
+        .map(String::as_str)
+        .collect();
+    assert_eq!(after_init[..3], ["init 0", "load 1", "initialized 0"]);
+    let said = logs(&out).join("\n");
+    assert!(said.contains("must be a UTF-8 path"), "{said}");
+    assert!(!said.contains("internal error"), "{said}");
+}

@@ -11,7 +11,7 @@ use std::ffi::{c_char, c_int};
 
 use okv_core::keyring::FetchedKey;
 use okv_core::products::mysql_component::{self as component, ComponentError, Mode};
-use okv_ffi::{copy_c_string, guard, handle, str_arg};
+use okv_ffi::{copy_c_string, copy_whole_c_string, guard, handle, str_arg};
 
 use crate::abi::*;
 
@@ -469,9 +469,14 @@ unsafe extern "C" fn load(component_path: *const c_char, instance_path: *const c
             return FAIL;
         }
         // SAFETY: NUL-terminated paths from the server; instance_path may be NULL (migration).
-        let (Some(dir), Some(instance)) = (unsafe { text("load", component_path) }, unsafe {
-            text("load", instance_path)
+        // A path that is not UTF-8 is refused, as the plugins refuse theirs: a lossy copy would
+        // name another directory.
+        let (Ok(dir), Ok(instance)) = (unsafe { str_arg(component_path) }, unsafe {
+            str_arg(instance_path)
         }) else {
+            tracing::error!(
+                "component_keyring_okv: the plugin directory or the data directory must be a UTF-8 path; the keyring stays as it is"
+            );
             return FAIL;
         };
         let instance = (!instance_path.is_null()).then_some(instance);
@@ -675,7 +680,8 @@ pub static AES: KeyringAes = KeyringAes {
 // ---------------------------------------------------------------- mysql_keyring_native_key_id
 
 /// The KMIP unique identifier of a key (performance_schema.keyring_keys.BACKEND_KEY_ID), from
-/// memory only; "" when not known. At most `max_len` bytes are written, NUL included.
+/// memory only; "" when not known. At most `max_len` bytes are written, NUL included: an
+/// identifier that does not fit is "" and a failure, never cut short (as the plugin's).
 unsafe extern "C" fn backend_key_id(
     key_id: *const c_char,
     user_id: *const c_char,
@@ -697,8 +703,7 @@ unsafe extern "C" fn backend_key_id(
             };
             let uid = component::backend_key_id(id, owner).unwrap_or_default();
             // SAFETY: out holds max_len >= 1 bytes.
-            unsafe { copy_c_string(&uid, out, max_len) };
-            OK
+            status(unsafe { copy_whole_c_string(&uid, out, max_len) })
         },
     )
 }

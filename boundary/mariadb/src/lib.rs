@@ -197,6 +197,12 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
                 ),
             )
         };
+        let (Some(conf_dir), Some(namespace)) = (conf_dir, namespace) else {
+            tracing::error!(
+                "cannot start: kmip_key_management_conf_dir and kmip_key_management_key_namespace must be UTF-8; fix them in my.cnf"
+            );
+            return 1;
+        };
         let settings = Settings {
             namespace,
             cache_timeout: Duration::from_millis(settings.0),

@@ -10,18 +10,19 @@ use super::abi::{ER_UNKNOWN_ERROR, MyPrintfErrorFn, StMysqlValue};
 use okv_core::products::mariadb::host;
 use okv_ffi::guard;
 
-/// The value of a string variable; empty for NULL or non-UTF-8.
+/// The value of a string variable: empty for NULL, None when it is not UTF-8 (refused, never
+/// read as unset or converted lossily).
 ///
 /// # Safety
 /// `value` points at the variable's `char*`, which is NULL or a NUL-terminated string.
-pub unsafe fn read_str(value: *const *mut c_char) -> String {
+pub unsafe fn read_str(value: *const *mut c_char) -> Option<String> {
     // SAFETY: per the contract above.
     unsafe {
         let p = *value;
         if p.is_null() {
-            return String::new();
+            return Some(String::new());
         }
-        CStr::from_ptr(p).to_str().unwrap_or("").to_string()
+        CStr::from_ptr(p).to_str().ok().map(str::to_string)
     }
 }
 
@@ -157,4 +158,20 @@ pub unsafe extern "C" fn update_use_cache_on_error(
         };
         host::set_use_cache_on_error(on);
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_not_read_as_unset() {
+        let read = |bytes: &CStr| unsafe { read_str(&bytes.as_ptr().cast_mut()) };
+        assert_eq!(read(c"/etc/mysql/kmip").as_deref(), Some("/etc/mysql/kmip"));
+        assert_eq!(read(c"/etc/mysql/\xffkmip"), None);
+        assert_eq!(
+            unsafe { read_str(&std::ptr::null_mut()) }.as_deref(),
+            Some("")
+        );
+    }
 }

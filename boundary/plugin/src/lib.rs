@@ -109,7 +109,15 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         native_key_id::register();
         tracing::info!("keyring_okv {} starting", okv_core::BUILD);
         // SAFETY: the server set the variable's storage before calling init.
-        let dir = unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) };
+        let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
+            tracing::error!(
+                "keyring_okv_conf_dir must be a UTF-8 path; keyring calls fail until SET GLOBAL keyring_okv_conf_dir names a valid directory"
+            );
+            okv_core::products::mysql_plugin::set_problem(
+                "keyring_okv_conf_dir must be a UTF-8 path".to_string(),
+            );
+            return 0;
+        };
         if dir.is_empty() {
             tracing::warn!(
                 "{}",

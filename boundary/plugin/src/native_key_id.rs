@@ -7,7 +7,7 @@
 use std::ffi::{CStr, c_char, c_int, c_void};
 use std::time::{Duration, Instant};
 
-use okv_ffi::guard;
+use okv_ffi::{copy_whole_c_string, guard, str_arg};
 
 /// The name under which the service is registered: `<service>.<implementation>`.
 const IMPLEMENTATION: &CStr = c"mysql_keyring_native_key_id.keyring_okv";
@@ -29,8 +29,9 @@ pub static mut plugin_registry_service: *const PluginRegistryService =
     std::ptr::without_provenance(super::abi::SERVICE_VERSION_0100);
 
 /// Writes the key's KMIP unique identifier, NUL-terminated, into the `max_key_len`-byte buffer
-/// (an empty string and failure when the keyring has not seen the key or the identifier does
-/// not fit: P_S does not clear the buffer between rows, so it is always written).
+/// (an empty string and failure when the keyring has not seen the key, the identifier does not
+/// fit, or the id or owner is not UTF-8: P_S does not clear the buffer between rows, so it is
+/// always written).
 unsafe extern "C" fn get_backend_key_id(
     key_id: *const c_char,
     user_id: *const c_char,
@@ -41,29 +42,21 @@ unsafe extern "C" fn get_backend_key_id(
         if backend_key_id.is_null() || max_key_len == 0 {
             return 1;
         }
-        // SAFETY: the server passes NUL-terminated strings (or NULL) and a buffer of at least
-        // max_key_len bytes.
-        unsafe {
-            *backend_key_id = 0;
-            if key_id.is_null() {
-                return 1;
-            }
-            let id = CStr::from_ptr(key_id).to_string_lossy();
-            let owner = if user_id.is_null() {
-                std::borrow::Cow::Borrowed("")
-            } else {
-                CStr::from_ptr(user_id).to_string_lossy()
-            };
-            let Some(uid) = okv_core::products::mysql_plugin::backend_key_id(&id, &owner) else {
-                return 1;
-            };
-            if uid.len() >= max_key_len || uid.contains('\0') {
-                return 1;
-            }
-            std::ptr::copy_nonoverlapping(uid.as_ptr(), backend_key_id.cast::<u8>(), uid.len());
-            *backend_key_id.add(uid.len()) = 0;
-            0
+        // SAFETY: the server passes a buffer of at least max_key_len >= 1 bytes.
+        unsafe { *backend_key_id = 0 };
+        if key_id.is_null() {
+            return 1;
         }
+        // SAFETY: the server passes NUL-terminated strings (or NULL for the owner). An id that
+        // is not UTF-8 is no key of ours: a lossy conversion could name another key.
+        let (Ok(id), Ok(owner)) = (unsafe { str_arg(key_id) }, unsafe { str_arg(user_id) }) else {
+            return 1;
+        };
+        let Some(uid) = okv_core::products::mysql_plugin::backend_key_id(id, owner) else {
+            return 1;
+        };
+        // SAFETY: the buffer holds max_key_len bytes.
+        c_int::from(!unsafe { copy_whole_c_string(&uid, backend_key_id, max_key_len) })
     })
 }
 

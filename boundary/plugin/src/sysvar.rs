@@ -98,17 +98,34 @@ pub unsafe extern "C" fn update_conf_dir(
     })
 }
 
-/// The variable's value as the server set it from my.cnf or the command line.
+/// The variable's value as the server set it from my.cnf or the command line; None when it is
+/// not UTF-8 (refused as SET GLOBAL refuses it: a lossy copy would name another directory).
 ///
 /// # Safety
 /// `value` is the variable's storage.
-pub unsafe fn read_value(value: *const *mut c_char) -> String {
+pub unsafe fn read_value(value: *const *mut c_char) -> Option<String> {
     // SAFETY: per the contract, and the server keeps the string alive while we run init.
     unsafe {
         let p = *value;
         if p.is_null() {
-            return String::new();
+            return Some(String::new());
         }
-        CStr::from_ptr(p).to_string_lossy().into_owned()
+        CStr::from_ptr(p).to_str().ok().map(str::to_string)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_not_guessed() {
+        let read = |bytes: &CStr| unsafe { read_value(&bytes.as_ptr().cast_mut()) };
+        assert_eq!(read(c"/etc/mysql/okv").as_deref(), Some("/etc/mysql/okv"));
+        assert_eq!(read(c"/etc/mysql/\xffokv"), None);
+        assert_eq!(
+            unsafe { read_value(&std::ptr::null_mut()) }.as_deref(),
+            Some("")
+        );
     }
 }

@@ -36,6 +36,23 @@ pub enum KeyStoreError {
 }
 
 impl KeyStoreError {
+    /// Whether the failure says nothing about the key itself: the KMIP server could not be
+    /// reached, or not asked in time or on one server. Only then may a cached copy stand in
+    /// (use_cache_on_error). An answer of the server (no Active object under the name, an
+    /// object not usable, an error result) is definite: a version destroyed on purpose must
+    /// stop being served.
+    pub fn is_unavailable(&self) -> bool {
+        match self {
+            KeyStoreError::Backend { source, .. } => matches!(
+                source,
+                ClientError::Transport(_) | ClientError::Ambiguous(_) | ClientError::Moved { .. }
+            ),
+            // Only from a look-up that failed over between servers or ran out of time.
+            KeyStoreError::Race { .. } => true,
+            _ => false,
+        }
+    }
+
     pub(super) fn backend(name: &str) -> impl FnOnce(ClientError) -> KeyStoreError + '_ {
         move |source| KeyStoreError::Backend {
             name: name.to_string(),

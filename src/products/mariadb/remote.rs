@@ -61,15 +61,7 @@ pub fn find_version(
         Instant::now() + VERSION_DEADLINE,
     )
     .map_err(race_error(&name))?;
-    let active = seen.active();
-    match active.as_slice() {
-        [] => Ok(None),
-        [one] => Ok(Some((one.uid.clone(), seen.server.clone()))),
-        more => Err(KeyStoreError::Duplicate {
-            name,
-            uids: more.iter().map(|o| o.uid.clone()).collect(),
-        }),
-    }
+    active_of(&seen, name)
 }
 
 /// Reads the key material of `uid` from `server` (nothing is sent if the connection has moved
@@ -101,10 +93,116 @@ pub fn fetch_material(
     }
 }
 
-/// The highest version of `key_id` at or above `from + 1` that exists, probing upwards one name
-/// at a time (versions are only ever added one above the latest), with its object.
-/// `from` is the highest version already known (0 for none).
+/// The highest version a key may have: `u32::MAX` is MariaDB's "invalid version".
+const TOP_VERSION: u32 = u32::MAX - 1;
+
+/// The Active object among those a look found under the version's name, if any.
+fn active_of(seen: &race::Look, name: String) -> Result<Option<Located>, KeyStoreError> {
+    let active = seen.active();
+    match active.as_slice() {
+        [] => Ok(None),
+        [one] => Ok(Some((one.uid.clone(), seen.server.clone()))),
+        more => Err(KeyStoreError::Duplicate {
+            name,
+            uids: more.iter().map(|o| o.uid.clone()).collect(),
+        }),
+    }
+}
+
+/// The latest version of `key_id` above `from` (the highest version already known, 0 for
+/// none), with its object; None when there is none above `from`.
+///
+/// Versions are only ever made one above the latest, and a made version's name stays (a
+/// creation race leaves one object per version, `create_version`), so the names of a key are
+/// 1..N without holes. That makes "a name exists" monotonic, and the search costs
+/// O(log versions) Locates instead of a look-up per version: names `from`+1, +2, +4, ... until
+/// one is missing, then a binary search between the last found and the first missing. Only the
+/// objects of the version found are then described (their states), from the Locate that found
+/// them: a key never seen with 200 versions costs 17 requests (then one Get), a refresh that
+/// finds nothing new one, and a key with one or two versions what the walk one version at a
+/// time cost.
+///
+/// The version found must have an Active object. When it has none (another client is making it
+/// right now, it is a leftover of a failed creation, or it was destroyed and the server keeps
+/// it) the one below is the latest, as a walk would say. When that one is not Active either,
+/// the names have a hole the search cannot see around: the versions are walked one by one from
+/// `from`, the answer of before, whatever it costs.
 pub fn probe_latest(
+    client: &KmipClient,
+    namespace: &str,
+    key_id: u32,
+    from: u32,
+) -> Result<Option<(u32, Located)>, KeyStoreError> {
+    let symmetric = Some(tags::object_type::SYMMETRIC_KEY);
+    // The objects under the version's name, when there are any.
+    let named = |version| {
+        let name = object_name(namespace, key_id, version);
+        race::locate(client, &name, symmetric, None)
+            .map(|found| (!found.uids.is_empty()).then_some(found))
+            .map_err(race_error(&name))
+    };
+    // `found` exists (or is `from`), with what its Locate answered; `missing` does not
+    // (u32::MAX: never a version).
+    let mut found = (from, None);
+    let mut missing = u32::MAX;
+    let mut step = 1u32;
+    loop {
+        let probe = from.saturating_add(step).min(TOP_VERSION);
+        if probe <= found.0 {
+            break;
+        }
+        match named(probe)? {
+            Some(answer) => found = (probe, Some(answer)),
+            None => {
+                missing = probe;
+                break;
+            }
+        }
+        step = step.saturating_mul(2);
+    }
+    while missing - found.0 > 1 {
+        let middle = found.0 + (missing - found.0) / 2;
+        match named(middle)? {
+            Some(answer) => found = (middle, Some(answer)),
+            None => missing = middle,
+        }
+    }
+    let (version, Some(answer)) = found else {
+        return Ok(None);
+    };
+    let name = object_name(namespace, key_id, version);
+    let deadline = Instant::now() + VERSION_DEADLINE;
+    let seen =
+        race::describe(client, &name, symmetric, answer, deadline).map_err(race_error(&name))?;
+    if let Some(located) = active_of(&seen, name)? {
+        return Ok(Some((version, located)));
+    }
+    let below = version - 1;
+    if below == from {
+        return Ok(None);
+    }
+    if let Some(located) = find_version(client, namespace, key_id, below)? {
+        return Ok(Some((below, located)));
+    }
+    // Said once per version name: the refresh meets the same state every round.
+    static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
+    let top = object_name(namespace, key_id, version);
+    let mut warned = WARNED
+        .lock()
+        .unwrap_or_else(std::sync::PoisonError::into_inner);
+    if !warned.contains(&top) {
+        tracing::warn!(
+            "key {key_id}: neither {top} nor the version below it has an Active object on the KMIP server; looking at every version above {from} one by one"
+        );
+        warned.push(top);
+    }
+    drop(warned);
+    walk_latest(client, namespace, key_id, from)
+}
+
+/// The highest version above `from` reached one name at a time while each has an Active
+/// object, with its object.
+fn walk_latest(
     client: &KmipClient,
     namespace: &str,
     key_id: u32,
@@ -112,7 +210,7 @@ pub fn probe_latest(
 ) -> Result<Option<(u32, Located)>, KeyStoreError> {
     let mut found = None;
     let mut version = from;
-    while version < u32::MAX - 1 {
+    while version < TOP_VERSION {
         match find_version(client, namespace, key_id, version + 1)? {
             Some(located) => {
                 version += 1;

@@ -35,7 +35,8 @@ pub struct Settings {
     pub cache_timeout: Duration,
     /// How often the background refresh looks for new versions.
     pub version_refresh: Duration,
-    /// Serve an expired cached key when reading it again fails.
+    /// Serve an expired cached key when reading it again fails because the KMIP server cannot
+    /// be reached; never when the server says the version is gone or not usable.
     pub use_cache_on_error: bool,
 }
 
@@ -261,6 +262,10 @@ impl KeyStore {
     /// publishes the highest found (after reading its bytes). Returns the latest version, or
     /// None when the key has no version at all.
     pub fn load(&self, key_id: u32) -> Result<Option<u32>, KeyStoreError> {
+        self.client.one_call(|| self.load_in(key_id))
+    }
+
+    fn load_in(&self, key_id: u32) -> Result<Option<u32>, KeyStoreError> {
         let known = self.known_latest(key_id).unwrap_or(0);
         match remote::probe_latest(&self.client, &self.namespace, key_id, known)? {
             Some((version, located)) => {
@@ -354,10 +359,12 @@ impl KeyStore {
                 None => false,
             }
         };
-        match self.fetch(key_id, version, None) {
+        match self.client.one_call(|| self.fetch(key_id, version, None)) {
             Ok(()) => {}
             Err(e) => {
-                let serve_stale = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
+                let serve_stale = stale
+                    && e.is_unavailable()
+                    && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
                 if serve_stale {
                     tracing::warn!(
                         "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error)"
@@ -437,25 +444,32 @@ impl KeyStore {
             None => self.known_ids(),
         };
         let mut made = Vec::new();
+        // One deadline per key id: rotating every key of a busy server is one call per key.
         for id in ids {
-            // Another server may have rotated meanwhile: build on the newest version there.
-            // A key id with no version is refused, so that a mistyped id does not make a key.
-            let current = self.load(id)?.ok_or_else(|| KeyStoreError::Missing {
-                key_id: id,
-                name: object_name(&self.namespace, id, 1),
-            })?;
-            made.push(self.add_version(id, current)?);
+            made.push(self.client.one_call(|| self.rotate_one(id))?);
         }
         Ok(made)
+    }
+
+    fn rotate_one(&self, id: u32) -> Result<(u32, u32), KeyStoreError> {
+        // Another server may have rotated meanwhile: build on the newest version there.
+        // A key id with no version is refused, so that a mistyped id does not make a key.
+        let current = self.load_in(id)?.ok_or_else(|| KeyStoreError::Missing {
+            key_id: id,
+            name: object_name(&self.namespace, id, 1),
+        })?;
+        self.add_version(id, current)
     }
 
     /// Makes version 1 of a key that has none (the admin tool's create-key).
     pub fn create_first(&self, key_id: u32) -> Result<(u32, u32), KeyStoreError> {
         let _writing = lock(&self.writes);
-        if let Some(version) = self.load(key_id)? {
-            return Err(KeyStoreError::Exists { key_id, version });
-        }
-        self.add_version(key_id, 0)
+        self.client.one_call(|| {
+            if let Some(version) = self.load_in(key_id)? {
+                return Err(KeyStoreError::Exists { key_id, version });
+            }
+            self.add_version(key_id, 0)
+        })
     }
 
     fn add_version(&self, key_id: u32, current: u32) -> Result<(u32, u32), KeyStoreError> {

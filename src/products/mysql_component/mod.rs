@@ -268,6 +268,16 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentE
     if key_id.is_empty() {
         return Ok(None);
     }
+    // The wait for a read of the same key in flight counts against the call's one deadline.
+    let client = active.keyring.client();
+    client.one_call(|| fetch_in(&active, key_id, owner))
+}
+
+fn fetch_in(
+    active: &Active,
+    key_id: &str,
+    owner: &str,
+) -> Result<Option<FetchedKey>, ComponentError> {
     let Some(cache) = &active.cache else {
         return Ok(active.keyring.fetch(key_id, owner)?);
     };
@@ -292,7 +302,21 @@ fn writing(active: &Active) -> std::sync::MutexGuard<'_, ()> {
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), ComponentError> {
     let active = current()?;
-    let _writing = writing(&active);
+    // Waiting behind another write counts against the call's one deadline.
+    active
+        .keyring
+        .client()
+        .one_call(|| store_in(&active, key_id, owner, key_type, key))
+}
+
+fn store_in(
+    active: &Active,
+    key_id: &str,
+    owner: &str,
+    key_type: &str,
+    key: &[u8],
+) -> Result<(), ComponentError> {
+    let _writing = writing(active);
     // Before the write: a read in flight must not put back what the write replaces.
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
@@ -321,7 +345,20 @@ pub fn generate(
     len: usize,
 ) -> Result<(), ComponentError> {
     let active = current()?;
-    let _writing = writing(&active);
+    active
+        .keyring
+        .client()
+        .one_call(|| generate_in(&active, key_id, owner, key_type, len))
+}
+
+fn generate_in(
+    active: &Active,
+    key_id: &str,
+    owner: &str,
+    key_type: &str,
+    len: usize,
+) -> Result<(), ComponentError> {
+    let _writing = writing(active);
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
@@ -336,7 +373,14 @@ pub fn generate(
 /// Removes the pair's key; a key that does not exist counts as removed (the component contract).
 pub fn remove(key_id: &str, owner: &str) -> Result<(), ComponentError> {
     let active = current()?;
-    let _writing = writing(&active);
+    active
+        .keyring
+        .client()
+        .one_call(|| remove_in(&active, key_id, owner))
+}
+
+fn remove_in(active: &Active, key_id: &str, owner: &str) -> Result<(), ComponentError> {
+    let _writing = writing(active);
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
@@ -354,15 +398,18 @@ pub fn remove(key_id: &str, owner: &str) -> Result<(), ComponentError> {
     Ok(outcome?)
 }
 
-/// (key id, owner) of every key of ours on the KMIP server.
+/// (key id, owner) of every key of ours on the KMIP server. A listing has its own overall
+/// deadline (`LIST_DEADLINE`), as the plugin's: it may take many requests, each still bounded
+/// by the per-call budget.
 pub fn list() -> Result<Vec<(String, String)>, ComponentError> {
     let active = current()?;
-    Ok(active
-        .keyring
-        .list(false)?
-        .into_iter()
-        .map(|e| (e.key_id, e.owner))
-        .collect())
+    let deadline = std::time::Instant::now() + crate::keyring::LIST_DEADLINE;
+    Ok(
+        crate::connector::with_deadline(deadline, || active.keyring.list(false))?
+            .into_iter()
+            .map(|e| (e.key_id, e.owner))
+            .collect(),
+    )
 }
 
 /// The KMIP unique identifier of the pair's object, if already known (never asks the server).

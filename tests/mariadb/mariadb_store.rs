@@ -1,0 +1,214 @@
+//! MariaDB's key store against the in-process KMIP server (no PyKMIP), counting the messages it
+//! answers: the search for the latest version of a key id costs O(log versions) requests for a
+//! key never seen and one for a refresh that finds nothing new, and gives the answer of a
+//! one-by-one walk when the top version is being made, was destroyed, or the names have a
+//! hole; use_cache_on_error serves an expired version only while the server cannot be reached.
+
+#[path = "../common/mod.rs"]
+mod common;
+
+use std::net::{IpAddr, Ipv4Addr};
+use std::sync::atomic::Ordering;
+use std::time::{Duration, Instant};
+
+use common::fault_server::FaultServer;
+use common::fixtures::{Layout, make_conf_dir, pki};
+use common::kmip_quirks::{Object, Quirks, QuirkyKmip, serve_own_pki};
+use okv_core::config::{Host, ServerAddr, load_conf_dir};
+use okv_core::connector::KmipClient;
+use okv_core::kmip::tags::state;
+use okv_core::products::mariadb::{KeyStore, Settings};
+
+fn store(server: &FaultServer) -> KeyStore {
+    store_with(server, Settings::default())
+}
+
+fn store_with(server: &FaultServer, settings: Settings) -> KeyStore {
+    let conf_dir = make_conf_dir(&Layout {
+        ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+        ..pki().layout()
+    });
+    let conf = load_conf_dir(&conf_dir.dir).expect("conf dir");
+    let addr = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: server.port(),
+    };
+    let client = KmipClient::new(vec![addr], conf.tls, conf.options.clone()).expect("client");
+    KeyStore::new(client, settings).expect("store")
+}
+
+fn version(kmip: &QuirkyKmip, key_id: u32, version: u32, state: u32) {
+    let mut object = Object::aes(
+        &kmip.fresh_uid(),
+        &format!("mariadb/{key_id}/{version}"),
+        vec![u8::try_from(version % 251).unwrap(); 32],
+        1_700_000_000,
+    );
+    object.state = state;
+    kmip.plant(object);
+}
+
+fn versions(kmip: &QuirkyKmip, key_id: u32, count: u32) {
+    for v in 1..=count {
+        version(kmip, key_id, v, state::ACTIVE);
+    }
+}
+
+/// The answer of `call` and the messages the server answered meanwhile.
+fn counted<T>(kmip: &QuirkyKmip, call: impl FnOnce() -> T) -> (T, usize) {
+    let before = kmip.messages.load(Ordering::SeqCst);
+    let out = call();
+    (out, kmip.messages.load(Ordering::SeqCst) - before)
+}
+
+fn log2_ceil(n: u32) -> usize {
+    (u32::BITS - (n - 1).leading_zeros()) as usize
+}
+
+#[test]
+fn the_latest_of_200_versions_costs_a_few_requests_per_doubling() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 200);
+    let store = store(&server);
+
+    let (latest, requests) = counted(&kmip, || store.latest_version(1));
+    assert_eq!(latest, Some(200));
+    // Two Locates per doubling, then the version's objects and its Get.
+    let bound = 2 * log2_ceil(200) + 4;
+    eprintln!("latest of 200 versions: {requests} requests (bound {bound})");
+    assert!(requests <= bound, "{requests} requests > {bound}");
+    assert_eq!(store.with_key(1, 200, <[u8]>::to_vec), Some(vec![200; 32]));
+
+    // Nothing new: one Locate.
+    let (found, requests) = counted(&kmip, || store.load(1));
+    assert_eq!(found.unwrap(), Some(200));
+    assert_eq!(requests, 1, "a refresh that finds nothing new");
+
+    // A new version made elsewhere: found, read, published.
+    version(&kmip, 1, 201, state::ACTIVE);
+    let (found, requests) = counted(&kmip, || store.load(1));
+    assert_eq!(found.unwrap(), Some(201));
+    // As many as a walk one version at a time: Locates of 201 and 202, 201's states, its Get.
+    assert_eq!(requests, 4, "one new version");
+
+    // A key id with no version at all: one Locate.
+    let (latest, requests) = counted(&kmip, || store.latest_version(9));
+    assert_eq!(latest, None);
+    assert_eq!(requests, 1);
+
+    // A key with one version, the usual case, costs what the walk did.
+    versions(&kmip, 2, 1);
+    let (latest, requests) = counted(&kmip, || store.latest_version(2));
+    assert_eq!(latest, Some(1));
+    assert_eq!(
+        requests, 4,
+        "Locates of 2/1 and 2/2, the states of 2/1, its Get"
+    );
+}
+
+#[test]
+fn a_version_being_made_or_destroyed_is_not_the_latest() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    // Another client is making version 51 right now: still Pre-Active.
+    versions(&kmip, 1, 50);
+    version(&kmip, 1, 51, state::PRE_ACTIVE);
+    // Version 31 of key 2 was destroyed; the server keeps the object.
+    versions(&kmip, 2, 30);
+    version(&kmip, 2, 31, state::DESTROYED);
+    // Key 3's only version is being made.
+    version(&kmip, 3, 1, state::PRE_ACTIVE);
+    let store = store(&server);
+
+    let (latest, requests) = counted(&kmip, || store.latest_version(1));
+    assert_eq!(latest, Some(50));
+    assert!(requests <= 2 * log2_ceil(51) + 6, "{requests}");
+    assert_eq!(store.latest_version(2), Some(30));
+    assert_eq!(store.latest_version(3), None);
+}
+
+#[test]
+fn a_hole_below_the_top_falls_back_to_the_walk() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    // Versions 1..=8 usable, 9 and 10 left Pre-Active by failed creations: the walk stops at
+    // the first version without an Active object.
+    versions(&kmip, 1, 8);
+    version(&kmip, 1, 9, state::PRE_ACTIVE);
+    version(&kmip, 1, 10, state::PRE_ACTIVE);
+    let store = store(&server);
+    assert_eq!(store.latest_version(1), Some(8));
+    assert_eq!(store.with_key(1, 8, <[u8]>::to_vec), Some(vec![8; 32]));
+}
+
+#[test]
+fn two_active_objects_under_the_latest_name_are_an_error() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 6);
+    version(&kmip, 1, 6, state::ACTIVE);
+    let err = store(&server).load(1).unwrap_err().to_string();
+    assert!(
+        err.contains("2 Active KMIP objects carry the name mariadb/1/6"),
+        "{err}"
+    );
+}
+
+/// Waits until a version read now has expired from memory (the cache timeout is 1 ms).
+fn expire() {
+    let now = Instant::now();
+    while now.elapsed() < Duration::from_millis(2) {
+        std::thread::yield_now();
+    }
+}
+
+#[test]
+fn use_cache_on_error_never_serves_a_version_destroyed_on_purpose() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    versions(&kmip, 1, 4);
+    let store = store_with(
+        &server,
+        Settings {
+            cache_timeout: Duration::from_millis(1),
+            use_cache_on_error: true,
+            ..Settings::default()
+        },
+    );
+    assert_eq!(store.latest_version(1), Some(4));
+    for v in 1..=3 {
+        assert_eq!(
+            store.with_key(1, v, <[u8]>::to_vec),
+            Some(vec![v as u8; 32])
+        );
+    }
+    let uid = |v: u32| kmip.named(&format!("mariadb/1/{v}"))[0].uid.clone();
+
+    // The server cannot be reached: the expired copies stand in.
+    expire();
+    kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    assert_eq!(store.with_key(1, 1, <[u8]>::to_vec), Some(vec![1; 32]));
+    kmip.set(Quirks::default());
+
+    // Version 1 destroyed and forgotten, version 2 destroyed and kept, version 3 revoked:
+    // the server's answer evicts each, and nothing brings it back while the server is down.
+    let (v1, v2, v3) = (uid(1), uid(2), uid(3));
+    kmip.remove(&v1);
+    kmip.edit(&v2, |o| {
+        o.state = state::DESTROYED;
+        o.material.clear();
+    });
+    kmip.edit(&v3, |o| o.state = state::DEACTIVATED);
+    expire();
+    for v in 1..=3 {
+        assert_eq!(store.with_key(1, v, <[u8]>::to_vec), None, "version {v}");
+    }
+    kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    for v in 1..=3 {
+        assert_eq!(store.with_key(1, v, <[u8]>::to_vec), None, "version {v}");
+    }
+    // The latest version never expires.
+    assert_eq!(store.with_key(1, 4, <[u8]>::to_vec), Some(vec![4; 32]));
+}
