@@ -21,6 +21,7 @@
 //! - Ids and owners that mysqld could not list back (longer than its smallest buffers) are
 //!   refused on write.
 
+pub mod cache;
 pub(crate) mod checks;
 mod error;
 mod key_type;
