@@ -84,6 +84,31 @@ struct keyring_okv_sysvar_str {
   const char *def_val;
 };
 
+/* MYSQL_SYSVAR_BOOL(cache_keys, ...): keyring_okv_cache_keys. */
+struct keyring_okv_sysvar_bool {
+  int flags;
+  const char *name;
+  const char *comment;
+  int (*check)(void *thd, void *var, void *save, struct st_mysql_value *value);
+  void (*update)(void *thd, void *var, void *var_ptr, const void *save);
+  bool *value;
+  bool def_val;
+};
+
+/* MYSQL_SYSVAR_ULONG(cache_ttl_seconds, ...): keyring_okv_cache_ttl_seconds. */
+struct keyring_okv_sysvar_ulong {
+  int flags;
+  const char *name;
+  const char *comment;
+  int (*check)(void *thd, void *var, void *save, struct st_mysql_value *value);
+  void (*update)(void *thd, void *var, void *var_ptr, const void *save);
+  unsigned long *value;
+  unsigned long def_val;
+  unsigned long min_val;
+  unsigned long max_val;
+  unsigned long blk_sz;
+};
+
 struct my_plugin_log_service {
   int (*my_plugin_log_message)(MYSQL_PLUGIN *plugin, int level, const char *format, ...);
 };

@@ -21,6 +21,7 @@
 //! - Ids and owners that mysqld could not list back (longer than its smallest buffers) are
 //!   refused on write.
 
+pub mod cache;
 pub(crate) mod checks;
 mod error;
 mod key_type;
@@ -117,6 +118,10 @@ pub struct Keyring {
     last_listing: Mutex<Option<ListingCost>>,
     /// Serialises generate/store/remove so that look-then-act is not raced in this process.
     writes: Mutex<()>,
+    /// The connection (its number) on which the server was seen not to take a Get's
+    /// identifier from the Locate before it in the same message: until the connection is
+    /// replaced, a key not in memory is looked up in two round trips without trying again.
+    placeholder_refused: Mutex<Option<u64>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -162,8 +167,30 @@ fn validate(key_id: &str, owner: &str) -> Result<(), KeyringError> {
 /// The outcome of reading one remembered or found object.
 enum Read {
     Key(FetchedKey),
-    /// Gone, no longer Active, renamed, or the answer came from another server: look again.
+    /// Not Active, or not carrying the name: not the key.
+    Unusable,
+    /// Gone, or the answer came from another server: look again.
     Stale,
+}
+
+/// The outcome of looking up a key that is not in memory.
+enum Cold {
+    Absent,
+    Key {
+        key: FetchedKey,
+        uid: String,
+        server: String,
+    },
+    /// What was found changed while it was read: look again.
+    Again,
+}
+
+fn wipe(items: &mut [Option<kmip::ItemResult>]) {
+    items
+        .iter_mut()
+        .flatten()
+        .flatten()
+        .for_each(kmip::Ttlv::zeroize);
 }
 
 fn state_name(state: Option<u32>) -> String {
@@ -178,6 +205,7 @@ impl Keyring {
             habits: Mutex::new(LocateHabits::default()),
             last_listing: Mutex::new(None),
             writes: Mutex::new(()),
+            placeholder_refused: Mutex::new(None),
         }
     }
 
@@ -349,17 +377,18 @@ impl Keyring {
         if let Some(r) = remembered {
             match self.read(key_id, &name, &r.uid, &r.server)? {
                 Read::Key(key) => return Ok(Some(key)),
-                Read::Stale => lock(&self.memory).forget(&name),
+                Read::Unusable | Read::Stale => lock(&self.memory).forget(&name),
             }
         }
         for _ in 0..2 {
             let epoch = lock(&self.memory).epoch();
-            let Some((uid, server)) = self.usable(key_id, owner, &name)? else {
-                return Ok(None);
-            };
-            if let Read::Key(key) = self.read(key_id, &name, &uid, &server)? {
-                lock(&self.memory).remember(&name, &uid, &server, epoch);
-                return Ok(Some(key));
+            match self.look_up(key_id, owner, &name, true)? {
+                Cold::Absent => return Ok(None),
+                Cold::Key { key, uid, server } => {
+                    lock(&self.memory).remember(&name, &uid, &server, epoch);
+                    return Ok(Some(key));
+                }
+                Cold::Again => {}
             }
         }
         Err(KeyringError::BadKey {
@@ -375,7 +404,7 @@ impl Keyring {
         validate(key_id, owner)?;
         let name = object_name(key_id, owner);
         let _writing = lock(&self.writes);
-        let (objects, server) = self.named(key_id, &name, None)?;
+        let (objects, server) = self.named(key_id, &name)?;
         lock(&self.memory).forget(&name);
         let live: Vec<&ObjectInfo> = objects.iter().filter(|o| o.is_live()).collect();
         let usable: Vec<String> = live
@@ -542,6 +571,162 @@ impl Keyring {
         Ok(())
     }
 
+    /// A key not in memory, in one round trip where the server allows it: a Locate by Name
+    /// and, in the same message, Get Attributes (Name, State) and Get of the object it found
+    /// (the ID Placeholder). A server that does not take the placeholder costs a second round
+    /// trip (Get Attributes and Get of the identifier found), and is not asked again on the
+    /// same connection. When several objects carry the name, every one is described and the
+    /// rules of `usable` choose.
+    fn look_up(
+        &self,
+        key_id: &str,
+        owner: &str,
+        name: &str,
+        try_placeholder: bool,
+    ) -> Result<Cold, KeyringError> {
+        let connections = || self.client.health().connections();
+        let placeholder =
+            try_placeholder && *lock(&self.placeholder_refused) != Some(connections());
+        // Counted after the answer: the request may have gone out again on a new connection.
+        let refused = || *lock(&self.placeholder_refused) = Some(connections());
+        let filter = LocateFilter {
+            name: Some(name),
+            object_type: None,
+        };
+        // Two identifiers are enough to tell one object from several. No State in the
+        // Locate: a server that checks it before the Name pays for it on every object it holds
+        // (PyKMIP does, for a State without a Name); the State comes with the Name instead.
+        let mut requests = vec![ops::locate(&filter, Some(2))];
+        if placeholder {
+            requests.push(ops::get_attributes_placeholder(&[
+                tags::attr::NAME,
+                tags::attr::STATE,
+            ]));
+            requests.push(ops::get_placeholder());
+        }
+        let answer = match self.client.request_batch(&requests, Retry::Idempotent) {
+            Ok(answer) => answer,
+            // The whole message refused, as some servers refuse a request they cannot parse.
+            Err(ClientError::Server { .. }) if placeholder => {
+                refused();
+                return self.look_up(key_id, owner, name, false);
+            }
+            Err(e) => return Err(KeyringError::backend(key_id)(e)),
+        };
+        let server = answer.server;
+        let mut items = answer.items;
+        let located = match items.first_mut().and_then(Option::take) {
+            Some(Ok(payload)) => ops::parse_locate(&payload),
+            Some(Err(e)) if e.is_absent() => Ok(Vec::new()),
+            Some(Err(e)) => Err(e),
+            None => Err(kmip::KmipError::Malformed(
+                "the Locate went unanswered".into(),
+            )),
+        };
+        let mut uids = match located {
+            Ok(uids) => uids,
+            Err(_) if placeholder => {
+                // Perhaps the items after it made the server refuse the Locate too.
+                wipe(&mut items);
+                refused();
+                return self.look_up(key_id, owner, name, false);
+            }
+            Err(source) => {
+                return Err(KeyringError::backend(key_id)(ClientError::Server {
+                    server,
+                    source,
+                }));
+            }
+        };
+        uids.dedup();
+        match uids.as_slice() {
+            [] => {
+                wipe(&mut items);
+                Ok(Cold::Absent)
+            }
+            [uid] => {
+                if placeholder {
+                    let answered = self.placeholder_answer(key_id, name, uid, &mut items);
+                    wipe(&mut items);
+                    match answered? {
+                        Some(Read::Key(key)) => {
+                            return Ok(Cold::Key {
+                                key,
+                                uid: uid.clone(),
+                                server,
+                            });
+                        }
+                        Some(Read::Unusable) => return Ok(Cold::Absent),
+                        Some(Read::Stale) => {}
+                        None => refused(),
+                    }
+                }
+                Ok(match self.read(key_id, name, uid, &server)? {
+                    Read::Key(key) => Cold::Key {
+                        key,
+                        uid: uid.clone(),
+                        server,
+                    },
+                    // The only object under the name is not the key.
+                    Read::Unusable => Cold::Absent,
+                    Read::Stale => Cold::Again,
+                })
+            }
+            _ => {
+                wipe(&mut items);
+                let Some((uid, server)) = self.usable(key_id, owner, name)? else {
+                    return Ok(Cold::Absent);
+                };
+                Ok(match self.read(key_id, name, &uid, &server)? {
+                    Read::Key(key) => Cold::Key { key, uid, server },
+                    Read::Unusable | Read::Stale => Cold::Again,
+                })
+            }
+        }
+    }
+
+    /// What the placeholder items after a Locate that found `uid` say, with every check of
+    /// `read`; None when the server did not answer them for `uid` (it does not take the
+    /// placeholder). Stale: the placeholder was taken but the key could not be read (the
+    /// caller reads it by identifier).
+    fn placeholder_answer(
+        &self,
+        key_id: &str,
+        name: &str,
+        uid: &str,
+        items: &mut [Option<kmip::ItemResult>],
+    ) -> Result<Option<Read>, KeyringError> {
+        // An answer is tied to `uid` only by its echo: a server that ignores the placeholder
+        // may answer for another object, or for none.
+        let attributes = match items.get_mut(1).and_then(Option::take) {
+            Some(Ok(payload)) if ops::parse_uid_echo(&payload).as_deref() == Some(uid) => {
+                ops::parse_get_attributes(&payload).ok()
+            }
+            _ => None,
+        };
+        let Some(attributes) = attributes else {
+            return Ok(None);
+        };
+        if ops::attr_state(&attributes) != Some(STATE_ACTIVE)
+            || !ops::attr_names(&attributes).contains(&name)
+        {
+            return Ok(Some(Read::Unusable));
+        }
+        let object = match items.get_mut(2).and_then(Option::take) {
+            Some(Ok(mut payload)) => {
+                let parsed = ops::parse_get(&payload);
+                payload.zeroize();
+                parsed.ok().filter(|o| o.uid == uid)
+            }
+            _ => None,
+        };
+        let Some(object) = object else {
+            return Ok(Some(Read::Stale));
+        };
+        let (key_type, material) = checks::checked_key(key_id, uid, object)?;
+        Ok(Some(Read::Key(FetchedKey { key_type, material })))
+    }
+
     /// The one Active object named `name` and the server that has it; an error naming them
     /// when there are several.
     fn usable(
@@ -550,7 +735,8 @@ impl Keyring {
         owner: &str,
         name: &str,
     ) -> Result<Option<(String, String)>, KeyringError> {
-        let (objects, server) = self.named(key_id, name, Some(STATE_ACTIVE))?;
+        // No State in the Locate (see `look_up`): the survey reads every object's state.
+        let (objects, server) = self.named(key_id, name)?;
         let uids: Vec<String> = objects
             .iter()
             .filter(|o| o.is_active())
@@ -569,12 +755,7 @@ impl Keyring {
 
     /// Every object carrying exactly the name `name` (servers may match names loosely), with
     /// its attributes, and the server that answered.
-    fn named(
-        &self,
-        key_id: &str,
-        name: &str,
-        state: Option<u32>,
-    ) -> Result<(Vec<ObjectInfo>, String), KeyringError> {
+    fn named(&self, key_id: &str, name: &str) -> Result<(Vec<ObjectInfo>, String), KeyringError> {
         let filter = LocateFilter {
             name: Some(name),
             object_type: None,
@@ -583,7 +764,7 @@ impl Keyring {
         loop {
             attempt += 1;
             let mut surveyor = Surveyor::new(&self.client, Instant::now() + LOOKUP_DEADLINE);
-            match surveyor.search(&filter, state) {
+            match surveyor.search(&filter, None) {
                 Ok(objects) => {
                     let server = surveyor.server().unwrap_or_default().to_string();
                     let named = objects.into_iter().filter(|o| o.is_named(name)).collect();
@@ -624,13 +805,6 @@ impl Keyring {
             Err(e) => return Err(KeyringError::backend(key_id)(e)),
         };
         let mut items = answer.items;
-        let wipe = |items: &mut Vec<Option<kmip::ItemResult>>| {
-            items
-                .iter_mut()
-                .flatten()
-                .flatten()
-                .for_each(kmip::Ttlv::zeroize);
-        };
         if answer.server != server {
             wipe(&mut items);
             return Ok(Read::Stale);
@@ -675,7 +849,7 @@ impl Keyring {
             None => Err(missing()),
         };
         if !usable {
-            return Ok(Read::Stale);
+            return Ok(Read::Unusable);
         }
         match object {
             Ok(object) => {
@@ -731,7 +905,7 @@ impl Keyring {
             now,
         };
         let (objects, server) = self
-            .named(key_id, name, None)
+            .named(key_id, name)
             .map_err(|e| unknown(e.to_string()))?;
         if server != sent {
             return Err(unknown(format!(

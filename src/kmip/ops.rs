@@ -175,6 +175,27 @@ pub fn get(uid: &str) -> Request {
     uid_request(operation::GET, uid)
 }
 
+/// Get of the object the Locate before it in the same message found: no Unique Identifier, so
+/// the server takes its ID Placeholder, which KMIP 1.1 (section 4) has Locate set. Servers that
+/// do not set it from Locate answer with an error or with another object.
+pub fn get_placeholder() -> Request {
+    Request {
+        operation: operation::GET,
+        payload: Vec::new(),
+    }
+}
+
+/// Get Attributes of the object the Locate before it found (see [`get_placeholder`]).
+pub fn get_attributes_placeholder(names: &[&str]) -> Request {
+    Request {
+        operation: operation::GET_ATTRIBUTES,
+        payload: names
+            .iter()
+            .map(|n| Ttlv::text(tags::ATTRIBUTE_NAME, *n))
+            .collect(),
+    }
+}
+
 /// A managed object returned by Get. The key material is wiped on drop and never shown by
 /// `Debug`.
 #[derive(Clone, PartialEq, Eq)]

@@ -1,16 +1,17 @@
 //! The state of keyring_okv.so (the MySQL keyring plugin), with no C types: which configuration
-//! is in force and the keyring built from it. boundary/plugin converts pointers and calls these
-//! functions.
+//! is in force, the keyring built from it and the opt-in key cache in front of it.
+//! boundary/plugin converts pointers and calls these functions.
 
 use std::collections::HashMap;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError, RwLock};
+use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
 
 use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, Snapshot};
-use crate::keyring::{FetchedKey, KeyEntry, Keyring, KeyringError};
+use crate::keyring::cache::KeyCache;
+use crate::keyring::{FetchedKey, KeyEntry, KeyType, Keyring, KeyringError};
 
 /// The warning the MySQL manual documents for a server started without a configuration.
 pub const NOT_CONFIGURED_WARNING: &str = "For keyring_okv to be initialized, please point the keyring_okv_conf_dir variable to a directory containing Oracle Key Vault configuration file and ssl materials";
@@ -119,8 +120,90 @@ pub fn install(prepared: Prepared) {
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .replace(active);
+        .replace(active.clone());
+    // What the old configuration's servers said is not what the new ones say.
+    renew_cache(Some(&active));
     drop(old);
+}
+
+/// `keyring_okv_cache_keys`.
+static CACHE_KEYS: AtomicBool = AtomicBool::new(false);
+/// `keyring_okv_cache_ttl_seconds` (0: until the cache is renewed).
+static CACHE_TTL_SECONDS: AtomicU64 = AtomicU64::new(DEFAULT_CACHE_TTL_SECONDS);
+/// Default `keyring_okv_cache_ttl_seconds`, the component's default `cache_ttl_seconds`.
+pub const DEFAULT_CACHE_TTL_SECONDS: u64 = crate::products::mysql_component::settings::DEFAULT_CACHE_TTL.as_secs();
+
+/// The key cache in force, and the keyring whose answers it holds: a call uses it only with
+/// that keyring, so a configuration replaced never mixes its answers with the new one's.
+struct CacheInForce {
+    keyring: Weak<Keyring>,
+    cache: KeyCache,
+}
+
+static CACHE: RwLock<Option<Arc<CacheInForce>>> = RwLock::new(None);
+
+/// Serialises each write with its cache update, so that the cache records writes in the order
+/// the KMIP server saw them (the keyring serialises only the KMIP side).
+static WRITES: Mutex<()> = Mutex::new(());
+
+/// Sets `keyring_okv_cache_keys` and `keyring_okv_cache_ttl_seconds` (plugin init, SET GLOBAL):
+/// the cache starts empty, or is wiped and its thread ended when turned off.
+pub fn set_cache(on: bool, ttl_seconds: u64) {
+    CACHE_KEYS.store(on, Ordering::SeqCst);
+    CACHE_TTL_SECONDS.store(ttl_seconds, Ordering::SeqCst);
+    let keyring = ACTIVE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone();
+    renew_cache(keyring.as_ref());
+}
+
+/// Puts an empty cache for `keyring` in force, per the settings, and wipes the one before.
+fn renew_cache(keyring: Option<&Arc<Keyring>>) {
+    let ttl = match CACHE_TTL_SECONDS.load(Ordering::SeqCst) {
+        0 => None,
+        seconds => Some(Duration::from_secs(seconds)),
+    };
+    let new = match keyring {
+        Some(keyring) if CACHE_KEYS.load(Ordering::SeqCst) => match KeyCache::new(ttl) {
+            Ok(cache) => Some(Arc::new(CacheInForce {
+                keyring: Arc::downgrade(keyring),
+                cache,
+            })),
+            Err(e) => {
+                tracing::error!(
+                    "keyring_okv: cannot start the thread that wipes expired cached keys ({e}); keys are not cached"
+                );
+                None
+            }
+        },
+        _ => None,
+    };
+    let old = std::mem::replace(
+        &mut *CACHE.write().unwrap_or_else(PoisonError::into_inner),
+        new,
+    );
+    if let Some(old) = old {
+        old.cache.shutdown();
+    }
+}
+
+/// The cache to use with `keyring`, if one is in force for it.
+fn cache_for(keyring: &Arc<Keyring>) -> Option<Arc<CacheInForce>> {
+    CACHE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|c| Weak::ptr_eq(&c.keyring, &Arc::downgrade(keyring)))
+}
+
+/// Keys whose material is cached, and keys cached as absent.
+pub fn cached_keys() -> (usize, usize) {
+    CACHE
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map_or((0, 0), |c| (c.cache.len(), c.cache.absent()))
 }
 
 /// How long plugin deinit waits for keyring calls in flight. They were told to give up, so they
@@ -180,6 +263,7 @@ pub fn shutdown() {
     if let Some(keyring) = &old {
         keyring.client().close();
     }
+    renew_cache(None);
     drop(
         PARKED
             .lock()
@@ -315,28 +399,106 @@ pub fn backend_key_id(key_id: &str, owner: &str) -> Option<String> {
     keyring.known_uid(key_id, owner)
 }
 
+/// What a write makes known of the key, for the cache.
+enum Known {
+    /// The key now holds this material (a store), or none (a remove, or none to remove).
+    Now(Option<FetchedKey>),
+    /// Not known (the server made the material, or the write failed): asked of the server next.
+    Unknown,
+}
+
+/// A write with the cache kept in step. The key is forgotten before the write, so that a read
+/// in flight does not put back what it replaces; after it, what it made known is recorded in
+/// the cache of the write's keyring, and the key is forgotten in a cache put in force meanwhile
+/// (its reads may have started before the write ended).
+fn write_through<T>(
+    keyring: &Arc<Keyring>,
+    key_id: &str,
+    owner: &str,
+    write: impl FnOnce() -> Result<T, KeyringError>,
+    known: impl FnOnce(&Result<T, KeyringError>) -> Known,
+) -> Result<T, KeyringError> {
+    let _writing = WRITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let before = cache_for(keyring);
+    if let Some(c) = &before {
+        c.cache.forget(key_id, owner);
+    }
+    let outcome = write();
+    if let Some(c) = &before {
+        match known(&outcome) {
+            Known::Now(key) => c.cache.wrote(key_id, owner, key.as_ref()),
+            Known::Unknown => c.cache.forget(key_id, owner),
+        }
+    }
+    let now = CACHE.read().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(now) = now.filter(|n| before.as_ref().is_none_or(|b| !Arc::ptr_eq(n, b))) {
+        now.cache.forget(key_id, owner);
+    }
+    outcome
+}
+
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
     Ok(within_deadline(&keyring, || {
-        keyring.store(key_id, owner, key_type, key)
+        write_through(
+            &keyring,
+            key_id,
+            owner,
+            || keyring.store(key_id, owner, key_type, key),
+            |outcome| match (outcome, KeyType::parse(key_type)) {
+                // What the server now holds is known: readers need not ask it.
+                (Ok(()), Ok(key_type)) => Known::Now(Some(FetchedKey {
+                    key_type,
+                    material: zeroize::Zeroizing::new(key.to_vec()),
+                })),
+                _ => Known::Unknown,
+            },
+        )
     })?)
 }
 
 pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
     Ok(within_deadline(&keyring, || {
-        keyring.generate(key_id, owner, key_type, len)
+        write_through(
+            &keyring,
+            key_id,
+            owner,
+            || keyring.generate(key_id, owner, key_type, len),
+            |_| Known::Unknown,
+        )
     })?)
 }
 
+/// With `keyring_okv_cache_keys` ON, a key (or its absence) is answered from memory for
+/// `keyring_okv_cache_ttl_seconds` after the KMIP server said it, and after this plugin wrote
+/// it; an error is not remembered.
 pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || keyring.fetch(key_id, owner))?)
+    let read = || within_deadline(&keyring, || keyring.fetch(key_id, owner));
+    let Some(c) = cache_for(&keyring) else {
+        return Ok(read()?);
+    };
+    // A read of the same key in flight is waited for, at most one call's budget.
+    let budget = keyring.client().call_budget();
+    Ok(c.cache.read_through(key_id, owner, budget, read)?)
 }
 
 pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || keyring.remove(key_id, owner))?)
+    Ok(within_deadline(&keyring, || {
+        write_through(
+            &keyring,
+            key_id,
+            owner,
+            || keyring.remove(key_id, owner),
+            |outcome| match outcome {
+                // Destroyed, or its look-up found no key: definite.
+                Ok(()) | Err(KeyringError::NotFound { .. }) => Known::Now(None),
+                Err(_) => Known::Unknown,
+            },
+        )
+    })?)
 }
 
 /// A listing has its own overall deadline (`LIST_DEADLINE`): it may take many requests, each

@@ -160,7 +160,18 @@ int main(int argc, char **argv) {
     printf("sysvar_name %s\n", var->name);
     printf("sysvar_flags %d\n", var->flags);
     printf("sysvar_default '%s'\n", var->def_val);
-    printf("sysvar_terminated %d\n", decls[0].system_vars[1] == NULL);
+    struct keyring_okv_sysvar_bool *cache = (struct keyring_okv_sysvar_bool *)decls[0].system_vars[1];
+    struct keyring_okv_sysvar_ulong *ttl = (struct keyring_okv_sysvar_ulong *)decls[0].system_vars[2];
+    printf("sysvar_cache_name %s\n", cache->name);
+    printf("sysvar_cache_flags %d\n", cache->flags);
+    printf("sysvar_cache_default %d\n", (int)cache->def_val);
+    printf("sysvar_cache_value %d\n", (int)*cache->value);
+    printf("sysvar_ttl_name %s\n", ttl->name);
+    printf("sysvar_ttl_flags %d\n", ttl->flags);
+    printf("sysvar_ttl_default %lu\n", ttl->def_val);
+    printf("sysvar_ttl_range %lu-%lu\n", ttl->min_val, ttl->max_val);
+    printf("sysvar_ttl_value %lu\n", *ttl->value);
+    printf("sysvar_terminated %d\n", decls[0].system_vars[3] == NULL);
     printf("log_service_before_link %lu\n", (unsigned long)(uintptr_t)*log_ptr);
     printf("malloc_service_before_link %lu\n", (unsigned long)(uintptr_t)*malloc_ptr);
     /* Every function must tolerate NULL where mysqld may pass it. */

@@ -2,7 +2,7 @@
 //! PyKMIP does not have: destroyed objects kept and listed, Locate capped whatever Maximum
 //! Items says, filters ignored, newer-version result reasons, tampered Get answers, batches
 //! stopped at the first error, Initial Date ranges ignored, KMIP 1.3 Offset Items honoured or
-//! ignored. Objects can be planted directly (two under one name, a standby with other
+//! ignored, the ID Placeholder set by Locate or not, or refused. Objects can be planted directly (two under one name, a standby with other
 //! identifiers for the same names). Served by `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
@@ -29,6 +29,20 @@ pub enum Tamper {
     OtherUid,
     /// The Object Type is this (possibly newer-version) value.
     ObjectType(u32),
+}
+
+/// What Get and Get Attributes without a Unique Identifier (the ID Placeholder) are about.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum Placeholder {
+    /// The object Locate (its first identifier), Create or Register set earlier in the same
+    /// message, as KMIP 1.1 says.
+    #[default]
+    Honoured,
+    /// Only Create and Register set it, and it outlives the message, as in PyKMIP 0.11: after a
+    /// Locate it names nothing, or an object made earlier.
+    NotByLocate,
+    /// A message with such an item is refused whole: every item fails.
+    Refused,
 }
 
 /// What the server does with KMIP 1.3's Offset Items.
@@ -88,6 +102,8 @@ pub struct Quirks {
     /// Every message is answered this long after it arrived (a slow server that still answers
     /// within the request timeout).
     pub slow: Option<Duration>,
+    /// What the ID Placeholder is.
+    pub placeholder: Placeholder,
 }
 
 #[derive(Clone, Debug)]
@@ -139,6 +155,10 @@ pub struct QuirkyKmip {
     pub messages: AtomicUsize,
     pub locates: AtomicUsize,
     pub gets: AtomicUsize,
+    /// Get and Get Attributes items without a Unique Identifier received.
+    pub placeholder_items: AtomicUsize,
+    /// The ID Placeholder.
+    placeholder: Mutex<Option<String>>,
     /// Notified after every message served.
     served: Condvar,
     /// Notified when held Activates may go on.
@@ -215,6 +235,8 @@ impl QuirkyKmip {
             messages: AtomicUsize::new(0),
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            placeholder_items: AtomicUsize::new(0),
+            placeholder: Mutex::new(None),
             served: Condvar::new(),
             released: Condvar::new(),
         }
@@ -362,15 +384,40 @@ impl QuirkyKmip {
             }
             hit
         };
+        let placeholder = self.quirks.lock().unwrap().placeholder;
+        let empty = Ttlv::structure(tags::REQUEST_PAYLOAD, Vec::new());
+        let takes_placeholder = |item: &Ttlv| {
+            let op = item.find(tags::OPERATION).and_then(Ttlv::as_enum);
+            matches!(op, Some(operation::GET | operation::GET_ATTRIBUTES))
+                && item
+                    .find(tags::REQUEST_PAYLOAD)
+                    .unwrap_or(&empty)
+                    .find(tags::UNIQUE_IDENTIFIER)
+                    .is_none()
+        };
+        let refused = placeholder == Placeholder::Refused
+            && msg.find_all(tags::BATCH_ITEM).any(takes_placeholder);
+        if placeholder != Placeholder::NotByLocate {
+            *self.placeholder.lock().unwrap() = None;
+        }
         let mut items = Vec::new();
         for item in msg.find_all(tags::BATCH_ITEM) {
             let op = item
                 .find(tags::OPERATION)
                 .and_then(Ttlv::as_enum)
                 .unwrap_or(0);
-            let empty = Ttlv::structure(tags::REQUEST_PAYLOAD, Vec::new());
+            if takes_placeholder(item) {
+                self.placeholder_items.fetch_add(1, Ordering::SeqCst);
+            }
             let payload = item.find(tags::REQUEST_PAYLOAD).unwrap_or(&empty);
-            let answer = self.operation(op, payload, version);
+            let answer = if refused {
+                Err((
+                    result_reason::INVALID_MESSAGE,
+                    "a Unique Identifier is required",
+                ))
+            } else {
+                self.operation(op, payload, version)
+            };
             let failed = answer.is_err();
             let mut out = vec![Ttlv::enumeration(tags::OPERATION, op)];
             if let Some(id) = item.find(tags::UNIQUE_BATCH_ITEM_ID) {
@@ -426,6 +473,14 @@ impl QuirkyKmip {
             .and_then(Ttlv::as_text)
             .unwrap_or_default()
             .to_string()
+    }
+
+    /// The request's Unique Identifier, or else the ID Placeholder ("" when unset).
+    fn uid_or_placeholder(&self, payload: &Ttlv) -> String {
+        match payload.find(tags::UNIQUE_IDENTIFIER) {
+            Some(_) => Self::uid_of(payload),
+            None => self.placeholder.lock().unwrap().clone().unwrap_or_default(),
+        }
     }
 
     fn operation(&self, op: u32, payload: &Ttlv, version: (i32, i32)) -> Answer {
@@ -548,6 +603,7 @@ impl QuirkyKmip {
             material,
             initial_date,
         });
+        *self.placeholder.lock().unwrap() = Some(uid.clone());
         let mut out = Vec::new();
         if op == operation::CREATE {
             out.push(Ttlv::enumeration(tags::OBJECT_TYPE, kind));
@@ -596,7 +652,7 @@ impl QuirkyKmip {
 
     fn get(&self, payload: &Ttlv) -> Answer {
         self.gets.fetch_add(1, Ordering::SeqCst);
-        let uid = Self::uid_of(payload);
+        let uid = self.uid_or_placeholder(payload);
         let object = self
             .find(|o| o.uid == uid && !is_destroyed(o))
             .ok_or_else(|| self.absent())?;
@@ -656,7 +712,7 @@ impl QuirkyKmip {
     }
 
     fn get_attributes(&self, payload: &Ttlv) -> Answer {
-        let uid = Self::uid_of(payload);
+        let uid = self.uid_or_placeholder(payload);
         let object = self.find(|o| o.uid == uid).ok_or_else(|| self.absent())?;
         let wanted: Vec<&str> = payload
             .find_all(tags::ATTRIBUTE_NAME)
@@ -806,9 +862,12 @@ impl QuirkyKmip {
             .iter()
             .cloned()
             .chain(matches.into_iter().map(|o| o.uid.clone()));
-        Ok(uids
-            .skip(skip)
-            .take(limit)
+        let found: Vec<String> = uids.skip(skip).take(limit).collect();
+        if quirks.placeholder == Placeholder::Honoured {
+            *self.placeholder.lock().unwrap() = found.first().cloned();
+        }
+        Ok(found
+            .into_iter()
             .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid))
             .collect())
     }

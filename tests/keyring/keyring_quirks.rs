@@ -542,3 +542,148 @@ fn a_request_about_an_object_of_one_server_is_never_sent_to_another() {
     // Unpinned requests go wherever the connection is.
     assert!(k.fetch("other", "").unwrap().is_some());
 }
+
+fn messages(s: &Server) -> usize {
+    s.kmip.messages.load(Ordering::SeqCst)
+}
+
+fn placeholder_items(s: &Server) -> usize {
+    s.kmip.placeholder_items.load(Ordering::SeqCst)
+}
+
+#[test]
+fn a_key_not_in_memory_costs_one_round_trip_where_the_server_takes_the_placeholder() {
+    let s = server("u", Quirks::default());
+    keyring(&[&s]).store("hot", "", "AES", &key(5)).unwrap();
+    let fresh = keyring(&[&s]);
+    fresh.client().connect().unwrap();
+    let before = messages(&s);
+    assert_eq!(
+        &fresh.fetch("hot", "").unwrap().unwrap().material[..],
+        &key(5)[..]
+    );
+    assert_eq!(
+        messages(&s) - before,
+        1,
+        "Locate, Get Attributes and Get in one"
+    );
+    assert_eq!(placeholder_items(&s), 2);
+    // The one object under a name that is not Active is not the key, and says so in one.
+    let mut old = Object::aes("d1", &object_name("old", ""), key(6), 1_700_000_000);
+    old.state = state::DEACTIVATED;
+    s.kmip.plant(old);
+    let before = messages(&s);
+    assert!(fresh.fetch("old", "").unwrap().is_none());
+    assert_eq!(messages(&s) - before, 1);
+    // Absent: one Locate.
+    let before = messages(&s);
+    assert!(fresh.fetch("never", "").unwrap().is_none());
+    assert_eq!(messages(&s) - before, 1);
+    // An Active object beside the Deactivated one is the key (every object described).
+    s.kmip.plant(Object::aes(
+        "a1",
+        &object_name("old", ""),
+        key(7),
+        1_700_000_001,
+    ));
+    assert_eq!(
+        &fresh.fetch("old", "").unwrap().unwrap().material[..],
+        &key(7)[..]
+    );
+    // The answer through the placeholder is checked as any other.
+    for (tamper, said) in [
+        (Tamper::Length(15), "15 bytes"),
+        (Tamper::StatedBits(128), "Cryptographic Length"),
+        (Tamper::Algorithm(0x01), "DES"),
+        (Tamper::OtherUid, "instead"),
+    ] {
+        s.kmip.set(Quirks {
+            tamper: Some(tamper),
+            ..Quirks::default()
+        });
+        let err = keyring(&[&s]).fetch("hot", "").unwrap_err();
+        assert!(
+            matches!(err, KeyringError::BadKey { .. }),
+            "{tamper:?}: {err}"
+        );
+        assert!(err.to_string().contains(said), "{tamper:?}: {err}");
+    }
+}
+
+#[test]
+fn a_server_that_does_not_take_the_placeholder_from_locate_is_read_by_identifier() {
+    // As PyKMIP 0.11: the placeholder is the object made last, even in a later message.
+    let s = server(
+        "u",
+        Quirks {
+            placeholder: common::kmip_quirks::Placeholder::NotByLocate,
+            ..Quirks::default()
+        },
+    );
+    let writer = keyring(&[&s]);
+    writer.store("first", "", "AES", &key(1)).unwrap();
+    writer.store("second", "", "AES", &key(2)).unwrap();
+    let fresh = keyring(&[&s]);
+    fresh.client().connect().unwrap();
+    let before = messages(&s);
+    assert_eq!(
+        &fresh.fetch("first", "").unwrap().unwrap().material[..],
+        &key(1)[..],
+        "never the object the placeholder names"
+    );
+    assert_eq!(messages(&s) - before, 2);
+    // Remembered for the connection: not asked again.
+    let (before, tried) = (messages(&s), placeholder_items(&s));
+    assert_eq!(
+        &fresh.fetch("second", "").unwrap().unwrap().material[..],
+        &key(2)[..]
+    );
+    assert_eq!(messages(&s) - before, 2);
+    assert_eq!(placeholder_items(&s), tried);
+    // A new connection tries again: the answer to a Locate is lost, the client reconnects.
+    writer.store("third", "", "AES", &key(3)).unwrap();
+    s.kmip.set(Quirks {
+        placeholder: common::kmip_quirks::Placeholder::NotByLocate,
+        swallow_once: Some(operation::LOCATE),
+        ..Quirks::default()
+    });
+    let connections = fresh.client().health().connections();
+    fresh.fetch("third", "").unwrap().unwrap();
+    assert_eq!(fresh.client().health().connections(), connections + 1);
+    assert_eq!(placeholder_items(&s), tried);
+    let fresh_again = |id: &str| {
+        // Forgotten uids make the next fetch cold, on the same keyring and connection.
+        writer.remove(id, "").unwrap();
+        writer.store(id, "", "AES", &key(4)).unwrap();
+        fresh.fetch(id, "").unwrap().unwrap()
+    };
+    assert_eq!(&fresh_again("first").material[..], &key(4)[..]);
+    assert_eq!(placeholder_items(&s), tried + 2);
+}
+
+#[test]
+fn a_server_that_refuses_the_placeholder_message_is_asked_without_it() {
+    let s = server(
+        "u",
+        Quirks {
+            placeholder: common::kmip_quirks::Placeholder::Refused,
+            ..Quirks::default()
+        },
+    );
+    let writer = keyring(&[&s]);
+    writer.store("a", "", "AES", &key(1)).unwrap();
+    writer.store("b", "", "SECRET", b"pw").unwrap();
+    let fresh = keyring(&[&s]);
+    fresh.client().connect().unwrap();
+    let before = messages(&s);
+    assert_eq!(
+        &fresh.fetch("a", "").unwrap().unwrap().material[..],
+        &key(1)[..]
+    );
+    assert_eq!(messages(&s) - before, 3, "refused, Locate, then the read");
+    let (before, tried) = (messages(&s), placeholder_items(&s));
+    assert_eq!(&fresh.fetch("b", "").unwrap().unwrap().material[..], b"pw");
+    assert_eq!(messages(&s) - before, 2);
+    assert_eq!(placeholder_items(&s), tried);
+    assert!(fresh.fetch("c", "").unwrap().is_none());
+}

@@ -278,3 +278,34 @@ fn fetch_recovers_when_the_remembered_object_is_gone() {
     other.store(&id, "", "SECRET", b"two").unwrap();
     assert_eq!(&k.fetch(&id, "").unwrap().unwrap().material[..], b"two");
 }
+
+#[test]
+fn a_key_not_in_memory_is_the_one_named_even_where_the_placeholder_names_another() {
+    // PyKMIP 0.11 does not set the ID Placeholder from Locate: after another client's store
+    // it names that client's object. The fetch must see that and read the key it located.
+    let writer = keyring();
+    let (a, b) = (unique("placeholder-a"), unique("placeholder-b"));
+    writer.store(&a, "", "AES", &[0xA1; 32]).unwrap();
+    writer.store(&b, "", "AES", &[0xB2; 32]).unwrap();
+    let reader = keyring();
+    reader.client().connect().unwrap();
+    let requests = || reader.client().health().snapshot().requests;
+    let before = requests();
+    assert_eq!(
+        &reader.fetch(&a, "").unwrap().expect("stored").material[..],
+        &[0xA1; 32]
+    );
+    assert_eq!(
+        requests() - before,
+        2,
+        "Locate (and the placeholder items), then the read"
+    );
+    let before = requests();
+    assert_eq!(
+        &reader.fetch(&b, "").unwrap().expect("stored").material[..],
+        &[0xB2; 32]
+    );
+    assert_eq!(requests() - before, 2);
+    writer.remove(&a, "").unwrap();
+    writer.remove(&b, "").unwrap();
+}

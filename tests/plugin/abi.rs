@@ -68,6 +68,19 @@ fn descriptor_declares_an_early_loadable_keyring_plugin() {
         "STR | NODEFAULT"
     );
     assert_eq!(l["sysvar_default"], "''");
+    assert_eq!(l["sysvar_cache_name"], "cache_keys");
+    assert_eq!(l["sysvar_cache_flags"], "1", "BOOL");
+    assert_eq!(l["sysvar_cache_default"], "0", "OFF");
+    assert_eq!(l["sysvar_cache_value"], "0");
+    assert_eq!(l["sysvar_ttl_name"], "cache_ttl_seconds");
+    assert_eq!(
+        l["sysvar_ttl_flags"],
+        (0x0003 | 0x0080).to_string(),
+        "LONG | UNSIGNED"
+    );
+    assert_eq!(l["sysvar_ttl_default"], "300");
+    assert_eq!(l["sysvar_ttl_range"], "0-31536000");
+    assert_eq!(l["sysvar_ttl_value"], "300");
     assert_eq!(l["sysvar_terminated"], "1");
     assert_eq!(l["log_service_before_link"], "256");
     assert_eq!(l["malloc_service_before_link"], "256");

@@ -250,7 +250,7 @@ mod layout {
     }
 
     fn headers() -> String {
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let out = Command::new("bash")
             .arg(root.join("scripts/mysql-headers.sh"))
             .output()
@@ -266,7 +266,7 @@ mod layout {
     #[test]
     fn every_struct_matches_the_mysql_headers() {
         let include = headers();
-        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("..");
+        let root = Path::new(env!("CARGO_MANIFEST_DIR")).join("../..");
         let dir = tempfile_dir();
         let exe = dir.join("component_layout");
         let status = Command::new("c++")

@@ -1,8 +1,8 @@
-//! The system-variable ABI that MySQL and MariaDB share: a `MYSQL_SYSVAR_STR` definition, its
-//! check and update callbacks, and `st_mysql_value`, through which a check callback reads the
+//! The system-variable ABI that MySQL and MariaDB share: the `MYSQL_SYSVAR_STR`, `_BOOL` and
+//! `_ULONG` definitions, their check and update callbacks, and `st_mysql_value`, through which a check callback reads the
 //! value of `SET GLOBAL`. Layouts only; both servers lay them out identically.
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_ulong, c_void};
 
 /// `st_mysql_value`: how a check callback reads the value of SET GLOBAL.
 #[repr(C)]
@@ -78,4 +78,31 @@ pub unsafe fn read_int(value: *mut StMysqlValue) -> Option<i64> {
     let mut n = 0i64;
     // SAFETY: per the contract; val_int writes one i64.
     (unsafe { ((*value).val_int)(value, &mut n) } == 0).then_some(n)
+}
+
+/// What MYSQL_SYSVAR_BOOL expands to (a one-byte bool in MySQL, my_bool, a char, in MariaDB).
+#[repr(C)]
+pub struct SysVarBool {
+    pub flags: c_int,
+    pub name: *const c_char,
+    pub comment: *const c_char,
+    pub check: Option<CheckFn>,
+    pub update: Option<UpdateFn>,
+    pub value: *mut c_char,
+    pub def_val: c_char,
+}
+
+/// What MYSQL_SYSVAR_ULONG expands to.
+#[repr(C)]
+pub struct SysVarUlong {
+    pub flags: c_int,
+    pub name: *const c_char,
+    pub comment: *const c_char,
+    pub check: Option<CheckFn>,
+    pub update: Option<UpdateFn>,
+    pub value: *mut c_ulong,
+    pub def_val: c_ulong,
+    pub min_val: c_ulong,
+    pub max_val: c_ulong,
+    pub blk_sz: c_ulong,
 }

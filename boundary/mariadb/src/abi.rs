@@ -89,19 +89,7 @@ pub type ShowFn = unsafe extern "C" fn(
     scope: c_int,
 ) -> c_int;
 
-pub use okv_ffi::sysvar::{CheckFn, StMysqlValue, SysVarStr, UpdateFn};
-
-/// MYSQL_SYSVAR_BOOL (my_bool is a char).
-#[repr(C)]
-pub struct SysVarBool {
-    pub flags: c_int,
-    pub name: *const c_char,
-    pub comment: *const c_char,
-    pub check: Option<CheckFn>,
-    pub update: Option<UpdateFn>,
-    pub value: *mut c_char,
-    pub def_val: c_char,
-}
+pub use okv_ffi::sysvar::{CheckFn, StMysqlValue, SysVarBool, SysVarStr, SysVarUlong, UpdateFn};
 
 /// MYSQL_SYSVAR_INT.
 #[repr(C)]
@@ -116,21 +104,6 @@ pub struct SysVarInt {
     pub min_val: c_int,
     pub max_val: c_int,
     pub blk_sz: c_int,
-}
-
-/// MYSQL_SYSVAR_ULONG.
-#[repr(C)]
-pub struct SysVarUlong {
-    pub flags: c_int,
-    pub name: *const c_char,
-    pub comment: *const c_char,
-    pub check: Option<CheckFn>,
-    pub update: Option<UpdateFn>,
-    pub value: *mut c_ulong,
-    pub def_val: c_ulong,
-    pub min_val: c_ulong,
-    pub max_val: c_ulong,
-    pub blk_sz: c_ulong,
 }
 
 /// `my_printf_error(uint error, const char *format, myf flags, ...)`, exported by mariadbd: sets

@@ -10,7 +10,10 @@ pub const MYSQL_KEYRING_INTERFACE_VERSION: c_int = 0x0101;
 pub const PLUGIN_LICENSE_GPL: c_int = 1;
 pub const PLUGIN_OPT_ALLOW_EARLY: c_ulong = 4;
 
+pub const PLUGIN_VAR_BOOL: c_int = 0x0001;
+pub const PLUGIN_VAR_LONG: c_int = 0x0003;
 pub const PLUGIN_VAR_STR: c_int = 0x0005;
+pub const PLUGIN_VAR_UNSIGNED: c_int = 0x0080;
 pub const PLUGIN_VAR_RQCMDARG: c_int = 0x0000;
 pub const PLUGIN_VAR_NODEFAULT: c_int = 0x4000;
 
@@ -76,7 +79,7 @@ pub struct StMysqlKeyring {
     ) -> bool,
 }
 
-pub use okv_ffi::sysvar::{StMysqlValue, SysVarStr};
+pub use okv_ffi::sysvar::{StMysqlValue, SysVarBool, SysVarStr, SysVarUlong};
 
 /// `my_plugin_log_service`.
 #[repr(C)]

@@ -11,7 +11,7 @@ mod services;
 mod status;
 mod sysvar;
 
-use std::ffi::{c_char, c_int, c_void};
+use std::ffi::{c_char, c_int, c_ulong, c_void};
 
 use abi::*;
 use okv_ffi::guard;
@@ -52,8 +52,41 @@ static mut CONF_DIR_SYSVAR: SysVarStr = SysVarStr {
     def_val: c"".as_ptr(),
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 2] =
-    [(&raw mut CONF_DIR_SYSVAR).cast(), std::ptr::null_mut()];
+/// Storage of `keyring_okv_cache_keys` (a one-byte bool).
+static mut CACHE_KEYS_VALUE: c_char = 0;
+
+static mut CACHE_KEYS_SYSVAR: SysVarBool = SysVarBool {
+    flags: PLUGIN_VAR_BOOL | PLUGIN_VAR_RQCMDARG,
+    name: c"cache_keys".as_ptr(),
+    comment: c"Serve keys, and the absence of keys, from memory for keyring_okv_cache_ttl_seconds after the KMIP server or a write of this server said so".as_ptr(),
+    check: None,
+    update: Some(sysvar::update_cache_keys),
+    value: &raw mut CACHE_KEYS_VALUE,
+    def_val: 0,
+};
+
+/// Storage of `keyring_okv_cache_ttl_seconds`.
+static mut CACHE_TTL_VALUE: c_ulong = okv_core::products::mysql_plugin::DEFAULT_CACHE_TTL_SECONDS as c_ulong;
+
+static mut CACHE_TTL_SYSVAR: SysVarUlong = SysVarUlong {
+    flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_RQCMDARG,
+    name: c"cache_ttl_seconds".as_ptr(),
+    comment: c"Seconds a cached key is served from memory (0: until the cache is turned off, keyring_okv_conf_dir is set or the server restarts); setting it empties the cache".as_ptr(),
+    check: None,
+    update: Some(sysvar::update_cache_ttl),
+    value: &raw mut CACHE_TTL_VALUE,
+    def_val: okv_core::products::mysql_plugin::DEFAULT_CACHE_TTL_SECONDS as c_ulong,
+    min_val: 0,
+    max_val: 365 * 24 * 3600,
+    blk_sz: 0,
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 4] = [
+    (&raw mut CONF_DIR_SYSVAR).cast(),
+    (&raw mut CACHE_KEYS_SYSVAR).cast(),
+    (&raw mut CACHE_TTL_SYSVAR).cast(),
+    std::ptr::null_mut(),
+];
 
 #[unsafe(no_mangle)]
 #[allow(non_upper_case_globals)]
@@ -108,6 +141,9 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         okv_core::products::mysql_plugin::start();
         native_key_id::register();
         tracing::info!("keyring_okv {} starting", okv_core::BUILD);
+        // SAFETY: the server set the variables' storage before calling init.
+        let (cache_keys, cache_ttl) = unsafe { (CACHE_KEYS_VALUE != 0, CACHE_TTL_VALUE) };
+        okv_core::products::mysql_plugin::set_cache(cache_keys, cache_ttl);
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(

@@ -122,6 +122,12 @@ status_fn!(fips_module, |_s| Value::Text(
 status_fn!(calls_in_flight, |_s| Value::Int(
     okv_core::products::mysql_plugin::calls_in_flight() as u64
 ));
+status_fn!(cached_keys, |_s| Value::Int(
+    okv_core::products::mysql_plugin::cached_keys().0 as u64
+));
+status_fn!(cached_absent_keys, |_s| Value::Int(
+    okv_core::products::mysql_plugin::cached_keys().1 as u64
+));
 
 const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
     ShowVar {
@@ -133,7 +139,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 20] = [
+pub static mut STATUS_VARS: [ShowVar; 22] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -156,6 +162,8 @@ pub static mut STATUS_VARS: [ShowVar; 20] = [
     ),
     func(c"Keyring_okv_fips_mode", fips_mode),
     func(c"Keyring_okv_fips_module", fips_module),
+    func(c"Keyring_okv_cached_keys", cached_keys),
+    func(c"Keyring_okv_cached_absent_keys", cached_absent_keys),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

@@ -2,8 +2,11 @@
 //! directory completely and connects to its servers in `check` (outside the server's global
 //! variable lock); `update` only swaps. A failed check leaves the variable and the keyring as
 //! they were, as the manual promises.
+//!
+//! `keyring_okv_cache_keys` and `keyring_okv_cache_ttl_seconds`: global and dynamic; the
+//! server's own checks, then `update` stores the value and puts an empty cache in force.
 
-use std::ffi::{CStr, CString, c_char, c_int, c_void};
+use std::ffi::{CStr, CString, c_char, c_int, c_ulong, c_void};
 use std::sync::{Mutex, PoisonError};
 
 use super::abi::StMysqlValue;
@@ -128,4 +131,58 @@ mod tests {
             Some("")
         );
     }
+}
+
+/// The cache settings in the variables' storage, into force.
+///
+/// # Safety
+/// Called by the server from an update callback, under its lock of the global variables.
+unsafe fn apply_cache_settings() {
+    // SAFETY: the server writes these only in update callbacks, under the same lock.
+    let (on, ttl) = unsafe { (super::CACHE_KEYS_VALUE != 0, super::CACHE_TTL_VALUE) };
+    plugin::set_cache(on, ttl);
+    tracing::info!(
+        "keyring_okv: key cache {}",
+        if on {
+            format!("on, keys kept {ttl} s (0: until the cache is turned off)")
+        } else {
+            "off".to_string()
+        }
+    );
+}
+
+pub unsafe extern "C" fn update_cache_keys(
+    _thd: *mut c_void,
+    _var: *mut c_void,
+    var_ptr: *mut c_void,
+    save: *const c_void,
+) {
+    guard("keyring_okv_cache_keys update", (), || {
+        if var_ptr.is_null() || save.is_null() {
+            return;
+        }
+        // SAFETY: the variable is a one-byte bool; the server's check stored one in save.
+        unsafe {
+            *var_ptr.cast::<c_char>() = c_char::from(*save.cast::<c_char>() != 0);
+            apply_cache_settings();
+        }
+    })
+}
+
+pub unsafe extern "C" fn update_cache_ttl(
+    _thd: *mut c_void,
+    _var: *mut c_void,
+    var_ptr: *mut c_void,
+    save: *const c_void,
+) {
+    guard("keyring_okv_cache_ttl_seconds update", (), || {
+        if var_ptr.is_null() || save.is_null() {
+            return;
+        }
+        // SAFETY: both point at the variable's unsigned long, checked by the server.
+        unsafe {
+            *var_ptr.cast::<c_ulong>() = *save.cast::<c_ulong>();
+            apply_cache_settings();
+        }
+    })
 }

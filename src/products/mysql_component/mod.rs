@@ -7,7 +7,6 @@
 //! caller passes ""), removing an absent key succeeds, an empty key id reads as absent.
 
 pub mod aes;
-pub mod cache;
 pub mod settings;
 
 use std::sync::{Arc, LazyLock, PoisonError, RwLock};
@@ -18,8 +17,8 @@ use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, utc_timestamp};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
+pub use crate::keyring::cache::{self, Cached, KeyCache, Lookup};
 pub use aes::{AesError, Mode};
-pub use cache::{Cached, KeyCache, Lookup};
 pub use settings::{Settings, SettingsError};
 
 /// The component's name, and the implementation name of every service it registers.

@@ -1,7 +1,8 @@
-//! The component's key cache (`cache_keys`): what the KMIP server said about a key, served from
-//! memory for at most `cache_ttl_seconds`: its material, or that it does not exist. InnoDB reads
-//! its master key at least twice per encrypted CREATE TABLE and once per tablespace open, each a
-//! KMIP round trip without a cache.
+//! The opt-in key cache of the component (`cache_keys`) and of the plugin
+//! (`keyring_okv_cache_keys`): what the KMIP server said about a key, served from memory for at
+//! most the TTL (`cache_ttl_seconds`, `keyring_okv_cache_ttl_seconds`): its material, or that it
+//! does not exist. InnoDB reads its master key at least twice per encrypted CREATE TABLE and
+//! once per tablespace open, each a KMIP round trip without a cache.
 //!
 //! mysqld holds its keyring read lock for the whole of every read, and its lock lets readers in
 //! while a writer waits: a read that goes to the KMIP server holds off every store, generate and
@@ -19,7 +20,8 @@
 //!
 //! Material lives in `Zeroizing` buffers: it is wiped when an entry expires (by the cache's own
 //! thread at the deadline, not at the next lookup), is replaced or forgotten, and when the
-//! cache is shut down or dropped (reload, unload), which also joins that thread.
+//! cache is shut down or dropped (reload, a setting changed, unload), which also joins that
+//! thread.
 
 use std::collections::HashMap;
 use std::sync::{Arc, Condvar, Mutex, MutexGuard, PoisonError};
@@ -28,7 +30,7 @@ use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
 
-use crate::keyring::{FetchedKey, KeyType};
+use super::{FetchedKey, KeyType};
 
 /// What the KMIP server said about a key.
 enum Known {
@@ -256,6 +258,26 @@ impl KeyCache {
                 .0;
             state.waiting -= 1;
         }
+    }
+
+    /// The pair's key from memory, or else from `read` (the KMIP server), whose answer is kept:
+    /// the key, or that there is none. An error is not kept. A read of the same key in flight is
+    /// waited for, at most `wait`.
+    pub fn read_through<E>(
+        &self,
+        key_id: &str,
+        owner: &str,
+        wait: Duration,
+        read: impl FnOnce() -> Result<Option<FetchedKey>, E>,
+    ) -> Result<Option<FetchedKey>, E> {
+        let loading = match self.lookup(key_id, owner, wait) {
+            Lookup::Known(Cached::Present(key)) => return Ok(Some(key)),
+            Lookup::Known(Cached::Absent) => return Ok(None),
+            Lookup::Load(loading) => loading,
+        };
+        let fetched = read()?;
+        loading.finish(fetched.as_ref());
+        Ok(fetched)
     }
 
     /// Taken before a read asks the server; see [`KeyCache::remember`].
