@@ -237,6 +237,12 @@ impl QuirkyKmip {
         self.objects.lock().unwrap().push(object);
     }
 
+    /// Takes the object away, as another client's Revoke and Destroy would (for keys no
+    /// command line removes, such as MariaDB's versions).
+    pub fn remove(&self, uid: &str) {
+        self.objects.lock().unwrap().retain(|o| o.uid != uid);
+    }
+
     pub fn objects(&self) -> Vec<Object> {
         self.objects.lock().unwrap().clone()
     }

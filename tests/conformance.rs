@@ -1,0 +1,531 @@
+//! Issue 16's conformance suite: the same scenarios against every product's key path (the MySQL
+//! plugin, the MySQL component, MariaDB's kmip_key_management, each loaded by its C host as its
+//! server loads it, and the admin tool `keyring-okv`; see tests/common/products.rs). One test
+//! per scenario and product, so that a failure names both.
+//!
+//! The KMIP servers are in-process quirky servers (tests/common/kmip_quirks.rs) with the test
+//! PKI, on 127.0.0.1 with ports chosen by the system: no PyKMIP is needed.
+
+mod common;
+
+use std::net::SocketAddr;
+use std::sync::Arc;
+use std::sync::atomic::Ordering;
+use std::time::Duration;
+
+use common::fault_server::{Fault, FaultServer};
+use common::fixtures::{Layout, TestConfDir, make_conf_dir, pki, rustls_server_config};
+use common::kmip_quirks::{Object, Quirks, QuirkyKmip};
+use common::products::{Finished, KEY_ID, MARIADB_INIT_KEY, Outcome, Product, Session, Step, hex};
+use common::tcp_proxy::TcpProxy;
+use okv_core::kmip::tags::{operation, state};
+
+/// The scenario key's bytes, and another key's (which must never be served in its place).
+const OURS: [u8; 32] = [0x11; 32];
+const THEIRS: [u8; 32] = [0xdd; 32];
+const INITIAL_DATE: i64 = 1_700_000_000;
+
+struct Kmip {
+    kmip: Arc<QuirkyKmip>,
+    fault: FaultServer,
+}
+
+/// A server for `product`: for MariaDB with the key 1 its init requires.
+fn kmip(product: Product, uid_prefix: &str, quirks: Quirks) -> Kmip {
+    let pki = pki();
+    let kmip = Arc::new(QuirkyKmip::new(uid_prefix));
+    kmip.set(quirks);
+    if product == Product::MariaDb {
+        kmip.plant(aes("init", MARIADB_INIT_KEY, &[0x33; 32]));
+    }
+    let fault = FaultServer::start(Fault::Kmip {
+        tls: rustls_server_config(&pki.server_cert, &pki.server_key, &pki.ca_cert),
+        server: kmip.clone(),
+    });
+    Kmip { kmip, fault }
+}
+
+/// A configuration directory naming `servers` (the first as SERVER, the rest as standbys).
+fn conf(servers: &[SocketAddr], timeout_secs: u64) -> TestConfDir {
+    let mut ora = format!("SERVER={}\n", servers[0]);
+    for standby in &servers[1..] {
+        ora.push_str(&format!("STANDBY_SERVER={standby}\n"));
+    }
+    ora.push_str(&format!(
+        "KEYRING_OKV_CONNECT_TIMEOUT={timeout_secs}\nKEYRING_OKV_REQUEST_TIMEOUT={timeout_secs}\n"
+    ));
+    make_conf_dir(&Layout {
+        ora: Some(ora),
+        ..pki().layout()
+    })
+}
+
+fn aes(uid: &str, name: &str, bytes: &[u8]) -> Object {
+    Object::aes(uid, name, bytes.to_vec(), INITIAL_DATE)
+}
+
+/// Runs `steps` with nothing to do at pauses.
+fn run(product: Product, conf: &TestConfDir, component_extra: &str, steps: &[Step]) -> Finished {
+    Session::start(product, &conf.dir, component_extra, steps).finish()
+}
+
+/// The component without its cache, so that every read goes to the KMIP server.
+const NO_CACHE: &str = "\"cache_keys\": false";
+
+/// A read after a failover gives the key or an error; never another key's bytes, never "no
+/// such key" from a product that can say "error" (the key exists on both servers). MariaDB's
+/// key calls cannot: any failure is "key not found" (docs/mariadb.md), retried after 5 s.
+fn right_key_or_error(done: &Finished, step: usize, what: &str) {
+    let product = done.product;
+    match &done.outcomes[step] {
+        Outcome::Key(bytes) => assert_eq!(
+            bytes,
+            &hex(&OURS),
+            "{product:?} {what}: another key's bytes (the other key is {}):\n{}",
+            hex(&THEIRS),
+            done.log
+        ),
+        Outcome::Failed(_) => {}
+        Outcome::Absent if product == Product::MariaDb => {}
+        other => panic!("{product:?} {what}: {other:?}\n{}", done.log),
+    }
+}
+
+// ---------------------------------------------------------------------------------------------
+// 1. The server that answered Locate dies before the Get.
+
+/// The primary finds the key (uid "1") and dies with the Get unanswered. On the standby "1" is
+/// another key and ours is "2": a Get of "1" sent there would be answered, with the wrong bytes.
+/// The loss is armed once the product is loaded, so that it hits the key's read, not the load.
+fn failover_between_locate_and_get(product: Product) {
+    let primary = kmip(product, "p", Quirks::default());
+    let standby = kmip(product, "s", Quirks::default());
+    primary.kmip.plant(aes("1", &product.object_name(1), &OURS));
+    standby.kmip.plant(aes("1", &product.other_name(), &THEIRS));
+    standby.kmip.plant(aes("2", &product.object_name(1), &OURS));
+    let conf = conf(&[primary.fault.addr, standby.fault.addr], 10);
+    let mut session = Session::start(product, &conf.dir, NO_CACHE, &[Step::Pause, Step::Fetch]);
+    session.paused();
+    let gets_before = primary.kmip.gets.load(Ordering::SeqCst);
+    primary.kmip.set(Quirks {
+        swallow_once: Some(operation::GET),
+        down_after_swallow: true,
+        ..Quirks::default()
+    });
+    session.resume();
+    let done = session.finish();
+    eprintln!("{product:?}: {:?}\n{}", done.outcomes, done.log);
+    assert!(
+        primary.kmip.gets.load(Ordering::SeqCst) > gets_before,
+        "{product:?}: the primary never saw the Get it was to lose: {done:?}"
+    );
+    right_key_or_error(&done, 0, "fetch");
+}
+
+#[test]
+fn failover_between_locate_and_get_plugin() {
+    failover_between_locate_and_get(Product::Plugin);
+}
+
+#[test]
+fn failover_between_locate_and_get_component() {
+    failover_between_locate_and_get(Product::Component);
+}
+
+#[test]
+fn failover_between_locate_and_get_mariadb() {
+    failover_between_locate_and_get(Product::MariaDb);
+}
+
+#[test]
+fn failover_between_locate_and_get_cli() {
+    failover_between_locate_and_get(Product::Cli);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 2. A standby whose identifiers name other keys.
+
+/// The key is read from the primary (uid "1"), then the primary goes down; on the standby "1"
+/// is another key. The product, which has seen "1" as our key, must look the name up again.
+fn standby_with_overlapping_identifiers(product: Product) {
+    let primary = kmip(product, "p", Quirks::default());
+    let standby = kmip(product, "s", Quirks::default());
+    primary.kmip.plant(aes("1", &product.object_name(1), &OURS));
+    standby.kmip.plant(aes("1", &product.other_name(), &THEIRS));
+    standby.kmip.plant(aes("2", &product.object_name(1), &OURS));
+    let conf = conf(&[primary.fault.addr, standby.fault.addr], 10);
+    let mut session = Session::start(
+        product,
+        &conf.dir,
+        NO_CACHE,
+        &[Step::Fetch, Step::Pause, Step::Fetch],
+    );
+    session.paused();
+    primary.kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    session.resume();
+    let done = session.finish();
+    eprintln!("{product:?}: {:?}", done.outcomes);
+    assert_eq!(
+        done.outcomes[0],
+        Outcome::Key(hex(&OURS)),
+        "{product:?}: the read from the primary: {done:?}"
+    );
+    right_key_or_error(&done, 1, "fetch after the failover");
+}
+
+#[test]
+fn standby_with_overlapping_identifiers_plugin() {
+    standby_with_overlapping_identifiers(Product::Plugin);
+}
+
+#[test]
+fn standby_with_overlapping_identifiers_component() {
+    standby_with_overlapping_identifiers(Product::Component);
+}
+
+#[test]
+fn standby_with_overlapping_identifiers_mariadb() {
+    standby_with_overlapping_identifiers(Product::MariaDb);
+}
+
+#[test]
+fn standby_with_overlapping_identifiers_cli() {
+    standby_with_overlapping_identifiers(Product::Cli);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 3. Two usable objects under the key's name.
+
+/// The documented rule (docs/keys.md, "Which object is the key"): two Active objects under one
+/// name are an error naming both identifiers, in every product; never one of them. MariaDB's
+/// key calls have no error but "no such key" (docs/mariadb.md: any failure is exactly "key not
+/// found"), so there the fetch finds no key and the error log names both.
+fn duplicate_names(product: Product) {
+    let server = kmip(product, "u", Quirks::default());
+    server.kmip.plant(aes("71", &product.object_name(1), &OURS));
+    server
+        .kmip
+        .plant(aes("72", &product.object_name(1), &THEIRS));
+    let conf = conf(&[server.fault.addr], 10);
+    let done = run(product, &conf, NO_CACHE, &[Step::Fetch]);
+    eprintln!("{product:?}: {:?}", done.outcomes);
+    let refused = match (&done.outcomes[0], product) {
+        (Outcome::Failed(_), _) | (Outcome::Absent, Product::MariaDb) => true,
+        _ => false,
+    };
+    assert!(
+        refused,
+        "{product:?} picked one of two Active objects: {done:?}"
+    );
+    assert!(
+        done.log.contains("71") && done.log.contains("72"),
+        "{product:?}: the error does not name both objects:\n{}",
+        done.log
+    );
+}
+
+#[test]
+fn duplicate_names_plugin() {
+    duplicate_names(Product::Plugin);
+}
+
+#[test]
+fn duplicate_names_component() {
+    duplicate_names(Product::Component);
+}
+
+#[test]
+fn duplicate_names_mariadb() {
+    duplicate_names(Product::MariaDb);
+}
+
+#[test]
+fn duplicate_names_cli() {
+    duplicate_names(Product::Cli);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 4. The key removed on the KMIP server while a product has it.
+
+/// The product reads the key, then another client removes it (the admin tool's remove, which
+/// revokes and destroys; MariaDB's versions, which no tool removes, are taken off the server
+/// directly), then the product reads it again.
+fn racing_remove(product: Product) -> Outcome {
+    let server = kmip(product, "u", Quirks::default());
+    server.kmip.plant(aes("1", &product.object_name(1), &OURS));
+    let conf = conf(&[server.fault.addr], 10);
+    let mut session = Session::start(
+        product,
+        &conf.dir,
+        NO_CACHE,
+        &[Step::Fetch, Step::Pause, Step::Fetch],
+    );
+    session.paused();
+    if product == Product::MariaDb {
+        server.kmip.remove("1");
+    } else {
+        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+            .arg("--conf-dir")
+            .arg(&conf.dir)
+            .args(["remove", KEY_ID])
+            .output()
+            .expect("run keyring-okv");
+        assert!(
+            out.status.success(),
+            "keyring-okv remove: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+    assert!(
+        server
+            .kmip
+            .named(&product.object_name(1))
+            .iter()
+            .all(|o| o.state != state::ACTIVE),
+        "the remove left an Active object"
+    );
+    session.resume();
+    let done = session.finish();
+    eprintln!("{product:?}: {:?}", done.outcomes);
+    assert_eq!(
+        done.outcomes[0],
+        Outcome::Key(hex(&OURS)),
+        "{product:?}: the read before the remove: {done:?}"
+    );
+    done.outcomes[1].clone()
+}
+
+#[test]
+fn racing_remove_plugin() {
+    // The plugin keeps no key material between calls.
+    assert_eq!(racing_remove(Product::Plugin), Outcome::Absent);
+}
+
+#[test]
+fn racing_remove_component() {
+    // cache_keys off: never served from memory.
+    assert_eq!(racing_remove(Product::Component), Outcome::Absent);
+}
+
+#[test]
+fn racing_remove_mariadb() {
+    // docs/mariadb.md: the latest versions' bytes never expire (page writes must never need the
+    // network, and versions must never be destroyed), so the removed version is still served;
+    // what must never happen is other bytes.
+    let outcome = racing_remove(Product::MariaDb);
+    assert!(
+        matches!(&outcome, Outcome::Key(k) if *k == hex(&OURS)),
+        "{outcome:?}"
+    );
+}
+
+#[test]
+fn racing_remove_cli() {
+    assert_eq!(racing_remove(Product::Cli), Outcome::Absent);
+}
+
+// ---------------------------------------------------------------------------------------------
+// 5. Unload with the KMIP server hung.
+
+/// The request timeouts: long, so that an unload that waits for them cannot pass for one that
+/// does not.
+const HUNG_TIMEOUT: Duration = Duration::from_secs(60);
+
+/// The product reads the key through a relay, the relay stops passing bytes (connections stay
+/// open), then the product is unloaded: the host must end well before the timeouts.
+fn unload_with_a_hung_server(product: Product) {
+    let server = kmip(product, "u", Quirks::default());
+    server.kmip.plant(aes("1", &product.object_name(1), &OURS));
+    let proxy = TcpProxy::start(server.fault.addr);
+    let conf = conf(&[proxy.addr], HUNG_TIMEOUT.as_secs());
+    let mut session = Session::start(product, &conf.dir, NO_CACHE, &[Step::Fetch, Step::Pause]);
+    session.paused();
+    proxy.set_hang(true);
+    let let_go = session.resume();
+    let done = session.finish();
+    let took = done.ended.duration_since(let_go);
+    eprintln!("{product:?}: unloaded {took:?} after the server hung");
+    assert_eq!(
+        done.outcomes[0],
+        Outcome::Key(hex(&OURS)),
+        "{product:?}: {done:?}"
+    );
+    assert!(
+        took < HUNG_TIMEOUT / 3,
+        "{product:?}: unloading took {took:?} ({HUNG_TIMEOUT:?} timeouts)"
+    );
+}
+
+#[test]
+fn unload_with_a_hung_server_plugin() {
+    unload_with_a_hung_server(Product::Plugin);
+}
+
+#[test]
+fn unload_with_a_hung_server_component() {
+    unload_with_a_hung_server(Product::Component);
+}
+
+#[test]
+fn unload_with_a_hung_server_mariadb() {
+    unload_with_a_hung_server(Product::MariaDb);
+}
+
+// The admin tool has no unload: each command is a process that ends with its call.
+
+// ---------------------------------------------------------------------------------------------
+// 6. Two processes create the key at the same moment.
+
+/// Two processes create the key; the server holds every Activate until both have made their
+/// object, or the second has seen the first's and waits for it to become Active (polling its
+/// state), so that neither can settle before the other has decided. Then each reads the key:
+/// one Active object must be left under the name, and both processes must read its bytes.
+fn concurrent_creation(product: Product) {
+    let server = kmip(
+        product,
+        "u",
+        Quirks {
+            hold_activate: true,
+            ..Quirks::default()
+        },
+    );
+    // MariaDB's key calls make no key: the race is between two rotations to the next version.
+    let (created, past) = if product == Product::MariaDb {
+        server.kmip.plant(aes("0", &product.object_name(1), &OURS));
+        (product.object_name(2), product.object_name(3))
+    } else {
+        (product.object_name(1), String::new())
+    };
+    let conf = conf(&[server.fault.addr], 30);
+    let steps = [Step::Generate, Step::Pause, Step::Fetch];
+    let mut sessions: Vec<Session> = (0..2)
+        .map(|_| Session::start(product, &conf.dir, NO_CACHE, &steps))
+        .collect();
+    let made = |n: usize| {
+        let created = created.clone();
+        move |objects: &[Object]| {
+            objects
+                .iter()
+                .filter(|o| o.names.contains(&created))
+                .count()
+                >= n
+        }
+    };
+    // The first object's maker sends a few requests after its Create and then waits in its
+    // held Activate; more than that many requests mean the other process polls the first
+    // object's state instead of making its own.
+    let decided = || {
+        let within = Duration::from_secs(60);
+        assert!(
+            server.kmip.wait_until(within, made(1)),
+            "{product:?}: no process made an object"
+        );
+        let after_first = server.kmip.messages.load(Ordering::SeqCst);
+        let both = made(2);
+        let kmip = server.kmip.clone();
+        server.kmip.wait_until(within, move |objects| {
+            both(objects) || kmip.messages.load(Ordering::SeqCst) >= after_first + 12
+        });
+        let both = made(2)(&server.kmip.objects());
+        server.kmip.tick(1);
+        both
+    };
+    // The admin tool's sessions run their steps in `paused`: start them on threads.
+    let both = if product == Product::Cli {
+        std::thread::scope(|scope| {
+            let runs: Vec<_> = sessions
+                .iter_mut()
+                .map(|s| scope.spawn(move || s.paused()))
+                .collect();
+            let both = decided();
+            for r in runs {
+                r.join().unwrap();
+            }
+            both
+        })
+    } else {
+        let both = decided();
+        for s in &mut sessions {
+            s.paused();
+        }
+        both
+    };
+    eprintln!("{product:?}: both processes made an object: {both}");
+    for s in &mut sessions {
+        s.resume();
+    }
+    let done: Vec<Finished> = sessions.into_iter().map(Session::finish).collect();
+    for d in &done {
+        eprintln!("{product:?}: {:?}", d.outcomes);
+    }
+    let objects = server.kmip.named(&created);
+    let active: Vec<&Object> = objects
+        .iter()
+        .filter(|o| o.state == state::ACTIVE)
+        .collect();
+    assert_eq!(
+        active.len(),
+        1,
+        "{product:?}: Active objects under {created}: {objects:?}\n{done:?}"
+    );
+    if !past.is_empty() {
+        assert!(
+            server.kmip.named(&past).is_empty(),
+            "{product:?}: a version past the race"
+        );
+    }
+    let winner = Outcome::Key(hex(&active[0].material));
+    for d in &done {
+        assert!(
+            matches!(d.outcomes[0], Outcome::Made | Outcome::Failed(_)),
+            "{product:?}: {d:?}"
+        );
+        assert_eq!(
+            d.outcomes[1], winner,
+            "{product:?}: a process reads other bytes than the Active object's: {d:?}"
+        );
+    }
+    let succeeded = done
+        .iter()
+        .filter(|d| d.outcomes[0] == Outcome::Made)
+        .count();
+    if product == Product::MariaDb {
+        // docs/mariadb.md: concurrent rotations settle on one object and each reports it.
+        assert_eq!(succeeded, 2, "{product:?}: {done:?}");
+    } else {
+        // docs/keys.md: one succeeds, the others fail with "already exists".
+        assert_eq!(succeeded, 1, "{product:?}: {done:?}");
+        let loser = done
+            .iter()
+            .find(|d| d.outcomes[0] != Outcome::Made)
+            .unwrap();
+        assert!(
+            loser.log.contains("already exists"),
+            "{product:?}: the loser's error:\n{}",
+            loser.log
+        );
+    }
+}
+
+#[test]
+fn concurrent_creation_plugin() {
+    concurrent_creation(Product::Plugin);
+}
+
+#[test]
+fn concurrent_creation_component() {
+    concurrent_creation(Product::Component);
+}
+
+#[test]
+fn concurrent_creation_mariadb() {
+    concurrent_creation(Product::MariaDb);
+}
+
+#[test]
+fn concurrent_creation_cli() {
+    concurrent_creation(Product::Cli);
+}
