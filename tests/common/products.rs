@@ -150,7 +150,8 @@ pub struct Session {
     conf: PathBuf,
     steps: Vec<Step>,
     tmp: tempfile::TempDir,
-    flag: PathBuf,
+    /// Pause k waits for the file `resume-k` in `tmp`.
+    resumed: usize,
     child: Option<Child>,
     lines: Option<Receiver<(Instant, String)>>,
     stderr: Option<JoinHandle<String>>,
@@ -181,12 +182,11 @@ impl Session {
     /// members of the component's JSON configuration (such as `"cache_keys": false`).
     pub fn start(product: Product, conf: &Path, component_extra: &str, steps: &[Step]) -> Session {
         let tmp = tempfile::tempdir().unwrap();
-        let flag = tmp.path().join("resume");
         let mut session = Session {
             product,
             conf: conf.to_path_buf(),
             steps: steps.to_vec(),
-            flag,
+            resumed: 0,
             child: None,
             lines: None,
             stderr: None,
@@ -196,7 +196,7 @@ impl Session {
             cli_log: String::new(),
             tmp,
         };
-        let flag = session.flag.to_str().unwrap().to_string();
+        let mut pauses = 0;
         let mut commands: Vec<String> = Vec::new();
         let mut command = match product {
             Product::Cli => return session,
@@ -233,7 +233,10 @@ impl Session {
         };
         for step in steps {
             let words: Vec<String> = match (product, step) {
-                (_, Step::Pause) => vec!["waitfile".into(), flag.clone()],
+                (_, Step::Pause) => {
+                    pauses += 1;
+                    vec!["waitfile".into(), session.flag(pauses - 1)]
+                }
                 (Product::MariaDb, Step::Generate) => {
                     vec!["rotate".into(), MARIADB_KEY.to_string()]
                 }
@@ -327,8 +330,14 @@ impl Session {
 
     /// Lets the product go on from its pause; returns the moment it was let go.
     pub fn resume(&mut self) -> Instant {
-        std::fs::write(&self.flag, b"").unwrap();
+        std::fs::write(self.flag(self.resumed), b"").unwrap();
+        self.resumed += 1;
         Instant::now()
+    }
+
+    fn flag(&self, pause: usize) -> String {
+        let path = self.tmp.path().join(format!("resume-{pause}"));
+        path.to_str().unwrap().to_string()
     }
 
     fn run_cli(&mut self, step: Step) {
