@@ -387,6 +387,38 @@ fn unload_with_a_hung_server_mariadb() {
     unload_with_a_hung_server(Product::MariaDb);
 }
 
+/// MariaDB's background thread looks for new versions every second: the unload comes while
+/// one of its requests is stuck in the hung relay.
+#[test]
+fn unload_with_a_hung_server_mariadb_refreshing() {
+    let product = Product::MariaDb;
+    let server = kmip(product, "u", Quirks::default());
+    server.kmip.plant(aes("1", &product.object_name(1), &OURS));
+    let proxy = TcpProxy::start(server.fault.addr);
+    let conf = conf(&[proxy.addr], HUNG_TIMEOUT.as_secs());
+    let mut session =
+        Session::start_mariadb_refreshing(&conf.dir, 1000, &[Step::Fetch, Step::Pause]);
+    session.paused();
+    proxy.set_hang(true);
+    let deadline = std::time::Instant::now() + HUNG_TIMEOUT / 3;
+    while proxy.held() == 0 {
+        assert!(
+            std::time::Instant::now() < deadline,
+            "no background request reached the hung relay"
+        );
+        std::thread::sleep(Duration::from_millis(20));
+    }
+    let let_go = session.resume();
+    let done = session.finish();
+    let took = done.ended.duration_since(let_go);
+    eprintln!("{product:?}: unloaded {took:?} with a refresh stuck in the hung server");
+    assert_eq!(done.outcomes[0], Outcome::Key(hex(&OURS)), "{done:?}");
+    assert!(
+        took < HUNG_TIMEOUT / 3,
+        "{product:?}: unloading took {took:?} ({HUNG_TIMEOUT:?} timeouts)"
+    );
+}
+
 // The admin tool has no unload: each command is a process that ends with its call.
 
 // ---------------------------------------------------------------------------------------------

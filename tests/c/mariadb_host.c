@@ -5,7 +5,8 @@
  * ROUNDS: after the first deinit, init + get_latest_key_version(1) + deinit that many more
  * times (UNINSTALL + INSTALL PLUGIN), counting the threads left after each deinit.
  *
- * mariadb_host LIB script CONF_DIR NAMESPACE COMMAND...: init, then the commands, then deinit:
+ * mariadb_host LIB script CONF_DIR NAMESPACE [refresh_ms N] COMMAND...: init (with
+ * kmip_key_management_cache_version_timeout N, as a startup option), the commands, deinit:
  *   fetch ID        (the latest version of key ID and its bytes, as a page write reads them:
  *                    "RESULT fetch ID VERSION HEX", or "RESULT fetch ID absent" / "error N")
  *   rotate ID       (SET GLOBAL kmip_key_management_rotate_key = ID: "RESULT rotate ID ok|error")
@@ -155,6 +156,7 @@ int main(int argc, char **argv) {
              : "no");
   struct sysvar_str *conf = NULL, *ns = NULL;
   struct sysvar_int *rotate = NULL;
+  struct sysvar_ulong *version_timeout = NULL;
   for (void **v = decl->system_vars; *v; v++) {
     struct sysvar_header *h = *v;
     printf("RESULT sysvar %s 0x%x\n", h->name, h->flags);
@@ -163,6 +165,7 @@ int main(int argc, char **argv) {
     if (!strcmp(h->name, "cache_timeout") || !strcmp(h->name, "cache_version_timeout")) {
       struct sysvar_ulong *u = *v;
       *u->value = u->def_val; /* what the server does before init */
+      if (!strcmp(h->name, "cache_version_timeout")) version_timeout = u;
     }
     if (!strcmp(h->name, "use_cache_on_error")) {
       struct sysvar_bool *b = *v;
@@ -182,11 +185,16 @@ int main(int argc, char **argv) {
   if (strcmp(argv[2], "script") == 0 && argc >= 5) {
     *conf->value = argv[3];
     *ns->value = argv[4];
+    int first = 5;
+    if (argc > 6 && strcmp(argv[5], "refresh_ms") == 0) {
+      *version_timeout->value = strtoul(argv[6], NULL, 10);
+      first = 7;
+    }
     int init = decl->init(NULL);
     printf("RESULT init %d\n", init);
     fflush(stdout);
     if (init) return 0;
-    for (int i = 5; i < argc; i += 2) {
+    for (int i = first; i < argc; i += 2) {
       if (i + 1 >= argc) {
         printf("FATAL incomplete command %s\n", argv[i]);
         return 2;

@@ -181,6 +181,22 @@ impl Session {
     /// Starts `product` on the KMIP configuration directory `conf`. `component_extra`: more
     /// members of the component's JSON configuration (such as `"cache_keys": false`).
     pub fn start(product: Product, conf: &Path, component_extra: &str, steps: &[Step]) -> Session {
+        Session::start_with(product, conf, component_extra, &[], steps)
+    }
+
+    /// MariaDB looking for new versions every `refresh_ms` (its background thread's requests).
+    pub fn start_mariadb_refreshing(conf: &Path, refresh_ms: u64, steps: &[Step]) -> Session {
+        let options = ["refresh_ms".to_string(), refresh_ms.to_string()];
+        Session::start_with(Product::MariaDb, conf, "", &options, steps)
+    }
+
+    fn start_with(
+        product: Product,
+        conf: &Path,
+        component_extra: &str,
+        mariadb_options: &[String],
+        steps: &[Step],
+    ) -> Session {
         let tmp = tempfile::tempdir().unwrap();
         let mut session = Session {
             product,
@@ -228,6 +244,7 @@ impl Session {
                     .arg("script")
                     .arg(conf)
                     .arg(NAMESPACE);
+                commands.extend_from_slice(mariadb_options);
                 c
             }
         };
