@@ -210,8 +210,8 @@ fn duplicate_names(product: Product) {
         .kmip
         .plant(aes("72", &product.object_name(1), &THEIRS));
     let conf = conf(&[server.fault.addr], 10);
-    let done = run(product, &conf, NO_CACHE, &[Step::Fetch]);
-    eprintln!("{product:?}: {:?}", done.outcomes);
+    let done = run(product, &conf, NO_CACHE, &[Step::Fetch, Step::Generate]);
+    eprintln!("{product:?}: {:?}\n{}", done.outcomes, done.log);
     let refused = matches!(
         (&done.outcomes[0], product),
         (Outcome::Failed(_), _) | (Outcome::Absent, Product::MariaDb)
@@ -224,6 +224,17 @@ fn duplicate_names(product: Product) {
         done.log.contains("71") && done.log.contains("72"),
         "{product:?}: the error does not name both objects:\n{}",
         done.log
+    );
+    // A generate (MariaDB: a rotation) next to the two is refused as well, and makes nothing.
+    assert!(
+        matches!(done.outcomes[1], Outcome::Failed(_)),
+        "{product:?}: generate next to two Active objects: {done:?}"
+    );
+    assert_eq!(
+        server.kmip.objects().len(),
+        2 + usize::from(product == Product::MariaDb),
+        "{product:?}: {:?}",
+        server.kmip.objects()
     );
 }
 
@@ -254,7 +265,54 @@ fn duplicate_names_cli() {
 /// revokes and destroys; MariaDB's versions, which no tool removes, are taken off the server
 /// directly), then the product reads it again.
 fn racing_remove(product: Product, component_extra: &str) -> Outcome {
-    let server = kmip(product, "u", Quirks::default());
+    racing_remove_then(product, component_extra, None)
+}
+
+/// `keyring-okv ARGS` on `conf`, with `input` on stdin; must succeed.
+fn admin(conf: &TestConfDir, args: &[&str], input: &str) {
+    use std::io::Write as _;
+    let mut child = std::process::Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+        .arg("--conf-dir")
+        .arg(&conf.dir)
+        .args(args)
+        .stdin(std::process::Stdio::piped())
+        .stdout(std::process::Stdio::piped())
+        .stderr(std::process::Stdio::piped())
+        .spawn()
+        .expect("run keyring-okv");
+    child
+        .stdin
+        .take()
+        .unwrap()
+        .write_all(input.as_bytes())
+        .unwrap();
+    let out = child.wait_with_output().unwrap();
+    assert!(
+        out.status.success(),
+        "keyring-okv {args:?}: {}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+}
+
+/// The racing remove, then (if `replacement`) the key stored again with other bytes under
+/// the same name, as binary log key rotation does: the product must not go on using the
+/// identifier it learnt for the old object.
+fn racing_remove_then(
+    product: Product,
+    component_extra: &str,
+    replacement: Option<&[u8]>,
+) -> Outcome {
+    // As production key managers do: destroyed objects kept and still found by name.
+    let server = kmip(
+        product,
+        "u",
+        Quirks {
+            keep_destroyed: true,
+            ignore_state_filter: true,
+            newer_reasons: true,
+            ..Quirks::default()
+        },
+    );
     server.kmip.plant(aes("1", &product.object_name(1), &OURS));
     let conf = conf(&[server.fault.addr], 10);
     let mut session = Session::start(
@@ -267,17 +325,7 @@ fn racing_remove(product: Product, component_extra: &str) -> Outcome {
     if product == Product::MariaDb {
         server.kmip.remove("1");
     } else {
-        let out = std::process::Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
-            .arg("--conf-dir")
-            .arg(&conf.dir)
-            .args(["remove", KEY_ID])
-            .output()
-            .expect("run keyring-okv");
-        assert!(
-            out.status.success(),
-            "keyring-okv remove: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
+        admin(&conf, &["remove", KEY_ID], "");
     }
     assert!(
         server
@@ -287,6 +335,9 @@ fn racing_remove(product: Product, component_extra: &str) -> Outcome {
             .all(|o| o.state != state::ACTIVE),
         "the remove left an Active object"
     );
+    if let Some(bytes) = replacement {
+        admin(&conf, &["store", KEY_ID, "AES"], &hex(bytes));
+    }
     session.resume();
     let done = session.finish();
     eprintln!("{product:?}: {:?}", done.outcomes);
@@ -321,6 +372,32 @@ fn racing_remove_component_with_its_cache() {
         ),
         Outcome::Key(hex(&OURS))
     );
+}
+
+/// The MySQL products and the admin tool with the key stored again after the remove (MariaDB's
+/// versions are never replaced: a new key is a new version).
+fn racing_replace(product: Product) {
+    let new = [0x5a; 32];
+    assert_eq!(
+        racing_remove_then(product, NO_CACHE, Some(&new)),
+        Outcome::Key(hex(&new)),
+        "{product:?} after the key was removed and stored again"
+    );
+}
+
+#[test]
+fn racing_replace_plugin() {
+    racing_replace(Product::Plugin);
+}
+
+#[test]
+fn racing_replace_component() {
+    racing_replace(Product::Component);
+}
+
+#[test]
+fn racing_replace_cli() {
+    racing_replace(Product::Cli);
 }
 
 #[test]
