@@ -18,7 +18,7 @@ use common::fixtures::{Layout, TestConfDir, make_conf_dir, pki, rustls_server_co
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip};
 use common::products::{Finished, KEY_ID, MARIADB_INIT_KEY, Outcome, Product, Session, Step, hex};
 use common::tcp_proxy::TcpProxy;
-use okv_core::kmip::tags::{operation, state};
+use okv_core::kmip::tags::state;
 
 /// The scenario key's bytes, and another key's (which must never be served in its place).
 const OURS: [u8; 32] = [0x11; 32];
@@ -108,7 +108,7 @@ fn failover_between_locate_and_get(product: Product) {
     session.paused();
     let gets_before = primary.kmip.gets.load(Ordering::SeqCst);
     primary.kmip.set(Quirks {
-        swallow_once: Some(operation::GET),
+        swallow_get_once: true,
         down_after_swallow: true,
         ..Quirks::default()
     });
@@ -118,6 +118,10 @@ fn failover_between_locate_and_get(product: Product) {
     assert!(
         primary.kmip.gets.load(Ordering::SeqCst) > gets_before,
         "{product:?}: the primary never saw the Get it was to lose: {done:?}"
+    );
+    assert!(
+        primary.kmip.quirks.lock().unwrap().down,
+        "{product:?}: the primary answered the Get: {done:?}"
     );
     right_key_or_error(&done, 0, "fetch");
 }

@@ -62,6 +62,10 @@ pub struct Quirks {
     /// The next request of this operation is carried out and its answer lost (the
     /// connection closes instead).
     pub swallow_once: Option<u32>,
+    /// The next message with a Get among its items (alone, or batched behind the object's
+    /// attributes as the MySQL keyring reads a key it found) is carried out and its answer
+    /// lost: a server that dies between a key's Locate and its Get.
+    pub swallow_get_once: bool,
     /// After swallowing, the server goes down (every later request closes the connection).
     pub down_after_swallow: bool,
     /// The server is down: every request closes the connection unanswered.
@@ -323,9 +327,14 @@ impl QuirkyKmip {
             if quirks.down {
                 return Vec::new();
             }
-            let hit = first_op.is_some() && quirks.swallow_once == first_op;
+            let has_get = msg
+                .find_all(tags::BATCH_ITEM)
+                .any(|i| i.find(tags::OPERATION).and_then(Ttlv::as_enum) == Some(operation::GET));
+            let get_hit = quirks.swallow_get_once && has_get;
+            let hit = (first_op.is_some() && quirks.swallow_once == first_op) || get_hit;
             if hit {
                 quirks.swallow_once = None;
+                quirks.swallow_get_once = false;
                 quirks.down = quirks.down_after_swallow;
             }
             hit
