@@ -16,7 +16,9 @@ use std::time::Duration;
 use common::fault_server::{Fault, FaultServer};
 use common::fixtures::{Layout, TestConfDir, make_conf_dir, pki, rustls_server_config};
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip};
-use common::products::{Finished, KEY_ID, MARIADB_INIT_KEY, Outcome, Product, Session, Step, hex};
+use common::products::{
+    Finished, KEY_ID, MARIADB_INIT_KEY, NAMESPACE, Outcome, Product, Session, Step, hex,
+};
 use common::tcp_proxy::TcpProxy;
 use okv_core::kmip::tags::state;
 
@@ -531,20 +533,52 @@ fn unload_with_a_hung_server_mariadb_refreshing() {
 // ---------------------------------------------------------------------------------------------
 // 6. Two processes create the key at the same moment.
 
-/// Two processes, both loaded, create the key at once; the server holds every Activate until
-/// both have made their object, or the second has seen the first's and polls its state instead
-/// (more requests than the first's maker sends before its held Activate), so that neither
-/// settles before the other has decided. Then each reads the key. The MySQL products and the
+/// With Activates held: waits until two objects carry `name`, or one does and the other
+/// process polls its state instead of making its own (more requests than the first's maker
+/// sends between its Create and its held Activate), then lets the Activates go. Whether both
+/// made an object.
+fn release_when_decided(server: &Kmip, name: &str) -> bool {
+    let made = |n: usize| {
+        let name = name.to_string();
+        move |objects: &[Object]| objects.iter().filter(|o| o.names.contains(&name)).count() >= n
+    };
+    let within = Duration::from_secs(60);
+    assert!(
+        server.kmip.wait_until(within, made(1)),
+        "no process made {name}"
+    );
+    let after_first = server.kmip.messages.load(Ordering::SeqCst);
+    let both = made(2);
+    let kmip = server.kmip.clone();
+    server.kmip.wait_until(within, move |objects| {
+        both(objects) || kmip.messages.load(Ordering::SeqCst) >= after_first + 12
+    });
+    let both = made(2)(&server.kmip.objects());
+    server.kmip.tick(1);
+    both
+}
+
+/// Two processes, both loaded, create the key at once. The server holds the Creates until both
+/// have sent one (so each looked for the key before either made it: the race is real, not two
+/// creations one after the other) and the Activates until both objects exist
+/// (`release_when_decided`), so that neither settles before the other's object is there. Then
+/// each reads the key. The MySQL products and the
 /// admin tool (docs/keys.md): one Active object under the name, one process succeeds and the
 /// other fails with "already exists", both read the object's bytes. MariaDB (docs/mariadb.md):
 /// rotations never make two Active objects for one version nor a hole, both succeed, and each
 /// reads the bytes of the one Active object of the version it took.
-fn concurrent_creation(product: Product) {
+///
+/// `tie`: the clock stands still and identifiers do not sort in creation order, so that the
+/// two objects carry the same Initial Date and the tie must be broken the same way by both.
+fn concurrent_creation(product: Product, tie: bool) {
     let server = kmip(
         product,
         "u",
         Quirks {
+            hold_creates: 2,
             hold_activate: true,
+            frozen_clock: tie,
+            descending_uids: tie,
             ..Quirks::default()
         },
     );
@@ -560,32 +594,6 @@ fn concurrent_creation(product: Product) {
     for s in &mut sessions {
         s.paused();
     }
-    let made = |n: usize| {
-        let created = created.clone();
-        move |objects: &[Object]| {
-            objects
-                .iter()
-                .filter(|o| o.names.contains(&created))
-                .count()
-                >= n
-        }
-    };
-    let decided = || {
-        let within = Duration::from_secs(60);
-        assert!(
-            server.kmip.wait_until(within, made(1)),
-            "{product:?}: no process made an object"
-        );
-        let after_first = server.kmip.messages.load(Ordering::SeqCst);
-        let both = made(2);
-        let kmip = server.kmip.clone();
-        server.kmip.wait_until(within, move |objects| {
-            both(objects) || kmip.messages.load(Ordering::SeqCst) >= after_first + 12
-        });
-        let both = made(2)(&server.kmip.objects());
-        server.kmip.tick(1);
-        both
-    };
     // Both go at once; the admin tool's sessions run their steps in `paused`, so on threads.
     let both = std::thread::scope(|scope| {
         let runs: Vec<_> = sessions
@@ -595,7 +603,7 @@ fn concurrent_creation(product: Product) {
                 scope.spawn(move || s.paused())
             })
             .collect();
-        let both = decided();
+        let both = release_when_decided(&server, &created);
         for r in runs {
             r.join().unwrap();
         }
@@ -680,20 +688,128 @@ fn concurrent_creation(product: Product) {
 
 #[test]
 fn concurrent_creation_plugin() {
-    concurrent_creation(Product::Plugin);
+    concurrent_creation(Product::Plugin, false);
+}
+
+#[test]
+fn concurrent_creation_in_one_second_plugin() {
+    concurrent_creation(Product::Plugin, true);
 }
 
 #[test]
 fn concurrent_creation_component() {
-    concurrent_creation(Product::Component);
+    concurrent_creation(Product::Component, false);
+}
+
+#[test]
+fn concurrent_creation_in_one_second_component() {
+    concurrent_creation(Product::Component, true);
 }
 
 #[test]
 fn concurrent_creation_mariadb() {
-    concurrent_creation(Product::MariaDb);
+    concurrent_creation(Product::MariaDb, false);
+}
+
+#[test]
+fn concurrent_creation_in_one_second_mariadb() {
+    concurrent_creation(Product::MariaDb, true);
 }
 
 #[test]
 fn concurrent_creation_cli() {
-    concurrent_creation(Product::Cli);
+    concurrent_creation(Product::Cli, false);
+}
+
+#[test]
+fn concurrent_creation_in_one_second_cli() {
+    concurrent_creation(Product::Cli, true);
+}
+
+/// The admin tool's MariaDB commands (as tests/create_race.rs runs them against PyKMIP), here
+/// with the Activates held: two `mariadb create-key` at once make one version 1, then two
+/// `mariadb rotate` at once make one Active object per version and no hole.
+#[test]
+fn concurrent_creation_cli_mariadb() {
+    let server = kmip(
+        Product::Cli,
+        "u",
+        Quirks {
+            hold_creates: 2,
+            hold_activate: true,
+            ..Quirks::default()
+        },
+    );
+    let conf = conf(&[server.fault.addr], 30);
+    let both = |command: &str, name: &str| -> Vec<(i32, String)> {
+        let children: Vec<_> = (0..2)
+            .map(|_| {
+                std::process::Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+                    .arg("--conf-dir")
+                    .arg(&conf.dir)
+                    .args(["mariadb", command, "3", "--namespace", NAMESPACE])
+                    .stdout(std::process::Stdio::piped())
+                    .stderr(std::process::Stdio::piped())
+                    .spawn()
+                    .expect("run keyring-okv")
+            })
+            .collect();
+        let made_two = release_when_decided(&server, name);
+        eprintln!("mariadb {command}: both processes made an object: {made_two}");
+        children
+            .into_iter()
+            .map(|c| {
+                let out = c.wait_with_output().unwrap();
+                let text = format!(
+                    "{}{}",
+                    String::from_utf8_lossy(&out.stdout),
+                    String::from_utf8_lossy(&out.stderr)
+                );
+                (out.status.code().unwrap_or(-1), text)
+            })
+            .collect()
+    };
+    let active = |name: &str| -> usize {
+        server
+            .kmip
+            .named(name)
+            .iter()
+            .filter(|o| o.state == state::ACTIVE)
+            .count()
+    };
+    let first = format!("{NAMESPACE}/3/1");
+    let runs = both("create-key", &first);
+    for (code, text) in &runs {
+        match code {
+            0 => assert!(text.contains("version 1"), "{text}"),
+            5 => assert!(text.contains("already exists (latest version 1)"), "{text}"),
+            _ => panic!("exit {code}: {text}"),
+        }
+    }
+    assert_eq!(active(&first), 1, "{:?}", server.kmip.named(&first));
+    server.kmip.set(Quirks {
+        hold_creates: 2,
+        hold_activate: true,
+        ..Quirks::default()
+    });
+    let second = format!("{NAMESPACE}/3/2");
+    let runs = both("rotate", &second);
+    let mut latest = 1;
+    while !server
+        .kmip
+        .named(&format!("{NAMESPACE}/3/{}", latest + 1))
+        .is_empty()
+    {
+        latest += 1;
+        let name = format!("{NAMESPACE}/3/{latest}");
+        assert_eq!(active(&name), 1, "{:?}", server.kmip.named(&name));
+    }
+    assert!((2..=3).contains(&latest), "{latest}");
+    for (code, text) in &runs {
+        assert_eq!(*code, 0, "{text}");
+        assert!(
+            (2..=latest).any(|v| text.contains(&format!("version {v}"))),
+            "{text}"
+        );
+    }
 }

@@ -89,6 +89,9 @@ pub struct Quirks {
     pub hold_activate: bool,
     /// The next this many Get Attributes asking for the State alone fail (General Failure).
     pub fail_state_checks: usize,
+    /// Creates wait until this many are waiting (or until `tick`), so that that many clients
+    /// racing to make one name each look for it before any of them has made it.
+    pub hold_creates: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -140,6 +143,8 @@ pub struct QuirkyKmip {
     pub messages: AtomicUsize,
     pub locates: AtomicUsize,
     pub gets: AtomicUsize,
+    /// Creates waiting for `hold_creates`.
+    creates_waiting: AtomicUsize,
     /// Notified after every message served.
     served: Condvar,
     /// Notified when held Activates may go on.
@@ -200,6 +205,7 @@ impl QuirkyKmip {
             messages: AtomicUsize::new(0),
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            creates_waiting: AtomicUsize::new(0),
             served: Condvar::new(),
             released: Condvar::new(),
         }
@@ -227,6 +233,7 @@ impl QuirkyKmip {
             let mut quirks = self.quirks.lock().unwrap();
             quirks.frozen_clock = false;
             quirks.hold_activate = false;
+            quirks.hold_creates = 0;
             *self.clock.lock().unwrap() += seconds;
         }
         self.released.notify_all();
@@ -407,7 +414,22 @@ impl QuirkyKmip {
 
     fn operation(&self, op: u32, payload: &Ttlv, version: (i32, i32)) -> Answer {
         match op {
-            operation::CREATE | operation::REGISTER => self.make(op, payload),
+            operation::CREATE | operation::REGISTER => {
+                let mut quirks = self.quirks.lock().unwrap();
+                if quirks.hold_creates > 0 {
+                    let waiting = self.creates_waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                    if waiting >= quirks.hold_creates {
+                        quirks.hold_creates = 0;
+                        self.creates_waiting.store(0, Ordering::SeqCst);
+                        self.released.notify_all();
+                    }
+                    while quirks.hold_creates > 0 {
+                        quirks = self.released.wait(quirks).unwrap();
+                    }
+                }
+                drop(quirks);
+                self.make(op, payload)
+            }
             operation::ACTIVATE => {
                 let mut quirks = self.quirks.lock().unwrap();
                 while quirks.hold_activate {
