@@ -148,6 +148,56 @@ fn failover_between_locate_and_get_cli() {
     failover_between_locate_and_get(Product::Cli);
 }
 
+/// The same loss while MariaDB's init reads key 1 (mariadbd's start): the start may fail
+/// (with kmip_key_management=FORCE mariadbd then refuses to start), or key 1 is read from the
+/// standby by name; never the standby's "1".
+#[test]
+fn failover_between_locate_and_get_mariadb_at_init() {
+    let primary = kmip(Product::Cli, "p", Quirks::default());
+    let standby = kmip(Product::Cli, "s", Quirks::default());
+    primary.kmip.plant(aes("1", MARIADB_INIT_KEY, &OURS));
+    standby
+        .kmip
+        .plant(aes("1", &Product::MariaDb.other_name(), &THEIRS));
+    standby.kmip.plant(aes("2", MARIADB_INIT_KEY, &OURS));
+    primary.kmip.set(Quirks {
+        swallow_get_once: true,
+        down_after_swallow: true,
+        ..Quirks::default()
+    });
+    let conf = conf(&[primary.fault.addr, standby.fault.addr], 10);
+    let out = std::process::Command::new(common::products::mariadb_host_program())
+        .arg(common::mariadb::plugin_library())
+        .arg("script")
+        .arg(&conf.dir)
+        .arg(NAMESPACE)
+        .args(["fetch", "1"])
+        .output()
+        .expect("run mariadb_host");
+    let stdout = String::from_utf8_lossy(&out.stdout);
+    let log = String::from_utf8_lossy(&out.stderr);
+    eprintln!("{stdout}\n{log}");
+    assert!(out.status.success(), "{stdout}\n{log}");
+    assert!(
+        primary.kmip.quirks.lock().unwrap().down,
+        "the primary answered the Get"
+    );
+    let started = stdout.lines().any(|l| l == "RESULT init 0");
+    if started {
+        assert!(
+            stdout
+                .lines()
+                .any(|l| l == format!("RESULT fetch 1 1 {}", hex(&OURS))),
+            "key 1 after the failover:\n{stdout}"
+        );
+    } else {
+        assert!(
+            log.contains("[ERROR] kmip_key_management:"),
+            "a failed start without an error line:\n{log}"
+        );
+    }
+}
+
 // ---------------------------------------------------------------------------------------------
 // 2. A standby whose identifiers name other keys.
 

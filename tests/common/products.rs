@@ -92,7 +92,8 @@ impl Product {
     }
 }
 
-fn mariadb_host_program() -> &'static Path {
+/// tests/c/mariadb_host.c, compiled once per test binary.
+pub fn mariadb_host_program() -> &'static Path {
     static HOST: OnceLock<PathBuf> = OnceLock::new();
     HOST.get_or_init(|| {
         let out = std::env::temp_dir().join(format!(
