@@ -384,8 +384,8 @@ impl Session {
             }
             return Finished {
                 product: self.product,
-                outcomes: self.cli_outcomes,
-                log: self.cli_log,
+                outcomes: std::mem::take(&mut self.cli_outcomes),
+                log: std::mem::take(&mut self.cli_log),
                 ended: Instant::now(),
                 results: Vec::new(),
             };
@@ -451,6 +451,16 @@ impl Session {
             log,
             ended,
             results,
+        }
+    }
+}
+
+impl Drop for Session {
+    /// A test that fails while a host waits at a pause must not leave it waiting.
+    fn drop(&mut self) {
+        if let Some(mut child) = self.child.take() {
+            let _ = child.kill();
+            let _ = child.wait();
         }
     }
 }
