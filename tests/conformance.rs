@@ -125,6 +125,11 @@ fn failover_between_locate_and_get(product: Product) {
         primary.kmip.quirks.lock().unwrap().down,
         "{product:?}: the primary answered the Get: {done:?}"
     );
+    assert!(
+        !standby.kmip.asked_about("1"),
+        "{product:?}: the standby was asked about the primary's \"1\": {:?}",
+        standby.kmip.requested.lock().unwrap()
+    );
     right_key_or_error(&done, 0, "fetch");
 }
 
@@ -256,6 +261,13 @@ fn standby_with_overlapping_identifiers(product: Product) {
     );
     right_key_or_error(&done, 1, "fetch after the failover");
     right_key_or_error(&done, 2, "fetch after the way back to the primary");
+    for (server, theirs) in [(&standby, "1"), (&primary, "2")] {
+        assert!(
+            !server.kmip.asked_about(theirs),
+            "{product:?}: a server was asked about {theirs:?}, the other's identifier of the key: {:?}",
+            server.kmip.requested.lock().unwrap()
+        );
+    }
 }
 
 #[test]

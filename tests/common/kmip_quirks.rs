@@ -143,6 +143,8 @@ pub struct QuirkyKmip {
     pub messages: AtomicUsize,
     pub locates: AtomicUsize,
     pub gets: AtomicUsize,
+    /// (operation, Unique Identifier) of every batch item that named an object, in order.
+    pub requested: Mutex<Vec<(u32, String)>>,
     /// Creates waiting for `hold_creates`.
     creates_waiting: AtomicUsize,
     /// Notified after every message served.
@@ -205,6 +207,7 @@ impl QuirkyKmip {
             messages: AtomicUsize::new(0),
             locates: AtomicUsize::new(0),
             gets: AtomicUsize::new(0),
+            requested: Mutex::new(Vec::new()),
             creates_waiting: AtomicUsize::new(0),
             served: Condvar::new(),
             released: Condvar::new(),
@@ -256,6 +259,11 @@ impl QuirkyKmip {
 
     pub fn objects(&self) -> Vec<Object> {
         self.objects.lock().unwrap().clone()
+    }
+
+    /// Whether any request named the object `uid`.
+    pub fn asked_about(&self, uid: &str) -> bool {
+        self.requested.lock().unwrap().iter().any(|(_, u)| u == uid)
     }
 
     /// Objects carrying `name`, in any state.
@@ -354,6 +362,10 @@ impl QuirkyKmip {
                 .unwrap_or(0);
             let empty = Ttlv::structure(tags::REQUEST_PAYLOAD, Vec::new());
             let payload = item.find(tags::REQUEST_PAYLOAD).unwrap_or(&empty);
+            let uid = Self::uid_of(payload);
+            if !uid.is_empty() {
+                self.requested.lock().unwrap().push((op, uid));
+            }
             let answer = self.operation(op, payload, version);
             let failed = answer.is_err();
             let mut out = vec![Ttlv::enumeration(tags::OPERATION, op)];
