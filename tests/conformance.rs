@@ -187,6 +187,11 @@ fn failover_between_locate_and_get_mariadb_at_init() {
         primary.kmip.quirks.lock().unwrap().down,
         "the primary answered the Get"
     );
+    assert!(
+        !standby.kmip.asked_about("1"),
+        "the standby was asked about the primary's \"1\": {:?}",
+        standby.kmip.requested.lock().unwrap()
+    );
     let started = stdout.lines().any(|l| l == "RESULT init 0");
     if started {
         assert!(
