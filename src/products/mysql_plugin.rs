@@ -131,7 +131,8 @@ static CACHE_KEYS: AtomicBool = AtomicBool::new(false);
 /// `keyring_okv_cache_ttl_seconds` (0: until the cache is renewed).
 static CACHE_TTL_SECONDS: AtomicU64 = AtomicU64::new(DEFAULT_CACHE_TTL_SECONDS);
 /// Default `keyring_okv_cache_ttl_seconds`, the component's default `cache_ttl_seconds`.
-pub const DEFAULT_CACHE_TTL_SECONDS: u64 = crate::products::mysql_component::settings::DEFAULT_CACHE_TTL.as_secs();
+pub const DEFAULT_CACHE_TTL_SECONDS: u64 =
+    crate::products::mysql_component::settings::DEFAULT_CACHE_TTL.as_secs();
 
 /// The key cache in force, and the keyring whose answers it holds: a call uses it only with
 /// that keyring, so a configuration replaced never mixes its answers with the new one's.

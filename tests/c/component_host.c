@@ -12,6 +12,8 @@
  *   size LEN MODE BLOCK
  *   encrypt|decrypt ID OWNER MODE BLOCK PADDING IVHEX DATAHEX
  *   reinit                      (deinit, count the threads left, init and load again)
+ *   waitfile PATH               (prints "RESULT waiting PATH", then waits for PATH to exist, at
+ *                                most 300 s: the test changes the KMIP server meanwhile)
  * After the final deinit the host prints the threads left ("threads-after-deinit").
  * Each command prints one or more "RESULT ..." lines. */
 #include <dirent.h>
@@ -20,6 +22,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "component_keyring_okv.h"
 
@@ -87,6 +91,15 @@ static size_t unhex(const char *hex, unsigned char *out) {
   size_t n = strlen(hex) / 2;
   for (size_t i = 0; i < n; i++) sscanf(hex + 2 * i, "%2hhx", &out[i]);
   return n;
+}
+
+static int wait_for_file(const char *path) {
+  struct timespec step = {0, 10 * 1000 * 1000};
+  for (int k = 0; k < 30000; k++) {
+    if (access(path, F_OK) == 0) return 1;
+    nanosleep(&step, NULL);
+  }
+  return 0;
 }
 
 static void print_hex(const unsigned char *p, size_t n) {
@@ -212,6 +225,11 @@ int main(int argc, char **argv) {
       rd->deinit(r);
       free(d);
       free(t);
+    } else if (strcmp(cmd, "waitfile") == 0 && i + 1 < argc) {
+      printf("RESULT waiting %s\n", argv[i + 1]);
+      fflush(stdout);
+      printf("RESULT waitfile %s\n", wait_for_file(argv[i + 1]) ? "resumed" : "timeout");
+      i += 1;
     } else if (strcmp(cmd, "backend") == 0 && i + 2 < argc) {
       char buf[256];
       memset(buf, 'Z', sizeof buf);

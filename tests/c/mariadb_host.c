@@ -4,6 +4,13 @@
  * key calls. Usage: mariadb_host LIB layout | mariadb_host LIB run CONF_DIR NAMESPACE [ROUNDS]
  * ROUNDS: after the first deinit, init + get_latest_key_version(1) + deinit that many more
  * times (UNINSTALL + INSTALL PLUGIN), counting the threads left after each deinit.
+ *
+ * mariadb_host LIB script CONF_DIR NAMESPACE [refresh_ms N] COMMAND...: init (with
+ * kmip_key_management_cache_version_timeout N, as a startup option), the commands, deinit:
+ *   fetch ID        (the latest version of key ID and its bytes, as a page write reads them:
+ *                    "RESULT fetch ID VERSION HEX", or "RESULT fetch ID absent" / "error N")
+ *   rotate ID       (SET GLOBAL kmip_key_management_rotate_key = ID: "RESULT rotate ID ok|error")
+ *   waitfile PATH   ("RESULT waiting PATH", then waits for PATH to exist, at most 300 s)
  * Prints "RESULT <name> <value>" lines. */
 #include <dirent.h>
 #include <dlfcn.h>
@@ -11,6 +18,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 struct st_mysql_show_var {
   const char *name;
@@ -65,6 +74,40 @@ typedef int (*show_func)(void *thd, struct st_mysql_show_var *var, void *buf, vo
 
 #define INVALID (~0u)
 
+/* A SET GLOBAL value (MariaDB's st_mysql_value). */
+struct st_mysql_value {
+  int (*value_type)(struct st_mysql_value *);
+  const char *(*val_str)(struct st_mysql_value *, char *, int *);
+  int (*val_real)(struct st_mysql_value *, double *);
+  int (*val_int)(struct st_mysql_value *, long long *);
+  int (*is_unsigned)(struct st_mysql_value *);
+};
+struct int_value {
+  struct st_mysql_value base;
+  long long number;
+};
+static int iv_type(struct st_mysql_value *v) { (void)v; return 2; }
+static const char *iv_str(struct st_mysql_value *v, char *b, int *l) {
+  (void)v; (void)b; (void)l;
+  return NULL;
+}
+static int iv_real(struct st_mysql_value *v, double *d) { (void)v; (void)d; return 1; }
+static int iv_int(struct st_mysql_value *v, long long *i) {
+  *i = ((struct int_value *)v)->number;
+  return 0;
+}
+static int iv_unsigned(struct st_mysql_value *v) { (void)v; return 0; }
+typedef int (*check_func)(void *thd, void *var, void *save, struct st_mysql_value *value);
+
+static int wait_for_file(const char *path) {
+  struct timespec step = {0, 10 * 1000 * 1000};
+  for (int k = 0; k < 30000; k++) {
+    if (access(path, F_OK) == 0) return 1;
+    nanosleep(&step, NULL);
+  }
+  return 0;
+}
+
 static void *sym(void *lib, const char *name) {
   void *p = dlsym(lib, name);
   if (!p) {
@@ -112,6 +155,8 @@ int main(int argc, char **argv) {
              ? "yes"
              : "no");
   struct sysvar_str *conf = NULL, *ns = NULL;
+  struct sysvar_int *rotate = NULL;
+  struct sysvar_ulong *version_timeout = NULL;
   for (void **v = decl->system_vars; *v; v++) {
     struct sysvar_header *h = *v;
     printf("RESULT sysvar %s 0x%x\n", h->name, h->flags);
@@ -120,6 +165,7 @@ int main(int argc, char **argv) {
     if (!strcmp(h->name, "cache_timeout") || !strcmp(h->name, "cache_version_timeout")) {
       struct sysvar_ulong *u = *v;
       *u->value = u->def_val; /* what the server does before init */
+      if (!strcmp(h->name, "cache_version_timeout")) version_timeout = u;
     }
     if (!strcmp(h->name, "use_cache_on_error")) {
       struct sysvar_bool *b = *v;
@@ -127,6 +173,7 @@ int main(int argc, char **argv) {
     }
     if (!strcmp(h->name, "rotate_key")) {
       struct sysvar_int *i = *v;
+      rotate = i;
       printf("RESULT rotate_key_range %d %d\n", i->min_val, i->max_val);
     }
   }
@@ -135,6 +182,59 @@ int main(int argc, char **argv) {
   unsigned char key[64];
   printf("RESULT before_init_latest %u\n", info->get_latest_key_version(1));
   printf("RESULT before_init_get_key %u\n", info->get_key(1, 1, key, &len));
+  if (strcmp(argv[2], "script") == 0 && argc >= 5) {
+    *conf->value = argv[3];
+    *ns->value = argv[4];
+    int first = 5;
+    if (argc > 6 && strcmp(argv[5], "refresh_ms") == 0) {
+      *version_timeout->value = strtoul(argv[6], NULL, 10);
+      first = 7;
+    }
+    int init = decl->init(NULL);
+    printf("RESULT init %d\n", init);
+    fflush(stdout);
+    if (init) return 0;
+    for (int i = first; i < argc; i += 2) {
+      if (i + 1 >= argc) {
+        printf("FATAL incomplete command %s\n", argv[i]);
+        return 2;
+      }
+      const char *cmd = argv[i], *arg = argv[i + 1];
+      if (strcmp(cmd, "fetch") == 0) {
+        unsigned int id = (unsigned int)atoi(arg), v = info->get_latest_key_version(id);
+        if (v == INVALID) {
+          printf("RESULT fetch %u absent\n", id);
+        } else {
+          unsigned char bytes[64];
+          unsigned int n = sizeof bytes;
+          unsigned int rc = info->get_key(id, v, bytes, &n);
+          if (rc) {
+            printf("RESULT fetch %u error %u\n", id, rc);
+          } else {
+            printf("RESULT fetch %u %u ", id, v);
+            for (unsigned int k = 0; k < n; k++) printf("%02x", bytes[k]);
+            printf("\n");
+          }
+        }
+      } else if (strcmp(cmd, "rotate") == 0) {
+        struct int_value value = {{iv_type, iv_str, iv_real, iv_int, iv_unsigned}, atoll(arg)};
+        int save = 0;
+        int rc = ((check_func)rotate->check)(NULL, rotate, &save, &value.base);
+        printf("RESULT rotate %s %s\n", arg, rc ? "error" : "ok");
+      } else if (strcmp(cmd, "waitfile") == 0) {
+        printf("RESULT waiting %s\n", arg);
+        fflush(stdout);
+        printf("RESULT waitfile %s\n", wait_for_file(arg) ? "resumed" : "timeout");
+      } else {
+        printf("FATAL bad command %s\n", cmd);
+        return 2;
+      }
+      fflush(stdout);
+    }
+    printf("RESULT deinit %d\n", decl->deinit(NULL));
+    printf("RESULT threads-after-deinit %d\n", thread_count());
+    return 0;
+  }
   if (strcmp(argv[2], "run") || argc < 5) return 0;
 
   *conf->value = argv[3];

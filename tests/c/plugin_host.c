@@ -9,6 +9,8 @@
  *         generate ID OWNER TYPE LEN | store ID OWNER TYPE HEX | fetch ID OWNER | remove ID OWNER
  *         list | probe | setdir DIR | nullargs | threads
  *         reinit   (deinit, count the threads left, init again: UNINSTALL + INSTALL PLUGIN)
+ *         waitfile PATH  (prints "RESULT waiting PATH", then waits for PATH to exist, at most
+ *                         300 s: the test changes the KMIP server while the plugin is loaded)
  *       Each prints one "RESULT ..." line; server log lines print as "LOG level message".
  *
  * The fake allocator tags its blocks, so a buffer handed back by the plugin that did not come
@@ -22,6 +24,8 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <time.h>
+#include <unistd.h>
 
 #include "../../include/keyring_okv.h"
 
@@ -117,6 +121,15 @@ static size_t unhex(const char *hex, unsigned char *out) {
   size_t n = strlen(hex) / 2;
   for (size_t i = 0; i < n; i++) sscanf(hex + 2 * i, "%2hhx", &out[i]);
   return n;
+}
+
+static int wait_for_file(const char *path) {
+  struct timespec step = {0, 10 * 1000 * 1000};
+  for (int k = 0; k < 30000; k++) {
+    if (access(path, F_OK) == 0) return 1;
+    nanosleep(&step, NULL);
+  }
+  return 0;
 }
 
 static void *sym(void *lib, const char *name) {
@@ -292,6 +305,11 @@ int main(int argc, char **argv) {
       printf("RESULT reinit deinit %d threads-after-deinit %d init %d\n", rc, left,
              decls[0].init(decls));
       i += 1;
+    } else if (strcmp(cmd, "waitfile") == 0 && i + 1 < argc) {
+      printf("RESULT waiting %s\n", argv[i + 1]);
+      fflush(stdout);
+      printf("RESULT waitfile %s\n", wait_for_file(argv[i + 1]) ? "resumed" : "timeout");
+      i += 2;
     } else if (strcmp(cmd, "threads") == 0) {
       printf("RESULT threads %d\n", thread_count());
       i += 1;

@@ -76,6 +76,10 @@ pub struct Quirks {
     /// The next request of this operation is carried out and its answer lost (the
     /// connection closes instead).
     pub swallow_once: Option<u32>,
+    /// The next message with a Get among its items (alone, or batched behind the object's
+    /// attributes as the MySQL keyring reads a key it found) is carried out and its answer
+    /// lost: a server that dies between a key's Locate and its Get.
+    pub swallow_get_once: bool,
     /// After swallowing, the server goes down (every later request closes the connection).
     pub down_after_swallow: bool,
     /// The server is down: every request closes the connection unanswered.
@@ -104,6 +108,9 @@ pub struct Quirks {
     pub slow: Option<Duration>,
     /// What the ID Placeholder is.
     pub placeholder: Placeholder,
+    /// Creates wait until this many are waiting (or until `tick`), so that that many clients
+    /// racing to make one name each look for it before any of them has made it.
+    pub hold_creates: usize,
 }
 
 #[derive(Clone, Debug)]
@@ -159,6 +166,10 @@ pub struct QuirkyKmip {
     pub placeholder_items: AtomicUsize,
     /// The ID Placeholder.
     placeholder: Mutex<Option<String>>,
+    /// (operation, Unique Identifier) of every batch item that named an object, in order.
+    pub requested: Mutex<Vec<(u32, String)>>,
+    /// Creates waiting for `hold_creates`.
+    creates_waiting: AtomicUsize,
     /// Notified after every message served.
     served: Condvar,
     /// Notified when held Activates may go on.
@@ -237,6 +248,8 @@ impl QuirkyKmip {
             gets: AtomicUsize::new(0),
             placeholder_items: AtomicUsize::new(0),
             placeholder: Mutex::new(None),
+            requested: Mutex::new(Vec::new()),
+            creates_waiting: AtomicUsize::new(0),
             served: Condvar::new(),
             released: Condvar::new(),
         }
@@ -264,6 +277,7 @@ impl QuirkyKmip {
             let mut quirks = self.quirks.lock().unwrap();
             quirks.frozen_clock = false;
             quirks.hold_activate = false;
+            quirks.hold_creates = 0;
             *self.clock.lock().unwrap() += seconds;
         }
         self.released.notify_all();
@@ -295,6 +309,11 @@ impl QuirkyKmip {
 
     pub fn objects(&self) -> Vec<Object> {
         self.objects.lock().unwrap().clone()
+    }
+
+    /// Whether any request named the object `uid`.
+    pub fn asked_about(&self, uid: &str) -> bool {
+        self.requested.lock().unwrap().iter().any(|(_, u)| u == uid)
     }
 
     /// Objects carrying `name`, in any state.
@@ -377,9 +396,14 @@ impl QuirkyKmip {
             if quirks.down {
                 return Vec::new();
             }
-            let hit = first_op.is_some() && quirks.swallow_once == first_op;
+            let has_get = msg
+                .find_all(tags::BATCH_ITEM)
+                .any(|i| i.find(tags::OPERATION).and_then(Ttlv::as_enum) == Some(operation::GET));
+            let get_hit = quirks.swallow_get_once && has_get;
+            let hit = (first_op.is_some() && quirks.swallow_once == first_op) || get_hit;
             if hit {
                 quirks.swallow_once = None;
+                quirks.swallow_get_once = false;
                 quirks.down = quirks.down_after_swallow;
             }
             hit
@@ -410,6 +434,10 @@ impl QuirkyKmip {
                 self.placeholder_items.fetch_add(1, Ordering::SeqCst);
             }
             let payload = item.find(tags::REQUEST_PAYLOAD).unwrap_or(&empty);
+            let uid = Self::uid_of(payload);
+            if !uid.is_empty() {
+                self.requested.lock().unwrap().push((op, uid));
+            }
             let answer = if refused {
                 Err((
                     result_reason::INVALID_MESSAGE,
@@ -485,7 +513,22 @@ impl QuirkyKmip {
 
     fn operation(&self, op: u32, payload: &Ttlv, version: (i32, i32)) -> Answer {
         match op {
-            operation::CREATE | operation::REGISTER => self.make(op, payload),
+            operation::CREATE | operation::REGISTER => {
+                let mut quirks = self.quirks.lock().unwrap();
+                if quirks.hold_creates > 0 {
+                    let waiting = self.creates_waiting.fetch_add(1, Ordering::SeqCst) + 1;
+                    if waiting >= quirks.hold_creates {
+                        quirks.hold_creates = 0;
+                        self.creates_waiting.store(0, Ordering::SeqCst);
+                        self.released.notify_all();
+                    }
+                    while quirks.hold_creates > 0 {
+                        quirks = self.released.wait(quirks).unwrap();
+                    }
+                }
+                drop(quirks);
+                self.make(op, payload)
+            }
             operation::ACTIVATE => {
                 let mut quirks = self.quirks.lock().unwrap();
                 while quirks.hold_activate {

@@ -10,6 +10,7 @@ pub mod kmip_quirks;
 pub mod libs;
 pub mod mariadb;
 pub mod mysql;
+pub mod products;
 pub mod pykmip;
 pub mod tcp_proxy;
 pub mod vectors;

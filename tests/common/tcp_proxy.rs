@@ -26,11 +26,19 @@ fn pump(
 ) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf = [0u8; 16 * 1024];
+    // Bytes that arrive while hung are counted once per hang (without taking them), so that a
+    // test can wait for a request sent by a background thread at a moment it does not choose.
+    let mut counted = false;
     while !stop.load(Ordering::Relaxed) {
         if hang.load(Ordering::Relaxed) {
+            if !counted && matches!(from.peek(&mut buf[..1]), Ok(n) if n > 0) {
+                held.fetch_add(1, Ordering::SeqCst);
+                counted = true;
+            }
             std::thread::sleep(Duration::from_millis(50));
             continue;
         }
+        counted = false;
         match from.read(&mut buf) {
             Ok(0) => break,
             Ok(n) => {
@@ -83,7 +91,8 @@ impl TcpProxy {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
                         if hang.load(Ordering::Relaxed) {
-                            // Accepted, never answered.
+                            // Accepted, never answered: a client waits here too.
+                            held_reads.fetch_add(1, Ordering::SeqCst);
                             held.push(client);
                             continue;
                         }
@@ -110,7 +119,8 @@ impl TcpProxy {
         self.hang.store(on, Ordering::Relaxed);
     }
 
-    /// Reads held back by the hang so far: a request (or an answer) that is stuck here.
+    /// Reads held back by the hang so far: a request (or an answer) that is stuck here, or a
+    /// connection accepted while hung.
     pub fn held(&self) -> usize {
         self.held.load(Ordering::SeqCst)
     }

@@ -66,7 +66,8 @@ static mut CACHE_KEYS_SYSVAR: SysVarBool = SysVarBool {
 };
 
 /// Storage of `keyring_okv_cache_ttl_seconds`.
-static mut CACHE_TTL_VALUE: c_ulong = okv_core::products::mysql_plugin::DEFAULT_CACHE_TTL_SECONDS as c_ulong;
+static mut CACHE_TTL_VALUE: c_ulong =
+    okv_core::products::mysql_plugin::DEFAULT_CACHE_TTL_SECONDS as c_ulong;
 
 static mut CACHE_TTL_SYSVAR: SysVarUlong = SysVarUlong {
     flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_RQCMDARG,
