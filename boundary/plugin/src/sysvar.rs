@@ -117,22 +117,6 @@ pub unsafe fn read_value(value: *const *mut c_char) -> Option<String> {
     }
 }
 
-#[cfg(test)]
-mod tests {
-    use super::*;
-
-    #[test]
-    fn a_value_that_is_not_utf8_is_refused_not_guessed() {
-        let read = |bytes: &CStr| unsafe { read_value(&bytes.as_ptr().cast_mut()) };
-        assert_eq!(read(c"/etc/mysql/okv").as_deref(), Some("/etc/mysql/okv"));
-        assert_eq!(read(c"/etc/mysql/\xffokv"), None);
-        assert_eq!(
-            unsafe { read_value(&std::ptr::null_mut()) }.as_deref(),
-            Some("")
-        );
-    }
-}
-
 /// The cache settings in the variables' storage, into force.
 ///
 /// # Safety
@@ -185,4 +169,20 @@ pub unsafe extern "C" fn update_cache_ttl(
             apply_cache_settings();
         }
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn a_value_that_is_not_utf8_is_refused_not_guessed() {
+        let read = |bytes: &CStr| unsafe { read_value(&bytes.as_ptr().cast_mut()) };
+        assert_eq!(read(c"/etc/mysql/okv").as_deref(), Some("/etc/mysql/okv"));
+        assert_eq!(read(c"/etc/mysql/\xffokv"), None);
+        assert_eq!(
+            unsafe { read_value(&std::ptr::null_mut()) }.as_deref(),
+            Some("")
+        );
+    }
 }
