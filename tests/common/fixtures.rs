@@ -62,7 +62,8 @@ pub struct Pki {
     pub key_cases: Vec<KeyCase>,
 }
 
-fn run(dir: &Path, args: &[&str]) {
+/// Runs `openssl ARGS` in `dir`; a failure fails the test with openssl's message.
+pub fn openssl(dir: &Path, args: &[&str]) {
     let out = Command::new("openssl")
         .args(args)
         .current_dir(dir)
@@ -149,13 +150,13 @@ impl Pki {
                 "-addext",
                 "keyUsage=critical,keyCertSign,cRLSign",
             ]);
-            run(&d, &a);
+            openssl(&d, &a);
         }
 
         // Leaf keys + CSRs.
         let leaf = |name: &str, cn: &str, rsa: bool| {
             if rsa {
-                run(
+                openssl(
                     &d,
                     &[
                         "genpkey",
@@ -168,7 +169,7 @@ impl Pki {
                     ],
                 );
             } else {
-                run(
+                openssl(
                     &d,
                     &[
                         "genpkey",
@@ -181,7 +182,7 @@ impl Pki {
                     ],
                 );
             }
-            run(
+            openssl(
                 &d,
                 &[
                     "req",
@@ -196,7 +197,7 @@ impl Pki {
             );
         };
         let sign = |name: &str, ca: &str, ext: &str| {
-            run(
+            openssl(
                 &d,
                 &[
                     "x509",
@@ -245,7 +246,7 @@ impl Pki {
             ("client_expired.pem", "20200101000000Z", "20210101000000Z"),
             ("client_future.pem", "20900101000000Z", "20910101000000Z"),
         ] {
-            run(
+            openssl(
                 &d,
                 &[
                     "ca",
@@ -271,7 +272,7 @@ impl Pki {
         let server_expired_args = "ca -batch -config ca.cnf -cert ca.pem -keyfile ca.key \
             -in server.csr -out server_expired.pem -extensions server_ext \
             -startdate 20200101000000Z -enddate 20210101000000Z -notext";
-        run(
+        openssl(
             &d,
             &server_expired_args.split_whitespace().collect::<Vec<_>>(),
         );
@@ -280,7 +281,7 @@ impl Pki {
         let pw = "file:pw.txt";
         let rsa_in = "client_rsa.key";
         let ec_in = "client_ec.key";
-        let mk = |args: &[&str]| run(&d, args);
+        let mk = |args: &[&str]| openssl(&d, args);
         mk(&[
             "rsa",
             "-in",

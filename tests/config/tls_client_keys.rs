@@ -17,7 +17,7 @@ use std::process::Command;
 use std::sync::{Arc, OnceLock};
 
 use common::fault_server::{Fault, FaultServer};
-use common::fixtures::set_mode;
+use common::fixtures::{openssl, set_mode};
 use common::kmip_quirks::QuirkyKmip;
 use okv_core::config::load_conf_dir;
 use okv_core::connector::KmipClient;
@@ -68,19 +68,6 @@ const KEYS: [(&str, &[&str], &str); 8] = [
     ),
     ("ed25519", &["-algorithm", "ED25519"], "Ed25519"),
 ];
-
-fn openssl(dir: &Path, args: &[&str]) {
-    let out = Command::new("openssl")
-        .args(args)
-        .current_dir(dir)
-        .output()
-        .expect("run openssl");
-    assert!(
-        out.status.success(),
-        "openssl {args:?}: {}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-}
 
 /// The private keys, kept across runs (an 8192-bit RSA key can take a minute to make); the
 /// certificates are made anew by each run.
