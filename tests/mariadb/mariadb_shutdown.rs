@@ -62,15 +62,19 @@ fn shutdown_does_not_wait_for_a_hung_kmip_server(target: Target, instance: &str)
     // Hung: connections stay open, no byte passes either way.
     proxy.set_hang(true);
     let before = db.status("refreshes");
+    // A refresh round is then stuck in the proxy: one that starts after the hang (its request
+    // is held), or the one in flight when the hang began (its answer is held), which starts no
+    // new round, so the round counter alone cannot tell.
     let deadline = Instant::now() + TIMEOUT / 2;
-    while db.status("refreshes") <= before {
+    while proxy.held() == 0 {
         assert!(
             Instant::now() < deadline,
-            "no refresh round started after the hang began"
+            "no refresh round reached the hung KMIP server (refreshes before the hang {before}, now {})",
+            db.status("refreshes")
         );
         std::thread::sleep(Duration::from_millis(100));
     }
-    // That round's request cannot pass the proxy: it waits for the request timeout.
+    // That round cannot get past the proxy: it waits for the request timeout.
 
     let started = Instant::now();
     db.stop();
