@@ -14,6 +14,9 @@
 //! It also times a Locate by Name alone, with and without a State attribute after the Name (what
 //! a lookup sent before), on the same server: what PyKMIP spends per stored object on a name.
 
+#[path = "support/make_keys.rs"]
+mod make_keys;
+
 use std::path::PathBuf;
 use std::process::Command;
 use std::time::{Duration, Instant};
@@ -46,28 +49,7 @@ fn script(args: &[&str]) -> String {
 /// Makes Active AES keys `fill-{have}` .. `fill-{want - 1}`.
 fn fill(client: &KmipClient, have: usize, want: usize) {
     let started = Instant::now();
-    let mut next = have;
-    while next < want {
-        let end = (next + 100).min(want);
-        let creates: Vec<_> = (next..end)
-            .map(|i| ops::create_aes(256, &object_name(&format!("fill-{i:05}"), "")))
-            .collect();
-        let answer = client
-            .request_batch(&creates, Retry::Never)
-            .expect("create");
-        let activates: Vec<_> = answer
-            .items
-            .into_iter()
-            .map(|item| {
-                let payload = item.expect("answered").expect("created");
-                ops::activate(&ops::parse_create(&payload).expect("uid"))
-            })
-            .collect();
-        client
-            .request_batch(&activates, Retry::Never)
-            .expect("activate");
-        next = end;
-    }
+    make_keys::make_keys(client, "fill-", have, want);
     println!(
         "  made {} objects in {:.1} s",
         want - have,

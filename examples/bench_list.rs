@@ -17,6 +17,8 @@
 
 #[path = "support/latency_relay.rs"]
 mod latency_relay;
+#[path = "support/make_keys.rs"]
+mod make_keys;
 
 use std::net::SocketAddr;
 use std::path::{Path, PathBuf};
@@ -25,7 +27,7 @@ use std::time::{Duration, Instant};
 
 use okv_core::config::{load_conf_dir, load_conf_dir_with, read_okvclient_ora};
 use okv_core::connector::{KmipClient, Retry};
-use okv_core::keyring::{Keyring, object_name, parse_object_name};
+use okv_core::keyring::{Keyring, parse_object_name};
 use okv_core::kmip::{LocateFilter, ops, tags};
 
 use latency_relay::LatencyRelay;
@@ -85,30 +87,9 @@ fn one_request_per_object(client: &KmipClient) -> usize {
     listed
 }
 
-fn make_keys(client: &KmipClient, have: usize, want: usize) {
+fn fill(client: &KmipClient, have: usize, want: usize) {
     let started = Instant::now();
-    let mut next = have;
-    while next < want {
-        let end = (next + 100).min(want);
-        let creates: Vec<_> = (next..end)
-            .map(|i| ops::create_aes(256, &object_name(&format!("bench-list-{i:05}"), "")))
-            .collect();
-        let answer = client
-            .request_batch(&creates, Retry::Never)
-            .expect("create");
-        let activates: Vec<_> = answer
-            .items
-            .into_iter()
-            .map(|item| {
-                let payload = item.expect("answered").expect("created");
-                ops::activate(&ops::parse_create(&payload).expect("uid"))
-            })
-            .collect();
-        client
-            .request_batch(&activates, Retry::Never)
-            .expect("activate");
-        next = end;
-    }
+    make_keys::make_keys(client, "bench-list-", have, want);
     if want > have {
         let took = started.elapsed();
         println!(
@@ -195,7 +176,7 @@ fn main() {
         .iter()
         .filter(|e| e.key_id.starts_with("bench-list-"))
         .count();
-    make_keys(direct.client(), have, args.n);
+    fill(direct.client(), have, args.n);
     drop(direct);
 
     let mut settings: Vec<Setting> = args

@@ -282,17 +282,11 @@ fn fetch_in(
     };
     // A read of the same key in flight is waited for (at most one request's budget): the
     // reads behind it would each hold mysqld's lock for every round trip queued ahead of them.
+    // An error is not remembered: only a Locate that found nothing says the key is absent.
     let budget = active.keyring.client().call_budget();
-    let loading = match cache.lookup(key_id, owner, budget) {
-        Lookup::Known(Cached::Present(key)) => return Ok(Some(key)),
-        Lookup::Known(Cached::Absent) => return Ok(None),
-        Lookup::Load(loading) => loading,
-    };
-    // An error is not remembered (`loading` is dropped unfinished): only a Locate that found
-    // nothing says the key is absent.
-    let fetched = active.keyring.fetch(key_id, owner)?;
-    loading.finish(fetched.as_ref());
-    Ok(fetched)
+    Ok(cache.read_through(key_id, owner, budget, || {
+        active.keyring.fetch(key_id, owner)
+    })?)
 }
 
 fn writing(active: &Active) -> std::sync::MutexGuard<'_, ()> {
