@@ -24,3 +24,4 @@ pub mod kmip;
 pub mod logging;
 pub mod owned_thread;
 pub mod products;
+pub mod sealed;

@@ -12,6 +12,7 @@ mod ora;
 mod perms;
 mod provider;
 mod reload;
+mod seal_root;
 mod tls;
 
 use std::fmt;
@@ -32,6 +33,7 @@ pub use ora::{MAX_STANDBY_SERVERS, parse_okvclient_ora};
 pub use perms::check_permissions;
 pub use provider::provider;
 pub use reload::{RENEW_BEFORE, TlsSource, utc};
+pub use seal_root::SealRoot;
 pub use tls::ChainOnlyVerifier;
 
 /// Largest configuration file we read (anything bigger is not a configuration file).
@@ -160,6 +162,8 @@ pub struct ConfDir {
     pub options: Options,
     pub tls: Arc<rustls::ClientConfig>,
     pub identity: ClientIdentityInfo,
+    /// The secret of the sealed key cache, derived from key.pem.
+    pub seal_root: Arc<SealRoot>,
     /// Permission and certificate-date warnings; the caller reports them (the plugin logs each
     /// once, the admin tool prints them).
     pub warnings: Vec<Warning>,
@@ -500,6 +504,7 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
         ));
     }
     let key_format = key.format;
+    let seal_root = Arc::new(SealRoot::derive(key.der.secret_der()));
     drop(key);
 
     // Warnings.
@@ -540,6 +545,7 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
             key_kind,
             key_format,
         },
+        seal_root,
         warnings,
     })
 }

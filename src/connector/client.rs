@@ -78,7 +78,7 @@ struct Shared {
     conn: Mutex<Option<Session>>,
     /// When the client certificate the open connection was made with expires.
     conn_cert: std::sync::Mutex<SystemTime>,
-    last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String)>>,
+    last_failure: std::sync::Mutex<Option<(tokio::time::Instant, String, bool)>>,
     /// Wakes callers queued for the connection when a failure opens the fail-fast window.
     failed: Notify,
     closing: AtomicBool,
@@ -456,10 +456,11 @@ impl Shared {
             .lock()
             .unwrap_or_else(PoisonError::into_inner)
             .clone();
-        let (at, last) = recent?;
+        let (at, last, unreachable) = recent?;
         let ago = at.elapsed();
         (ago < hold).then(|| TransportError::RecentlyFailed {
             last,
+            unreachable,
             ago,
             retry_after: hold - ago,
         })
@@ -469,8 +470,11 @@ impl Shared {
         *self
             .last_failure
             .lock()
-            .unwrap_or_else(PoisonError::into_inner) =
-            Some((tokio::time::Instant::now(), error.to_string()));
+            .unwrap_or_else(PoisonError::into_inner) = Some((
+            tokio::time::Instant::now(),
+            error.to_string(),
+            error.is_unreachable(),
+        ));
         self.failed.notify_waiters();
     }
 

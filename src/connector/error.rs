@@ -68,6 +68,8 @@ pub enum TransportError {
     #[error("{last} (the last attempt was {} s ago; the next one starts after {} s)", ago.as_secs_f64().round(), retry_after.as_secs_f64())]
     RecentlyFailed {
         last: String,
+        /// Whether that failure was [`TransportError::is_unreachable`].
+        unreachable: bool,
         ago: std::time::Duration,
         retry_after: std::time::Duration,
     },
@@ -89,6 +91,28 @@ fn summarize(errors: &[TransportError]) -> String {
 }
 
 impl TransportError {
+    /// No server answered at all: nothing listened, the network dropped the traffic or the
+    /// connection broke. A server that answered and refused us (a TLS alert, say for a revoked
+    /// client certificate), or sent something that is not KMIP, did answer: that is not this.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            TransportError::Refused { .. }
+            | TransportError::Timeout { .. }
+            | TransportError::Busy { .. } => true,
+            TransportError::Closed { stage, .. } => *stage != Stage::Handshake,
+            TransportError::Io { source, .. } => source
+                .get_ref()
+                .is_none_or(|inner| !inner.is::<rustls::Error>()),
+            TransportError::AllFailed(all) => {
+                !all.is_empty() && all.iter().all(TransportError::is_unreachable)
+            }
+            TransportError::RecentlyFailed { unreachable, .. } => *unreachable,
+            TransportError::Tls { .. }
+            | TransportError::Garbage { .. }
+            | TransportError::ShuttingDown => false,
+        }
+    }
+
     /// The server a request was sent to when the connection failed with it in flight (None
     /// when nothing reached a server: no connection, the deadline, shutting down).
     pub fn sent_to(&self) -> Option<&str> {
@@ -185,6 +209,14 @@ pub enum ClientError {
 }
 
 impl ClientError {
+    /// No KMIP server could be reached (see [`TransportError::is_unreachable`]).
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            ClientError::Transport(t) | ClientError::Ambiguous(t) => t.is_unreachable(),
+            ClientError::Server { .. } | ClientError::Moved { .. } => false,
+        }
+    }
+
     pub fn is_item_not_found(&self) -> bool {
         matches!(self, ClientError::Server { source, .. } if source.is_item_not_found())
     }

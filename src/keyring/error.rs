@@ -84,6 +84,14 @@ impl KeyringError {
         )
     }
 
+    /// The call failed because no KMIP server could be reached.
+    pub fn is_unreachable(&self) -> bool {
+        match self {
+            KeyringError::Client(c) | KeyringError::Backend { source: c, .. } => c.is_unreachable(),
+            _ => false,
+        }
+    }
+
     pub(crate) fn backend(key_id: &str) -> impl FnOnce(ClientError) -> KeyringError + '_ {
         move |source| KeyringError::Backend {
             key_id: key_id.to_string(),

@@ -221,6 +221,13 @@ impl Keyring {
             .map(|r| r.uid.clone())
     }
 
+    /// The object and the server that named it, from memory (see [`Keyring::known_uid`]).
+    pub fn known(&self, key_id: &str, owner: &str) -> Option<(String, String)> {
+        lock(&self.memory)
+            .get(&object_name(key_id, owner))
+            .map(|r| (r.uid.clone(), r.server.clone()))
+    }
+
     /// Makes the server create an AES key, or registers random secret data, under the pair.
     pub fn generate(
         &self,

@@ -12,6 +12,8 @@ use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, Snapshot};
 use crate::keyring::cache::KeyCache;
 use crate::keyring::{FetchedKey, KeyEntry, KeyType, Keyring, KeyringError};
+use crate::sealed::for_keyring::{KeyringSeal, SealedFetchError, WriteError};
+use crate::sealed::{self, SealedCache, SealedError};
 
 /// The warning the MySQL manual documents for a server started without a configuration.
 pub const NOT_CONFIGURED_WARNING: &str = "For keyring_okv to be initialized, please point the keyring_okv_conf_dir variable to a directory containing Oracle Key Vault configuration file and ssl materials";
@@ -37,12 +39,37 @@ pub enum PluginError {
         "keyring_okv is being uninstalled or the server is shutting down; keyring calls are refused"
     )]
     ShuttingDown,
+    #[error("keyring_okv: {0}")]
+    Sealed(#[from] SealedError),
+    #[error("keyring_okv: {0}")]
+    ReadOnly(String),
+}
+
+impl From<SealedFetchError> for PluginError {
+    fn from(e: SealedFetchError) -> Self {
+        match e {
+            SealedFetchError::Keyring(e) => PluginError::Keyring(e),
+            SealedFetchError::Sealed(e) => PluginError::Sealed(e),
+        }
+    }
+}
+
+impl From<WriteError> for PluginError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Keyring(e) => PluginError::Keyring(e),
+            WriteError::ReadOnly(m) => PluginError::ReadOnly(m),
+        }
+    }
 }
 
 /// A configuration loaded and checked, not yet in force.
 pub struct Prepared {
     dir: String,
     keyring: Keyring,
+    /// The sealed key cache of this configuration, when `keyring_okv_sealed_cache_max_age_hours`
+    /// turns it on and its file is acceptable.
+    sealed: Option<SealedCache>,
 }
 
 impl Prepared {
@@ -99,9 +126,22 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
             "keyring_okv: using configuration {dir}, but {e}; keyring calls fail until a server answers"
         ),
     }
+    let sealed = match SEALED_HOURS.load(Ordering::SeqCst) {
+        0 => None,
+        hours => match SealedCache::open(&conf, sealed::PLUGIN, hours) {
+            Ok(cache) => Some(cache),
+            Err(e) => {
+                tracing::error!(
+                    "keyring_okv: {e}; the sealed key cache is off until this is fixed and keyring_okv_conf_dir is set again or the server restarts"
+                );
+                None
+            }
+        },
+    };
     Ok(Prepared {
         dir: dir.to_string(),
         keyring: Keyring::new(client),
+        sealed,
     })
 }
 
@@ -116,6 +156,15 @@ pub fn install(prepared: Prepared) {
         HEALTH.connected(&connected.server.to_string(), connected.index);
     }
     let active = Arc::new(prepared.keyring);
+    let seal = prepared.sealed.and_then(|cache| {
+        KeyringSeal::start(cache, &active)
+            .map_err(|e| {
+                tracing::error!(
+                    "keyring_okv: cannot start the thread that confirms the sealed key cache ({e}); the sealed key cache is off"
+                )
+            })
+            .ok()
+    });
     *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
         .write()
@@ -123,7 +172,64 @@ pub fn install(prepared: Prepared) {
         .replace(active.clone());
     // What the old configuration's servers said is not what the new ones say.
     renew_cache(Some(&active));
+    replace_seal(seal.map(|seal| {
+        Arc::new(SealInForce {
+            keyring: Arc::downgrade(&active),
+            seal,
+        })
+    }));
     drop(old);
+}
+
+/// `keyring_okv_sealed_cache_max_age_hours` (0: no sealed key cache); read at plugin init.
+static SEALED_HOURS: AtomicU64 = AtomicU64::new(0);
+
+/// Sets `keyring_okv_sealed_cache_max_age_hours` (plugin init, before the configuration is
+/// prepared).
+pub fn set_sealed_cache_hours(hours: u64) {
+    SEALED_HOURS.store(hours, Ordering::SeqCst);
+}
+
+/// The sealed key cache in force and the keyring it belongs to.
+struct SealInForce {
+    keyring: Weak<Keyring>,
+    seal: KeyringSeal,
+}
+
+static SEAL: RwLock<Option<Arc<SealInForce>>> = RwLock::new(None);
+
+/// Puts `new` in force; the one before is closed (its pending times written) and its thread
+/// joined.
+fn replace_seal(new: Option<Arc<SealInForce>>) {
+    let old = std::mem::replace(
+        &mut *SEAL.write().unwrap_or_else(PoisonError::into_inner),
+        new,
+    );
+    if let Some(old) = old {
+        let wait = crate::connector::runtime::THREAD_WAIT;
+        if !old.seal.stop(Instant::now() + wait) {
+            tracing::error!(
+                "keyring_okv: the sealed key cache's thread was still running {} s after it was asked to stop",
+                wait.as_secs()
+            );
+        }
+    }
+}
+
+/// The sealed key cache to use with `keyring`, if one is in force for it.
+fn seal_for(keyring: &Arc<Keyring>) -> Option<Arc<SealInForce>> {
+    SEAL.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|s| Weak::ptr_eq(&s.keyring, &Arc::downgrade(keyring)))
+}
+
+/// The sealed key cache's figures, when it is on.
+pub fn sealed_status() -> Option<sealed::Status> {
+    SEAL.read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .as_ref()
+        .map(|s| s.seal.cache().status())
 }
 
 /// `keyring_okv_cache_keys`.
@@ -265,6 +371,7 @@ pub fn shutdown() {
         keyring.client().close();
     }
     renew_cache(None);
+    replace_seal(None);
     drop(
         PARKED
             .lock()
@@ -440,7 +547,7 @@ fn write_through<T>(
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || {
+    let outcome = within_deadline(&keyring, || {
         write_through(
             &keyring,
             key_id,
@@ -455,12 +562,27 @@ pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<()
                 _ => Known::Unknown,
             },
         )
-    })?)
+    });
+    sealed_write(&keyring, key_id, owner, false, outcome)
+}
+
+/// A write's outcome, with the sealed key cache (if on) told of it.
+fn sealed_write<T>(
+    keyring: &Arc<Keyring>,
+    key_id: &str,
+    owner: &str,
+    removed: bool,
+    outcome: Result<T, KeyringError>,
+) -> Result<T, PluginError> {
+    match seal_for(keyring) {
+        Some(s) => Ok(s.seal.wrote(key_id, owner, removed, outcome)?),
+        None => Ok(outcome?),
+    }
 }
 
 pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || {
+    let outcome = within_deadline(&keyring, || {
         write_through(
             &keyring,
             key_id,
@@ -468,26 +590,41 @@ pub fn generate(key_id: &str, owner: &str, key_type: &str, len: usize) -> Result
             || keyring.generate(key_id, owner, key_type, len),
             |_| Known::Unknown,
         )
-    })?)
+    });
+    sealed_write(&keyring, key_id, owner, false, outcome)
 }
 
 /// With `keyring_okv_cache_keys` ON, a key (or its absence) is answered from memory for
 /// `keyring_okv_cache_ttl_seconds` after the KMIP server said it, and after this plugin wrote
-/// it; an error is not remembered.
+/// it; an error is not remembered. With the sealed key cache on, what the server says is kept
+/// in it, and it answers when no KMIP server does.
 pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginError> {
     let (_call, keyring) = current()?;
-    let read = || within_deadline(&keyring, || keyring.fetch(key_id, owner));
-    let Some(c) = cache_for(&keyring) else {
-        return Ok(read()?);
+    let seal = seal_for(&keyring);
+    let read = || {
+        let result = within_deadline(&keyring, || keyring.fetch(key_id, owner));
+        if let Some(s) = &seal {
+            s.seal.learned(&keyring, key_id, owner, &result);
+        }
+        result
     };
-    // A read of the same key in flight is waited for, at most one call's budget.
-    let budget = keyring.client().call_budget();
-    Ok(c.cache.read_through(key_id, owner, budget, read)?)
+    let result = match cache_for(&keyring) {
+        None => read(),
+        // A read of the same key in flight is waited for, at most one call's budget.
+        Some(c) => {
+            let budget = keyring.client().call_budget();
+            c.cache.read_through(key_id, owner, budget, read)
+        }
+    };
+    match &seal {
+        Some(s) => Ok(s.seal.stand_in(key_id, owner, result)?),
+        None => Ok(result?),
+    }
 }
 
 pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
     let (_call, keyring) = current()?;
-    Ok(within_deadline(&keyring, || {
+    let outcome = within_deadline(&keyring, || {
         write_through(
             &keyring,
             key_id,
@@ -499,7 +636,8 @@ pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
                 Err(_) => Known::Unknown,
             },
         )
-    })?)
+    });
+    sealed_write(&keyring, key_id, owner, true, outcome)
 }
 
 /// A listing has its own overall deadline (`LIST_DEADLINE`): it may take many requests, each

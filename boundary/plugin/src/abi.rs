@@ -14,6 +14,8 @@ pub const PLUGIN_VAR_BOOL: c_int = 0x0001;
 pub const PLUGIN_VAR_LONG: c_int = 0x0003;
 pub const PLUGIN_VAR_STR: c_int = 0x0005;
 pub const PLUGIN_VAR_UNSIGNED: c_int = 0x0080;
+/// Set at startup only (SET GLOBAL refused).
+pub const PLUGIN_VAR_READONLY: c_int = 0x0200;
 pub const PLUGIN_VAR_RQCMDARG: c_int = 0x0000;
 pub const PLUGIN_VAR_NODEFAULT: c_int = 0x4000;
 

@@ -82,10 +82,27 @@ static mut CACHE_TTL_SYSVAR: SysVarUlong = SysVarUlong {
     blk_sz: 0,
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 4] = [
+/// Storage of `keyring_okv_sealed_cache_max_age_hours`.
+static mut SEALED_HOURS_VALUE: c_ulong = 0;
+
+static mut SEALED_HOURS_SYSVAR: SysVarUlong = SysVarUlong {
+    flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+    name: c"sealed_cache_max_age_hours".as_ptr(),
+    comment: c"Keep the keys this server uses in an encrypted file in the configuration directory, and serve them read-only when no KMIP server answers, for at most this many hours since a KMIP server last confirmed them (0: off)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut SEALED_HOURS_VALUE,
+    def_val: 0,
+    min_val: 0,
+    max_val: 24 * 365,
+    blk_sz: 0,
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 5] = [
     (&raw mut CONF_DIR_SYSVAR).cast(),
     (&raw mut CACHE_KEYS_SYSVAR).cast(),
     (&raw mut CACHE_TTL_SYSVAR).cast(),
+    (&raw mut SEALED_HOURS_SYSVAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -145,6 +162,9 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         // SAFETY: the server set the variables' storage before calling init.
         let (cache_keys, cache_ttl) = unsafe { (CACHE_KEYS_VALUE != 0, CACHE_TTL_VALUE) };
         okv_core::products::mysql_plugin::set_cache(cache_keys, cache_ttl);
+        // SAFETY: the server set the variable's storage before calling init.
+        let sealed_hours = unsafe { SEALED_HOURS_VALUE };
+        okv_core::products::mysql_plugin::set_sealed_cache_hours(sealed_hours as u64);
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(

@@ -128,6 +128,18 @@ status_fn!(cached_keys, |_s| Value::Int(
 status_fn!(cached_absent_keys, |_s| Value::Int(
     okv_core::products::mysql_plugin::cached_keys().1 as u64
 ));
+status_fn!(sealed_cache_keys, |_s| Value::Int(
+    okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.keys as u64)
+));
+status_fn!(sealed_cache_serving, |_s| on_off(
+    okv_core::products::mysql_plugin::sealed_status().is_some_and(|t| t.serving)
+));
+status_fn!(sealed_cache_age_seconds, |_s| Value::Int(
+    okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.oldest_confirmation_age)
+));
+status_fn!(sealed_cache_dropped_keys, |_s| Value::Int(
+    okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.dropped)
+));
 
 const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
     ShowVar {
@@ -139,7 +151,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 22] = [
+pub static mut STATUS_VARS: [ShowVar; 26] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -164,6 +176,16 @@ pub static mut STATUS_VARS: [ShowVar; 22] = [
     func(c"Keyring_okv_fips_module", fips_module),
     func(c"Keyring_okv_cached_keys", cached_keys),
     func(c"Keyring_okv_cached_absent_keys", cached_absent_keys),
+    func(c"Keyring_okv_sealed_cache_keys", sealed_cache_keys),
+    func(c"Keyring_okv_sealed_cache_serving", sealed_cache_serving),
+    func(
+        c"Keyring_okv_sealed_cache_age_seconds",
+        sealed_cache_age_seconds,
+    ),
+    func(
+        c"Keyring_okv_sealed_cache_dropped_keys",
+        sealed_cache_dropped_keys,
+    ),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

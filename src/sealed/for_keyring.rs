@@ -1,0 +1,134 @@
+//! The sealed key cache in front of a [`Keyring`] (the MySQL plugin and component): what a
+//! fetch learns is kept, what a remove ends is forgotten, and a fetch that reaches no KMIP
+//! server is answered from the cache.
+
+use std::sync::{Arc, Weak};
+
+use super::{Answer, Keeper, SealedCache, SealedError};
+use crate::keyring::{FetchedKey, Keyring, KeyringError};
+
+/// Why a fetch failed when the sealed cache was asked to stand in.
+#[derive(Debug, thiserror::Error)]
+pub enum SealedFetchError {
+    #[error(transparent)]
+    Keyring(KeyringError),
+    #[error(transparent)]
+    Sealed(SealedError),
+}
+
+/// A sealed cache and the thread that confirms it, for one keyring.
+pub struct KeyringSeal {
+    keeper: Keeper,
+}
+
+/// What the KMIP server says of one key now, for a confirmation.
+fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
+    let Some(keyring) = keyring.upgrade() else {
+        return Answer::Failed("the keyring is being replaced".into());
+    };
+    match keyring.client().one_call(|| keyring.fetch(key_id, owner)) {
+        Ok(Some(key)) => match keyring.known(key_id, owner) {
+            Some((uid, _)) => Answer::Key { key, uid },
+            None => Answer::Failed("the server's answer named no object".into()),
+        },
+        Ok(None) => Answer::Gone,
+        Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
+        Err(e) => Answer::Failed(e.to_string()),
+    }
+}
+
+impl KeyringSeal {
+    /// Starts confirming `cache` against `keyring`.
+    pub fn start(cache: SealedCache, keyring: &Arc<Keyring>) -> std::io::Result<KeyringSeal> {
+        let weak = Arc::downgrade(keyring);
+        let keeper = Keeper::start(Arc::new(cache), move |id, owner| ask(&weak, id, owner))?;
+        Ok(KeyringSeal { keeper })
+    }
+
+    pub fn cache(&self) -> &SealedCache {
+        self.keeper.cache()
+    }
+
+    /// Records what a fetch from the server said.
+    pub fn learned(
+        &self,
+        keyring: &Keyring,
+        key_id: &str,
+        owner: &str,
+        result: &Result<Option<FetchedKey>, KeyringError>,
+    ) {
+        match result {
+            Ok(Some(key)) => {
+                if let Some((uid, server)) = keyring.known(key_id, owner) {
+                    self.cache().keep(key_id, owner, key, &uid, &server);
+                }
+            }
+            Ok(None) => self.cache().forget(key_id, owner),
+            Err(_) => {}
+        }
+    }
+
+    /// The outcome of a fetch, with the cache standing in when no server answered.
+    pub fn stand_in(
+        &self,
+        key_id: &str,
+        owner: &str,
+        result: Result<Option<FetchedKey>, KeyringError>,
+    ) -> Result<Option<FetchedKey>, SealedFetchError> {
+        match result {
+            Err(e) if e.is_unreachable() => match self.cache().serve(key_id, owner, &e) {
+                Ok(Some(key)) => Ok(Some(key)),
+                Ok(None) => Err(SealedFetchError::Keyring(e)),
+                Err(sealed) => Err(SealedFetchError::Sealed(sealed)),
+            },
+            other => other.map_err(SealedFetchError::Keyring),
+        }
+    }
+
+    /// After a write: a key removed (or found absent) is forgotten; a store or generate is
+    /// kept by the next fetch. A write that reached no server while keys are served from the
+    /// cache says so.
+    pub fn wrote<T>(
+        &self,
+        key_id: &str,
+        owner: &str,
+        removed: bool,
+        result: Result<T, KeyringError>,
+    ) -> Result<T, WriteError> {
+        match result {
+            Ok(v) => {
+                if removed {
+                    self.cache().forget(key_id, owner);
+                }
+                Ok(v)
+            }
+            Err(KeyringError::NotFound {
+                key_id: k,
+                owner: o,
+            }) if removed => {
+                self.cache().forget(key_id, owner);
+                Err(WriteError::Keyring(KeyringError::NotFound {
+                    key_id: k,
+                    owner: o,
+                }))
+            }
+            Err(e) if e.is_unreachable() && self.cache().is_serving() => {
+                Err(WriteError::ReadOnly(self.cache().write_refused(&e)))
+            }
+            Err(e) => Err(WriteError::Keyring(e)),
+        }
+    }
+
+    /// Closes the cache and joins its thread by `deadline` (after the KMIP client is closed).
+    pub fn stop(&self, deadline: std::time::Instant) -> bool {
+        self.keeper.stop(deadline)
+    }
+}
+
+#[derive(Debug, thiserror::Error)]
+pub enum WriteError {
+    #[error(transparent)]
+    Keyring(KeyringError),
+    #[error("{0}")]
+    ReadOnly(String),
+}
