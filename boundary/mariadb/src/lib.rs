@@ -48,6 +48,7 @@ static mut CACHE_TIMEOUT_MS: c_ulong = 0;
 static mut CACHE_VERSION_TIMEOUT_MS: c_ulong = 0;
 static mut USE_CACHE_ON_ERROR: c_char = 1;
 static mut ROTATE_KEY: c_int = 0;
+static mut SEALED_HOURS: c_ulong = 0;
 
 const DEFAULT_CACHE_TIMEOUT_MS: c_ulong = 24 * 3600 * 1000;
 const DEFAULT_CACHE_VERSION_TIMEOUT_MS: c_ulong = 60_000;
@@ -122,13 +123,27 @@ static mut ROTATE_KEY_VAR: SysVarInt = SysVarInt {
     blk_sz: 0,
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 7] = [
+static mut SEALED_HOURS_VAR: SysVarUlong = SysVarUlong {
+    flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_READONLY | PLUGIN_VAR_RQCMDARG,
+    name: c"sealed_cache_max_age_hours".as_ptr(),
+    comment: c"Keep the key versions this server uses in an encrypted file in the configuration directory, and start from it read-only when no KMIP server answers, for at most this many hours since a KMIP server last confirmed them (0: off)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut SEALED_HOURS,
+    def_val: 0,
+    min_val: 0,
+    max_val: 24 * 365,
+    blk_sz: 0,
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 8] = [
     (&raw mut CONF_DIR_VAR).cast(),
     (&raw mut KEY_NAMESPACE_VAR).cast(),
     (&raw mut CACHE_TIMEOUT_VAR).cast(),
     (&raw mut CACHE_VERSION_TIMEOUT_VAR).cast(),
     (&raw mut USE_CACHE_ON_ERROR_VAR).cast(),
     (&raw mut ROTATE_KEY_VAR).cast(),
+    (&raw mut SEALED_HOURS_VAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -194,6 +209,7 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
                     (&raw const CACHE_TIMEOUT_MS).read(),
                     (&raw const CACHE_VERSION_TIMEOUT_MS).read(),
                     (&raw const USE_CACHE_ON_ERROR).read(),
+                    (&raw const SEALED_HOURS).read(),
                 ),
             )
         };
@@ -208,6 +224,7 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
             cache_timeout: Duration::from_millis(settings.0),
             version_refresh: Duration::from_millis(settings.1),
             use_cache_on_error: settings.2 != 0,
+            sealed_cache_max_age_hours: settings.3,
         };
         match host::start(&conf_dir, settings) {
             Ok(()) => 0,

@@ -8,7 +8,7 @@ use super::abi::{SHOW_ARRAY, SHOW_CHAR, SHOW_FUNC_BUFFER, SHOW_ULONGLONG, StMysq
 use okv_core::products::mariadb::host;
 use okv_ffi::guard;
 
-const NUMBERS: [&std::ffi::CStr; 16] = [
+const NUMBERS: [&std::ffi::CStr; 19] = [
     c"requests",
     c"errors",
     c"connections",
@@ -25,8 +25,11 @@ const NUMBERS: [&std::ffi::CStr; 16] = [
     c"rotations",
     c"keys_cached",
     c"client_cert_expires_unix",
+    c"sealed_cache_keys",
+    c"sealed_cache_age_seconds",
+    c"sealed_cache_dropped_keys",
 ];
-const TEXTS: [&std::ffi::CStr; 7] = [
+const TEXTS: [&std::ffi::CStr; 8] = [
     c"server_in_use",
     c"last_error",
     c"last_error_time",
@@ -34,10 +37,11 @@ const TEXTS: [&std::ffi::CStr; 7] = [
     c"client_cert_expires",
     c"fips_mode",
     c"fips_module",
+    c"sealed_cache_serving",
 ];
 const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
-/// Room for each text value, NUL included.
-const TEXT_ROOM: [usize; 7] = [256, 680, 24, 256, 24, 8, 64];
+/// Room for each text value, NUL included (the last error is cut to fit the server's buffer).
+const TEXT_ROOM: [usize; 8] = [256, 580, 24, 256, 24, 8, 64, 4];
 const TEXT_ROOM_TOTAL: usize = {
     let mut total = 0;
     let mut i = 0;
@@ -65,6 +69,7 @@ pub unsafe extern "C" fn show_status(
             return 1;
         }
         let (health, store) = host::status();
+        let sealed = host::sealed_status().unwrap_or_default();
         let numbers: [u64; NUMBERS.len()] = [
             health.requests,
             health.errors,
@@ -82,6 +87,9 @@ pub unsafe extern "C" fn show_status(
             store.rotations,
             store.keys_cached,
             health.client_cert_expires_unix,
+            sealed.keys as u64,
+            sealed.oldest_confirmation_age,
+            sealed.dropped,
         ];
         let fips = okv_core::config::fips::mode();
         let texts = [
@@ -92,6 +100,7 @@ pub unsafe extern "C" fn show_status(
             health.client_cert_expires.clone(),
             fips.on_off().to_string(),
             fips.module,
+            if sealed.serving { "ON" } else { "OFF" }.to_string(),
         ];
         // SAFETY: the server's buffer is SHOW_FUNC_BUFFER bytes, aligned for pointers, and
         // lives until the array is printed; the layout fits (checked at compile time above).

@@ -33,6 +33,8 @@ pub enum KeyStoreError {
     VersionsExhausted { key_id: u32 },
     #[error("the key list of namespace {namespace} is incomplete, so none is given: {why}")]
     ListIncomplete { namespace: String, why: String },
+    #[error("{0}")]
+    ReadOnly(String),
 }
 
 impl KeyStoreError {
@@ -41,6 +43,13 @@ impl KeyStoreError {
     /// (use_cache_on_error). An answer of the server (no Active object under the name, an
     /// object not usable, an error result) is definite: a version destroyed on purpose must
     /// stop being served.
+    pub fn is_unreachable(&self) -> bool {
+        matches!(self, KeyStoreError::Backend { source, .. } if source.is_unreachable())
+    }
+
+    /// Whether the failure says nothing about the key itself: the KMIP server could not be
+    /// reached, or not asked in time or on one server (see `is_unreachable` for the narrower
+    /// "no server answered at all").
     pub fn is_unavailable(&self) -> bool {
         match self {
             KeyStoreError::Backend { source, .. } => matches!(

@@ -12,6 +12,7 @@ use super::store::{KeyStore, Settings, StoreStats};
 use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, Snapshot};
+use crate::sealed::{self, Keeper, SealedCache};
 
 /// The plugin's name, the prefix of its variables and of its log lines.
 pub const PLUGIN_NAME: &str = "kmip_key_management";
@@ -44,6 +45,8 @@ fn for_mariadb(e: &ConfigError) -> String {
 struct Active {
     store: Arc<KeyStore>,
     refresher: Refresher,
+    /// Confirms the sealed key cache, when it is on.
+    keeper: Option<Keeper>,
 }
 
 static ACTIVE: RwLock<Option<Active>> = RwLock::new(None);
@@ -65,18 +68,69 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     let client = KmipClient::from_conf_dir_with_health(&conf, HEALTH.clone())
         .map_err(StartError::Runtime)?;
     HEALTH.set_configuration(Some(conf.servers.len()));
-    let connected = client.connect().map_err(|source| StartError::Unreachable {
-        dir: conf_dir.to_string(),
-        source,
-    })?;
+    let sealed = match settings.sealed_cache_max_age_hours {
+        0 => None,
+        hours => match SealedCache::open(&conf, sealed::MARIADB, hours) {
+            Ok(cache) => Some(Arc::new(cache)),
+            Err(e) => {
+                tracing::error!(
+                    "{e}; the sealed key cache is off until this is fixed and the server restarts"
+                );
+                None
+            }
+        },
+    };
+    let connected = client.connect();
     let store = Arc::new(KeyStore::new(client, settings)?);
-    let v1 = store.require(1)?;
-    let v2 = store.load(2)?;
+    if let Some(sealed) = &sealed {
+        store.set_sealed(sealed.clone());
+    }
+    let (server, v1, v2) = match connected {
+        Ok(connected) => (
+            connected.server.to_string(),
+            store.require(1)?,
+            store.load(2)?,
+        ),
+        // No KMIP server answers: the sealed key cache's versions, read-only.
+        Err(source) if source.is_unreachable() && sealed.is_some() => {
+            let loaded = store.load_sealed(&source);
+            let Some(v1) = store.known_latest(1) else {
+                return Err(StartError::Unreachable {
+                    dir: conf_dir.to_string(),
+                    source,
+                });
+            };
+            tracing::warn!(
+                "started from the sealed key cache with {loaded} key versions, read-only: rotation is refused until a KMIP server answers"
+            );
+            (
+                "(none: sealed key cache)".to_string(),
+                v1,
+                store.known_latest(2),
+            )
+        }
+        Err(source) => {
+            return Err(StartError::Unreachable {
+                dir: conf_dir.to_string(),
+                source,
+            });
+        }
+    };
     let refresher = Refresher::start(store.clone()).map_err(StartError::Runtime)?;
+    let keeper = match sealed {
+        None => None,
+        Some(sealed) => {
+            let weak = Arc::downgrade(&store);
+            let ask = move |name: &str, _owner: &str| match weak.upgrade() {
+                Some(store) => store.confirm_sealed(name),
+                None => sealed::Answer::Failed("the plugin is stopping".into()),
+            };
+            Some(Keeper::start(sealed, ask).map_err(StartError::Runtime)?)
+        }
+    };
     tracing::info!(
-        "kmip_key_management {} ready: KMIP server {}, namespace '{}', key 1 version {v1}{}",
+        "kmip_key_management {} ready: KMIP server {server}, namespace '{}', key 1 version {v1}{}",
         crate::BUILD,
-        connected.server,
         store.namespace(),
         match v2 {
             Some(v) => format!(", key 2 version {v}"),
@@ -86,7 +140,11 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     let old = ACTIVE
         .write()
         .unwrap_or_else(PoisonError::into_inner)
-        .replace(Active { store, refresher });
+        .replace(Active {
+            store,
+            refresher,
+            keeper,
+        });
     drop(old);
     Ok(())
 }
@@ -105,6 +163,14 @@ pub fn stop() {
         if !active.refresher.stop(Instant::now() + wait) {
             tracing::error!(
                 "the key version refresh thread was still running {} s after shutdown asked it to stop",
+                wait.as_secs()
+            );
+        }
+        if let Some(keeper) = &active.keeper
+            && !keeper.stop(Instant::now() + wait)
+        {
+            tracing::error!(
+                "the sealed key cache's thread was still running {} s after shutdown asked it to stop",
                 wait.as_secs()
             );
         }
@@ -158,6 +224,11 @@ pub fn set_version_refresh(d: Duration) {
 
 pub fn set_use_cache_on_error(on: bool) {
     with_store(|s| s.set_use_cache_on_error(on));
+}
+
+/// The sealed key cache's figures, when it is on.
+pub fn sealed_status() -> Option<sealed::Status> {
+    with_store(|s| s.sealed().map(|c| c.status())).flatten()
 }
 
 /// Health counters of the KMIP client and the store's counters, for status variables.

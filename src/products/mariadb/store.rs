@@ -9,7 +9,9 @@
 
 use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard};
+use std::sync::{
+    Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
+};
 use std::time::{Duration, Instant};
 
 use zeroize::Zeroizing;
@@ -18,6 +20,8 @@ use super::error::KeyStoreError;
 use super::naming::{object_name, valid_namespace};
 use super::remote;
 use crate::connector::KmipClient;
+use crate::keyring::{FetchedKey, KeyType};
+use crate::sealed::SealedCache;
 
 /// How long a key id that could not be found is answered "unknown" from memory before the
 /// server is asked again, so that a burst of statements naming a missing id does not wait on
@@ -38,6 +42,8 @@ pub struct Settings {
     /// Serve an expired cached key when reading it again fails because the KMIP server cannot
     /// be reached; never when the server says the version is gone or not usable.
     pub use_cache_on_error: bool,
+    /// `kmip_key_management_sealed_cache_max_age_hours`: 0 = no sealed key cache.
+    pub sealed_cache_max_age_hours: u64,
 }
 
 impl Default for Settings {
@@ -47,6 +53,7 @@ impl Default for Settings {
             cache_timeout: Duration::from_secs(24 * 3600),
             version_refresh: Duration::from_secs(60),
             use_cache_on_error: true,
+            sealed_cache_max_age_hours: 0,
         }
     }
 }
@@ -117,6 +124,9 @@ pub struct KeyStore {
     writes: Mutex<()>,
     refresh_failing: AtomicBool,
     counters: Counters,
+    /// The sealed key cache, when on: every version read from the server is kept in it, and it
+    /// answers for versions the server cannot be asked about.
+    sealed: OnceLock<Arc<SealedCache>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -155,11 +165,49 @@ impl KeyStore {
             writes: Mutex::new(()),
             refresh_failing: AtomicBool::new(false),
             counters: Counters::default(),
+            sealed: OnceLock::new(),
         };
         store.set_cache_timeout(settings.cache_timeout);
         store.set_version_refresh(settings.version_refresh);
         store.set_use_cache_on_error(settings.use_cache_on_error);
         Ok(store)
+    }
+
+    /// Puts the sealed key cache in front of the KMIP server (once, before use).
+    pub fn set_sealed(&self, sealed: Arc<SealedCache>) {
+        let _ = self.sealed.set(sealed);
+    }
+
+    pub fn sealed(&self) -> Option<&Arc<SealedCache>> {
+        self.sealed.get()
+    }
+
+    /// Loads every version the sealed key cache holds for this namespace into memory and
+    /// publishes the highest of each key id (a start while no KMIP server answers: `cause`).
+    /// Versions past the maximum age are not loaded. Returns how many were.
+    pub fn load_sealed(&self, cause: &dyn std::fmt::Display) -> usize {
+        let Some(sealed) = self.sealed() else {
+            return 0;
+        };
+        let mut loaded = 0;
+        let mut versions: Vec<(u32, u32, String)> = sealed
+            .names()
+            .into_iter()
+            .filter(|(_, owner)| owner.is_empty())
+            .filter_map(|(name, _)| {
+                super::naming::parse_object_name(&self.namespace, &name)
+                    .map(|(id, v)| (id, v, name))
+            })
+            .collect();
+        versions.sort_unstable();
+        for (key_id, version, name) in versions {
+            if let Ok(Some(key)) = sealed.serve(&name, "", cause) {
+                self.remember(key_id, version, key.material);
+                self.publish(key_id, version);
+                loaded += 1;
+            }
+        }
+        loaded
     }
 
     pub fn namespace(&self) -> &str {
@@ -254,6 +302,13 @@ impl KeyStore {
         };
         let material = remote::fetch_material(&self.client, &uid, &server, &name)?;
         bump(&self.counters.key_fetches);
+        if let Some(sealed) = self.sealed() {
+            let key = FetchedKey {
+                key_type: KeyType::Aes,
+                material: material.clone(),
+            };
+            sealed.keep(&name, "", &key, &uid, &server);
+        }
         self.remember(key_id, version, material);
         Ok(())
     }
@@ -361,7 +416,14 @@ impl KeyStore {
         };
         match self.client.one_call(|| self.fetch(key_id, version, None)) {
             Ok(()) => {}
+            Err(e) if e.is_unreachable() && self.serve_sealed(key_id, version, &e) => {}
             Err(e) => {
+                // The server said the version is gone or unusable: the sealed copy goes too.
+                if !e.is_unavailable()
+                    && let Some(sealed) = self.sealed()
+                {
+                    sealed.forget(&object_name(&self.namespace, key_id, version), "");
+                }
                 let serve_stale = stale
                     && e.is_unavailable()
                     && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
@@ -386,6 +448,53 @@ impl KeyStore {
                 bump(&self.counters.key_failures);
                 None
             }
+        }
+    }
+
+    /// What the KMIP server says now of the version named `name` (the sealed key cache's
+    /// confirmation).
+    pub fn confirm_sealed(&self, name: &str) -> crate::sealed::Answer {
+        use crate::sealed::Answer;
+        let Some((key_id, version)) = super::naming::parse_object_name(&self.namespace, name)
+        else {
+            return Answer::Gone;
+        };
+        let asked = self.client.one_call(|| {
+            match remote::find_version(&self.client, &self.namespace, key_id, version)? {
+                None => Ok(None),
+                Some((uid, server)) => {
+                    let material = remote::fetch_material(&self.client, &uid, &server, name)?;
+                    Ok(Some((material, uid)))
+                }
+            }
+        });
+        match asked {
+            Ok(Some((material, uid))) => Answer::Key {
+                key: FetchedKey {
+                    key_type: KeyType::Aes,
+                    material,
+                },
+                uid,
+            },
+            Ok(None) | Err(KeyStoreError::Unusable { .. }) => Answer::Gone,
+            Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
+            Err(e) => Answer::Failed(e.to_string()),
+        }
+    }
+
+    /// Puts the sealed copy of (key_id, version) in memory when no KMIP server answers; false
+    /// when there is none (or it is too old).
+    fn serve_sealed(&self, key_id: u32, version: u32, cause: &KeyStoreError) -> bool {
+        let Some(sealed) = self.sealed() else {
+            return false;
+        };
+        let name = object_name(&self.namespace, key_id, version);
+        match sealed.serve(&name, "", cause) {
+            Ok(Some(key)) => {
+                self.remember(key_id, version, key.material);
+                true
+            }
+            _ => false,
         }
     }
 
@@ -446,7 +555,14 @@ impl KeyStore {
         let mut made = Vec::new();
         // One deadline per key id: rotating every key of a busy server is one call per key.
         for id in ids {
-            made.push(self.client.one_call(|| self.rotate_one(id))?);
+            match self.client.one_call(|| self.rotate_one(id)) {
+                Ok(m) => made.push(m),
+                Err(e) if e.is_unreachable() => match self.sealed().filter(|s| s.is_serving()) {
+                    Some(s) => return Err(KeyStoreError::ReadOnly(s.write_refused(&e))),
+                    None => return Err(e),
+                },
+                Err(e) => return Err(e),
+            }
         }
         Ok(made)
     }

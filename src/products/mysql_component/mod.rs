@@ -18,6 +18,8 @@ use crate::health::{Health, utc_timestamp};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
 pub use crate::keyring::cache::{self, Cached, KeyCache, Lookup};
+use crate::sealed::for_keyring::{KeyringSeal, SealedFetchError, WriteError};
+use crate::sealed::{self, SealedCache, SealedError};
 pub use aes::{AesError, Mode};
 pub use settings::{Settings, SettingsError};
 
@@ -67,6 +69,28 @@ pub enum ComponentError {
     NotAes(String),
     #[error("keyring_aes: key '{0}' does not exist")]
     NoSuchKey(String),
+    #[error("component_keyring_okv: {0}")]
+    Sealed(SealedError),
+    #[error("component_keyring_okv: {0}")]
+    ReadOnly(String),
+}
+
+impl From<SealedFetchError> for ComponentError {
+    fn from(e: SealedFetchError) -> Self {
+        match e {
+            SealedFetchError::Keyring(e) => ComponentError::Keyring(e),
+            SealedFetchError::Sealed(e) => ComponentError::Sealed(e),
+        }
+    }
+}
+
+impl From<WriteError> for ComponentError {
+    fn from(e: WriteError) -> Self {
+        match e {
+            WriteError::Keyring(e) => ComponentError::Keyring(e),
+            WriteError::ReadOnly(m) => ComponentError::ReadOnly(m),
+        }
+    }
 }
 
 impl ComponentError {
@@ -86,8 +110,10 @@ impl ComponentError {
 struct Active {
     settings: Settings,
     servers: Vec<String>,
-    keyring: Keyring,
+    keyring: Arc<Keyring>,
     cache: Option<KeyCache>,
+    /// The sealed key cache, with `sealed_cache_max_age_hours`.
+    seal: Option<KeyringSeal>,
     /// Serialises each write with its cache update, so that the cache records writes in the
     /// order the KMIP server saw them (the keyring serialises only the KMIP side).
     writes: std::sync::Mutex<()>,
@@ -215,11 +241,33 @@ fn prepare_and_install(
             );
         }
     }
+    let keyring = Arc::new(Keyring::new(client));
+    let seal = match settings.sealed_cache_max_age_hours {
+        0 => None,
+        hours => match SealedCache::open(&conf, sealed::COMPONENT, hours) {
+            Ok(cache) => match KeyringSeal::start(cache, &keyring) {
+                Ok(seal) => Some(seal),
+                Err(e) => {
+                    tracing::error!(
+                        "component_keyring_okv: cannot start the thread that confirms the sealed key cache ({e}); the sealed key cache is off"
+                    );
+                    None
+                }
+            },
+            Err(e) => {
+                tracing::error!(
+                    "component_keyring_okv: {e}; the sealed key cache is off until this is fixed and the keyring is reloaded (ALTER INSTANCE RELOAD KEYRING) or the server restarts"
+                );
+                None
+            }
+        },
+    };
     let new = Arc::new(Active {
         settings,
         servers,
-        keyring: Keyring::new(client),
+        keyring,
         cache,
+        seal,
         writes: std::sync::Mutex::new(()),
     });
     let old = ACTIVE
@@ -232,6 +280,7 @@ fn prepare_and_install(
         if let Some(cache) = &old.cache {
             cache.shutdown();
         }
+        stop_seal(&old);
     }
     Ok(())
 }
@@ -250,9 +299,25 @@ pub fn shutdown() {
     if let Some(cache) = old.as_ref().and_then(|a| a.cache.as_ref()) {
         cache.shutdown();
     }
+    if let Some(old) = &old {
+        stop_seal(old);
+    }
     drop(old);
     HEALTH.set_configuration(None);
     crate::connector::runtime::shutdown();
+}
+
+/// Closes the sealed key cache of `active` and joins its thread.
+fn stop_seal(active: &Active) {
+    if let Some(seal) = &active.seal {
+        let wait = crate::connector::runtime::THREAD_WAIT;
+        if !seal.stop(std::time::Instant::now() + wait) {
+            tracing::error!(
+                "component_keyring_okv: the sealed key cache's thread was still running {} s after it was asked to stop",
+                wait.as_secs()
+            );
+        }
+    }
 }
 
 /// The key of the pair, None when absent. An empty key id is absent, as in keyring_file.
@@ -269,24 +334,48 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentE
     }
     // The wait for a read of the same key in flight counts against the call's one deadline.
     let client = active.keyring.client();
-    client.one_call(|| fetch_in(&active, key_id, owner))
+    let result = client.one_call(|| fetch_in(&active, key_id, owner));
+    match &active.seal {
+        // No KMIP server answered: the sealed key cache stands in, read-only.
+        Some(seal) => Ok(seal.stand_in(key_id, owner, result)?),
+        None => Ok(result?),
+    }
 }
 
 fn fetch_in(
     active: &Active,
     key_id: &str,
     owner: &str,
-) -> Result<Option<FetchedKey>, ComponentError> {
+) -> Result<Option<FetchedKey>, KeyringError> {
+    let read = || {
+        let result = active.keyring.fetch(key_id, owner);
+        if let Some(seal) = &active.seal {
+            seal.learned(&active.keyring, key_id, owner, &result);
+        }
+        result
+    };
     let Some(cache) = &active.cache else {
-        return Ok(active.keyring.fetch(key_id, owner)?);
+        return read();
     };
     // A read of the same key in flight is waited for (at most one request's budget): the
     // reads behind it would each hold mysqld's lock for every round trip queued ahead of them.
     // An error is not remembered: only a Locate that found nothing says the key is absent.
     let budget = active.keyring.client().call_budget();
-    Ok(cache.read_through(key_id, owner, budget, || {
-        active.keyring.fetch(key_id, owner)
-    })?)
+    cache.read_through(key_id, owner, budget, read)
+}
+
+/// A write's outcome, with the sealed key cache (if on) told of it.
+fn sealed_write(
+    active: &Active,
+    key_id: &str,
+    owner: &str,
+    removed: bool,
+    outcome: Result<(), KeyringError>,
+) -> Result<(), ComponentError> {
+    match &active.seal {
+        Some(seal) => Ok(seal.wrote(key_id, owner, removed, outcome)?),
+        None => Ok(outcome?),
+    }
 }
 
 fn writing(active: &Active) -> std::sync::MutexGuard<'_, ()> {
@@ -328,7 +417,7 @@ fn store_in(
             _ => cache.forget(key_id, owner),
         }
     }
-    Ok(outcome?)
+    sealed_write(active, key_id, owner, false, outcome)
 }
 
 pub fn generate(
@@ -360,7 +449,7 @@ fn generate_in(
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
-    Ok(outcome?)
+    sealed_write(active, key_id, owner, false, outcome)
 }
 
 /// Removes the pair's key; a key that does not exist counts as removed (the component contract).
@@ -388,7 +477,7 @@ fn remove_in(active: &Active, key_id: &str, owner: &str) -> Result<(), Component
             Err(_) => cache.forget(key_id, owner),
         }
     }
-    Ok(outcome?)
+    sealed_write(active, key_id, owner, true, outcome)
 }
 
 /// (key id, owner) of every key of ours on the KMIP server. A listing has its own overall
@@ -491,6 +580,35 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Cached_absent_keys".into(),
                 a.cache.as_ref().map_or(0, KeyCache::absent).to_string(),
             ));
+            let sealed = a.seal.as_ref().map(|s| s.cache().status());
+            rows.push((
+                "Sealed_cache_max_age_hours".into(),
+                s.sealed_cache_max_age_hours.to_string(),
+            ));
+            rows.push((
+                "Sealed_cache_keys".into(),
+                sealed.as_ref().map_or(0, |t| t.keys).to_string(),
+            ));
+            rows.push((
+                "Sealed_cache_serving".into(),
+                if sealed.as_ref().is_some_and(|t| t.serving) {
+                    "Yes"
+                } else {
+                    "No"
+                }
+                .into(),
+            ));
+            rows.push((
+                "Sealed_cache_age_seconds".into(),
+                sealed
+                    .as_ref()
+                    .map_or(0, |t| t.oldest_confirmation_age)
+                    .to_string(),
+            ));
+            rows.push((
+                "Sealed_cache_dropped_keys".into(),
+                sealed.as_ref().map_or(0, |t| t.dropped).to_string(),
+            ));
         }
         None => {
             for key in [
@@ -502,6 +620,11 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Cache_ttl_seconds",
                 "Cached_keys",
                 "Cached_absent_keys",
+                "Sealed_cache_max_age_hours",
+                "Sealed_cache_keys",
+                "Sealed_cache_serving",
+                "Sealed_cache_age_seconds",
+                "Sealed_cache_dropped_keys",
             ] {
                 rows.push((key.into(), na()));
             }

@@ -80,6 +80,8 @@ pub struct Settings {
     pub cache_keys: bool,
     /// None = until reload or unload.
     pub cache_ttl: Option<Duration>,
+    /// `sealed_cache_max_age_hours`: 0 = no sealed key cache.
+    pub sealed_cache_max_age_hours: u64,
     pub connect_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub failover_stagger: Option<Duration>,
@@ -214,6 +216,7 @@ const KNOWN_KEYS: &[&str] = &[
     "standby_server",
     "cache_keys",
     "cache_ttl_seconds",
+    "sealed_cache_max_age_hours",
     "connect_timeout",
     "request_timeout",
     "failover_stagger",
@@ -400,6 +403,25 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
             ));
         }
     };
+    let sealed_cache_max_age_hours = match object.get("sealed_cache_max_age_hours") {
+        None | Some(Value::Null) => 0,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(h) if h <= 24 * 365 => h,
+            _ => {
+                return Err(bad(
+                    "sealed_cache_max_age_hours",
+                    format!("{n} is not a whole number of hours from 0 to 8760 (0 = off)"),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(wrong(
+                "sealed_cache_max_age_hours",
+                "a whole number of hours (without quotes)",
+                "e.g. 72; 0 or absent keeps no sealed key cache",
+            ));
+        }
+    };
     if object.contains_key("cache_ttl_seconds") && !cache_keys {
         warnings.push(format!(
             "{}: \"cache_ttl_seconds\" has no effect while \"cache_keys\" is false",
@@ -413,6 +435,7 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
         servers,
         cache_keys,
         cache_ttl,
+        sealed_cache_max_age_hours,
         connect_timeout: seconds("connect_timeout", false)?,
         request_timeout: seconds("request_timeout", false)?,
         failover_stagger: seconds("failover_stagger", true)?,
