@@ -92,14 +92,17 @@ fn summarize(errors: &[TransportError]) -> String {
 
 impl TransportError {
     /// No server answered at all: nothing listened, the network dropped the traffic or the
-    /// connection broke. A server that answered and refused us (a TLS alert, say for a revoked
-    /// client certificate), or sent something that is not KMIP, did answer: that is not this.
+    /// connection broke or was closed. A server that answered and refused us (a TLS alert, say
+    /// for a revoked client certificate), or sent something that is not KMIP, did answer: that
+    /// is not this.
     pub fn is_unreachable(&self) -> bool {
         match self {
+            // A close without a TLS alert, even during the handshake, is what a load balancer
+            // with no server behind it does; a server refusing our certificate sends an alert.
             TransportError::Refused { .. }
             | TransportError::Timeout { .. }
-            | TransportError::Busy { .. } => true,
-            TransportError::Closed { stage, .. } => *stage != Stage::Handshake,
+            | TransportError::Busy { .. }
+            | TransportError::Closed { .. } => true,
             TransportError::Io { source, .. } => source
                 .get_ref()
                 .is_none_or(|inner| !inner.is::<rustls::Error>()),

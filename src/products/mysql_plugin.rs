@@ -129,7 +129,7 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
     let sealed = match SEALED_HOURS.load(Ordering::SeqCst) {
         0 => None,
         hours => match SealedCache::open(&conf, sealed::PLUGIN, hours) {
-            Ok(cache) => Some(cache),
+            Ok(cache) => Some(cache.with_user_keys(SEALED_USER_KEYS.load(Ordering::SeqCst))),
             Err(e) => {
                 tracing::error!(
                     "keyring_okv: {e}; the sealed key cache is off until this is fixed and keyring_okv_conf_dir is set again or the server restarts"
@@ -184,10 +184,14 @@ pub fn install(prepared: Prepared) {
 /// `keyring_okv_sealed_cache_max_age_hours` (0: no sealed key cache); read at plugin init.
 static SEALED_HOURS: AtomicU64 = AtomicU64::new(0);
 
-/// Sets `keyring_okv_sealed_cache_max_age_hours` (plugin init, before the configuration is
-/// prepared).
-pub fn set_sealed_cache_hours(hours: u64) {
+/// `keyring_okv_sealed_cache_user_keys`: keep keys with an owner (keyring_udf) too.
+static SEALED_USER_KEYS: AtomicBool = AtomicBool::new(false);
+
+/// Sets `keyring_okv_sealed_cache_max_age_hours` and `keyring_okv_sealed_cache_user_keys`
+/// (plugin init, before the configuration is prepared).
+pub fn set_sealed_cache(hours: u64, user_keys: bool) {
     SEALED_HOURS.store(hours, Ordering::SeqCst);
+    SEALED_USER_KEYS.store(user_keys, Ordering::SeqCst);
 }
 
 /// The sealed key cache in force and the keyring it belongs to.

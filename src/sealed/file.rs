@@ -68,12 +68,16 @@ impl std::fmt::Debug for Entry {
 }
 
 pub type Entries = BTreeMap<(String, String), Entry>;
+/// Keys a KMIP server said do not exist, with when it last said so (Unix seconds): mysqld asks
+/// for some at start (the binary log's `_old` key) and must get the same answer offline.
+pub type Absent = BTreeMap<(String, String), u64>;
 
 /// A file as read: its header, and its entries when it could be opened.
 pub struct Contents {
     pub binding: Binding,
     pub written: u64,
     pub entries: Entries,
+    pub absent: Absent,
 }
 
 fn header(binding: &Binding, written: u64) -> String {
@@ -129,7 +133,7 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
-fn encode(entries: &Entries) -> Zeroizing<Vec<u8>> {
+fn encode(entries: &Entries, absent: &Absent) -> Zeroizing<Vec<u8>> {
     let mut out = Zeroizing::new(Vec::new());
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for ((key_id, owner), e) in entries {
@@ -141,6 +145,12 @@ fn encode(entries: &Entries) -> Zeroizing<Vec<u8>> {
         out.extend_from_slice(&e.kept_at.to_be_bytes());
         out.extend_from_slice(&e.confirmed_at.to_be_bytes());
         put_bytes(&mut out, &e.material);
+    }
+    out.extend_from_slice(&(absent.len() as u32).to_be_bytes());
+    for ((key_id, owner), confirmed_at) in absent {
+        put_bytes(&mut out, key_id.as_bytes());
+        put_bytes(&mut out, owner.as_bytes());
+        out.extend_from_slice(&confirmed_at.to_be_bytes());
     }
     out
 }
@@ -173,7 +183,7 @@ impl<'a> Reader<'a> {
     }
 }
 
-fn decode(plain: &[u8]) -> Option<Entries> {
+fn decode(plain: &[u8]) -> Option<(Entries, Absent)> {
     let mut r = Reader(plain);
     let count = r.u32()?;
     let mut entries = Entries::new();
@@ -199,7 +209,14 @@ fn decode(plain: &[u8]) -> Option<Entries> {
             },
         );
     }
-    r.0.is_empty().then_some(entries)
+    let count = r.u32()?;
+    let mut absent = Absent::new();
+    for _ in 0..count {
+        let key_id = r.string()?;
+        let owner = r.string()?;
+        absent.insert((key_id, owner), r.u64()?);
+    }
+    r.0.is_empty().then_some((entries, absent))
 }
 
 fn aead(key: &[u8; 32]) -> LessSafeKey {
@@ -212,6 +229,7 @@ pub fn seal(
     binding: &Binding,
     written: u64,
     entries: &Entries,
+    absent: &Absent,
 ) -> Result<Vec<u8>, SealedError> {
     let header = header(binding, written);
     let mut out = Vec::new();
@@ -222,7 +240,7 @@ pub fn seal(
     SystemRandom::new()
         .fill(&mut nonce)
         .map_err(|_| SealedError::Random)?;
-    let mut sealed = encode(entries);
+    let mut sealed = encode(entries, absent);
     aead(key)
         .seal_in_place_append_tag(
             Nonce::assume_unique_for_key(nonce),
@@ -268,7 +286,7 @@ pub fn open(path: &Path, key: &[u8; 32], bytes: &[u8]) -> Result<Contents, Seale
         .map_err(|_| SealedError::WrongKey {
             path: path.to_path_buf(),
         })?;
-    let entries = decode(plain).ok_or_else(|| SealedError::Damaged {
+    let (entries, absent) = decode(plain).ok_or_else(|| SealedError::Damaged {
         path: path.to_path_buf(),
         why: "its entries do not decode although they authenticate".into(),
     })?;
@@ -276,6 +294,7 @@ pub fn open(path: &Path, key: &[u8; 32], bytes: &[u8]) -> Result<Contents, Seale
         binding,
         written,
         entries,
+        absent,
     })
 }
 
@@ -428,7 +447,10 @@ mod tests {
     #[test]
     fn round_trip_and_no_plain_key_bytes() {
         let key = [7u8; 32];
-        let bytes = seal(&key, &binding(), 300, &entries()).unwrap();
+        let mut absent = Absent::new();
+        absent.insert(("MySQLReplicationKey_x_old".into(), "".into()), 250);
+        let bytes = seal(&key, &binding(), 300, &entries(), &absent).unwrap();
+        assert_eq!(open(Path::new("f"), &key, &bytes).unwrap().absent, absent);
         assert!(!bytes.windows(8).any(|w| w == [0xA5; 8]));
         let c = open(Path::new("f"), &key, &bytes).unwrap();
         assert_eq!(c.binding, binding());
@@ -444,7 +466,7 @@ mod tests {
     #[test]
     fn another_key_or_a_changed_byte_is_refused() {
         let key = [7u8; 32];
-        let bytes = seal(&key, &binding(), 300, &entries()).unwrap();
+        let bytes = seal(&key, &binding(), 300, &entries(), &Absent::new()).unwrap();
         assert!(matches!(
             open(Path::new("f"), &[8u8; 32], &bytes),
             Err(SealedError::WrongKey { .. })

@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{Answer, Keeper, SealedCache, SealedError};
+use super::{Answer, Keeper, SealedCache, SealedError, Served};
 use crate::keyring::{FetchedKey, Keyring, KeyringError};
 
 /// Why a fetch failed when the sealed cache was asked to stand in.
@@ -77,7 +77,8 @@ impl KeyringSeal {
     ) -> Result<Option<FetchedKey>, SealedFetchError> {
         match result {
             Err(e) if e.is_unreachable() => match self.cache().serve(key_id, owner, &e) {
-                Ok(Some(key)) => Ok(Some(key)),
+                Ok(Some(Served::Key(key))) => Ok(Some(key)),
+                Ok(Some(Served::Absent)) => Ok(None),
                 Ok(None) => Err(SealedFetchError::Keyring(e)),
                 Err(sealed) => Err(SealedFetchError::Sealed(sealed)),
             },

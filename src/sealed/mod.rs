@@ -27,7 +27,18 @@ use std::time::{Duration, SystemTime, UNIX_EPOCH};
 use zeroize::Zeroizing;
 
 pub use error::SealedError;
-pub use file::{Binding, Entries, Entry};
+pub use file::{Absent, Binding, Entries, Entry};
+
+/// Keys remembered as absent, at most (mysqld asks for a few at start; keyring_udf misses are
+/// not worth a growing file).
+const MAX_ABSENT: usize = 1024;
+
+/// What the cache answers for a key while no KMIP server does.
+pub enum Served {
+    Key(FetchedKey),
+    /// The KMIP server said there is no such key, and no later answer said otherwise.
+    Absent,
+}
 pub use keeper::Keeper;
 
 use crate::config::ConfDir;
@@ -88,6 +99,7 @@ pub struct Status {
 #[derive(Default)]
 struct State {
     entries: Entries,
+    absent: Absent,
     /// Bumped by every keep and forget, so that a confirmation that started before one does
     /// not apply its older answer to that key.
     epoch: u64,
@@ -112,6 +124,8 @@ pub struct SealedCache {
     binding: Binding,
     max_age: Duration,
     product: Product,
+    /// Keep keys with an owner (keyring_udf's, a user's): only when asked.
+    user_keys: bool,
     state: Mutex<State>,
     changed: Condvar,
 }
@@ -179,7 +193,10 @@ impl SealedCache {
         let mut state = State::default();
         if let Some(bytes) = file::read(&path)? {
             match file::open(&path, &key, &bytes) {
-                Ok(c) if c.binding == binding => state.entries = c.entries,
+                Ok(c) if c.binding == binding => {
+                    state.entries = c.entries;
+                    state.absent = c.absent;
+                }
                 Ok(c) => tracing::warn!(
                     "{}: {}",
                     product.name,
@@ -198,9 +215,17 @@ impl SealedCache {
             binding,
             max_age: Duration::from_secs(max_age_hours.saturating_mul(3600)),
             product,
+            user_keys: false,
             state: Mutex::new(state),
             changed: Condvar::new(),
         })
+    }
+
+    /// Keeps keys that have an owner too (keyring_udf keys, of a user); by default only the
+    /// server's own keys (InnoDB, binary log: no owner) are kept.
+    pub fn with_user_keys(mut self, on: bool) -> Self {
+        self.user_keys = on;
+        self
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -223,6 +248,9 @@ impl SealedCache {
     /// Records a key a KMIP server has just given or made; the file is written when something
     /// changed (a key seen again only has its confirmation time renewed).
     pub fn keep(&self, key_id: &str, owner: &str, key: &FetchedKey, uid: &str, server: &str) {
+        if !owner.is_empty() && !self.user_keys {
+            return;
+        }
         let now = now_unix();
         let id = (key_id.to_string(), owner.to_string());
         let mut state = self.state();
@@ -245,6 +273,7 @@ impl SealedCache {
         state.epoch += 1;
         let epoch = state.epoch;
         state.changed_at.insert(id.clone(), epoch);
+        state.absent.remove(&id);
         state.entries.insert(
             id,
             Entry {
@@ -259,21 +288,45 @@ impl SealedCache {
         self.write(&mut state);
     }
 
-    /// Drops a key that was removed, or that a KMIP server said is gone.
+    /// Drops a key that was removed, or that a KMIP server said is gone, and remembers that it
+    /// is absent.
     pub fn forget(&self, key_id: &str, owner: &str) {
         let id = (key_id.to_string(), owner.to_string());
+        let now = now_unix();
         let mut state = self.state();
         state.epoch += 1;
         let epoch = state.epoch;
         state.changed_at.insert(id.clone(), epoch);
-        if state.entries.remove(&id).is_some() && !state.closed {
+        let mut changed = state.entries.remove(&id).is_some();
+        let remember = owner.is_empty() || self.user_keys;
+        if remember {
+            let room = state.absent.len() < MAX_ABSENT;
+            match state.absent.get_mut(&id) {
+                Some(at) => {
+                    *at = now;
+                    state.dirty = true;
+                }
+                None if room => {
+                    state.absent.insert(id, now);
+                    changed = true;
+                }
+                None => {}
+            }
+        }
+        if changed && !state.closed {
             self.write(&mut state);
         }
     }
 
     /// Writes the file from `state`; one log line for the first failure of a row.
     fn write(&self, state: &mut State) {
-        let result = file::seal(&self.key, &self.binding, now_unix(), &state.entries)
+        let result = file::seal(
+            &self.key,
+            &self.binding,
+            now_unix(),
+            &state.entries,
+            &state.absent,
+        )
             .and_then(|bytes| file::write_atomically(&self.path, &bytes));
         match result {
             Ok(()) => {
@@ -301,17 +354,25 @@ impl SealedCache {
         key_id: &str,
         owner: &str,
         cause: &dyn std::fmt::Display,
-    ) -> Result<Option<FetchedKey>, SealedError> {
+    ) -> Result<Option<Served>, SealedError> {
         let now = now_unix();
         let mut state = self.state();
         if state.closed {
             return Ok(None);
         }
         let id = (key_id.to_string(), owner.to_string());
-        let Some(e) = state.entries.get(&id) else {
-            return Ok(None);
+        let (confirmed_at, key) = match (state.entries.get(&id), state.absent.get(&id)) {
+            (Some(e), _) => (
+                e.confirmed_at,
+                Served::Key(FetchedKey {
+                    key_type: e.key_type,
+                    material: e.material.clone(),
+                }),
+            ),
+            (None, Some(at)) => (*at, Served::Absent),
+            (None, None) => return Ok(None),
         };
-        let age = now.saturating_sub(e.confirmed_at);
+        let age = now.saturating_sub(confirmed_at);
         if age > self.max_age.as_secs() {
             let err = SealedError::TooOld {
                 path: self.path.clone(),
@@ -325,10 +386,6 @@ impl SealedCache {
             }
             return Err(err);
         }
-        let key = FetchedKey {
-            key_type: e.key_type,
-            material: e.material.clone(),
-        };
         if state.serving_since.is_none() {
             state.serving_since = Some(now);
             let oldest = state
@@ -367,14 +424,14 @@ impl SealedCache {
     /// Asks the KMIP server about every cached key (`ask`), drops those it no longer has, and
     /// renews the others. Returns the failure when no server answered.
     pub fn confirm(&self, mut ask: impl FnMut(&str, &str) -> Answer) -> Result<(), String> {
-        let (start_epoch, snapshot): (u64, Vec<_>) = {
+        let (start_epoch, snapshot, absent): (u64, Vec<_>, Vec<_>) = {
             let state = self.state();
             let list = state
                 .entries
                 .iter()
                 .map(|(id, e)| (id.clone(), e.uid.clone(), e.material.clone(), e.key_type))
                 .collect();
-            (state.epoch, list)
+            (state.epoch, list, state.absent.keys().cloned().collect())
         };
         let started = now_unix();
         let mut outcomes = Vec::with_capacity(snapshot.len());
@@ -403,11 +460,40 @@ impl SealedCache {
                 }
             }
         }
+        // Keys remembered as absent: still absent (renewed), or there now (forgotten: the next
+        // read keeps it).
+        let mut absent_outcomes = Vec::new();
+        if unreachable.is_none() {
+            for id in absent {
+                match ask(&id.0, &id.1) {
+                    Answer::Gone => absent_outcomes.push((id, true)),
+                    Answer::Key { .. } => absent_outcomes.push((id, false)),
+                    Answer::Unreachable(why) => {
+                        unreachable = Some(why);
+                        break;
+                    }
+                    Answer::Failed(_) => failed += 1,
+                }
+            }
+        }
         let mut state = self.state();
         if state.closed {
             return Ok(());
         }
         let mut changed = false;
+        for (id, still_absent) in absent_outcomes {
+            if state.changed_at.get(&id).is_some_and(|&e| e > start_epoch) {
+                continue;
+            }
+            if still_absent {
+                if let Some(at) = state.absent.get_mut(&id) {
+                    *at = (*at).max(started);
+                    state.dirty = true;
+                }
+            } else if state.absent.remove(&id).is_some() {
+                changed = true;
+            }
+        }
         for (id, uid, same, now_uid) in outcomes {
             // A keep or forget since the confirmation started knows better.
             if state.changed_at.get(&id).is_some_and(|&e| e > start_epoch) {

@@ -98,11 +98,25 @@ static mut SEALED_HOURS_SYSVAR: SysVarUlong = SysVarUlong {
     blk_sz: 0,
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 5] = [
+/// Storage of `keyring_okv_sealed_cache_user_keys` (a one-byte bool).
+static mut SEALED_USER_KEYS_VALUE: c_char = 0;
+
+static mut SEALED_USER_KEYS_SYSVAR: SysVarBool = SysVarBool {
+    flags: PLUGIN_VAR_BOOL | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+    name: c"sealed_cache_user_keys".as_ptr(),
+    comment: c"With keyring_okv_sealed_cache_max_age_hours, also keep keys that belong to a user (keyring_udf) in the sealed key cache; by default only the server's own keys (InnoDB, binary log) are kept".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut SEALED_USER_KEYS_VALUE,
+    def_val: 0,
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 6] = [
     (&raw mut CONF_DIR_SYSVAR).cast(),
     (&raw mut CACHE_KEYS_SYSVAR).cast(),
     (&raw mut CACHE_TTL_SYSVAR).cast(),
     (&raw mut SEALED_HOURS_SYSVAR).cast(),
+    (&raw mut SEALED_USER_KEYS_SYSVAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -163,8 +177,8 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         let (cache_keys, cache_ttl) = unsafe { (CACHE_KEYS_VALUE != 0, CACHE_TTL_VALUE) };
         okv_core::products::mysql_plugin::set_cache(cache_keys, cache_ttl);
         // SAFETY: the server set the variable's storage before calling init.
-        let sealed_hours = unsafe { SEALED_HOURS_VALUE };
-        okv_core::products::mysql_plugin::set_sealed_cache_hours(sealed_hours);
+        let (hours, user_keys) = unsafe { (SEALED_HOURS_VALUE, SEALED_USER_KEYS_VALUE != 0) };
+        okv_core::products::mysql_plugin::set_sealed_cache(hours, user_keys);
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(

@@ -201,7 +201,7 @@ impl KeyStore {
             .collect();
         versions.sort_unstable();
         for (key_id, version, name) in versions {
-            if let Ok(Some(key)) = sealed.serve(&name, "", cause) {
+            if let Ok(Some(crate::sealed::Served::Key(key))) = sealed.serve(&name, "", cause) {
                 self.remember(key_id, version, key.material);
                 self.publish(key_id, version);
                 loaded += 1;
@@ -490,7 +490,7 @@ impl KeyStore {
         };
         let name = object_name(&self.namespace, key_id, version);
         match sealed.serve(&name, "", cause) {
-            Ok(Some(key)) => {
+            Ok(Some(crate::sealed::Served::Key(key))) => {
                 self.remember(key_id, version, key.material);
                 true
             }

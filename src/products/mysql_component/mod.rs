@@ -245,7 +245,10 @@ fn prepare_and_install(
     let seal = match settings.sealed_cache_max_age_hours {
         0 => None,
         hours => match SealedCache::open(&conf, sealed::COMPONENT, hours) {
-            Ok(cache) => match KeyringSeal::start(cache, &keyring) {
+            Ok(cache) => match KeyringSeal::start(
+                cache.with_user_keys(settings.sealed_cache_user_keys),
+                &keyring,
+            ) {
                 Ok(seal) => Some(seal),
                 Err(e) => {
                     tracing::error!(

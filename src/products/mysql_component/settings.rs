@@ -82,6 +82,8 @@ pub struct Settings {
     pub cache_ttl: Option<Duration>,
     /// `sealed_cache_max_age_hours`: 0 = no sealed key cache.
     pub sealed_cache_max_age_hours: u64,
+    /// `sealed_cache_user_keys`: keep keys with an owner (keyring_udf) in it too.
+    pub sealed_cache_user_keys: bool,
     pub connect_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub failover_stagger: Option<Duration>,
@@ -217,6 +219,7 @@ const KNOWN_KEYS: &[&str] = &[
     "cache_keys",
     "cache_ttl_seconds",
     "sealed_cache_max_age_hours",
+    "sealed_cache_user_keys",
     "connect_timeout",
     "request_timeout",
     "failover_stagger",
@@ -436,6 +439,7 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
         cache_keys,
         cache_ttl,
         sealed_cache_max_age_hours,
+        sealed_cache_user_keys: boolean("sealed_cache_user_keys")?.unwrap_or(false),
         connect_timeout: seconds("connect_timeout", false)?,
         request_timeout: seconds("request_timeout", false)?,
         failover_stagger: seconds("failover_stagger", true)?,
