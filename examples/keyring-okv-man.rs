@@ -32,6 +32,11 @@ const FILES: &str = r#".SH FILES
 The CA certificate of the KMIP server, the client certificate and key, and the optional
 password of an encrypted key.
 .TP
+\fIDIR\fR\fB/keyring_okv.sealed\fR, \fBcomponent_keyring_okv.sealed\fR, \fBkmip_key_management.sealed\fR
+The sealed key caches of the MySQL plugin, the MySQL component and the MariaDB plugin, when
+their setting turns them on: encrypted under a key derived from \fBssl/key.pem\fR, mode 0600
+(\fBsealed\-cache show\fR, \fBsealed\-cache remove\fR).
+.TP
 \fB/usr/share/doc/keyring\-okv/examples/mysql\-keyring\-okv/\fR
 An example configuration directory.
 "#;

@@ -27,6 +27,8 @@ macro_rules! outln {
 
 #[path = "keyring-okv/mariadb.rs"]
 mod mariadb;
+#[path = "keyring-okv/sealed.rs"]
+mod sealed;
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
@@ -34,7 +36,8 @@ const EXIT_HELP: &str = "Exit codes:
   2  the configuration directory is invalid (the message names the file and the fix)
   3  no KMIP server could be reached, or a server failed a check
   4  the key does not exist (fetch, remove)
-  5  the keyring refused or failed the operation (e.g. the key exists, unsupported type)";
+  5  the keyring refused or failed the operation (e.g. the key exists, unsupported type)
+  6  a sealed key cache file is refused (permissions), damaged, does not open with ssl/key.pem, or cannot be removed";
 
 #[derive(Parser)]
 #[command(
@@ -115,6 +118,10 @@ enum Command {
     /// Keys of MariaDB's kmip_key_management plugin.
     #[command(subcommand)]
     Mariadb(mariadb::MariadbCommand),
+    /// The sealed key caches of this configuration directory (<product>.sealed): show what
+    /// they hold, without key material, or remove them.
+    #[command(subcommand, name = "sealed-cache")]
+    SealedCache(sealed::SealedCommand),
 }
 
 #[derive(Clone, Copy, ValueEnum)]
@@ -300,6 +307,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
     }
     match &cli.command {
         Command::Mariadb(command) => mariadb::run(&cli, command),
+        Command::SealedCache(command) => sealed::run(&cli, command),
         Command::Check => check(&cli),
         Command::List => list(&cli),
         Command::Generate {

@@ -333,3 +333,217 @@ fn paths_and_ids_that_are_not_utf8_are_refused_clearly() {
     assert!(said.contains("UTF-8"), "{said}");
     assert!(!said.contains("panicked"), "{said}");
 }
+
+/// Sealed key cache files, written as the libraries write them, in a copy of the lab's conf
+/// dir (no KMIP server is asked).
+mod sealed_cache {
+    use super::*;
+
+    use okv_core::keyring::KeyType;
+    use okv_core::sealed::{self, Binding, Entries, Entry, Product, file};
+    use zeroize::Zeroizing;
+
+    const AES_KEY: [u8; 32] = [
+        0x5a, 0xc3, 0x17, 0x9e, 0x42, 0xd8, 0x6b, 0xf1, 0x0c, 0x77, 0xa4, 0x39, 0xe2, 0x1d, 0x8f,
+        0x55, 0xb6, 0x2a, 0xc9, 0x63, 0x0e, 0xf4, 0x81, 0x3d, 0x9a, 0x26, 0xd5, 0x70, 0x4b, 0xe8,
+        0x13, 0xac,
+    ];
+    const SECRET: &[u8] = b"sealed-cache-secret-\x01\x02\x03";
+
+    fn entries() -> Entries {
+        let mut e = Entries::new();
+        e.insert(
+            ("INNODBKey-sealed-1".into(), String::new()),
+            Entry {
+                key_type: KeyType::Aes,
+                material: Zeroizing::new(AES_KEY.to_vec()),
+                uid: "4711".into(),
+                server: "127.0.0.1:5696".into(),
+                kept_at: sealed::now_unix() - 7200,
+                confirmed_at: sealed::now_unix() - 300,
+            },
+        );
+        e.insert(
+            ("app_secret".into(), "app@%".into()),
+            Entry {
+                key_type: KeyType::Secret,
+                material: Zeroizing::new(SECRET.to_vec()),
+                uid: "4712".into(),
+                server: "127.0.0.1:5696".into(),
+                kept_at: sealed::now_unix() - 60,
+                confirmed_at: sealed::now_unix() - 60,
+            },
+        );
+        e
+    }
+
+    /// Writes `product`'s file in `dir` under the key of that conf dir, or under `key`.
+    fn write(dir: &Path, product: &Product, key: Option<[u8; 32]>) -> std::path::PathBuf {
+        let conf = okv_core::config::load_conf_dir(dir).expect("the copy loads");
+        let binding = Binding {
+            product: product.name.to_string(),
+            identity: conf.identity.subject.clone(),
+            servers: conf.servers.iter().map(ToString::to_string).collect(),
+        };
+        let key = match key {
+            Some(k) => Zeroizing::new(k),
+            None => conf.seal_root.key_for(product.name.as_bytes()),
+        };
+        let bytes = file::seal(&key, &binding, sealed::now_unix() - 120, &entries()).unwrap();
+        let path = sealed::path_in(dir, product);
+        file::write_atomically(&path, &bytes).unwrap();
+        path
+    }
+
+    fn hex(bytes: &[u8]) -> String {
+        bytes.iter().map(|b| format!("{b:02x}")).collect()
+    }
+
+    fn assert_no_material(out: &Output) {
+        let all = [&out.stdout[..], &out.stderr[..]].concat();
+        let shown = String::from_utf8_lossy(&all).to_lowercase();
+        for material in [&AES_KEY[..], SECRET] {
+            assert!(
+                !all.windows(material.len()).any(|w| w == material),
+                "raw key bytes in the output"
+            );
+            // Any 8 consecutive bytes in hex would be a leak too.
+            for w in material.windows(8) {
+                assert!(!shown.contains(&hex(w)), "key bytes in hex in:\n{shown}");
+            }
+        }
+        assert!(!shown.contains("material"), "{shown}");
+    }
+
+    #[test]
+    fn show_lists_the_keys_without_their_material() {
+        let dir = conf_copy();
+        let path = write(dir.path(), &sealed::PLUGIN, None);
+        let out = cli(dir.path(), &["sealed-cache", "show"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert_no_material(&out);
+        for expected in [
+            path.display().to_string().as_str(),
+            "mode 0600",
+            "keyring_okv",
+            "INNODBKey-sealed-1",
+            "app_secret",
+            "app@%",
+            "AES",
+            "SECRET",
+            " 256 ",
+            &format!(" {} ", SECRET.len() * 8),
+            "4711",
+            "127.0.0.1:5696",
+            "5 min ago",
+            "matches this configuration directory",
+            "component_keyring_okv",
+            "kmip_key_management",
+            "no file",
+        ] {
+            assert!(t.contains(expected), "missing {expected:?} in:\n{t}");
+        }
+
+        let out = cli(
+            dir.path(),
+            &["--json", "sealed-cache", "show", "--product", "plugin"],
+        );
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_no_material(&out);
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], true);
+        let files = v["files"].as_array().unwrap();
+        assert_eq!(files.len(), 1, "{v}");
+        assert_eq!(files[0]["header"]["product"], "keyring_okv");
+        assert_eq!(files[0]["matches_configuration"], true);
+        let keys = files[0]["keys"].as_array().unwrap();
+        assert_eq!(keys.len(), 2, "{v}");
+        assert_eq!(keys[0]["key_id"], "INNODBKey-sealed-1");
+        assert_eq!(keys[0]["length_bits"], 256);
+        assert_eq!(keys[0]["unique_id"], "4711");
+    }
+
+    #[test]
+    fn a_file_sealed_under_another_key_is_an_error() {
+        let dir = conf_copy();
+        write(dir.path(), &sealed::COMPONENT, Some([9u8; 32]));
+        let out = cli(dir.path(), &["sealed-cache", "show"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(6), "{t}");
+        assert!(
+            t.contains("does not open with this configuration directory's ssl/key.pem"),
+            "{t}"
+        );
+        // The header is readable without the key; no key line is.
+        assert!(t.contains("component_keyring_okv.sealed"), "{t}");
+        assert!(!t.contains("INNODBKey-sealed-1"), "{t}");
+        assert_no_material(&out);
+
+        let out = cli(dir.path(), &["--json", "sealed-cache", "show"]);
+        assert_eq!(out.status.code(), Some(6), "{}", text(&out));
+        let v: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+        assert_eq!(v["ok"], false);
+        assert!(
+            v["files"][1]["error"]
+                .as_str()
+                .unwrap()
+                .contains("ssl/key.pem")
+        );
+    }
+
+    #[test]
+    fn a_file_others_can_read_is_refused() {
+        use std::os::unix::fs::PermissionsExt as _;
+        let dir = conf_copy();
+        let path = write(dir.path(), &sealed::MARIADB, None);
+        std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o644)).unwrap();
+        let out = cli(
+            dir.path(),
+            &["sealed-cache", "show", "--product", "mariadb"],
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(6), "{t}");
+        assert!(t.contains("mode 0644"), "{t}");
+        assert!(t.contains("refused") && t.contains("644"), "{t}");
+        assert!(t.contains("chmod 600"), "{t}");
+        assert!(!t.contains("INNODBKey-sealed-1"), "{t}");
+        assert_no_material(&out);
+    }
+
+    #[test]
+    fn remove_deletes_the_files() {
+        let dir = conf_copy();
+        let plugin = write(dir.path(), &sealed::PLUGIN, None);
+        let component = write(dir.path(), &sealed::COMPONENT, None);
+        let out = cli(
+            dir.path(),
+            &["sealed-cache", "remove", "--product", "plugin"],
+        );
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(t.contains(&format!("removed {}", plugin.display())), "{t}");
+        assert!(!plugin.exists());
+        assert!(component.exists());
+
+        let out = cli(dir.path(), &["sealed-cache", "remove"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(
+            t.contains(&format!("removed {}", component.display())),
+            "{t}"
+        );
+        assert!(
+            t.contains("no ") && t.contains("kmip_key_management.sealed"),
+            "{t}"
+        );
+        assert!(!component.exists());
+        // The rest of the directory is untouched.
+        assert!(dir.path().join("ssl/key.pem").is_file());
+        assert!(dir.path().join("okvclient.ora").is_file());
+
+        let out = cli(dir.path(), &["sealed-cache", "show"]);
+        assert_eq!(out.status.code(), Some(0), "{}", text(&out));
+        assert_eq!(text(&out).matches("no file").count(), 3, "{}", text(&out));
+    }
+}
