@@ -164,7 +164,7 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         okv_core::products::mysql_plugin::set_cache(cache_keys, cache_ttl);
         // SAFETY: the server set the variable's storage before calling init.
         let sealed_hours = unsafe { SEALED_HOURS_VALUE };
-        okv_core::products::mysql_plugin::set_sealed_cache_hours(sealed_hours as u64);
+        okv_core::products::mysql_plugin::set_sealed_cache_hours(sealed_hours);
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(
