@@ -327,7 +327,7 @@ impl SealedCache {
             &state.entries,
             &state.absent,
         )
-            .and_then(|bytes| file::write_atomically(&self.path, &bytes));
+        .and_then(|bytes| file::write_atomically(&self.path, &bytes));
         match result {
             Ok(()) => {
                 state.dirty = false;

@@ -389,7 +389,14 @@ mod sealed_cache {
             Some(k) => Zeroizing::new(k),
             None => conf.seal_root.key_for(product.name.as_bytes()),
         };
-        let bytes = file::seal(&key, &binding, sealed::now_unix() - 120, &entries()).unwrap();
+        let bytes = file::seal(
+            &key,
+            &binding,
+            sealed::now_unix() - 120,
+            &entries(),
+            &Default::default(),
+        )
+        .unwrap();
         let path = sealed::path_in(dir, product);
         file::write_atomically(&path, &bytes).unwrap();
         path

@@ -68,9 +68,15 @@ fn pump(
 
 impl TcpProxy {
     pub fn start(upstream: SocketAddr) -> TcpProxy {
-        let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
-        let addr = listener.local_addr().unwrap();
-        listener.set_nonblocking(true).unwrap();
+        Self::start_on(SocketAddr::from(([127, 0, 0, 1], 0)), upstream).expect("bind 127.0.0.1:0")
+    }
+
+    /// A relay listening on `listen` (port 0: any free port), e.g. again on the port of one
+    /// that was dropped, so that clients configured with that port find it.
+    pub fn start_on(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<TcpProxy> {
+        let listener = TcpListener::bind(listen)?;
+        let addr = listener.local_addr()?;
+        listener.set_nonblocking(true)?;
         let proxy = TcpProxy {
             addr,
             hang: Arc::new(AtomicBool::new(false)),
@@ -112,7 +118,7 @@ impl TcpProxy {
                 }
             }
         });
-        proxy
+        Ok(proxy)
     }
 
     pub fn set_hang(&self, on: bool) {

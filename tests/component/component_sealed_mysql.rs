@@ -37,10 +37,6 @@ fn wait_row(db: &Instance, key: &str, want: impl Fn(&str) -> bool, secs: u64) ->
     }
 }
 
-fn hex(bytes: &[u8]) -> String {
-    bytes.iter().map(|b| format!("{b:02X}")).collect()
-}
-
 fn contains(haystack: &[u8], needle: &[u8]) -> bool {
     haystack.windows(needle.len()).any(|w| w == needle)
 }
