@@ -1,11 +1,13 @@
 //! A TCP relay on 127.0.0.1 (port 0) in front of a real KMIP server that can be told to hang:
 //! while hung it accepts connections and keeps them open but passes no byte either way, which
-//! a real server does not do on demand.
+//! a real server does not do on demand. It can also be told to refuse: its port is closed
+//! (connection refused, as for a server that is down) and its open connections are cut, until
+//! it listens again on the same port.
 #![allow(dead_code)]
 
 use std::io::{Read, Write};
 use std::net::{Shutdown, SocketAddr, TcpListener, TcpStream};
-use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
@@ -15,6 +17,10 @@ pub struct TcpProxy {
     stop: Arc<AtomicBool>,
     upstream: Arc<Mutex<SocketAddr>>,
     held: Arc<AtomicUsize>,
+    /// The listening socket; None while refusing.
+    listener: Arc<Mutex<Option<TcpListener>>>,
+    /// Bumped when refusing begins: relays of an older generation end.
+    generation: Arc<AtomicU64>,
 }
 
 fn pump(
@@ -23,13 +29,14 @@ fn pump(
     hang: Arc<AtomicBool>,
     stop: Arc<AtomicBool>,
     held: Arc<AtomicUsize>,
+    generation: (Arc<AtomicU64>, u64),
 ) {
     let _ = from.set_read_timeout(Some(Duration::from_millis(100)));
     let mut buf = [0u8; 16 * 1024];
     // Bytes that arrive while hung are counted once per hang (without taking them), so that a
     // test can wait for a request sent by a background thread at a moment it does not choose.
     let mut counted = false;
-    while !stop.load(Ordering::Relaxed) {
+    while !stop.load(Ordering::Relaxed) && generation.0.load(Ordering::SeqCst) == generation.1 {
         if hang.load(Ordering::Relaxed) {
             if !counted && matches!(from.peek(&mut buf[..1]), Ok(n) if n > 0) {
                 held.fetch_add(1, Ordering::SeqCst);
@@ -83,17 +90,25 @@ impl TcpProxy {
             stop: Arc::new(AtomicBool::new(false)),
             upstream: Arc::new(Mutex::new(upstream)),
             held: Arc::new(AtomicUsize::new(0)),
+            listener: Arc::new(Mutex::new(Some(listener))),
+            generation: Arc::new(AtomicU64::new(0)),
         };
-        let (hang, stop, up, held_reads) = (
+        let (hang, stop, up, held_reads, listener, generation) = (
             proxy.hang.clone(),
             proxy.stop.clone(),
             proxy.upstream.clone(),
             proxy.held.clone(),
+            proxy.listener.clone(),
+            proxy.generation.clone(),
         );
         std::thread::spawn(move || {
             let mut held = Vec::new();
             while !stop.load(Ordering::Relaxed) {
-                match listener.accept() {
+                let accepted = match listener.lock().unwrap().as_ref() {
+                    Some(l) => l.accept(),
+                    None => Err(std::io::ErrorKind::NotConnected.into()),
+                };
+                match accepted {
                     Ok((client, _)) => {
                         let _ = client.set_nonblocking(false);
                         if hang.load(Ordering::Relaxed) {
@@ -108,17 +123,36 @@ impl TcpProxy {
                         else {
                             continue;
                         };
+                        let now = (generation.clone(), generation.load(Ordering::SeqCst));
                         let (c2, s2) = (client.try_clone().unwrap(), server.try_clone().unwrap());
-                        let (h1, s1, held1) = (hang.clone(), stop.clone(), held_reads.clone());
-                        let (h2, st2, held2) = (hang.clone(), stop.clone(), held_reads.clone());
-                        std::thread::spawn(move || pump(client, server, h1, s1, held1));
-                        std::thread::spawn(move || pump(s2, c2, h2, st2, held2));
+                        let (h1, s1, held1, g1) =
+                            (hang.clone(), stop.clone(), held_reads.clone(), now.clone());
+                        let (h2, st2, held2, g2) =
+                            (hang.clone(), stop.clone(), held_reads.clone(), now);
+                        std::thread::spawn(move || pump(client, server, h1, s1, held1, g1));
+                        std::thread::spawn(move || pump(s2, c2, h2, st2, held2, g2));
                     }
                     Err(_) => std::thread::sleep(Duration::from_millis(20)),
                 }
             }
         });
         Ok(proxy)
+    }
+
+    /// Refusing: the port is closed at once (a connect is refused, as when the KMIP server is
+    /// down) and the relayed connections are cut. Off: it listens again on the same port.
+    pub fn set_refuse(&self, on: bool) {
+        let mut listener = self.listener.lock().unwrap();
+        if on {
+            self.generation.fetch_add(1, Ordering::SeqCst);
+            *listener = None;
+        } else if listener.is_none() {
+            // std sets SO_REUSEADDR, so the port closed moments ago binds again.
+            let l = TcpListener::bind(self.addr)
+                .unwrap_or_else(|e| panic!("listen again on {}: {e}", self.addr));
+            l.set_nonblocking(true).unwrap();
+            *listener = Some(l);
+        }
     }
 
     pub fn set_hang(&self, on: bool) {

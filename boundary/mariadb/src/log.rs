@@ -15,7 +15,12 @@ fn label(severity: Severity) -> &'static str {
 }
 
 /// The tracing sink: one line, `YYYY-MM-DD HH:MM:SS 0 [Level] kmip_key_management: message`.
+/// A message that already names the plugin (the shared sealed key cache prefixes its lines
+/// with the product's name) is not prefixed twice.
 pub fn log_line(severity: Severity, message: &str) {
+    let message = message
+        .strip_prefix("kmip_key_management: ")
+        .unwrap_or(message);
     let now = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)
         .map_or(0, |d| d.as_secs());
