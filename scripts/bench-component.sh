@@ -16,59 +16,29 @@ cd "$(dirname "${BASH_SOURCE[0]}")/.."
 
 N="${1:-200}"
 ROUNDS="${2:-3}"
-MYSQL="bash scripts/mysql-real.sh"
-say() { echo "bench: $*" >&2; }
+BENCH=bench
+# shellcheck source=scripts/lib/bench-mysql.sh
+source scripts/lib/bench-mysql.sh
 
 cargo build --release -j2 -p component_keyring_okv --lib --quiet
-bash scripts/pykmip.sh setup >/dev/null
-bash scripts/pykmip.sh start >/dev/null
-$MYSQL install >/dev/null
-ROOT="$($MYSQL root)"
-PLUGIN_DIR="$($MYSQL plugin-dir)"
-install -m 644 target/release/libcomponent_keyring_okv.so "$PLUGIN_DIR/.component_keyring_okv.so.new"
-mv -f "$PLUGIN_DIR/.component_keyring_okv.so.new" "$PLUGIN_DIR/component_keyring_okv.so"
-for c in component_keyring_okv component_keyring_file; do
-    echo '{"read_local_config": true}' >"$PLUGIN_DIR/$c.cnf"
-done
-CONF=/srv/bench-okv
-rm -rf "${ROOT:?}$CONF"
-mkdir -p "$ROOT$CONF"
-cp -a "$(bash scripts/pykmip.sh confdir)"/. "$ROOT$CONF"/
-
-now() { date +%s%N; }
-ms() { echo $((($2 - $1) / 1000000)); }
-
-sql_file="$(mktemp)"
-trap 'rm -f "$sql_file"' EXIT
-{
-    echo "CREATE DATABASE IF NOT EXISTS bench;"
-    for ((i = 1; i <= N; i++)); do
-        echo "CREATE TABLE bench.t$i (a INT PRIMARY KEY, b VARCHAR(64)) ENCRYPTION='Y';"
-        echo "INSERT INTO bench.t$i VALUES ($i, 'row $i');"
-    done
-} >"$sql_file"
-select_all="$(for ((i = 1; i <= N; i++)); do printf 'SELECT COUNT(*) FROM bench.t%d;\n' "$i"; done)"
+bench_setup
+bench_install_component
+bench_workload
+trap 'rm -f "$SQL_FILE"' EXIT
 
 # run NAME MANIFEST CNF-FILE-NAME CNF-TEXT -> "create_ms restart_ms rotate_ms"
 run() {
-    local name="$1" manifest="$2" cnf_name="$3" cnf_text="$4" data t0 t1 t2 t3
-    $MYSQL reset "$name" >/dev/null 2>&1 || true
+    local name="$1" t0 t1 t2 t3
+    bench_fresh "$@"
     $MYSQL start "$name" >/dev/null 2>&1
-    $MYSQL stop "$name" >/dev/null 2>&1
-    data="$($MYSQL path "$name")/data"
-    echo "{\"components\": \"file://$manifest\"}" >"$data/mysqld.my"
-    echo "$cnf_text" >"$data/$cnf_name"
-    rm -f "$($MYSQL path "$name")/keys"
-    $MYSQL start "$name" >/dev/null 2>&1
-    [[ "$($MYSQL sql "$name" "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'")" == Active ]] \
-        || { say "$manifest is not Active in instance $name"; exit 1; }
+    bench_component_active "$name"
     # One encrypted table first, so that the master key exists before the timing starts.
     $MYSQL sql "$name" "CREATE DATABASE IF NOT EXISTS warm; CREATE TABLE warm.t (a INT) ENCRYPTION='Y'" >/dev/null
     t0=$(now)
-    $MYSQL sql "$name" - <"$sql_file" >/dev/null
+    $MYSQL sql "$name" - <"$SQL_FILE" >/dev/null
     t1=$(now)
     $MYSQL restart "$name" >/dev/null 2>&1
-    echo "$select_all" | $MYSQL sql "$name" - >/dev/null
+    echo "$SELECT_ALL" | $MYSQL sql "$name" - >/dev/null
     t2=$(now)
     $MYSQL sql "$name" "ALTER INSTANCE ROTATE INNODB MASTER KEY" >/dev/null
     t3=$(now)
@@ -83,8 +53,7 @@ declare -A results=()
 # Each round runs the three keyrings in a rotated order, so that a busy moment of a shared
 # machine does not always fall on the same one; the medians are reported.
 for ((round = 0; round < ROUNDS; round++)); do
-    order=(file okv cache)
-    order=("${order[@]:round % 3}" "${order[@]:0:round % 3}")
+    read -r -a order <<<"$(bench_order "$round" file okv cache)"
     for k in "${order[@]}"; do
         say "round $((round + 1))/$ROUNDS: $k, $N encrypted tables..."
         case "$k" in
@@ -96,16 +65,12 @@ for ((round = 0; round < ROUNDS; round++)); do
     done
 done
 
-# median KEY FIELD(1..3)
-median() {
-    tr ';' '\n' <<<"${results[$1]}" | awk -v f="$2" 'NF { print $f }' | sort -n \
-        | awk '{ v[NR] = $1 } END { print (NR % 2 ? v[(NR + 1) / 2] : int((v[NR / 2] + v[NR / 2 + 1]) / 2)) }'
-}
+median() { bench_median "${results[$1]}" "$2"; }
 f_create=$(median file 1); f_restart=$(median file 2); f_rotate=$(median file 3)
 o_create=$(median okv 1); o_restart=$(median okv 2); o_rotate=$(median okv 3)
 c_create=$(median cache 1); c_restart=$(median cache 2); c_rotate=$(median cache 3)
 
-ratio() { awk -v a="$1" -v b="$2" 'BEGIN { printf "%.2f", (b > 0 ? a / b : 0) }'; }
+ratio() { bench_ratio "$@"; }
 for k in file okv cache; do
     printf 'rounds %-6s (create restart rotate ms): %s\n' "$k" "${results[$k]}"
 done
