@@ -522,14 +522,13 @@ fn a_key_confirmed_longer_ago_than_the_maximum_age_is_not_served() {
     let mut entries = Entries::new();
     entries.insert(("old".into(), String::new()), entry(now - 2 * 3600, 1));
     entries.insert(("recent".into(), String::new()), entry(now - 60, 2));
-    let bytes = file::seal(&key, &binding, now, &entries).unwrap();
+    let bytes = file::seal(&key, &binding, now, &entries, &Default::default()).unwrap();
     file::write_atomically(&path, &bytes).unwrap();
 
     let cache = SealedCache::open_at(path, key, binding, sealed::PLUGIN, 1).unwrap();
-    let recent = cache
-        .serve("recent", "", &"no server")
-        .unwrap()
-        .expect("the recent key is served");
+    let Some(sealed::Served::Key(recent)) = cache.serve("recent", "", &"no server").unwrap() else {
+        panic!("the recent key is not served");
+    };
     assert_eq!(&recent.material[..], &[2u8; 32][..]);
     match cache.serve("old", "", &"no server") {
         Err(e @ SealedError::TooOld { .. }) => {
