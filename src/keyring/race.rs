@@ -215,6 +215,58 @@ pub fn locate(
     })
 }
 
+/// Locates the objects of several names in one message (one round trip), in order.
+pub fn locate_many(
+    client: &KmipClient,
+    names: &[String],
+    object_type: Option<u32>,
+) -> Result<Vec<Found>, RaceError> {
+    let requests: Vec<_> = names
+        .iter()
+        .map(|name| {
+            ops::locate(
+                &LocateFilter {
+                    name: Some(name),
+                    object_type,
+                },
+                None,
+            )
+        })
+        .collect();
+    let answer = client.request_batch(&requests, Retry::Idempotent)?;
+    let failed = |source: kmip::KmipError| {
+        RaceError::Client(ClientError::Server {
+            server: answer.server.clone(),
+            source,
+        })
+    };
+    if answer.items.len() != names.len() {
+        return Err(failed(kmip::KmipError::Malformed(format!(
+            "{} answers to a batch of {} Locates",
+            answer.items.len(),
+            names.len()
+        ))));
+    }
+    let mut out = Vec::with_capacity(names.len());
+    for item in &answer.items {
+        let uids = match item {
+            Some(Ok(payload)) => ops::parse_locate(payload).map_err(failed)?,
+            Some(Err(e)) => return Err(failed(e.clone())),
+            None => {
+                return Err(failed(kmip::KmipError::Malformed(
+                    "a Locate of the batch went unanswered".into(),
+                )));
+            }
+        };
+        out.push(Found {
+            uids,
+            server: answer.server.clone(),
+            now: answer.time_stamp,
+        });
+    }
+    Ok(out)
+}
+
 /// The second half of `look`: the attributes of what `found` lists, from the server that
 /// listed them, keeping only the objects that carry exactly `name`.
 pub fn describe(

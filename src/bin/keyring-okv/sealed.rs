@@ -231,6 +231,29 @@ fn show_one(conf: &ConfDir, product: &Product, now: u64) -> (Value, Vec<String>,
         }));
     }
     value["keys"] = Value::Array(keys);
+    // Names the KMIP server said do not exist (mysqld asks for some at every start).
+    let mut absent = Vec::new();
+    if !contents.absent.is_empty() {
+        lines.push(format!(
+            "  known absent (the KMIP server said there is no such key): {}",
+            contents.absent.len()
+        ));
+    }
+    for ((key_id, key_owner), confirmed_at) in &contents.absent {
+        lines.push(format!(
+            "  {:<32} {:<20} last confirmed {}",
+            key_id,
+            if key_owner.is_empty() { "-" } else { key_owner },
+            when(*confirmed_at, now)
+        ));
+        absent.push(json!({
+            "key_id": key_id,
+            "owner": key_owner,
+            "confirmed_at": confirmed_at,
+            "confirmed_age_seconds": now.saturating_sub(*confirmed_at),
+        }));
+    }
+    value["absent_keys"] = Value::Array(absent);
     (value, lines, None)
 }
 

@@ -86,11 +86,15 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
         store.set_sealed(sealed.clone());
     }
     let (server, v1, v2) = match connected {
-        Ok(connected) => (
-            connected.server.to_string(),
-            store.require(1)?,
-            store.load(2)?,
-        ),
+        Ok(connected) => {
+            // Keys 1 and 2 are looked up together.
+            let found = store.load_many(&[1, 2])?;
+            let v1 = found[0].ok_or_else(|| KeyStoreError::Missing {
+                key_id: 1,
+                name: super::naming::object_name(store.namespace(), 1, 1),
+            })?;
+            (connected.server.to_string(), v1, found[1])
+        }
         // No KMIP server answers: the sealed key cache's versions, read-only.
         Err(source) if source.is_unreachable() && sealed.is_some() => {
             let loaded = store.load_sealed(&source);

@@ -132,10 +132,15 @@ pub fn probe_latest(
     namespace: &str,
     key_id: u32,
     from: u32,
+    mut first: FirstStep,
 ) -> Result<Option<(u32, Located)>, KeyStoreError> {
     let symmetric = Some(tags::object_type::SYMMETRIC_KEY);
-    // The objects under the version's name, when there are any.
-    let named = |version| {
+    // The objects under the version's name, when there are any: from the first step's answers
+    // when it asked for that name, otherwise asked now.
+    let mut named = |version| {
+        if let Some(found) = first.take(version) {
+            return Ok((!found.uids.is_empty()).then_some(found));
+        }
         let name = object_name(namespace, key_id, version);
         race::locate(client, &name, symmetric, None)
             .map(|found| (!found.uids.is_empty()).then_some(found))
@@ -198,6 +203,49 @@ pub fn probe_latest(
     }
     drop(warned);
     walk_latest(client, namespace, key_id, from)
+}
+
+/// The Locate answers of a probe's first two names (`from`+1 and `from`+2), asked in one
+/// message: the latest version of a key with one version, or a refresh that finds nothing new,
+/// is then known after one round trip.
+#[derive(Default)]
+pub struct FirstStep(Vec<(u32, race::Found)>);
+
+impl FirstStep {
+    fn take(&mut self, version: u32) -> Option<race::Found> {
+        let i = self.0.iter().position(|(v, _)| *v == version)?;
+        Some(self.0.swap_remove(i).1)
+    }
+}
+
+/// The first steps of the probes of several keys (key id, latest version known) in one
+/// message: keys needed together (MariaDB's keys 1 and 2 at start) cost one round trip more
+/// than one key, not one per key.
+pub fn first_steps(
+    client: &KmipClient,
+    namespace: &str,
+    keys: &[(u32, u32)],
+) -> Result<Vec<FirstStep>, KeyStoreError> {
+    let mut asked = Vec::new();
+    for (i, &(key_id, from)) in keys.iter().enumerate() {
+        for step in 1..=2u32 {
+            let version = from.saturating_add(step);
+            if version <= TOP_VERSION {
+                asked.push((i, version, object_name(namespace, key_id, version)));
+            }
+        }
+    }
+    let mut steps: Vec<FirstStep> = keys.iter().map(|_| FirstStep::default()).collect();
+    if asked.is_empty() {
+        return Ok(steps);
+    }
+    let names: Vec<String> = asked.iter().map(|(_, _, n)| n.clone()).collect();
+    let found = race::locate_many(client, &names, Some(tags::object_type::SYMMETRIC_KEY))
+        .map_err(race_error(&names[0]))?;
+    for ((i, version, _), found) in asked.into_iter().zip(found) {
+        steps[i].0.push((version, found));
+    }
+    Ok(steps)
 }
 
 /// The highest version above `from` reached one name at a time while each has an Active

@@ -320,9 +320,44 @@ impl KeyStore {
         self.client.one_call(|| self.load_in(key_id))
     }
 
+    /// As `load` for several key ids, whose first look-ups share one message (keys 1 and 2 at
+    /// start). A key id found to have no version is answered "unknown" from memory for a few
+    /// seconds, as after a failed look-up, so the server's first question about it does not
+    /// ask the KMIP server again.
+    pub fn load_many(&self, key_ids: &[u32]) -> Result<Vec<Option<u32>>, KeyStoreError> {
+        self.client.one_call(|| {
+            let keys: Vec<(u32, u32)> = key_ids
+                .iter()
+                .map(|&id| (id, self.known_latest(id).unwrap_or(0)))
+                .collect();
+            let firsts = remote::first_steps(&self.client, &self.namespace, &keys)?;
+            let mut out = Vec::with_capacity(keys.len());
+            for (&(key_id, known), first) in keys.iter().zip(firsts) {
+                let latest = self.load_with(key_id, known, first)?;
+                if latest.is_none() {
+                    lock(&self.unknown).insert(key_id, Instant::now());
+                }
+                out.push(latest);
+            }
+            Ok(out)
+        })
+    }
+
     fn load_in(&self, key_id: u32) -> Result<Option<u32>, KeyStoreError> {
         let known = self.known_latest(key_id).unwrap_or(0);
-        match remote::probe_latest(&self.client, &self.namespace, key_id, known)? {
+        let first = remote::first_steps(&self.client, &self.namespace, &[(key_id, known)])?
+            .pop()
+            .unwrap_or_default();
+        self.load_with(key_id, known, first)
+    }
+
+    fn load_with(
+        &self,
+        key_id: u32,
+        known: u32,
+        first: remote::FirstStep,
+    ) -> Result<Option<u32>, KeyStoreError> {
+        match remote::probe_latest(&self.client, &self.namespace, key_id, known, first)? {
             Some((version, located)) => {
                 self.fetch(key_id, version, Some(located))?;
                 self.publish(key_id, version);
