@@ -25,7 +25,9 @@ fn store(conf: &Path, namespace: &str) -> KeyStore {
     KeyStore::new(client, settings).expect("store")
 }
 
-/// A copy of the lab's conf dir that reaches PyKMIP through `proxy`, with 1 s deadlines.
+/// A copy of the lab configuration that reaches PyKMIP through `proxy`. The timeouts are short,
+/// so a hung server costs the test seconds, yet not so short that a PyKMIP busy with the other
+/// tests of this file (they run in parallel on a shared machine) looks hung.
 fn conf_via(proxy: &TcpProxy, dir: &Path) {
     let status = std::process::Command::new("cp")
         .arg("-a")
@@ -37,7 +39,7 @@ fn conf_via(proxy: &TcpProxy, dir: &Path) {
     std::fs::write(
         dir.join("okvclient.ora"),
         format!(
-            "SERVER={}\nKEYRING_OKV_CONNECT_TIMEOUT=1\nKEYRING_OKV_REQUEST_TIMEOUT=1\n",
+            "SERVER={}\nKEYRING_OKV_CONNECT_TIMEOUT=3\nKEYRING_OKV_REQUEST_TIMEOUT=3\n",
             proxy.addr
         ),
     )

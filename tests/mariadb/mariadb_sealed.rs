@@ -2,8 +2,8 @@
 //! kmip_key_management_sealed_cache_max_age_hours set, mariadbd starts while no KMIP server
 //! answers, opens its encrypted tables and binary log from the cached key versions, refuses
 //! rotation as read-only, and goes back to the KMIP server by itself once it answers. Without
-//! the setting such a start fails as before; the file holds no key bytes in the clear, and a
-//! file others may read is refused.
+//! the setting such a start fails as before; the file holds no key bytes in the clear, a file
+//! others may read is refused, and so are keys confirmed longer ago than the maximum age.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -15,6 +15,8 @@ use std::process::Command;
 use common::mariadb::{Instance, Target, admin, encryption_args, plugin_args};
 use common::pykmip::{lab, tool, unique};
 use common::tcp_proxy::TcpProxy;
+use okv_core::config::load_conf_dir;
+use okv_core::sealed::{self, file};
 
 const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
 const SEALED_FILE: &str = "kmip_key_management.sealed";
@@ -279,6 +281,44 @@ fn scenario(target: Target, instance: &str) {
         log.contains("kmip_key_management: cannot start:"),
         "{out}\n{log}"
     );
+    assert!(!log.contains("started from the sealed key cache"), "{log}");
+
+    // 7. Past the maximum age: every version was last confirmed two hours ago (the file sealed
+    // again with the configuration directory's key, as the plugin would have written it), the
+    // limit is one hour: the start is refused, with one line naming the setting.
+    std::fs::set_permissions(&sealed, std::fs::Permissions::from_mode(0o600)).unwrap();
+    let seal_key = load_conf_dir(&conf)
+        .expect("conf dir")
+        .seal_root
+        .key_for(sealed::MARIADB.name.as_bytes());
+    let bytes = std::fs::read(&sealed).unwrap();
+    let mut contents = file::open(&sealed, &seal_key, &bytes).expect("open the sealed file");
+    let two_hours_ago = sealed::now_unix() - 2 * 3600;
+    assert!(!contents.entries.is_empty());
+    for entry in contents.entries.values_mut() {
+        entry.confirmed_at = two_hours_ago;
+    }
+    let resealed = file::seal(
+        &seal_key,
+        &contents.binding,
+        two_hours_ago,
+        &contents.entries,
+        &contents.absent,
+    )
+    .unwrap();
+    file::write_atomically(&sealed, &resealed).unwrap();
+    let mut one_hour = plain.clone();
+    one_hour.push("--kmip-key-management-sealed-cache-max-age-hours=1".into());
+    let out = db
+        .start(&one_hour)
+        .expect_err("mariadbd started from keys confirmed longer ago than the maximum age");
+    let log = db.last_start_log();
+    let too_old: Vec<&str> = log
+        .lines()
+        .filter(|l| l.contains("longer than kmip_key_management_sealed_cache_max_age_hours=1"))
+        .collect();
+    assert_eq!(too_old.len(), 1, "{out}\n{log}");
+    assert!(too_old[0].contains("[ERROR]"), "{}", too_old[0]);
     assert!(!log.contains("started from the sealed key cache"), "{log}");
 
     drop(proxy);

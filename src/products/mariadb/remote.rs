@@ -118,9 +118,10 @@ fn active_of(seen: &race::Look, name: String) -> Result<Option<Located>, KeyStor
 /// O(log versions) Locates instead of a look-up per version: names `from`+1, +2, +4, ... until
 /// one is missing, then a binary search between the last found and the first missing. Only the
 /// objects of the version found are then described (their states), from the Locate that found
-/// them: a key never seen with 200 versions costs 17 requests (then one Get), a refresh that
-/// finds nothing new one, and a key with one or two versions what the walk one version at a
-/// time cost.
+/// them. The first two names (`from`+1 and `from`+2) are located in one message
+/// ([`first_steps`], several keys' at once at start): a key never seen with 200 versions costs
+/// 16 requests (then one Get), a refresh that finds nothing new one, and a key with one version
+/// one round trip less than the walk one version at a time.
 ///
 /// The version found must have an Active object. When it has none (another client is making it
 /// right now, it is a leftover of a failed creation, or it was destroyed and the server keeps
