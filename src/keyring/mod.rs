@@ -57,6 +57,8 @@ pub const MAX_LISTED_KEY_ID_LEN: usize = 255;
 pub const MAX_LISTED_OWNER_LEN: usize = 95;
 /// The bound on one whole listing, however many objects and requests it takes.
 pub const LIST_DEADLINE: Duration = Duration::from_secs(120);
+/// The most keys [`Keyring::read_known`] asks in one message.
+pub const READ_KNOWN_MAX: usize = 100;
 /// The bound on looking up one name.
 pub const LOOKUP_DEADLINE: Duration = Duration::from_secs(30);
 /// How long a generate or store that lost a create race waits for the winner, still
@@ -816,56 +818,68 @@ impl Keyring {
             wipe(&mut items);
             return Ok(Read::Stale);
         }
-        let server_error = |source: kmip::KmipError| {
-            KeyringError::backend(key_id)(ClientError::Server {
-                server: answer.server.clone(),
-                source,
+        read_answer(key_id, name, uid, &answer.server, &mut items)
+    }
+
+    /// Reads, in one message, keys whose objects are known from an earlier run (the sealed key
+    /// cache keeps each key's unique identifier and server): Get Attributes (Name, State) + Get
+    /// of each, every answer checked as a fetch checks it. Only keys of the server the
+    /// connection uses now are asked (an identifier means nothing on another server), at most
+    /// [`READ_KNOWN_MAX`]; a key not read here (gone, not Active, renamed, another server) is
+    /// simply left out: a fetch looks it up by name as always. What is read is remembered as a
+    /// fetch remembers it.
+    pub fn read_known(
+        &self,
+        keys: &[(String, String, String, String)],
+    ) -> Result<Vec<(String, String, FetchedKey)>, KeyringError> {
+        let Some(in_use) = self.client.in_use().map(|c| c.server.to_string()) else {
+            return Ok(Vec::new());
+        };
+        let epoch = lock(&self.memory).epoch();
+        let asked: Vec<&(String, String, String, String)> = keys
+            .iter()
+            .filter(|(key_id, owner, _, server)| {
+                *server == in_use && validate(key_id, owner).is_ok()
             })
-        };
-        let missing = || kmip::KmipError::Malformed("a batch item went unanswered".into());
-        let attributes = match items[0].take() {
-            Some(Ok(payload)) if ops::parse_uid_echo(&payload).is_some_and(|e| e != uid) => {
-                Err(kmip::KmipError::Malformed(format!(
-                    "Get Attributes of {uid} answered for another object"
-                )))
-            }
-            Some(Ok(payload)) => ops::parse_get_attributes(&payload),
-            Some(Err(e)) => Err(e),
-            None => Err(missing()),
-        };
-        let attributes = match attributes {
-            Ok(a) => a,
-            Err(e) => {
-                wipe(&mut items);
-                return if e.is_absent() {
-                    Ok(Read::Stale)
-                } else {
-                    Err(server_error(e))
-                };
-            }
-        };
-        let usable = ops::attr_state(&attributes) == Some(STATE_ACTIVE)
-            && ops::attr_names(&attributes).contains(&name);
-        let object = match items[1].take() {
-            Some(Ok(mut payload)) => {
-                let parsed = ops::parse_get(&payload);
-                payload.zeroize();
-                parsed
-            }
-            Some(Err(e)) => Err(e),
-            None => Err(missing()),
-        };
-        if !usable {
-            return Ok(Read::Unusable);
+            .take(READ_KNOWN_MAX)
+            .collect();
+        if asked.is_empty() {
+            return Ok(Vec::new());
         }
-        match object {
-            Ok(object) => {
-                let (key_type, material) = checks::checked_key(key_id, uid, object)?;
-                Ok(Read::Key(FetchedKey { key_type, material }))
-            }
-            Err(e) if e.is_absent() => Ok(Read::Stale),
-            Err(e) => Err(server_error(e)),
+        let mut requests = Vec::with_capacity(2 * asked.len());
+        for (_, _, uid, _) in &asked {
+            requests.push(ops::get_attributes(
+                uid,
+                &[tags::attr::NAME, tags::attr::STATE],
+            ));
+            requests.push(ops::get(uid));
         }
+        let answer = match self
+            .client
+            .request_batch_on(&in_use, &requests, Retry::Idempotent)
+        {
+            Ok(answer) => answer,
+            Err(ClientError::Moved { .. }) => return Ok(Vec::new()),
+            Err(e) => return Err(KeyringError::Client(e)),
+        };
+        let mut items = answer.items;
+        if answer.server != in_use || items.len() != requests.len() {
+            wipe(&mut items);
+            return Ok(Vec::new());
+        }
+        let mut read = Vec::new();
+        for ((key_id, owner, uid, _), pair) in asked.iter().zip(items.chunks_mut(2)) {
+            let name = object_name(key_id, owner);
+            match read_answer(key_id, &name, uid, &answer.server, pair) {
+                Ok(Read::Key(key)) => {
+                    lock(&self.memory).remember(&name, uid, &answer.server, epoch);
+                    read.push((key_id.clone(), owner.clone(), key));
+                }
+                Ok(Read::Unusable | Read::Stale) => {}
+                Err(e) => tracing::debug!("key '{key_id}' was not read with the others: {e}"),
+            }
+        }
+        Ok(read)
     }
 
     /// Sends a Create or Register once, and returns the new object's identifier and the server
@@ -1073,4 +1087,69 @@ fn list_error(e: SurveyError, within: Duration) -> KeyringError {
 fn bits(len: usize) -> i32 {
     // len is 16, 24 or 32 here.
     i32::try_from(len * 8).unwrap_or(i32::MAX)
+}
+
+/// What a Get Attributes (Name, State) + Get pair about `uid` answered (`items`, wiped as it
+/// is read): the key, after every check, or why it is not.
+fn read_answer(
+    key_id: &str,
+    name: &str,
+    uid: &str,
+    server: &str,
+    items: &mut [Option<kmip::ItemResult>],
+) -> Result<Read, KeyringError> {
+    if items.len() != 2 {
+        wipe(items);
+        return Ok(Read::Stale);
+    }
+    let server_error = |source: kmip::KmipError| {
+        KeyringError::backend(key_id)(ClientError::Server {
+            server: server.to_string(),
+            source,
+        })
+    };
+    let missing = || kmip::KmipError::Malformed("a batch item went unanswered".into());
+    let attributes = match items[0].take() {
+        Some(Ok(payload)) if ops::parse_uid_echo(&payload).is_some_and(|e| e != uid) => {
+            Err(kmip::KmipError::Malformed(format!(
+                "Get Attributes of {uid} answered for another object"
+            )))
+        }
+        Some(Ok(payload)) => ops::parse_get_attributes(&payload),
+        Some(Err(e)) => Err(e),
+        None => Err(missing()),
+    };
+    let attributes = match attributes {
+        Ok(a) => a,
+        Err(e) => {
+            wipe(items);
+            return if e.is_absent() {
+                Ok(Read::Stale)
+            } else {
+                Err(server_error(e))
+            };
+        }
+    };
+    let usable = ops::attr_state(&attributes) == Some(STATE_ACTIVE)
+        && ops::attr_names(&attributes).contains(&name);
+    let object = match items[1].take() {
+        Some(Ok(mut payload)) => {
+            let parsed = ops::parse_get(&payload);
+            payload.zeroize();
+            parsed
+        }
+        Some(Err(e)) => Err(e),
+        None => Err(missing()),
+    };
+    if !usable {
+        return Ok(Read::Unusable);
+    }
+    match object {
+        Ok(object) => {
+            let (key_type, material) = checks::checked_key(key_id, uid, object)?;
+            Ok(Read::Key(FetchedKey { key_type, material }))
+        }
+        Err(e) if e.is_absent() => Ok(Read::Stale),
+        Err(e) => Err(server_error(e)),
+    }
 }

@@ -156,15 +156,6 @@ pub fn install(prepared: Prepared) {
         HEALTH.connected(&connected.server.to_string(), connected.index);
     }
     let active = Arc::new(prepared.keyring);
-    let seal = prepared.sealed.and_then(|cache| {
-        KeyringSeal::start(cache, &active)
-            .map_err(|e| {
-                tracing::error!(
-                    "keyring_okv: cannot start the thread that confirms the sealed key cache ({e}); the sealed key cache is off"
-                )
-            })
-            .ok()
-    });
     *PROBLEM.write().unwrap_or_else(PoisonError::into_inner) = None;
     let old = ACTIVE
         .write()
@@ -172,6 +163,18 @@ pub fn install(prepared: Prepared) {
         .replace(active.clone());
     // What the old configuration's servers said is not what the new ones say.
     renew_cache(Some(&active));
+    // The keys of the sealed cache fill the key cache in one message before mysqld asks for
+    // them one by one.
+    let key_cache = cache_for(&active);
+    let seal = prepared.sealed.and_then(|cache| {
+        KeyringSeal::start(cache, &active, key_cache.as_ref().map(|c| &c.cache))
+            .map_err(|e| {
+                tracing::error!(
+                    "keyring_okv: cannot start the thread that confirms the sealed key cache ({e}); the sealed key cache is off"
+                )
+            })
+            .ok()
+    });
     replace_seal(seal.map(|seal| {
         Arc::new(SealInForce {
             keyring: Arc::downgrade(&active),

@@ -5,6 +5,7 @@
 use std::sync::{Arc, Weak};
 
 use super::{Answer, Keeper, SealedCache, SealedError, Served};
+use crate::keyring::cache::KeyCache;
 use crate::keyring::{FetchedKey, Keyring, KeyringError};
 
 /// Why a fetch failed when the sealed cache was asked to stand in.
@@ -19,6 +20,32 @@ pub enum SealedFetchError {
 /// A sealed cache and the thread that confirms it, for one keyring.
 pub struct KeyringSeal {
     keeper: Keeper,
+}
+
+/// Fills `key_cache` (`cache_keys`) at start with the keys `sealed` holds, read from the KMIP
+/// server in one message ([`Keyring::read_known`]) instead of one request per key as mysqld
+/// asks for them; each key read counts as a confirmation too. Returns how many.
+pub fn fill(sealed: &SealedCache, keyring: &Keyring, key_cache: &KeyCache) -> usize {
+    let known = sealed.known_objects();
+    if known.is_empty() {
+        return 0;
+    }
+    let ticket = key_cache.ticket();
+    match keyring.client().one_call(|| keyring.read_known(&known)) {
+        Ok(read) => {
+            for (key_id, owner, key) in &read {
+                key_cache.remember(key_id, owner, Some(key), ticket);
+                if let Some((uid, server)) = keyring.known(key_id, owner) {
+                    sealed.keep(key_id, owner, key, &uid, &server);
+                }
+            }
+            read.len()
+        }
+        Err(e) => {
+            tracing::debug!("the key cache was not filled at start: {e}");
+            0
+        }
+    }
 }
 
 /// What the KMIP server says of one key now, for a confirmation.
@@ -38,8 +65,17 @@ fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
 }
 
 impl KeyringSeal {
-    /// Starts confirming `cache` against `keyring`.
-    pub fn start(cache: SealedCache, keyring: &Arc<Keyring>) -> std::io::Result<KeyringSeal> {
+    /// Starts confirming `cache` against `keyring`; with `fill`, first fills that key cache
+    /// (see [`fill`]), so the thread's first confirmation does not ask again for what the fill
+    /// just read.
+    pub fn start(
+        cache: SealedCache,
+        keyring: &Arc<Keyring>,
+        fill_into: Option<&KeyCache>,
+    ) -> std::io::Result<KeyringSeal> {
+        if let Some(key_cache) = fill_into {
+            fill(&cache, keyring, key_cache);
+        }
         let weak = Arc::downgrade(keyring);
         let keeper = Keeper::start(Arc::new(cache), move |id, owner| ask(&weak, id, owner))?;
         Ok(KeyringSeal { keeper })

@@ -29,6 +29,10 @@ use zeroize::Zeroizing;
 pub use error::SealedError;
 pub use file::{Absent, Binding, Entries, Entry};
 
+/// A key a KMIP server answered for this recently (a fetch, or the key cache's fill at start)
+/// is not asked again by a confirmation: the answer is that fresh already.
+const JUST_CONFIRMED_SECS: u64 = 2;
+
 /// Keys remembered as absent, at most (mysqld asks for a few at start; keyring_udf misses are
 /// not worth a growing file).
 const MAX_ABSENT: usize = 1024;
@@ -245,6 +249,15 @@ impl SealedCache {
         self.state().entries.keys().cloned().collect()
     }
 
+    /// (key id, owner, KMIP unique identifier, server) of every cached key.
+    pub fn known_objects(&self) -> Vec<(String, String, String, String)> {
+        self.state()
+            .entries
+            .iter()
+            .map(|((id, owner), e)| (id.clone(), owner.clone(), e.uid.clone(), e.server.clone()))
+            .collect()
+    }
+
     /// Records a key a KMIP server has just given or made; the file is written when something
     /// changed (a key seen again only has its confirmation time renewed).
     pub fn keep(&self, key_id: &str, owner: &str, key: &FetchedKey, uid: &str, server: &str) {
@@ -424,16 +437,24 @@ impl SealedCache {
     /// Asks the KMIP server about every cached key (`ask`), drops those it no longer has, and
     /// renews the others. Returns the failure when no server answered.
     pub fn confirm(&self, mut ask: impl FnMut(&str, &str) -> Answer) -> Result<(), String> {
+        let started = now_unix();
+        let stale = |t: u64| started.saturating_sub(t) >= JUST_CONFIRMED_SECS;
         let (start_epoch, snapshot, absent): (u64, Vec<_>, Vec<_>) = {
             let state = self.state();
             let list = state
                 .entries
                 .iter()
+                .filter(|(_, e)| stale(e.confirmed_at))
                 .map(|(id, e)| (id.clone(), e.uid.clone(), e.material.clone(), e.key_type))
                 .collect();
-            (state.epoch, list, state.absent.keys().cloned().collect())
+            let absent = state
+                .absent
+                .iter()
+                .filter(|(_, t)| stale(**t))
+                .map(|(id, _)| id.clone())
+                .collect();
+            (state.epoch, list, absent)
         };
-        let started = now_unix();
         let mut outcomes = Vec::with_capacity(snapshot.len());
         let mut unreachable = None;
         let mut failed = 0usize;

@@ -151,6 +151,36 @@ fn restart_during_a_kmip_outage_runs_on_the_sealed_cache_read_only() {
     let now: usize = status_value(&db, "Sealed_cache_keys").parse().unwrap();
     assert!(now >= kept, "{now} < {kept}");
 
+    // With the key cache on too, the sealed keys fill it at start in one message: mysqld's
+    // start then reads them from memory (only names it asks for that are not keys, such as
+    // the binary log's recovery keys, are looked up on the server).
+    let both = cnf(
+        &dir,
+        "\"sealed_cache_max_age_hours\": 24, \"sealed_cache_user_keys\": true, \"cache_keys\": true",
+    );
+    component::configure(NAME, Some(component::MANIFEST_OKV), Some(&both));
+    db.restart(&[]);
+    let sealed_keys: usize = status_value(&db, "Sealed_cache_keys").parse().unwrap();
+    let cached: usize = status_value(&db, "Cached_keys").parse().unwrap();
+    assert!(
+        cached >= sealed_keys.min(2),
+        "{cached} keys cached at start, {sealed_keys} in the sealed cache"
+    );
+    let requests: u64 = status_value(&db, "Requests").parse().unwrap();
+    assert!(
+        requests <= sealed_keys as u64 + 6,
+        "{requests} requests at start for {sealed_keys} sealed keys"
+    );
+    eprintln!(
+        "start with cache_keys and the sealed cache: {requests} requests, {cached} keys cached, {sealed_keys} sealed"
+    );
+    assert_eq!(
+        db.must_sql("SELECT GROUP_CONCAT(a ORDER BY a) FROM sealed.t"),
+        "1,2,3,4,5"
+    );
+    component::configure(NAME, Some(component::MANIFEST_OKV), Some(&sealed_cnf));
+    db.restart(&[]);
+
     // A key removed through the keyring leaves the sealed cache at once.
     db.must_sql("SELECT keyring_key_remove('SealedUdfKey')");
 

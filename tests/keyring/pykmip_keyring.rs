@@ -309,3 +309,91 @@ fn a_key_not_in_memory_is_the_one_named_even_where_the_placeholder_names_another
     writer.remove(&a, "").unwrap();
     writer.remove(&b, "").unwrap();
 }
+
+/// Keys known from an earlier run (the sealed key cache's identifiers and server) are read in
+/// one message, each answer checked: an identifier that now names another key's object, or a
+/// destroyed one, or one of another server, is left out, never served under the wrong name.
+#[test]
+fn keys_known_from_an_earlier_run_are_read_in_one_message_and_checked() {
+    let first = keyring();
+    let owner = "";
+    let ids: Vec<String> = (0..3).map(|i| unique(&format!("known{i}"))).collect();
+    let mut bytes = Vec::new();
+    let mut uids = Vec::new();
+    for (i, id) in ids.iter().enumerate() {
+        let material = [i as u8 + 7; 32];
+        first.store(id, owner, "AES", &material).unwrap();
+        assert_eq!(
+            &first.fetch(id, owner).unwrap().unwrap().material[..],
+            &material
+        );
+        bytes.push(material);
+        uids.push(first.known_uid(id, owner).unwrap());
+    }
+    let server = first.known(&ids[0], owner).unwrap().1;
+    // The third key is removed: its identifier names a destroyed object now.
+    first.remove(&ids[2], owner).unwrap();
+    let wrong = unique("known-wrong");
+
+    let second = keyring();
+    // Connected, as at a start that reached its server.
+    second.client().connect().unwrap();
+    let before = second.client().health().snapshot().requests;
+    let asked = vec![
+        (
+            ids[0].clone(),
+            owner.to_string(),
+            uids[0].clone(),
+            server.clone(),
+        ),
+        (
+            ids[1].clone(),
+            owner.to_string(),
+            uids[1].clone(),
+            server.clone(),
+        ),
+        (
+            ids[2].clone(),
+            owner.to_string(),
+            uids[2].clone(),
+            server.clone(),
+        ),
+        // The first key's object under another name: not that name's key.
+        (
+            wrong.clone(),
+            owner.to_string(),
+            uids[0].clone(),
+            server.clone(),
+        ),
+        // An identifier of another server is not even asked.
+        (
+            ids[1].clone(),
+            "x".to_string(),
+            uids[1].clone(),
+            "192.0.2.1:5696".to_string(),
+        ),
+    ];
+    let read = second.read_known(&asked).unwrap();
+    assert_eq!(second.client().health().snapshot().requests - before, 1);
+    let got: Vec<(&str, &[u8])> = read
+        .iter()
+        .map(|(id, _, key)| (id.as_str(), &key.material[..]))
+        .collect();
+    assert_eq!(
+        got,
+        vec![
+            (ids[0].as_str(), &bytes[0][..]),
+            (ids[1].as_str(), &bytes[1][..])
+        ]
+    );
+    // Read keys are remembered: a fetch is one round trip, and the same bytes.
+    assert_eq!(second.known_uid(&ids[0], owner), Some(uids[0].clone()));
+    assert_eq!(second.known_uid(&wrong, owner), None);
+    assert_eq!(
+        &second.fetch(&ids[1], owner).unwrap().unwrap().material[..],
+        &bytes[1][..]
+    );
+    for id in &ids[..2] {
+        first.remove(id, owner).unwrap();
+    }
+}

@@ -245,9 +245,12 @@ fn prepare_and_install(
     let seal = match settings.sealed_cache_max_age_hours {
         0 => None,
         hours => match SealedCache::open(&conf, sealed::COMPONENT, hours) {
-            Ok(cache) => match KeyringSeal::start(
-                cache.with_user_keys(settings.sealed_cache_user_keys),
+            // With the key cache on, the sealed keys fill it in one message before mysqld asks
+            // for them one by one.
+            Ok(sealed) => match KeyringSeal::start(
+                sealed.with_user_keys(settings.sealed_cache_user_keys),
                 &keyring,
+                cache.as_ref(),
             ) {
                 Ok(seal) => Some(seal),
                 Err(e) => {
