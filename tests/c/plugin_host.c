@@ -184,7 +184,16 @@ int main(int argc, char **argv) {
     printf("sysvar_ttl_default %lu\n", ttl->def_val);
     printf("sysvar_ttl_range %lu-%lu\n", ttl->min_val, ttl->max_val);
     printf("sysvar_ttl_value %lu\n", *ttl->value);
-    printf("sysvar_terminated %d\n", decls[0].system_vars[3] == NULL);
+    struct keyring_okv_sysvar_ulong *sealed_hours = (struct keyring_okv_sysvar_ulong *)decls[0].system_vars[3];
+    struct keyring_okv_sysvar_bool *sealed_user = (struct keyring_okv_sysvar_bool *)decls[0].system_vars[4];
+    printf("sysvar_sealed_hours_name %s\n", sealed_hours->name);
+    printf("sysvar_sealed_hours_flags %d\n", sealed_hours->flags);
+    printf("sysvar_sealed_hours_default %lu\n", sealed_hours->def_val);
+    printf("sysvar_sealed_hours_range %lu-%lu\n", sealed_hours->min_val, sealed_hours->max_val);
+    printf("sysvar_sealed_user_name %s\n", sealed_user->name);
+    printf("sysvar_sealed_user_flags %d\n", sealed_user->flags);
+    printf("sysvar_sealed_user_default %d\n", (int)sealed_user->def_val);
+    printf("sysvar_terminated %d\n", decls[0].system_vars[5] == NULL);
     printf("log_service_before_link %lu\n", (unsigned long)(uintptr_t)*log_ptr);
     printf("malloc_service_before_link %lu\n", (unsigned long)(uintptr_t)*malloc_ptr);
     /* Every function must tolerate NULL where mysqld may pass it. */

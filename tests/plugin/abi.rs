@@ -81,6 +81,21 @@ fn descriptor_declares_an_early_loadable_keyring_plugin() {
     assert_eq!(l["sysvar_ttl_default"], "300");
     assert_eq!(l["sysvar_ttl_range"], "0-31536000");
     assert_eq!(l["sysvar_ttl_value"], "300");
+    assert_eq!(l["sysvar_sealed_hours_name"], "sealed_cache_max_age_hours");
+    assert_eq!(
+        l["sysvar_sealed_hours_flags"],
+        (0x0003 | 0x0080 | 0x0200).to_string(),
+        "LONG | UNSIGNED | READONLY"
+    );
+    assert_eq!(l["sysvar_sealed_hours_default"], "0", "off");
+    assert_eq!(l["sysvar_sealed_hours_range"], "0-8760");
+    assert_eq!(l["sysvar_sealed_user_name"], "sealed_cache_user_keys");
+    assert_eq!(
+        l["sysvar_sealed_user_flags"],
+        (0x0001 | 0x0200).to_string(),
+        "BOOL | READONLY"
+    );
+    assert_eq!(l["sysvar_sealed_user_default"], "0", "OFF");
     assert_eq!(l["sysvar_terminated"], "1");
     assert_eq!(l["log_service_before_link"], "256");
     assert_eq!(l["malloc_service_before_link"], "256");
