@@ -279,3 +279,66 @@ pub fn admin(keyring_okv: &str, conf_dir: &Path, args: &[&str]) -> Output {
         .output()
         .expect("run keyring-okv")
 }
+
+/// Makes version 1 of each key id in `namespace` with the admin tool (`keyring_okv`, the
+/// test's `CARGO_BIN_EXE_keyring-okv`) through the configuration directory `conf`.
+pub fn create_keys(keyring_okv: &str, conf: &Path, namespace: &str, ids: &[u32]) {
+    for id in ids {
+        let out = admin(
+            keyring_okv,
+            conf,
+            &["create-key", &id.to_string(), "--namespace", namespace],
+        );
+        assert!(
+            out.status.success(),
+            "create-key {id}: {}",
+            String::from_utf8_lossy(&out.stderr)
+        );
+    }
+}
+
+/// (key id, version) of every version of `namespace` on the KMIP server, sorted.
+pub fn versions_on_server(keyring_okv: &str, conf: &Path, namespace: &str) -> Vec<(u64, u64)> {
+    let out = Command::new(keyring_okv)
+        .arg("--conf-dir")
+        .arg(conf)
+        .args(["--json", "mariadb", "list", "--namespace", namespace])
+        .output()
+        .expect("run keyring-okv");
+    assert!(
+        out.status.success(),
+        "{}",
+        String::from_utf8_lossy(&out.stderr)
+    );
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let mut versions: Vec<(u64, u64)> = rows
+        .as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key_id"].as_u64().unwrap(),
+                r["version"].as_u64().unwrap(),
+            )
+        })
+        .collect();
+    versions.sort_unstable();
+    versions
+}
+
+/// A copy of the configuration directory `src` in `dir` whose okvclient.ora names only
+/// `server` (a proxy in front of the real one), followed by `extra` lines.
+pub fn conf_through(src: &Path, dir: &Path, server: std::net::SocketAddr, extra: &str) {
+    let status = Command::new("cp")
+        .arg("-a")
+        .arg(src)
+        .arg(dir)
+        .status()
+        .expect("run cp");
+    assert!(status.success());
+    std::fs::write(
+        dir.join("okvclient.ora"),
+        format!("SERVER={server}\n{extra}"),
+    )
+    .unwrap();
+}

@@ -6,50 +6,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use common::mariadb::{self, Instance, Target, admin, encryption_args, plugin_args};
+use common::mariadb::{
+    self, Instance, Target, create_keys, encryption_args, plugin_args, versions_on_server,
+};
 use common::pykmip::{lab, unique};
 
 const KEYRING_OKV: &str = env!("CARGO_BIN_EXE_keyring-okv");
-
-fn create_keys(namespace: &str, ids: &[u32]) {
-    for id in ids {
-        let out = admin(
-            KEYRING_OKV,
-            &lab().conf_dir,
-            &["create-key", &id.to_string(), "--namespace", namespace],
-        );
-        assert!(
-            out.status.success(),
-            "create-key {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-fn versions_on_server(namespace: &str) -> Vec<(u64, u64)> {
-    let out = std::process::Command::new(KEYRING_OKV)
-        .arg("--conf-dir")
-        .arg(&lab().conf_dir)
-        .args(["--json", "mariadb", "list", "--namespace", namespace])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    rows.as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["key_id"].as_u64().unwrap(),
-                r["version"].as_u64().unwrap(),
-            )
-        })
-        .collect()
-}
 
 const ROWS: u32 = 2000;
 
@@ -95,7 +57,7 @@ fn key_of(db: &Instance, table: &str) -> String {
 
 fn full_cycle(target: Target) {
     let namespace = unique("mdb-e2e");
-    create_keys(&namespace, &[1, 5]);
+    create_keys(KEYRING_OKV, &lab().conf_dir, &namespace, &[1, 5]);
     let db = Instance::new(target, &format!("e2e-{target:?}").to_lowercase());
     let conf = db.conf(&lab().conf_dir);
     let mut args = plugin_args(&conf, &namespace);
@@ -172,7 +134,7 @@ fn full_cycle(target: Target) {
     // -1 rotates every key in use: key 1 -> 2, key 5 -> 4.
     db.must_sql("SET GLOBAL kmip_key_management_rotate_key = -1");
     assert_eq!(db.status("rotations"), 4);
-    let mut versions = versions_on_server(&namespace);
+    let mut versions = versions_on_server(KEYRING_OKV, &lab().conf_dir, &namespace);
     versions.sort_unstable();
     assert_eq!(
         versions,
@@ -183,7 +145,10 @@ fn full_cycle(target: Target) {
         .sql("SET GLOBAL kmip_key_management_rotate_key = 4242")
         .expect_err("rotating a missing key must fail");
     assert!(err.contains("key 4242 does not exist"), "{err}");
-    assert_eq!(versions_on_server(&namespace).len(), 6);
+    assert_eq!(
+        versions_on_server(KEYRING_OKV, &lab().conf_dir, &namespace).len(),
+        6
+    );
     // A table with a key id that does not exist is refused; the server goes on.
     let err = db
         .sql("CREATE TABLE d.t9 (a INT) ENCRYPTION_KEY_ID=4242")

@@ -9,7 +9,7 @@ use std::net::SocketAddr;
 use std::path::Path;
 use std::process::Command;
 
-use common::mariadb::{Instance, Target, admin, encryption_args, plugin_args};
+use common::mariadb::{Instance, Target, create_keys, encryption_args, plugin_args};
 use common::pykmip::{lab, unique};
 use common::tcp_proxy::TcpProxy;
 
@@ -49,21 +49,6 @@ fn conf_copy(src: &Path, server: SocketAddr, dest: &Path) {
         format!("SERVER={server}\nKEYRING_OKV_CONNECT_TIMEOUT=2\nKEYRING_OKV_REQUEST_TIMEOUT=2\n"),
     )
     .unwrap();
-}
-
-fn create_keys(conf: &Path, namespace: &str, ids: &[u32]) {
-    for id in ids {
-        let out = admin(
-            KEYRING_OKV,
-            conf,
-            &["create-key", &id.to_string(), "--namespace", namespace],
-        );
-        assert!(
-            out.status.success(),
-            "create-key {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
 }
 
 /// Writes to tables of both keys, a new table and a flush of every dirty page; each must
@@ -125,7 +110,7 @@ fn kmip_server_hung_then_stopped(target: Target) {
     let conf = staging.path().join("conf");
     conf_copy(&lab().conf_dir, proxy.addr, &conf);
     let namespace = unique("mdb-outage");
-    create_keys(&conf, &namespace, &[1, 5]);
+    create_keys(KEYRING_OKV, &conf, &namespace, &[1, 5]);
 
     let db = Instance::new(target, "outage");
     let inner_conf = db.conf(&conf);
@@ -221,7 +206,7 @@ fn openssl(dir: &Path, args: &[&str]) {
 fn bad_configurations_fail_the_start_with_one_clear_line(target: Target) {
     let lab = lab();
     let namespace = unique("mdb-badconf");
-    create_keys(&lab.conf_dir, &namespace, &[1]);
+    create_keys(KEYRING_OKV, &lab.conf_dir, &namespace, &[1]);
     let staging = tempfile::tempdir().unwrap();
 
     // Another CA than the one that signed the KMIP server's certificate.

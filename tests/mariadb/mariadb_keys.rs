@@ -29,21 +29,12 @@ fn store(conf: &Path, namespace: &str) -> KeyStore {
 /// so a hung server costs the test seconds, yet not so short that a PyKMIP busy with the other
 /// tests of this file (they run in parallel on a shared machine) looks hung.
 fn conf_via(proxy: &TcpProxy, dir: &Path) {
-    let status = std::process::Command::new("cp")
-        .arg("-a")
-        .arg(&lab().conf_dir)
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::write(
-        dir.join("okvclient.ora"),
-        format!(
-            "SERVER={}\nKEYRING_OKV_CONNECT_TIMEOUT=3\nKEYRING_OKV_REQUEST_TIMEOUT=3\n",
-            proxy.addr
-        ),
-    )
-    .unwrap();
+    common::mariadb::conf_through(
+        &lab().conf_dir,
+        dir,
+        proxy.addr,
+        "KEYRING_OKV_CONNECT_TIMEOUT=3\nKEYRING_OKV_REQUEST_TIMEOUT=3\n",
+    );
 }
 
 #[test]

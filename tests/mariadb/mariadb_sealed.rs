@@ -10,9 +10,10 @@ mod common;
 
 use std::os::unix::fs::PermissionsExt;
 use std::path::Path;
-use std::process::Command;
 
-use common::mariadb::{Instance, Target, admin, encryption_args, plugin_args};
+use common::mariadb::{
+    Instance, Target, create_keys, encryption_args, plugin_args, versions_on_server,
+};
 use common::pykmip::{lab, tool, unique};
 use common::tcp_proxy::TcpProxy;
 use okv_core::config::load_conf_dir;
@@ -33,65 +34,6 @@ fn sealed_key_cache_10_11_host() {
 #[test]
 fn sealed_key_cache_11_8_chroot() {
     scenario(Target::Chroot, "sealed_chroot");
-}
-
-fn create_keys(namespace: &str, ids: &[u32]) {
-    for id in ids {
-        let out = admin(
-            KEYRING_OKV,
-            &lab().conf_dir,
-            &["create-key", &id.to_string(), "--namespace", namespace],
-        );
-        assert!(
-            out.status.success(),
-            "create-key {id}: {}",
-            String::from_utf8_lossy(&out.stderr)
-        );
-    }
-}
-
-fn versions_on_server(namespace: &str) -> Vec<(u64, u64)> {
-    let out = Command::new(KEYRING_OKV)
-        .arg("--conf-dir")
-        .arg(&lab().conf_dir)
-        .args(["--json", "mariadb", "list", "--namespace", namespace])
-        .output()
-        .unwrap();
-    assert!(
-        out.status.success(),
-        "{}",
-        String::from_utf8_lossy(&out.stderr)
-    );
-    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-    let mut versions: Vec<(u64, u64)> = rows
-        .as_array()
-        .unwrap()
-        .iter()
-        .map(|r| {
-            (
-                r["key_id"].as_u64().unwrap(),
-                r["version"].as_u64().unwrap(),
-            )
-        })
-        .collect();
-    versions.sort_unstable();
-    versions
-}
-
-/// A copy of the lab's conf dir that reaches PyKMIP through `proxy`.
-fn conf_via(proxy: &TcpProxy, dir: &Path) {
-    let status = Command::new("cp")
-        .arg("-a")
-        .arg(&lab().conf_dir)
-        .arg(dir)
-        .status()
-        .unwrap();
-    assert!(status.success());
-    std::fs::write(
-        dir.join("okvclient.ora"),
-        format!("SERVER={}\n", proxy.addr),
-    )
-    .unwrap();
 }
 
 fn status_text(db: &Instance, name: &str) -> String {
@@ -139,9 +81,9 @@ fn scenario(target: Target, instance: &str) {
     let proxy = TcpProxy::start(([127, 0, 0, 1], lab().port).into());
     let staging = tempfile::tempdir().unwrap();
     let conf = staging.path().join("conf");
-    conf_via(&proxy, &conf);
+    common::mariadb::conf_through(&lab().conf_dir, &conf, proxy.addr, "");
     let namespace = unique("sealed");
-    create_keys(&namespace, &[1, 2]);
+    create_keys(KEYRING_OKV, &lab().conf_dir, &namespace, &[1, 2]);
 
     let db = Instance::new(target, instance);
     let inner_conf = db.conf(&conf);
@@ -206,7 +148,10 @@ fn scenario(target: Target, instance: &str) {
         "{}",
         db.log_tail(20)
     );
-    assert_eq!(versions_on_server(&namespace), vec![(1, 1), (2, 1)]);
+    assert_eq!(
+        versions_on_server(KEYRING_OKV, &lab().conf_dir, &namespace),
+        vec![(1, 1), (2, 1)]
+    );
 
     // 3. The KMIP server answers again: the plugin notices by itself, and rotation works
     // without a restart.
@@ -232,7 +177,10 @@ fn scenario(target: Target, instance: &str) {
     );
     db.must_sql("SET GLOBAL kmip_key_management_rotate_key=1");
     assert_eq!(db.status("rotations"), 1);
-    assert_eq!(versions_on_server(&namespace), vec![(1, 1), (1, 2), (2, 1)]);
+    assert_eq!(
+        versions_on_server(KEYRING_OKV, &lab().conf_dir, &namespace),
+        vec![(1, 1), (1, 2), (2, 1)]
+    );
     check_rows(&db);
     assert!(db.status("sealed_cache_keys") >= 2);
     assert_eq!(db.status("sealed_cache_dropped_keys"), 0);
