@@ -561,8 +561,8 @@ pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<()
             owner,
             || {
                 let stored = keyring.store(key_id, owner, key_type, key);
-                if stored.is_ok() {
-                    seal_stored(&keyring, key_id, owner, key_type, key);
+                if let (Ok(()), Some(s)) = (&stored, seal_for(&keyring)) {
+                    s.seal.stored(&keyring, key_id, owner, key_type, key);
                 }
                 stored
             },
@@ -577,21 +577,6 @@ pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<()
         )
     });
     sealed_write(&keyring, key_id, owner, false, outcome)
-}
-
-/// A key this server has just stored is kept in the sealed key cache (if on) at once, not at
-/// its next fetch: mysqld may not read it again before it restarts (the binary log's master key
-/// sequence number is stored when that key is made or rotated and read back only at the next
-/// start, which then fails while no KMIP server answers).
-fn seal_stored(keyring: &Arc<Keyring>, key_id: &str, owner: &str, key_type: &str, key: &[u8]) {
-    let (Some(s), Ok(key_type)) = (seal_for(keyring), KeyType::parse(key_type)) else {
-        return;
-    };
-    let stored = Ok(Some(FetchedKey {
-        key_type,
-        material: zeroize::Zeroizing::new(key.to_vec()),
-    }));
-    s.seal.learned(keyring, key_id, owner, &stored);
 }
 
 /// A write's outcome, with the sealed key cache (if on) told of it.

@@ -104,6 +104,21 @@ impl KeyringSeal {
         }
     }
 
+    /// Keeps a key this server has just stored at once, not at its next fetch: mysqld may not
+    /// read it again before it restarts (the binary log's master key sequence number is stored
+    /// when that key is made or rotated and read back only at the next start, which may be
+    /// during an outage).
+    pub fn stored(&self, keyring: &Keyring, key_id: &str, owner: &str, key_type: &str, key: &[u8]) {
+        let Ok(key_type) = crate::keyring::KeyType::parse(key_type) else {
+            return;
+        };
+        let stored = Ok(Some(FetchedKey {
+            key_type,
+            material: zeroize::Zeroizing::new(key.to_vec()),
+        }));
+        self.learned(keyring, key_id, owner, &stored);
+    }
+
     /// The outcome of a fetch, with the cache standing in when no server answered.
     pub fn stand_in(
         &self,

@@ -410,14 +410,8 @@ fn store_in(
         cache.forget(key_id, owner);
     }
     let outcome = active.keyring.store(key_id, owner, key_type, key);
-    // Kept in the sealed key cache at once: mysqld may read it back only at its next start (the
-    // binary log's master key sequence number), which may be during an outage.
-    if let (Some(seal), Ok(()), Ok(kind)) = (&active.seal, &outcome, KeyType::parse(key_type)) {
-        let stored = Ok(Some(FetchedKey {
-            key_type: kind,
-            material: zeroize::Zeroizing::new(key.to_vec()),
-        }));
-        seal.learned(&active.keyring, key_id, owner, &stored);
+    if let (Some(seal), Ok(())) = (&active.seal, &outcome) {
+        seal.stored(&active.keyring, key_id, owner, key_type, key);
     }
     if let Some(cache) = &active.cache {
         match (&outcome, KeyType::parse(key_type)) {
