@@ -223,4 +223,13 @@ impl ClientError {
     pub fn is_item_not_found(&self) -> bool {
         matches!(self, ClientError::Server { source, .. } if source.is_item_not_found())
     }
+
+    /// The server answered that the object asked about is not there (Item Not Found, or a
+    /// newer version's words for it). This is the one KMIP-level rule for "definitely gone"
+    /// that every layer's `is_definitely_gone` builds on: any other error answer (General
+    /// Failure during a fail-over, Permission Denied during a policy change, ...) says nothing
+    /// about the key and is treated like an unreachable server.
+    pub fn is_definitely_gone(&self) -> bool {
+        matches!(self, ClientError::Server { source, .. } if source.is_absent())
+    }
 }

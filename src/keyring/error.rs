@@ -92,6 +92,24 @@ impl KeyringError {
         }
     }
 
+    /// The KMIP server definitely says the key is gone: no such key, no usable object under
+    /// its name (not Active, another kind of object, not a valid key), or several objects
+    /// under it. Only then may a copy kept elsewhere (the sealed key cache) be forgotten; every
+    /// other failure is treated like an unreachable server. The KMIP-level rule is
+    /// [`ClientError::is_definitely_gone`].
+    pub fn is_definitely_gone(&self) -> bool {
+        match self {
+            KeyringError::NotFound { .. }
+            | KeyringError::Duplicate { .. }
+            | KeyringError::BadKey { .. }
+            | KeyringError::UnexpectedObject { .. } => true,
+            KeyringError::Client(c) | KeyringError::Backend { source: c, .. } => {
+                c.is_definitely_gone()
+            }
+            _ => false,
+        }
+    }
+
     pub(crate) fn backend(key_id: &str) -> impl FnOnce(ClientError) -> KeyringError + '_ {
         move |source| KeyringError::Backend {
             key_id: key_id.to_string(),

@@ -24,6 +24,10 @@ pub enum Reply {
     Never,
 }
 
+/// The operation whose requests a `Fault::KmipRefusing` server refuses, and the Result Reason
+/// it refuses them with; None: it answers everything.
+pub type Refusal = Arc<Mutex<Option<(u32, u32)>>>;
+
 /// A TLS proxy in front of a real KMIP server that swallows the answers to the first
 /// `times` requests of one operation: the server carries the request out, the client sees the
 /// connection close instead of the answer.
@@ -55,6 +59,14 @@ pub enum Fault {
     Kmip {
         tls: Arc<ServerConfig>,
         server: Arc<super::kmip_quirks::QuirkyKmip>,
+    },
+    /// As `Kmip`, answering every message whose first operation is the one in `refuse` with
+    /// an Operation Failed of its reason instead (a General Failure during a KMS fail-over,
+    /// Permission Denied during a policy change), without passing it on.
+    KmipRefusing {
+        tls: Arc<ServerConfig>,
+        server: Arc<super::kmip_quirks::QuirkyKmip>,
+        refuse: Refusal,
     },
 }
 
@@ -119,7 +131,15 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
             }
             Fault::Kmip { tls, server } => {
                 let (tls, server) = (tls.clone(), server.clone());
-                std::thread::spawn(move || serve_kmip(conn, tls, server));
+                std::thread::spawn(move || serve_kmip(conn, tls, server, None));
+            }
+            Fault::KmipRefusing {
+                tls,
+                server,
+                refuse,
+            } => {
+                let (tls, server, refuse) = (tls.clone(), server.clone(), refuse.clone());
+                std::thread::spawn(move || serve_kmip(conn, tls, server, Some(refuse)));
             }
             Fault::AfterHandshake { tls, reply } => {
                 let (tls, reply, stopped) = (tls.clone(), reply.clone(), stopped.clone());
@@ -166,6 +186,72 @@ fn answer(conn: TcpStream, tls: Arc<ServerConfig>, reply: Reply, stopped: Arc<At
         }
         Reply::Never => wait_for_stop(&stopped, Duration::from_secs(30)),
     }
+}
+
+/// The error answer to `request` when its first operation is the refused one: every batch
+/// item fails with the refusal's reason.
+fn refusal_of(request: &[u8], refuse: &Refusal) -> Option<Vec<u8>> {
+    use okv_core::kmip::tags::{self, result_status};
+    use okv_core::kmip::{Ttlv, ttlv};
+    let (operation, reason) = (*refuse.lock().unwrap())?;
+    if operation_of(request) != Some(operation) {
+        return None;
+    }
+    let message = ttlv::decode(request).ok()?;
+    let mut items = Vec::new();
+    for item in message.find_all(tags::BATCH_ITEM) {
+        let op = item
+            .find(tags::OPERATION)
+            .and_then(Ttlv::as_enum)
+            .unwrap_or(0);
+        let mut out = vec![Ttlv::enumeration(tags::OPERATION, op)];
+        if let Some(id) = item.find(tags::UNIQUE_BATCH_ITEM_ID) {
+            out.push(id.clone());
+        }
+        out.push(Ttlv::enumeration(
+            tags::RESULT_STATUS,
+            result_status::OPERATION_FAILED,
+        ));
+        out.push(Ttlv::enumeration(tags::RESULT_REASON, reason));
+        out.push(Ttlv::text(tags::RESULT_MESSAGE, "refused by the test"));
+        items.push(Ttlv::structure(tags::BATCH_ITEM, out));
+    }
+    let now = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .unwrap()
+        .as_secs();
+    let mut children = vec![Ttlv::structure(
+        tags::RESPONSE_HEADER,
+        vec![
+            Ttlv::structure(
+                tags::PROTOCOL_VERSION,
+                vec![
+                    Ttlv::integer(tags::PROTOCOL_VERSION_MAJOR, 1),
+                    Ttlv::integer(tags::PROTOCOL_VERSION_MINOR, 1),
+                ],
+            ),
+            Ttlv::date_time(tags::TIME_STAMP, i64::try_from(now).unwrap()),
+            Ttlv::integer(tags::BATCH_COUNT, i32::try_from(items.len()).unwrap()),
+        ],
+    )];
+    children.extend(items);
+    Some(Ttlv::structure(tags::RESPONSE_MESSAGE, children).encode())
+}
+
+/// A `Fault::KmipRefusing` server with the test PKI's server identity (a configuration
+/// directory of `fixtures::pki().layout()` talks to it), refusing nothing until told to.
+pub fn serve_refusing(
+    uid_prefix: &str,
+) -> (Arc<super::kmip_quirks::QuirkyKmip>, FaultServer, Refusal) {
+    let pki = super::fixtures::pki();
+    let kmip = Arc::new(super::kmip_quirks::QuirkyKmip::new(uid_prefix));
+    let refuse: Refusal = Arc::new(Mutex::new(None));
+    let fault = FaultServer::start(Fault::KmipRefusing {
+        tls: super::fixtures::rustls_server_config(&pki.server_cert, &pki.server_key, &pki.ca_cert),
+        server: kmip.clone(),
+        refuse: refuse.clone(),
+    });
+    (kmip, fault, refuse)
 }
 
 /// Holds the connection open, doing nothing, until the test drops the server.
@@ -342,6 +428,7 @@ fn serve_kmip(
     conn: TcpStream,
     tls: Arc<ServerConfig>,
     server: Arc<super::kmip_quirks::QuirkyKmip>,
+    refuse: Option<Refusal>,
 ) {
     let _ = conn.set_read_timeout(Some(Duration::from_secs(30)));
     let Ok(session) = rustls::ServerConnection::new(tls) else {
@@ -349,7 +436,8 @@ fn serve_kmip(
     };
     let mut stream = rustls::StreamOwned::new(session, conn);
     while let Some(request) = read_message(&mut stream) {
-        let response = server.handle(&request);
+        let refused = refuse.as_ref().and_then(|r| refusal_of(&request, r));
+        let response = refused.unwrap_or_else(|| server.handle(&request));
         if response.is_empty()
             || stream
                 .write_all(&response)

@@ -2,22 +2,25 @@
 //! answers: the search for the latest version of a key id costs O(log versions) requests for a
 //! key never seen and one for a refresh that finds nothing new, and gives the answer of a
 //! one-by-one walk when the top version is being made, was destroyed, or the names have a
-//! hole; use_cache_on_error serves an expired version only while the server cannot be reached.
+//! hole; use_cache_on_error serves an expired version unless the server definitely says it is
+//! gone, and only such an answer forgets a version (in memory and in the sealed key cache).
 
 #[path = "../common/mod.rs"]
 mod common;
 
 use std::net::{IpAddr, Ipv4Addr};
+use std::sync::Arc;
 use std::sync::atomic::Ordering;
 use std::time::{Duration, Instant};
 
-use common::fault_server::FaultServer;
+use common::fault_server::{FaultServer, serve_refusing};
 use common::fixtures::{Layout, make_conf_dir, pki};
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip, serve_own_pki};
 use okv_core::config::{Host, ServerAddr, load_conf_dir};
 use okv_core::connector::KmipClient;
-use okv_core::kmip::tags::state;
+use okv_core::kmip::tags::{operation, result_reason, state};
 use okv_core::products::mariadb::{KeyStore, Settings};
+use okv_core::sealed::{self, Answer, SealedCache};
 
 fn store(server: &FaultServer) -> KeyStore {
     store_with(server, Settings::default())
@@ -212,4 +215,101 @@ fn use_cache_on_error_never_serves_a_version_destroyed_on_purpose() {
     }
     // The latest version never expires.
     assert_eq!(store.with_key(1, 4, <[u8]>::to_vec), Some(vec![4; 32]));
+}
+
+/// A store of the refusing server with the sealed key cache on, its configuration directory
+/// (which holds the cache's file) kept for as long as the store.
+fn sealed_store(
+    server: &FaultServer,
+    settings: Settings,
+) -> (KeyStore, Arc<SealedCache>, common::fixtures::TestConfDir) {
+    let conf_dir = make_conf_dir(&Layout {
+        ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+        ..pki().layout()
+    });
+    let conf = load_conf_dir(&conf_dir.dir).expect("conf dir");
+    let client = KmipClient::from_conf_dir(&conf).expect("client");
+    let store = KeyStore::new(client, settings).expect("store");
+    let sealed = Arc::new(SealedCache::open(&conf, sealed::MARIADB, 24).expect("sealed cache"));
+    store.set_sealed(sealed.clone());
+    (store, sealed, conf_dir)
+}
+
+fn sealed_holds(sealed: &SealedCache, name: &str) -> bool {
+    sealed
+        .names()
+        .iter()
+        .any(|(n, owner)| n == name && owner.is_empty())
+}
+
+#[test]
+fn only_a_definite_answer_that_a_version_is_gone_forgets_it() {
+    let (kmip, server, refuse) = serve_refusing("u");
+    versions(&kmip, 1, 4);
+    let (store, sealed, _conf) = sealed_store(
+        &server,
+        Settings {
+            cache_timeout: Duration::from_millis(1),
+            use_cache_on_error: true,
+            ..Settings::default()
+        },
+    );
+    assert_eq!(store.latest_version(1), Some(4));
+    for v in 1..=3 {
+        assert_eq!(
+            store.with_key(1, v, <[u8]>::to_vec),
+            Some(vec![v as u8; 32])
+        );
+        assert!(sealed_holds(&sealed, &format!("mariadb/1/{v}")), "{v}");
+    }
+
+    // A General Failure of the Get (a KMS fail-over) and Permission Denied of the Locate (a
+    // policy change) say nothing about the versions: the copies in memory are served, and
+    // nothing is forgotten, in memory or in the sealed key cache.
+    for (operation, reason) in [
+        (operation::GET, result_reason::GENERAL_FAILURE),
+        (operation::LOCATE, result_reason::PERMISSION_DENIED),
+    ] {
+        *refuse.lock().unwrap() = Some((operation, reason));
+        for v in 1..=3 {
+            expire();
+            assert_eq!(
+                store.with_key(1, v, <[u8]>::to_vec),
+                Some(vec![v as u8; 32]),
+                "version {v}, reason {reason:#x}"
+            );
+            assert!(sealed_holds(&sealed, &format!("mariadb/1/{v}")));
+            assert!(matches!(
+                store.confirm_sealed(&format!("mariadb/1/{v}")),
+                Answer::Failed(_)
+            ));
+        }
+    }
+    // With use_cache_on_error off, the expired copy in memory does not stand in, but the
+    // sealed one does, as when no server answers.
+    store.set_use_cache_on_error(false);
+    expire();
+    assert_eq!(store.with_key(1, 2, <[u8]>::to_vec), Some(vec![2; 32]));
+    store.set_use_cache_on_error(true);
+
+    // Item Not Found from the Get (destroyed between the Locate and the Get) and a version
+    // that is no longer Active are definite: each is forgotten everywhere.
+    *refuse.lock().unwrap() = Some((operation::GET, result_reason::ITEM_NOT_FOUND));
+    assert!(matches!(store.confirm_sealed("mariadb/1/1"), Answer::Gone));
+    expire();
+    assert_eq!(store.with_key(1, 1, <[u8]>::to_vec), None);
+    assert!(!sealed_holds(&sealed, "mariadb/1/1"));
+    *refuse.lock().unwrap() = None;
+    let v2 = kmip.named("mariadb/1/2")[0].uid.clone();
+    kmip.edit(&v2, |o| o.state = state::DEACTIVATED);
+    assert!(matches!(store.confirm_sealed("mariadb/1/2"), Answer::Gone));
+    expire();
+    assert_eq!(store.with_key(1, 2, <[u8]>::to_vec), None);
+    assert!(!sealed_holds(&sealed, "mariadb/1/2"));
+    // Nothing brings them back while the server fails.
+    *refuse.lock().unwrap() = Some((operation::GET, result_reason::GENERAL_FAILURE));
+    for v in 1..=2 {
+        assert_eq!(store.with_key(1, v, <[u8]>::to_vec), None, "version {v}");
+    }
+    assert_eq!(store.with_key(1, 3, <[u8]>::to_vec), Some(vec![3; 32]));
 }

@@ -62,6 +62,22 @@ impl KeyStoreError {
         }
     }
 
+    /// The KMIP server definitely says the version is gone: no Active object under its name
+    /// (none at all, or not Active), the object under it is not a usable key (the name now
+    /// belongs to another object), several Active objects carry it, or the object was not
+    /// found when read. Only then is a version forgotten (in memory and in the sealed key
+    /// cache); every other failure (General Failure, Permission Denied, ...) is treated like
+    /// an unreachable server. The KMIP-level rule is [`ClientError::is_definitely_gone`].
+    pub fn is_definitely_gone(&self) -> bool {
+        match self {
+            KeyStoreError::Missing { .. }
+            | KeyStoreError::Unusable { .. }
+            | KeyStoreError::Duplicate { .. } => true,
+            KeyStoreError::Backend { source, .. } => source.is_definitely_gone(),
+            _ => false,
+        }
+    }
+
     pub(super) fn backend(name: &str) -> impl FnOnce(ClientError) -> KeyStoreError + '_ {
         move |source| KeyStoreError::Backend {
             name: name.to_string(),

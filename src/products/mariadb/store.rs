@@ -39,8 +39,8 @@ pub struct Settings {
     pub cache_timeout: Duration,
     /// How often the background refresh looks for new versions.
     pub version_refresh: Duration,
-    /// Serve an expired cached key when reading it again fails because the KMIP server cannot
-    /// be reached; never when the server says the version is gone or not usable.
+    /// Serve an expired cached key when reading it again fails for any reason but a definite
+    /// answer that the version is gone (`KeyStoreError::is_definitely_gone`).
     pub use_cache_on_error: bool,
     /// `kmip_key_management_sealed_cache_max_age_hours`: 0 = no sealed key cache.
     pub sealed_cache_max_age_hours: u64,
@@ -119,6 +119,9 @@ pub struct KeyStore {
     keys: RwLock<HashMap<(u32, u32), Cached>>,
     unknown: Mutex<HashMap<u32, Instant>>,
     reported_missing: Mutex<HashSet<u32>>,
+    /// Versions whose expired copy is served because reading them again failed, so that the
+    /// log says so once per version, not on every page read.
+    served_stale: Mutex<HashSet<(u32, u32)>>,
     /// Serialises rotations in this process; rotations by other processes at the same moment
     /// settle on one object per version in `remote::create_version`.
     writes: Mutex<()>,
@@ -162,6 +165,7 @@ impl KeyStore {
             keys: RwLock::new(HashMap::new()),
             unknown: Mutex::new(HashMap::new()),
             reported_missing: Mutex::new(HashSet::new()),
+            served_stale: Mutex::new(HashSet::new()),
             writes: Mutex::new(()),
             refresh_failing: AtomicBool::new(false),
             counters: Counters::default(),
@@ -450,27 +454,39 @@ impl KeyStore {
             }
         };
         match self.client.one_call(|| self.fetch(key_id, version, None)) {
-            Ok(()) => {}
-            Err(e) if e.is_unreachable() && self.serve_sealed(key_id, version, &e) => {}
-            Err(e) => {
-                // The server said the version is gone or unusable: the sealed copy goes too.
-                if !e.is_unavailable()
-                    && let Some(sealed) = self.sealed()
-                {
+            Ok(()) => {
+                if lock(&self.served_stale).remove(&(key_id, version)) {
+                    tracing::info!(
+                        "key {key_id} version {version}: read from the KMIP server again"
+                    );
+                }
+            }
+            Err(e) if e.is_definitely_gone() => {
+                // The server said the version is gone: every copy goes, the sealed one too.
+                if let Some(sealed) = self.sealed() {
                     sealed.forget(&object_name(&self.namespace, key_id, version), "");
                 }
-                let serve_stale = stale
-                    && e.is_unavailable()
-                    && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
-                if serve_stale {
-                    tracing::warn!(
-                        "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error)"
-                    );
-                } else {
-                    tracing::error!("key {key_id} version {version} is not available: {e}");
-                    if stale {
-                        write(&self.keys).remove(&(key_id, version));
+                lock(&self.served_stale).remove(&(key_id, version));
+                if stale {
+                    write(&self.keys).remove(&(key_id, version));
+                }
+                tracing::error!("key {key_id} version {version} is not available: {e}");
+                bump(&self.counters.key_failures);
+                return None;
+            }
+            Err(e) => {
+                // Any other failure (no server answers, a General Failure during a fail-over,
+                // Permission Denied during a policy change) says nothing about the version:
+                // the copy in memory stays, and the sealed one stands in when there is none.
+                let use_memory = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
+                if use_memory {
+                    if lock(&self.served_stale).insert((key_id, version)) {
+                        tracing::warn!(
+                            "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error) until the KMIP server answers for it"
+                        );
                     }
+                } else if !self.serve_sealed(key_id, version, &e) {
+                    tracing::error!("key {key_id} version {version} is not available: {e}");
                     bump(&self.counters.key_failures);
                     return None;
                 }
@@ -494,15 +510,16 @@ impl KeyStore {
         else {
             return Answer::Gone;
         };
-        let asked = self.client.one_call(|| {
-            match remote::find_version(&self.client, &self.namespace, key_id, version)? {
-                None => Ok(None),
-                Some((uid, server)) => {
-                    let material = remote::fetch_material(&self.client, &uid, &server, name)?;
-                    Ok(Some((material, uid)))
+        let asked: Result<_, KeyStoreError> =
+            self.client.one_call(|| {
+                match remote::find_version(&self.client, &self.namespace, key_id, version)? {
+                    None => Ok(None),
+                    Some((uid, server)) => {
+                        let material = remote::fetch_material(&self.client, &uid, &server, name)?;
+                        Ok(Some((material, uid)))
+                    }
                 }
-            }
-        });
+            });
         match asked {
             Ok(Some((material, uid))) => Answer::Key {
                 key: FetchedKey {
@@ -511,7 +528,8 @@ impl KeyStore {
                 },
                 uid,
             },
-            Ok(None) | Err(KeyStoreError::Unusable { .. }) => Answer::Gone,
+            Ok(None) => Answer::Gone,
+            Err(e) if e.is_definitely_gone() => Answer::Gone,
             Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
             Err(e) => Answer::Failed(e.to_string()),
         }
