@@ -57,6 +57,13 @@ pub enum TransportError {
     },
     #[error("KMIP server {server}: the server closed the connection during {stage}")]
     Closed { server: String, stage: Stage },
+    /// A new connection closed or reset after its TLS handshake completed and before any
+    /// answer: what a KMS or TLS proxy that refuses the client certificate does with TLS 1.3
+    /// (the client's certificate is checked after the client considers the handshake done).
+    #[error(
+        "KMIP server {server}: the server closed the connection right after the TLS handshake without answering ({stage}): it may refuse this client certificate, ssl/cert.pem (revoked or unknown); check the server's log"
+    )]
+    ClosedAfterHandshake { server: String, stage: Stage },
     #[error(
         "KMIP server {server}: the response is not valid KMIP ({source}); is this port a KMIP server?"
     )]
@@ -110,7 +117,10 @@ impl TransportError {
                 !all.is_empty() && all.iter().all(TransportError::is_unreachable)
             }
             TransportError::RecentlyFailed { unreachable, .. } => *unreachable,
+            // The server answered the handshake and then refused to go on: a refusal, not an
+            // outage, so the sealed key cache does not stand in.
             TransportError::Tls { .. }
+            | TransportError::ClosedAfterHandshake { .. }
             | TransportError::Garbage { .. }
             | TransportError::ShuttingDown => false,
         }
@@ -125,6 +135,7 @@ impl TransportError {
             | TransportError::Io { server, .. }
             | TransportError::Tls { server, .. }
             | TransportError::Closed { server, .. }
+            | TransportError::ClosedAfterHandshake { server, .. }
             | TransportError::Garbage { server, .. } => Some(server),
             _ => None,
         }

@@ -15,6 +15,10 @@ pub struct Session {
     stream: TlsStream<TcpStream>,
     server: ServerAddr,
     index: usize,
+    /// Whether the server has sent anything of an answer on this connection: a close before
+    /// that is a refusal (see `TransportError::ClosedAfterHandshake`), a close after it the
+    /// ordinary end of a reused connection.
+    answered: bool,
 }
 
 impl Session {
@@ -23,6 +27,7 @@ impl Session {
             stream,
             server,
             index,
+            answered: false,
         }
     }
 
@@ -90,19 +95,37 @@ impl Session {
             }
         };
 
+        let answered = self.answered;
+        let unanswered_err = |stage, source: std::io::Error| {
+            use std::io::ErrorKind as K;
+            let closed = matches!(
+                source.kind(),
+                K::UnexpectedEof | K::ConnectionReset | K::ConnectionAborted | K::BrokenPipe
+            );
+            if closed && !answered {
+                TransportError::ClosedAfterHandshake {
+                    server: server.clone(),
+                    stage,
+                }
+            } else {
+                io_err(stage, source)
+            }
+        };
+
         timeout_at(deadline, async {
             self.stream.write_all(request).await?;
             self.stream.flush().await
         })
         .await
         .map_err(|_| step_timeout(Stage::Write))?
-        .map_err(|e| io_err(Stage::Write, e))?;
+        .map_err(|e| unanswered_err(Stage::Write, e))?;
 
         let mut header = [0u8; kmip::HEADER_LEN];
         timeout_at(deadline, self.stream.read_exact(&mut header))
             .await
             .map_err(|_| step_timeout(Stage::Read))?
-            .map_err(|e| io_err(Stage::Read, e))?;
+            .map_err(|e| unanswered_err(Stage::Read, e))?;
+        self.answered = true;
         let body_len = kmip::response_len(&header, response_cap).map_err(|source| {
             TransportError::Garbage {
                 server: server.clone(),

@@ -22,6 +22,11 @@ pub enum Reply {
     HalfThenClose,
     /// Nothing until the test ends.
     Never,
+    /// No answer: the connection is closed (a TCP FIN without a TLS close_notify), as a KMS or
+    /// TLS proxy does that refuses the client certificate once a TLS 1.3 handshake is done.
+    CloseUnanswered,
+    /// No answer: the connection is reset (a TCP RST).
+    ResetUnanswered,
 }
 
 /// The operation whose requests a `Fault::KmipRefusing` server refuses, and the Result Reason
@@ -152,6 +157,10 @@ fn serve(listener: TcpListener, fault: Fault, stopped: Arc<AtomicBool>, count: A
 }
 
 fn answer(conn: TcpStream, tls: Arc<ServerConfig>, reply: Reply, stopped: Arc<AtomicBool>) {
+    let conn = match reply {
+        Reply::ResetUnanswered => zero_linger(conn),
+        _ => conn,
+    };
     let _ = conn.set_read_timeout(Some(Duration::from_secs(10)));
     let Ok(server) = rustls::ServerConnection::new(tls) else {
         return;
@@ -185,7 +194,25 @@ fn answer(conn: TcpStream, tls: Arc<ServerConfig>, reply: Reply, stopped: Arc<At
             let _ = stream.get_ref().shutdown(std::net::Shutdown::Both);
         }
         Reply::Never => wait_for_stop(&stopped, Duration::from_secs(30)),
+        // SO_LINGER 0 (set at accept) makes the close a reset.
+        Reply::CloseUnanswered | Reply::ResetUnanswered => drop(stream),
     }
+}
+
+/// The connection with SO_LINGER set to 0, so that closing it sends a reset. The standard
+/// library cannot set it; tokio's socket can, for a moment, under a runtime of its own.
+fn zero_linger(conn: TcpStream) -> TcpStream {
+    let runtime = tokio::runtime::Builder::new_current_thread()
+        .enable_io()
+        .build()
+        .expect("a tokio runtime");
+    let _entered = runtime.enter();
+    conn.set_nonblocking(true).unwrap();
+    let socket = tokio::net::TcpStream::from_std(conn).unwrap();
+    socket.set_zero_linger().unwrap();
+    let conn = socket.into_std().unwrap();
+    conn.set_nonblocking(false).unwrap();
+    conn
 }
 
 /// The error answer to `request` when its first operation is the refused one: every batch

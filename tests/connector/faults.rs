@@ -9,10 +9,12 @@ use std::net::{IpAddr, Ipv4Addr, TcpListener};
 use std::time::{Duration, Instant};
 
 use common::fault_server::{Fault, FaultServer, Reply};
-use common::fixtures::{pki, rustls_server_config};
+use common::fixtures::{Layout, make_conf_dir, pki, rustls_server_config};
+use common::kmip_quirks::{Quirks, serve_own_pki};
 use common::pykmip::lab;
 use okv_core::config::{ConfDir, Host, Options, ServerAddr, load_conf_dir};
 use okv_core::connector::{ClientError, KmipClient, Retry, Stage, TransportError};
+use okv_core::kmip::tags::operation;
 use okv_core::kmip::{LocateFilter, ops};
 
 fn conf() -> ConfDir {
@@ -346,4 +348,161 @@ fn a_create_whose_answer_is_lost_is_looked_up_not_repeated() {
     assert_eq!(objects[0]["state"], "ACTIVE");
     assert_eq!(keyring.fetch(&id, "").unwrap().unwrap().material.len(), 32);
     keyring.remove(&id, "").unwrap();
+}
+
+/// A fault server with the test PKI's server identity (no PyKMIP needed) that speaks only
+/// `version`.
+fn own_pki_server(version: &'static rustls::SupportedProtocolVersion, reply: Reply) -> FaultServer {
+    use rustls::pki_types::pem::PemObject;
+    use rustls::pki_types::{CertificateDer, PrivateKeyDer};
+    let pki = pki();
+    let provider = okv_core::config::provider();
+    let mut roots = rustls::RootCertStore::empty();
+    for c in CertificateDer::pem_file_iter(&pki.ca_cert).unwrap() {
+        roots.add(c.unwrap()).unwrap();
+    }
+    let verifier = rustls::server::WebPkiClientVerifier::builder_with_provider(
+        std::sync::Arc::new(roots),
+        provider.clone(),
+    )
+    .build()
+    .unwrap();
+    let chain: Vec<CertificateDer<'static>> = CertificateDer::pem_file_iter(&pki.server_cert)
+        .unwrap()
+        .map(|c| c.unwrap())
+        .collect();
+    let key = PrivateKeyDer::from_pem_file(&pki.server_key).unwrap();
+    let tls = rustls::ServerConfig::builder_with_provider(provider)
+        .with_protocol_versions(&[version])
+        .unwrap()
+        .with_client_cert_verifier(verifier)
+        .with_single_cert(chain, key)
+        .unwrap();
+    FaultServer::start(Fault::AfterHandshake {
+        tls: std::sync::Arc::new(tls),
+        reply,
+    })
+}
+
+/// A client of the test PKI's identity for one server.
+fn own_pki_client(port: u16) -> KmipClient {
+    let dir = make_conf_dir(&Layout {
+        ora: Some(format!("SERVER=127.0.0.1:{port}\n")),
+        ..pki().layout()
+    });
+    let conf = load_conf_dir(&dir.dir).expect("conf dir");
+    let options = Options {
+        connect_timeout: secs(5.0),
+        request_timeout: secs(5.0),
+        ..conf.options.clone()
+    };
+    KmipClient::new(vec![local(port)], conf.tls, options).expect("client")
+}
+
+fn closed_after_handshake(e: &ClientError) -> bool {
+    let t = match e {
+        ClientError::Transport(t) | ClientError::Ambiguous(t) => t,
+        _ => return false,
+    };
+    let one = |t: &TransportError| matches!(t, TransportError::ClosedAfterHandshake { .. });
+    match t {
+        TransportError::AllFailed(all) => all.iter().any(one),
+        t => one(t),
+    }
+}
+
+/// A KMS or TLS proxy that refuses a revoked client certificate may complete the handshake
+/// (with TLS 1.3 the client's certificate is checked after the client is done) and then close
+/// or reset the connection without a word: that is a refusal, not an outage, so the sealed key
+/// cache must not stand in for it.
+#[test]
+fn a_close_right_after_the_handshake_before_any_answer_is_a_refusal() {
+    for version in [&rustls::version::TLS12, &rustls::version::TLS13] {
+        for reply in [Reply::CloseUnanswered, Reply::ResetUnanswered] {
+            let what = format!(
+                "{:?}, {}",
+                version.version,
+                match reply {
+                    Reply::CloseUnanswered => "close",
+                    _ => "reset",
+                }
+            );
+            let server = own_pki_server(version, reply);
+            let c = own_pki_client(server.port());
+            let err = c
+                .request(&locate(), Retry::Idempotent, ops::parse_locate)
+                .unwrap_err();
+            assert!(closed_after_handshake(&err), "{what}: {err:?}");
+            assert!(!err.is_unreachable(), "{what}: {err}");
+            let text = err.to_string();
+            assert!(
+                text.contains(
+                    "closed the connection right after the TLS handshake without answering"
+                ) && text.contains("it may refuse this client certificate")
+                    && text.contains("check the server's log"),
+                "{what}: {text}"
+            );
+            // A request that must not be repeated: ambiguous, and still a refusal.
+            let err = c
+                .call(
+                    &ops::create_aes(256, "mysql-keyring::never-made"),
+                    Retry::Never,
+                )
+                .unwrap_err();
+            assert!(
+                matches!(err, ClientError::Ambiguous(_)) && closed_after_handshake(&err),
+                "{what}: {err:?}"
+            );
+            assert!(!err.is_unreachable(), "{what}: {err}");
+        }
+    }
+}
+
+/// A close during the handshake without a TLS alert is what a load balancer with nothing
+/// behind it does: unreachable.
+#[test]
+fn a_close_during_the_handshake_stays_unreachable() {
+    let reset = FaultServer::start(Fault::Reset);
+    let c = own_pki_client(reset.port());
+    let err = c
+        .request(&locate(), Retry::Idempotent, ops::parse_locate)
+        .unwrap_err();
+    assert!(err.is_unreachable(), "{err}");
+    assert!(!closed_after_handshake(&err), "{err:?}");
+}
+
+/// A connection that answered before and is then closed is the ordinary end of a reused
+/// connection: an idempotent request is repeated on a new one, and one that must not be
+/// repeated is ambiguous and unreachable (no server answered it).
+#[test]
+fn a_close_of_a_connection_that_answered_before_is_the_ordinary_retry() {
+    let (kmip, server) = serve_own_pki("u", Quirks::default());
+    let c = own_pki_client(server.port());
+    c.request(&locate(), Retry::Idempotent, ops::parse_locate)
+        .expect("first answer");
+    kmip.set(Quirks {
+        swallow_once: Some(operation::LOCATE),
+        ..Quirks::default()
+    });
+    let found = c
+        .request(&locate(), Retry::Idempotent, ops::parse_locate)
+        .expect("repeated on a new connection");
+    assert!(found.is_empty());
+    assert_eq!(server.accepted(), 2);
+    kmip.set(Quirks {
+        swallow_once: Some(operation::LOCATE),
+        ..Quirks::default()
+    });
+    let err = c.call(&locate(), Retry::Never).unwrap_err();
+    assert!(
+        matches!(
+            err,
+            ClientError::Ambiguous(TransportError::Closed {
+                stage: Stage::Read,
+                ..
+            })
+        ),
+        "{err:?}"
+    );
+    assert!(err.is_unreachable(), "{err}");
 }
