@@ -2,11 +2,14 @@
 //! errors, the last error and request latency. Every library shows the same counters (the
 //! plugin as status variables, the component as status rows, the MariaDB plugin as status
 //! variables), so they are kept here once. Reading them never waits on a KMIP call: every field
-//! is an atomic or a mutex held only to copy a short string.
+//! is an atomic or a mutex held only to copy a short string, except the client certificate's
+//! expiry, which looks at the certificate files (`TlsSource::on_disk_expiry`).
 
 use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Mutex, MutexGuard, PoisonError, Weak};
 use std::time::{Duration, SystemTime, UNIX_EPOCH};
+
+use crate::config::TlsSource;
 
 /// Live counters of one host (plugin, component or MariaDB plugin). They survive a change of
 /// configuration; only the configuration-dependent fields are replaced then.
@@ -23,6 +26,9 @@ pub struct Health {
     latency_max_us: AtomicU64,
     /// When the client certificate of new connections expires, seconds since the epoch.
     client_cert_expires: AtomicU64,
+    /// Where that certificate is read from, when it follows files on disk: a snapshot asks it,
+    /// so a certificate renewed early shows before the next connection uses it.
+    cert_source: Mutex<Option<Weak<TlsSource>>>,
     state: Mutex<State>,
 }
 
@@ -145,6 +151,26 @@ impl Health {
         self.client_cert_expires.store(secs, Ordering::Relaxed);
     }
 
+    /// The client certificate's expiry follows `source` (the files on disk) from now on.
+    pub fn follow_certificate(&self, source: Weak<TlsSource>) {
+        *self
+            .cert_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner) = Some(source);
+    }
+
+    fn refresh_cert_expiry(&self) {
+        let source = self
+            .cert_source
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .as_ref()
+            .and_then(Weak::upgrade);
+        if let Some(source) = source {
+            self.set_client_cert_expiry(source.on_disk_expiry());
+        }
+    }
+
     /// How the last listing was made complete, or why it could not be.
     pub fn set_listing_method(&self, text: &str) {
         let mut state = self.state();
@@ -154,6 +180,7 @@ impl Health {
     }
 
     pub fn snapshot(&self) -> Snapshot {
+        self.refresh_cert_expiry();
         let state = self.state();
         let (server_in_use, server_index) = match &state.in_use {
             Some((server, index)) => (server.clone(), Some(*index)),

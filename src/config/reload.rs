@@ -13,6 +13,8 @@
 //! - A connection made with a certificate that expires within [`RENEW_BEFORE`] is replaced
 //!   before its next request when a certificate that lasts longer is on disk
 //!   ([`TlsSource::renewal_due`]).
+//! - The status's client certificate expiry ([`TlsSource::on_disk_expiry`]) follows the files
+//!   on disk, not the open connection.
 //! - The error log warns once per certificate when less than `KEYRING_OKV_CERT_EXPIRY_WARNING`
 //!   is left, and says once when it has expired with nothing to replace it.
 
@@ -125,6 +127,17 @@ impl TlsSource {
     /// When the client certificate in use expires (the epoch when unknown).
     pub fn expires(&self) -> SystemTime {
         self.state().not_after
+    }
+
+    /// When the client certificate new connections would use expires: that of the files on
+    /// disk, not of the open connection, so that the status shows a certificate renewed early
+    /// at once. Cheap: the files are read again only when their stamp changed (as at a new
+    /// connection, with the same checks; a replacement that does not load leaves the one in
+    /// use), otherwise this costs four `stat` calls.
+    pub fn on_disk_expiry(&self) -> SystemTime {
+        let mut state = self.state();
+        self.refresh(&mut state);
+        state.not_after
     }
 
     /// Whether a connection made with a certificate that expires at `connected_with` should

@@ -73,7 +73,7 @@ pub enum Retry {
 struct Shared {
     servers: Vec<ServerAddr>,
     /// The TLS identity of new connections, read again when its files are replaced.
-    tls: TlsSource,
+    tls: Arc<TlsSource>,
     options: Options,
     conn: Mutex<Option<Session>>,
     /// When the client certificate the open connection was made with expires.
@@ -138,6 +138,8 @@ impl KmipClient {
         health: Arc<Health>,
     ) -> std::io::Result<Self> {
         health.set_client_cert_expiry(tls.expires());
+        let tls = Arc::new(tls);
+        health.follow_certificate(Arc::downgrade(&tls));
         Ok(KmipClient {
             runtime: super::runtime::handle()?,
             shared: Arc::new(Shared {
@@ -188,7 +190,8 @@ impl KmipClient {
             .shared
             .health
             .write()
-            .unwrap_or_else(PoisonError::into_inner) = health;
+            .unwrap_or_else(PoisonError::into_inner) = health.clone();
+        health.follow_certificate(Arc::downgrade(&self.shared.tls));
     }
 
     /// The one deadline of every request: waiting for the shared connection, connecting (with

@@ -3,7 +3,8 @@
 //! old identity in use, and a new identity from another CA works once the KMIP server is
 //! restarted trusting only that CA. Against PyKMIP, behind a TCP relay whose target moves the
 //! way an address does when the server is replaced. Also: a certificate that expires under a
-//! running mysqld with nothing to replace it gives one clear line.
+//! running mysqld with nothing to replace it gives one clear line, and the status's expiry
+//! follows the certificate on disk while a connection stays open (in-process, no PyKMIP).
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -297,4 +298,88 @@ fn a_certificate_that_expires_under_mysqld_gives_one_clear_line() {
         lines[0]
     );
     common::mysql::script(&["stop", name]).unwrap();
+}
+
+/// The status's client certificate expiry follows the certificate on disk, not the open
+/// connection: after a correct early renewal the documented alert must stop at once, not at
+/// the next connection (which may be days away on a busy server). In-process, no PyKMIP.
+#[test]
+fn the_status_shows_a_renewed_certificate_while_the_connection_stays_open() {
+    use common::fixtures::{Layout, make_conf_dir, openssl, pki};
+    use common::kmip_quirks::{Quirks, serve_own_pki};
+    use okv_core::connector::Retry;
+    use okv_core::kmip::{LocateFilter, ops};
+
+    let pki = pki();
+    let tmp = tempfile::tempdir().unwrap();
+    // The test PKI's client key, certified for 5 days: outside the renewal window, so the
+    // open connection stays in use.
+    let short = tmp.path().join("short.pem");
+    openssl(
+        &pki.dir,
+        &[
+            "x509",
+            "-req",
+            "-in",
+            "client_ec.csr",
+            "-CA",
+            "ca.pem",
+            "-CAkey",
+            "ca.key",
+            "-set_serial",
+            "4242",
+            "-days",
+            "5",
+            "-sha256",
+            "-extfile",
+            "client.ext",
+            "-out",
+            short.to_str().unwrap(),
+        ],
+    );
+    let (_kmip, server) = serve_own_pki("u", Quirks::default());
+    let dir = make_conf_dir(&Layout {
+        ora: Some(format!("SERVER=127.0.0.1:{}\n", server.port())),
+        cert: Some(short),
+        ..pki.layout()
+    });
+    let conf = load_conf_dir(&dir.dir).unwrap();
+    let short_expiry = unix(conf.identity.not_after);
+    let client = KmipClient::from_conf_dir(&conf).unwrap();
+    let health = client.health();
+    let locate = ops::locate(
+        &LocateFilter {
+            name: Some("mysql-keyring::no-such-key"),
+            object_type: None,
+        },
+        None,
+    );
+    client
+        .request(&locate, Retry::Idempotent, ops::parse_locate)
+        .unwrap();
+    assert_eq!(health.snapshot().client_cert_expires_unix, short_expiry);
+    let connections = health.snapshot().connections;
+
+    // Renewed early, in place (same key, 825 days).
+    replace(
+        &dir.dir,
+        "ssl/cert.pem",
+        &std::fs::read_to_string(&pki.client_ec_cert).unwrap(),
+        0o600,
+    );
+    let renewed = unix(load_conf_dir(&dir.dir).unwrap().identity.not_after);
+    assert!(renewed > short_expiry);
+    let status = health.snapshot();
+    assert_eq!(status.client_cert_expires_unix, renewed);
+    assert_eq!(
+        status.client_cert_expires,
+        okv_core::health::utc_timestamp(renewed)
+    );
+    assert_eq!(status.connections, connections, "no new connection");
+    // The open connection is still the one in use.
+    client
+        .request(&locate, Retry::Idempotent, ops::parse_locate)
+        .unwrap();
+    assert_eq!(health.snapshot().connections, connections);
+    assert_eq!(health.snapshot().client_cert_expires_unix, renewed);
 }
