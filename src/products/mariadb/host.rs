@@ -120,6 +120,9 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
             });
         }
     };
+    if let Some(note) = store.foreign_sealed_note() {
+        tracing::warn!("{note}");
+    }
     let refresher = Refresher::start(store.clone()).map_err(StartError::Runtime)?;
     let keeper = match sealed {
         None => None,

@@ -31,6 +31,13 @@ pub fn parse_object_name(namespace: &str, name: &str) -> Option<(u32, u32)> {
     (1..u32::MAX).contains(&version).then_some((id, version))
 }
 
+/// The namespace of a key version's object name, whichever namespace it is.
+pub fn namespace_of(name: &str) -> Option<&str> {
+    let (namespace, _) = name.split_once('/')?;
+    (valid_namespace(namespace) && parse_object_name(namespace, name).is_some())
+        .then_some(namespace)
+}
+
 fn canonical_u32(text: &str) -> Option<u32> {
     let value: u32 = text.parse().ok()?;
     (value.to_string() == text).then_some(value)
@@ -67,6 +74,20 @@ mod tests {
             "mysql-keyring::INNODBKey-1",
         ] {
             assert_eq!(parse_object_name("mariadb", name), None, "{name}");
+        }
+    }
+
+    #[test]
+    fn the_namespace_of_any_version_name() {
+        assert_eq!(namespace_of("mariadb/5/12"), Some("mariadb"));
+        assert_eq!(namespace_of("prod-eu/1/1"), Some("prod-eu"));
+        for name in [
+            "mariadb/5",
+            "mariadb/05/1",
+            "/5/1",
+            "mysql-keyring::INNODBKey-1",
+        ] {
+            assert_eq!(namespace_of(name), None, "{name}");
         }
     }
 

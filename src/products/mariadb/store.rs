@@ -7,7 +7,7 @@
 //! bytes are in memory (and those bytes are never expired); new versions are found by the
 //! background refresh (`refresh.rs`), not by the callers.
 
-use std::collections::{HashMap, HashSet};
+use std::collections::{BTreeMap, HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -502,13 +502,59 @@ impl KeyStore {
         }
     }
 
+    /// The versions the sealed key cache holds for other namespaces, counted per namespace
+    /// (the DBA changed kmip_key_management_key_namespace since they were kept).
+    pub fn foreign_sealed(&self) -> BTreeMap<String, usize> {
+        let mut foreign = BTreeMap::new();
+        let Some(sealed) = self.sealed() else {
+            return foreign;
+        };
+        for (name, owner) in sealed.names() {
+            if let Some(other) = super::naming::namespace_of(&name)
+                .filter(|ns| owner.is_empty() && *ns != self.namespace)
+            {
+                *foreign.entry(other.to_string()).or_insert(0) += 1;
+            }
+        }
+        foreign
+    }
+
+    /// The one line that says the sealed key cache holds versions of other namespaces, which
+    /// are left as they are: neither confirmed, nor dropped as if revoked, nor served for this
+    /// namespace.
+    pub fn foreign_sealed_note(&self) -> Option<String> {
+        let sealed = self.sealed()?;
+        let foreign = self.foreign_sealed();
+        if foreign.is_empty() {
+            return None;
+        }
+        let list: Vec<String> = foreign
+            .iter()
+            .map(|(ns, n)| format!("{n} of namespace '{ns}'"))
+            .collect();
+        Some(format!(
+            "the sealed key cache {} holds key versions of another namespace ({}), not of this server's namespace '{}': kmip_key_management_key_namespace was changed since they were kept. They are left in the file as they are, neither confirmed nor served for '{}'; set kmip_key_management_key_namespace back to use them",
+            sealed.path().display(),
+            list.join(", "),
+            self.namespace,
+            self.namespace,
+        ))
+    }
+
     /// What the KMIP server says now of the version named `name` (the sealed key cache's
-    /// confirmation).
+    /// confirmation). A version of another namespace is not asked about: it is left as it is
+    /// (an error answer keeps it, unconfirmed), never reported gone.
     pub fn confirm_sealed(&self, name: &str) -> crate::sealed::Answer {
         use crate::sealed::Answer;
         let Some((key_id, version)) = super::naming::parse_object_name(&self.namespace, name)
         else {
-            return Answer::Gone;
+            return match super::naming::namespace_of(name) {
+                Some(other) => Answer::Failed(format!(
+                    "it is a key version of namespace '{other}', not of this server's namespace '{}' (kmip_key_management_key_namespace); left as it is and not served",
+                    self.namespace
+                )),
+                None => Answer::Gone,
+            };
         };
         let asked: Result<_, KeyStoreError> =
             self.client.one_call(|| {
