@@ -299,6 +299,18 @@ fn only_a_definite_answer_that_a_version_is_gone_forgets_it() {
     store.set_use_cache_on_error(false);
     expire();
     assert_eq!(store.with_key(1, 2, <[u8]>::to_vec), Some(vec![2; 32]));
+    // But not when the server refuses this client (it closes every new connection right after
+    // the TLS handshake, as a proxy does with a revoked certificate): the sealed cache obeys
+    // a revocation. Nothing is forgotten either.
+    *refuse.lock().unwrap() = None;
+    kmip.set(Quirks {
+        down: true,
+        ..Quirks::default()
+    });
+    expire();
+    assert_eq!(store.with_key(1, 2, <[u8]>::to_vec), None);
+    assert!(sealed_holds(&sealed, "mariadb/1/2"));
+    kmip.set(Quirks::default());
     store.set_use_cache_on_error(true);
 
     // Item Not Found from the Get (destroyed between the Locate and the Get) and a version

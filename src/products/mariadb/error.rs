@@ -38,11 +38,9 @@ pub enum KeyStoreError {
 }
 
 impl KeyStoreError {
-    /// Whether the failure says nothing about the key itself: the KMIP server could not be
-    /// reached, or not asked in time or on one server. Only then may a cached copy stand in
-    /// (use_cache_on_error). An answer of the server (no Active object under the name, an
-    /// object not usable, an error result) is definite: a version destroyed on purpose must
-    /// stop being served.
+    /// No KMIP server answered at all (see `TransportError::is_unreachable`). Whether a
+    /// cached copy may stand in is decided by `is_definitely_gone` instead: any failure but a
+    /// definite answer that the version is gone leaves the cached copies in use.
     pub fn is_unreachable(&self) -> bool {
         matches!(self, KeyStoreError::Backend { source, .. } if source.is_unreachable())
     }
@@ -74,6 +72,23 @@ impl KeyStoreError {
             | KeyStoreError::Unusable { .. }
             | KeyStoreError::Duplicate { .. } => true,
             KeyStoreError::Backend { source, .. } => source.is_definitely_gone(),
+            _ => false,
+        }
+    }
+
+    /// Whether the sealed key cache may stand in for a version this failure left unread: no
+    /// server answered, or one answered with an error that says nothing about the version
+    /// (General Failure, Permission Denied, a look-up that failed over or ran out of time).
+    /// Never on a definite answer that it is gone, and never when the server refused this
+    /// client (a TLS alert, a close right after the handshake): the cache obeys a revocation.
+    pub fn sealed_may_stand_in(&self) -> bool {
+        match self {
+            KeyStoreError::Backend { source, .. } => match source {
+                ClientError::Transport(t) | ClientError::Ambiguous(t) => t.is_unreachable(),
+                ClientError::Server { .. } => !source.is_definitely_gone(),
+                ClientError::Moved { .. } => true,
+            },
+            KeyStoreError::Race { .. } => true,
             _ => false,
         }
     }

@@ -477,7 +477,8 @@ impl KeyStore {
             Err(e) => {
                 // Any other failure (no server answers, a General Failure during a fail-over,
                 // Permission Denied during a policy change) says nothing about the version:
-                // the copy in memory stays, and the sealed one stands in when there is none.
+                // the copy in memory stays, and the sealed one stands in when there is none
+                // (unless the server refused this client: `sealed_may_stand_in`).
                 let use_memory = stale && self.tunables.use_cache_on_error.load(Ordering::Relaxed);
                 if use_memory {
                     if lock(&self.served_stale).insert((key_id, version)) {
@@ -485,7 +486,7 @@ impl KeyStore {
                             "key {key_id} version {version}: reading it again failed ({e}); serving the cached copy (use_cache_on_error) until the KMIP server answers for it"
                         );
                     }
-                } else if !self.serve_sealed(key_id, version, &e) {
+                } else if !(e.sealed_may_stand_in() && self.serve_sealed(key_id, version, &e)) {
                     tracing::error!("key {key_id} version {version} is not available: {e}");
                     bump(&self.counters.key_failures);
                     return None;
