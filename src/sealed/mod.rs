@@ -732,9 +732,38 @@ impl SealedCache {
 
     /// Asks the KMIP server about every cached key (`ask`), drops those it no longer has, and
     /// renews the others. Returns the failure when no server answered.
-    pub fn confirm(&self, mut ask: impl FnMut(&str, &str) -> Answer) -> Result<(), String> {
+    pub fn confirm(&self, ask: impl FnMut(&str, &str) -> Answer) -> Result<(), String> {
+        self.confirm_older_than(ask, JUST_CONFIRMED_SECS)
+    }
+
+    /// [`confirm`](Self::confirm) of every key, also those answered for just now (tests).
+    #[doc(hidden)]
+    pub fn confirm_now_for_tests(
+        &self,
+        ask: impl FnMut(&str, &str) -> Answer,
+    ) -> Result<(), String> {
+        self.confirm_older_than(ask, 0)
+    }
+
+    /// Moves every confirmation time `secs` into the past (tests of ages).
+    #[doc(hidden)]
+    pub fn backdate_for_tests(&self, secs: u64) {
+        let mut state = self.state();
+        for e in state.entries.values_mut() {
+            e.confirmed_at = e.confirmed_at.saturating_sub(secs);
+        }
+        for at in state.absent.values_mut() {
+            *at = at.saturating_sub(secs);
+        }
+    }
+
+    fn confirm_older_than(
+        &self,
+        mut ask: impl FnMut(&str, &str) -> Answer,
+        fresh: u64,
+    ) -> Result<(), String> {
         let started = now_unix();
-        let stale = |t: u64| started.saturating_sub(confirmed(t, started)) >= JUST_CONFIRMED_SECS;
+        let stale = |t: u64| started.saturating_sub(confirmed(t, started)) >= fresh;
         let (start_epoch, snapshot, absent): (u64, Vec<_>, Vec<_>) = {
             let state = self.state();
             let list = state
