@@ -31,14 +31,12 @@ pub enum StartError {
         "{dir}/okvclient.ora: {source}; check the servers, or run `keyring-okv --conf-dir {dir} check`"
     )]
     Unreachable { dir: String, source: ClientError },
-    #[error(
-        "{dir}/okvclient.ora: {source}; and the sealed key cache {path} cannot stand in: {why}"
-    )]
+    /// `sealed`: "the sealed key cache <path> cannot stand in: <why>".
+    #[error("{dir}/okvclient.ora: {source}; and {sealed}")]
     NoSealedKeys {
         dir: String,
-        source: ClientError,
-        path: String,
-        why: String,
+        source: Box<ClientError>,
+        sealed: String,
     },
     #[error("{0}")]
     Keys(#[from] KeyStoreError),
@@ -105,11 +103,7 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
             let Some(v1) = store.known_latest(1) else {
                 let cache = sealed.as_ref().expect("checked above");
                 let status = cache.status();
-                return Err(StartError::NoSealedKeys {
-                    dir: conf_dir.to_string(),
-                    source,
-                    path: cache.path().display().to_string(),
-                    why: match status.file.problem() {
+                let why = match status.file.problem() {
                         Some(why) => why.to_string(),
                         None if status.file == sealed::FileState::Absent => {
                             "it has not been written yet (nothing was read while a KMIP server answered)".to_string()
@@ -118,7 +112,14 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
                             "it holds no version of key 1 in the namespace '{}' (or only versions older than kmip_key_management_sealed_cache_max_age_hours allows)",
                             store.namespace()
                         ),
-                    },
+                };
+                return Err(StartError::NoSealedKeys {
+                    dir: conf_dir.to_string(),
+                    source: Box::new(source),
+                    sealed: format!(
+                        "the sealed key cache {} cannot stand in: {why}",
+                        cache.path().display()
+                    ),
                 });
             };
             tracing::warn!(
