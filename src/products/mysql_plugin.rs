@@ -136,9 +136,14 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
             None
         }
         (hours, Some(sealed_dir)) => Some(
-            SealedCache::open(&conf, sealed::PLUGIN, hours, Path::new(&sealed_dir))
-                .with_user_keys(SEALED_USER_KEYS.load(Ordering::SeqCst))
-                .with_access(sealed::Access::of_this_process()),
+            SealedCache::open(
+                &conf,
+                sealed::PLUGIN,
+                hours,
+                Path::new(&sealed_dir),
+                sealed::Access::of_this_process(),
+            )
+            .with_user_keys(SEALED_USER_KEYS.load(Ordering::SeqCst)),
         ),
     };
     Ok(Prepared {

@@ -410,8 +410,7 @@ fn check_owner_and_mode(
                 meta.uid()
             ),
             fix: format!(
-                "it must belong to the account the database server runs as: 'chown' it to that account (user id {}) if that is who wrote it, otherwise remove it",
-                meta.uid()
+                "it must belong to the account the database server runs as (user id {me}): 'chown' it to that account if that account wrote it, otherwise remove it"
             ),
         });
     }

@@ -247,6 +247,8 @@ struct State {
     writing: bool,
     /// Something changed while writes waited.
     unwritten: bool,
+    /// Each key's record as this process last wrote or read the file (see `merge`).
+    written: std::collections::HashMap<Id, Sig>,
     not_mine_logged: bool,
 }
 
@@ -272,34 +274,110 @@ impl State {
             file_keys: 0,
             writing: true,
             unwritten: false,
+            written: Default::default(),
             not_mine_logged: false,
         }
     }
 
-    /// Takes what another process wrote that is newer than what this one knows, per key.
+    /// Takes what other processes wrote since this one last wrote or read the file, per key:
+    /// the later record wins; within one second (the file's resolution) a key known absent
+    /// wins over a key, and two different objects cancel out (the key is taken as absent), so a
+    /// merge never brings back a key another process removed: the safe side of a tie is a key
+    /// that has to be read from the KMIP server again, never a key that may be gone.
     fn merge(&mut self, disk: file::Contents, now: u64) {
+        let mut records: Vec<(Id, Record)> = Vec::new();
         for (id, entry) in disk.entries {
-            let theirs = confirmed(entry.confirmed_at, now);
-            if theirs > self.known_at(&id, now) {
-                self.absent.remove(&id);
-                self.entries.insert(id, entry);
-            }
+            records.push((id, Record::Key(entry)));
         }
         for (id, at) in disk.absent {
-            let theirs = confirmed(at, now);
-            if theirs > self.known_at(&id, now) {
-                self.entries.remove(&id);
-                self.absent.insert(id, at);
+            records.push((id, Record::Absent(at)));
+        }
+        for (id, record) in records {
+            if self.written.get(&id) == Some(&record.sig()) {
+                continue; // what this process wrote (or read) itself: nothing new
+            }
+            let theirs = confirmed(record.time(), now);
+            let ours = self.known_at(&id, now);
+            let take = match (&record, self.entries.get(&id)) {
+                _ if theirs > ours => true,
+                _ if theirs < ours => false,
+                // Same second, or this process knows nothing of the key (ours = 0 only then).
+                (Record::Absent(_), Some(_)) => true,
+                (Record::Key(e), Some(mine)) if e.uid != mine.uid => {
+                    self.entries.remove(&id);
+                    self.absent.insert(id, theirs);
+                    continue;
+                }
+                (Record::Key(_), None) => !self.absent.contains_key(&id),
+                _ => false,
+            };
+            if take {
+                match record {
+                    Record::Key(entry) => {
+                        self.absent.remove(&id);
+                        self.entries.insert(id, entry);
+                    }
+                    Record::Absent(at) => {
+                        self.entries.remove(&id);
+                        self.absent.insert(id, at);
+                    }
+                }
             }
         }
     }
 
     /// When this process last learnt something of `id` (0: never).
-    fn known_at(&self, id: &(String, String), now: u64) -> u64 {
+    fn known_at(&self, id: &Id, now: u64) -> u64 {
         match (self.entries.get(id), self.absent.get(id)) {
             (Some(e), _) => confirmed(e.confirmed_at, now).max(1),
             (None, Some(at)) => confirmed(*at, now).max(1),
             (None, None) => 0,
+        }
+    }
+
+    /// What the file holds now that this process wrote or read it.
+    fn remember_written(&mut self) {
+        self.written = self
+            .entries
+            .iter()
+            .map(|(id, e)| (id.clone(), Sig::Key(e.uid.clone(), e.confirmed_at)))
+            .chain(
+                self.absent
+                    .iter()
+                    .map(|(id, at)| (id.clone(), Sig::Absent(*at))),
+            )
+            .collect();
+    }
+}
+
+type Id = (String, String);
+
+/// One key's record in a file.
+enum Record {
+    Key(Entry),
+    Absent(u64),
+}
+
+/// A record without its key bytes, to tell whether the file still holds what this process
+/// wrote.
+#[derive(Clone, Debug, PartialEq, Eq)]
+enum Sig {
+    Key(String, u64),
+    Absent(u64),
+}
+
+impl Record {
+    fn time(&self) -> u64 {
+        match self {
+            Record::Key(e) => e.confirmed_at,
+            Record::Absent(at) => *at,
+        }
+    }
+
+    fn sig(&self) -> Sig {
+        match self {
+            Record::Key(e) => Sig::Key(e.uid.clone(), e.confirmed_at),
+            Record::Absent(at) => Sig::Absent(*at),
         }
     }
 }
@@ -348,14 +426,27 @@ impl SealedCache {
     /// `sealed_cache_dir` setting), with what that file holds. A file that cannot be used is
     /// logged once and shows in the status ([`FileState`]): one with a wrong owner or mode is
     /// left alone, one that does not open for this configuration is replaced at the next write.
-    pub fn open(conf: &ConfDir, product: Product, max_age_hours: u64, dir: &Path) -> SealedCache {
+    pub fn open(
+        conf: &ConfDir,
+        product: Product,
+        max_age_hours: u64,
+        dir: &Path,
+        access: Access,
+    ) -> SealedCache {
         let binding = Binding {
             product: product.name.to_string(),
             identity: conf.identity.subject.clone(),
             servers: conf.servers.iter().map(ToString::to_string).collect(),
         };
         let key = conf.seal_root.key_for(product.name.as_bytes());
-        Self::open_at(path_in(dir, &product), key, binding, product, max_age_hours)
+        Self::open_as(
+            path_in(dir, &product),
+            key,
+            binding,
+            product,
+            max_age_hours,
+            access,
+        )
     }
 
     /// As [`open`](Self::open), with everything given (tests, the admin tool).
@@ -366,8 +457,26 @@ impl SealedCache {
         product: Product,
         max_age_hours: u64,
     ) -> SealedCache {
+        Self::open_as(path, key, binding, product, max_age_hours, Access::Writer)
+    }
+
+    /// As [`open_at`](Self::open_at), for a process with `access`: a reader (a backup tool,
+    /// often run as root or a backup account) reads the server's file whoever owns it, and
+    /// never writes it.
+    pub fn open_as(
+        path: PathBuf,
+        key: Zeroizing<[u8; 32]>,
+        binding: Binding,
+        product: Product,
+        max_age_hours: u64,
+        access: Access,
+    ) -> SealedCache {
         let mut state = State::new(key, binding);
-        match file::read(&path) {
+        let owner = match access {
+            Access::Writer => file::Owner::ThisAccount,
+            Access::Reader => file::Owner::Any,
+        };
+        match file::read_checked(&path, owner) {
             Ok(None) => {}
             Ok(Some(bytes)) => match file::open(&path, &state.key, &bytes) {
                 Ok(c) if c.binding == state.binding => {
@@ -375,6 +484,7 @@ impl SealedCache {
                     state.entries = c.entries;
                     state.absent = c.absent;
                     state.file = FileState::Ok;
+                    state.remember_written();
                 }
                 Ok(c) => {
                     let e = SealedError::OtherConfiguration {
@@ -396,33 +506,24 @@ impl SealedCache {
             },
             Err(e) => {
                 tracing::error!(
-                    "{}: {e}; the sealed key cache serves nothing and writes nothing until this is fixed and the server restarts",
+                    "{}: {e}; the sealed key cache serves nothing and writes nothing until this is fixed and the server restarts or its configuration is loaded again (SET GLOBAL keyring_okv_conf_dir, ALTER INSTANCE RELOAD KEYRING)",
                     product.name
                 );
                 state.file = FileState::Refused(e.to_string());
             }
         }
+        if access == Access::Reader && matches!(state.file, FileState::Ok | FileState::Absent) {
+            state.file = FileState::ReadOnly;
+        }
         SealedCache {
             path,
-            access: Access::Writer,
+            access,
             max_age: Duration::from_secs(max_age_hours.saturating_mul(3600)),
             product,
             user_keys: false,
             state: Mutex::new(state),
             changed: Condvar::new(),
         }
-    }
-
-    /// A cache that reads its file and never writes it ([`Access::Reader`]: a backup tool).
-    pub fn with_access(mut self, access: Access) -> Self {
-        self.access = access;
-        if access == Access::Reader {
-            let state = self.state.get_mut().unwrap_or_else(PoisonError::into_inner);
-            if state.file == FileState::Ok || state.file == FileState::Absent {
-                state.file = FileState::ReadOnly;
-            }
-        }
-        self
     }
 
     /// A cache that replaces another on the same file in this process: it writes nothing until
@@ -597,6 +698,7 @@ impl SealedCache {
                 state.dirty = false;
                 state.file = FileState::Ok;
                 state.file_keys = state.entries.len();
+                state.remember_written();
                 if std::mem::take(&mut state.write_error_logged) {
                     tracing::info!(
                         "{}: the sealed key cache {} is written again",

@@ -77,10 +77,13 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     HEALTH.set_configuration(Some(conf.servers.len()));
     let sealed = match settings.sealed_cache_max_age_hours {
         0 => None,
-        hours => Some(Arc::new(
-            SealedCache::open(&conf, sealed::MARIADB, hours, &settings.sealed_cache_dir)
-                .with_access(sealed::Access::of_this_process()),
-        )),
+        hours => Some(Arc::new(SealedCache::open(
+            &conf,
+            sealed::MARIADB,
+            hours,
+            &settings.sealed_cache_dir,
+            sealed::Access::of_this_process(),
+        ))),
     };
     let connected = client.connect();
     let store = Arc::new(KeyStore::new(client, settings)?);

@@ -248,10 +248,14 @@ fn prepare_and_install(
     let seal = match settings.sealed_cache_max_age_hours {
         0 => None,
         hours => {
-            let sealed =
-                SealedCache::open(&conf, sealed::COMPONENT, hours, &settings.sealed_cache_dir)
-                    .with_user_keys(settings.sealed_cache_user_keys)
-                    .with_access(sealed::Access::of_this_process());
+            let sealed = SealedCache::open(
+                &conf,
+                sealed::COMPONENT,
+                hours,
+                &settings.sealed_cache_dir,
+                sealed::Access::of_this_process(),
+            )
+            .with_user_keys(settings.sealed_cache_user_keys);
             let replaces = reload.then(|| -> Box<dyn FnOnce() + Send> {
                 Box::new(move || {
                     if let Ok(old) = retired.recv() {
