@@ -558,6 +558,27 @@ fn permission_warnings_name_the_chmod() {
         set_mode(path, if path.is_dir() { 0o750 } else { 0o600 });
     }
 
+    // The layout of a package: key.pem owned by root, read by the server's account through its
+    // group (root:mysql 640). Seen from the server's account, that group read is needed;
+    // others and a group write are still problems.
+    std::os::unix::fs::chown(&key, Some(4242), None).unwrap();
+    set_mode(&key, 0o640);
+    assert!(
+        check_permissions(&d.dir).is_empty(),
+        "{:?}",
+        check_permissions(&d.dir)
+    );
+    set_mode(&key, 0o660);
+    let w = check_permissions(&d.dir);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].to_string().contains("lets group write"), "{}", w[0]);
+    assert!(w[0].to_string().contains("chmod 640"), "{}", w[0]);
+    set_mode(&key, 0o644);
+    let w = check_permissions(&d.dir);
+    assert!(w[0].to_string().contains("lets others read"), "{}", w[0]);
+    std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+    set_mode(&key, 0o600);
+
     // load_conf_dir reports them too, and still succeeds.
     set_mode(&key, 0o644);
     set_mode(&d.dir, 0o755);
