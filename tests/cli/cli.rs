@@ -339,6 +339,17 @@ fn paths_and_ids_that_are_not_utf8_are_refused_clearly() {
 mod sealed_cache {
     use super::*;
 
+    /// keyring-okv with the sealed files looked for in the configuration directory itself.
+    fn cli(conf_dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+            .arg("--conf-dir")
+            .arg(conf_dir)
+            .env("KEYRING_OKV_SEALED_CACHE_DIR", conf_dir)
+            .args(args)
+            .output()
+            .expect("run keyring-okv")
+    }
+
     use okv_core::keyring::KeyType;
     use okv_core::sealed::{self, Binding, Entries, Entry, Product, file};
     use zeroize::Zeroizing;

@@ -70,15 +70,10 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     HEALTH.set_configuration(Some(conf.servers.len()));
     let sealed = match settings.sealed_cache_max_age_hours {
         0 => None,
-        hours => match SealedCache::open(&conf, sealed::MARIADB, hours) {
-            Ok(cache) => Some(Arc::new(cache)),
-            Err(e) => {
-                tracing::error!(
-                    "{e}; the sealed key cache is off until this is fixed and the server restarts"
-                );
-                None
-            }
-        },
+        hours => Some(Arc::new(
+            SealedCache::open(&conf, sealed::MARIADB, hours, &settings.sealed_cache_dir)
+                .with_access(sealed::Access::of_this_process()),
+        )),
     };
     let connected = client.connect();
     let store = Arc::new(KeyStore::new(client, settings)?);
@@ -129,6 +124,12 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
                 Some(store) => store.confirm_sealed(name),
                 None => sealed::Answer::Failed("the plugin is stopping".into()),
             };
+            let renewing = Arc::downgrade(&sealed);
+            store.client().on_identity_renewed(move |conf| {
+                if let Some(cache) = renewing.upgrade() {
+                    cache.renew_from(conf);
+                }
+            });
             Some(Keeper::start(sealed, ask).map_err(StartError::Runtime)?)
         }
     };

@@ -44,6 +44,8 @@ pub struct Settings {
     pub use_cache_on_error: bool,
     /// `kmip_key_management_sealed_cache_max_age_hours`: 0 = no sealed key cache.
     pub sealed_cache_max_age_hours: u64,
+    /// `kmip_key_management_sealed_cache_dir`: where the sealed file is kept.
+    pub sealed_cache_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             version_refresh: Duration::from_secs(60),
             use_cache_on_error: true,
             sealed_cache_max_age_hours: 0,
+            sealed_cache_dir: crate::sealed::DEFAULT_DIR.into(),
         }
     }
 }
@@ -492,24 +495,30 @@ impl KeyStore {
         use crate::sealed::Answer;
         let Some((key_id, version)) = super::naming::parse_object_name(&self.namespace, name)
         else {
-            return Answer::Gone;
+            // Another namespace's version (kmip_key_management_key_namespace was changed):
+            // not this configuration's to confirm, nor revoked.
+            return Answer::NotMine(format!(
+                "'{name}' is not of the namespace '{}' in force; kmip_key_management_key_namespace was changed",
+                self.namespace
+            ));
         };
         let asked = self.client.one_call(|| {
             match remote::find_version(&self.client, &self.namespace, key_id, version)? {
                 None => Ok(None),
                 Some((uid, server)) => {
                     let material = remote::fetch_material(&self.client, &uid, &server, name)?;
-                    Ok(Some((material, uid)))
+                    Ok(Some((material, uid, server)))
                 }
             }
         });
         match asked {
-            Ok(Some((material, uid))) => Answer::Key {
+            Ok(Some((material, uid, server))) => Answer::Key {
                 key: FetchedKey {
                     key_type: KeyType::Aes,
                     material,
                 },
                 uid,
+                server: server.to_string(),
             },
             Ok(None) | Err(KeyStoreError::Unusable { .. }) => Answer::Gone,
             Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
