@@ -226,6 +226,11 @@ fn remove_leftovers(dir: &Path, product: Product) {
     }
 }
 
+/// The lines of a log about the sealed key cache (printed: what the servers said, for CI).
+fn sealed_lines(log: &str) -> Vec<&str> {
+    log.lines().filter(|l| l.contains("sealed")).collect()
+}
+
 /// Lines of `log` from the plugin or the server that say a write met a read-only file system.
 fn read_only_lines(log: &str) -> Vec<String> {
     log.lines()
@@ -345,6 +350,9 @@ fn renewal_then_outage(product: Product, instance: &str) {
     let log = db.log();
     assert_eq!(read_only_lines(&log), Vec::<String>::new());
 
+    for line in sealed_lines(&log) {
+        eprintln!("{product:?}: {line}");
+    }
     drop(db);
     let _ = server.script(&["reset", instance]);
     remove_leftovers(&dir, product);
@@ -449,6 +457,9 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
         backup_text()
     );
     assert!(backup_text().contains("completed OK"), "{}", backup_text());
+    for line in sealed_lines(&backup_text()) {
+        eprintln!("mariadb-backup --backup: {line}");
+    }
     assert!(
         rotated_while_running,
         "mariadb-backup ended before the rotation did:\n{}",
@@ -462,6 +473,9 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
     let text = common::service::text(&out);
     assert!(out.status.success(), "mariadb-backup --prepare:\n{text}");
     assert!(text.contains("completed OK"), "{text}");
+    for line in sealed_lines(&text) {
+        eprintln!("mariadb-backup --prepare: {line}");
+    }
 
     // The server's file holds the new version, and everything in its directory is mysql's.
     assert_eq!(
@@ -533,7 +547,11 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
         "{}",
         file.display()
     );
-    assert_eq!(read_only_lines(&db.log()), Vec::<String>::new());
+    let log = db.log();
+    assert_eq!(read_only_lines(&log), Vec::<String>::new());
+    for line in sealed_lines(&log) {
+        eprintln!("mariadbd: {line}");
+    }
 
     drop(db);
     let _ = server.script(&["reset", "prod-backup"]);
