@@ -500,6 +500,17 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
         "{newest} is not in the file: {:?}",
         contents.entries.keys().collect::<Vec<_>>()
     );
+    // The admin tool, as root, shows the server's file (it reads another account's file).
+    let show = Command::new(KEYRING_OKV)
+        .arg("--conf-dir")
+        .arg(&conf.host)
+        .args(["sealed-cache", "show", "--product", "mariadb", "--dir"])
+        .arg(&dir)
+        .output()
+        .unwrap();
+    let shown = common::service::text(&show);
+    assert!(show.status.success(), "sealed-cache show:\n{shown}");
+    assert!(shown.contains(&newest), "sealed-cache show:\n{shown}");
     wait_for("the sealed file to be ok", WITHIN, context, || {
         (product.status(&db, "file") == "ok").then_some(())
     });
