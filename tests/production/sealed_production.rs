@@ -106,7 +106,10 @@ impl Product {
     fn start(self, db: &Service, conf: &ConfDir, dir: Option<&str>) {
         match self {
             Product::Plugin => {
+                let plugins =
+                    own_plugin_dir(db, &[(common::host::plugin_library(), "keyring_okv.so")]);
                 let mut args = vec![
+                    format!("--plugin-dir={plugins}"),
                     "--early-plugin-load=keyring_okv.so".to_string(),
                     format!("--keyring_okv_conf_dir={}", conf.inner),
                     "--keyring_okv_sealed_cache_max_age_hours=24".to_string(),
@@ -128,9 +131,20 @@ impl Product {
             }
             Product::Component => {
                 use common::component;
-                component::plugin_dir();
+                let plugins = own_plugin_dir(
+                    db,
+                    &[(component::component_library(), "component_keyring_okv.so")],
+                );
+                // The component reads its configuration from the data directory.
+                std::fs::write(
+                    db.server
+                        .host_path(&plugins)
+                        .join("component_keyring_okv.cnf"),
+                    "{\"read_local_config\": true}\n",
+                )
+                .unwrap();
                 // --initialize needs an empty data directory: the manifest comes after.
-                db.must_start(&[]);
+                db.must_start(&[format!("--plugin-dir={plugins}")]);
                 let extra = match dir {
                     Some(dir) => {
                         format!(
@@ -196,6 +210,21 @@ impl Product {
             }
         }
     }
+}
+
+/// A plugin directory of the instance's own with `libs` (built library, name there), as mysqld
+/// sees it: the chroot's own plugin directory is shared by every checkout on the machine, and
+/// another one's test may put its older build there at any time.
+fn own_plugin_dir(db: &Service, libs: &[(PathBuf, &str)]) -> String {
+    let inner = format!("{}/plugin", db.inner());
+    let dir = db.server.host_path(&inner);
+    std::fs::create_dir_all(&dir).unwrap();
+    for (lib, name) in libs {
+        let staged = dir.join(format!(".{name}.new"));
+        std::fs::copy(lib, &staged).unwrap();
+        std::fs::rename(&staged, dir.join(name)).unwrap();
+    }
+    inner
 }
 
 fn check_rows(db: &Service) {
