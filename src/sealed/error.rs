@@ -39,11 +39,12 @@ pub enum SealedError {
     )]
     Locked { path: PathBuf, waited: u64 },
     #[error(
-        "no KMIP server answers, and the sealed key cache {path} cannot stand in for key '{key_id}': {why}"
+        "no KMIP server answers ({cause}), and the sealed key cache {path} cannot stand in for key '{key_id}': {why}"
     )]
     CannotStandIn {
         path: PathBuf,
         key_id: String,
+        cause: String,
         why: String,
     },
     #[error("the system random generator failed; the sealed key cache was not written")]

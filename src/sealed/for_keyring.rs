@@ -56,6 +56,8 @@ fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
     let Some(keyring) = keyring.upgrade() else {
         return Answer::Failed("the keyring is being replaced".into());
     };
+    // A renewed client identity seals the file again even while no new connection is made.
+    keyring.client().reread_identity();
     match keyring.client().one_call(|| keyring.fetch(key_id, owner)) {
         Ok(Some(key)) => match keyring.known(key_id, owner) {
             Some((uid, server)) => Answer::Key { key, uid, server },

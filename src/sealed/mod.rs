@@ -643,9 +643,10 @@ impl SealedCache {
         file::write_atomically(&self.path, &bytes)
     }
 
-    /// The key, answered from the file because no KMIP server answers (`cause`). None when it
-    /// is not cached and the file is as it should be; an error past the maximum age, or when
-    /// the file could not be used (it says why).
+    /// The key, answered from the file because no KMIP server answers (`cause`): the key, or
+    /// that the KMIP server said there is none; an error past the maximum age, and when the
+    /// cache cannot answer for that key (it says why: the file could not be used, or does not
+    /// hold it). None once closed.
     pub fn serve(
         &self,
         key_id: &str,
@@ -668,14 +669,20 @@ impl SealedCache {
             ),
             (None, Some(at)) => (*at, Served::Absent),
             (None, None) => {
-                return match state.file.problem() {
-                    Some(why) => Err(SealedError::CannotStandIn {
-                        path: self.path.clone(),
-                        key_id: key_id.to_string(),
-                        why: why.to_string(),
-                    }),
-                    None => Ok(None),
+                let named = format!("sealed key cache {}: ", self.path.display());
+                let why = match (&state.file, state.file.problem()) {
+                    (_, Some(why)) => why.strip_prefix(&named).unwrap_or(why).to_string(),
+                    (FileState::Absent, None) => {
+                        "it has not been written yet (no key was fetched while a KMIP server answered)".to_string()
+                    }
+                    _ => "it holds no such key (it was not fetched while a KMIP server answered and this cache was on)".to_string(),
                 };
+                return Err(SealedError::CannotStandIn {
+                    path: self.path.clone(),
+                    key_id: key_id.to_string(),
+                    cause: cause.to_string(),
+                    why,
+                });
             }
         };
         let age = match confirmed(confirmed_at, now) {

@@ -482,6 +482,22 @@ mod sealed_cache {
         assert_eq!(keys[0]["unique_id"], "4711");
     }
 
+    /// Run by root (or a DBA) on the server's file, which belongs to the server's account: the
+    /// file is shown with its owner, not refused for not being root's.
+    #[test]
+    fn show_reads_a_file_of_the_server_account_and_names_its_owner() {
+        let dir = conf_copy();
+        let path = write(dir.path(), &sealed::PLUGIN, None);
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+        let out = cli(dir.path(), &["sealed-cache", "show", "--product", "plugin"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(t.contains("uid 4242"), "{t}");
+        assert!(t.contains("INNODBKey-sealed-1"), "{t}");
+        assert!(!t.contains("chown"), "{t}");
+        assert_no_material(&out);
+    }
+
     #[test]
     fn a_file_sealed_under_another_key_is_an_error() {
         let dir = conf_copy();
