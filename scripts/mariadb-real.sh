@@ -35,6 +35,18 @@
 #                                includes at the end (the package test: the packaged snippet)
 #   KEYRING_OKV_LAB              lab root of host instances (default <repo>/.lab; instances in mariadb-host/)
 #   KEYRING_OKV_MARIADB_START_TIMEOUT / _STOP_TIMEOUT   seconds (default 60 / 60)
+#   KEYRING_OKV_MARIADB_AS_SERVICE  1: the instances run as Debian's mariadb.service runs mariadbd:
+#                                as the target's `mysql` account (created if missing), umask 007,
+#                                in a private mount namespace where /etc and /usr are read-only
+#                                (ProtectSystem=full; in the chroot: the chroot's own); a write
+#                                probe as mysql must fail with EROFS before mariadbd (and
+#                                mariadb-install-db) start, else the start fails. The instance
+#                                directory belongs to mysql, and /var/lib/mysql-keyring exists as
+#                                mysql:mysql 0750. Host instances then live in
+#                                KEYRING_OKV_MARIADB_SERVICE_BASE (default
+#                                /var/lib/keyring-okv-lab/mariadb-host-<checkout hash>), a place
+#                                the mysql account can reach wherever the checkout is: give the
+#                                variable to every command on such an instance. 0 (default): root.
 set -euo pipefail
 
 SCRIPT_DIR="$(cd "$(dirname "${BASH_SOURCE[0]}")" && pwd)"
@@ -45,8 +57,11 @@ SUITE="${KEYRING_OKV_MARIADB_SUITE:-trixie}"
 START_TIMEOUT="${KEYRING_OKV_MARIADB_START_TIMEOUT:-60}"
 STOP_TIMEOUT="${KEYRING_OKV_MARIADB_STOP_TIMEOUT:-60}"
 PLUGIN="${KEYRING_OKV_MARIADB_PLUGIN:-$REPO_ROOT/target/release/libkmip_key_management.so}"
-HOST_PACKAGES=(mariadb-server mariadb-client mariadb-backup)
-CHROOT_PACKAGES=(mariadb-server-core mariadb-client-core mariadb-backup)
+HOST_PACKAGES=(mariadb-server mariadb-client mariadb-backup util-linux)
+SERVICE="${KEYRING_OKV_MARIADB_AS_SERVICE:-0}"
+# The sealed key cache's default directory (writable by the service's account, outside /etc).
+KEYRING_DIR=/var/lib/mysql-keyring
+CHROOT_PACKAGES=(mariadb-server-core mariadb-client-core mariadb-backup util-linux)
 
 say() { echo "mariadb-real[$TARGET]: $*" >&2; }
 die() { echo "mariadb-real[$TARGET]: error: $*" >&2; exit 1; }
@@ -62,6 +77,8 @@ tail_log() {
 
 need_root() { [[ $EUID -eq 0 ]] || die "must run as root"; }
 
+[[ "$SERVICE" == 0 || "$SERVICE" == 1 ]] || die "KEYRING_OKV_MARIADB_AS_SERVICE must be 0 or 1, not '$SERVICE'"
+
 # X: host path prefix of the target's file system; RUN: how to run one of its programs;
 # BASE: where instances live, as mariadbd sees it.
 case "$TARGET" in
@@ -72,6 +89,10 @@ case "$TARGET" in
         LAB="${KEYRING_OKV_LAB:-$REPO_ROOT/.lab}"
         [[ "$LAB" == /* ]] || LAB="$PWD/$LAB"
         BASE="$LAB/mariadb-host"
+        if [[ "$SERVICE" == 1 ]]; then
+            # The checkout may sit where mysql cannot reach (/root/...).
+            BASE="${KEYRING_OKV_MARIADB_SERVICE_BASE:-/var/lib/keyring-okv-lab/mariadb-host-$(printf %s "$REPO_ROOT" | sha256sum | cut -c1-12)}"
+        fi
         ;;
     chroot)
         ROOT="${KEYRING_OKV_MARIADB_ROOT:-/var/cache/keyring-okv/mariadbroot-$SUITE}"
@@ -191,13 +212,40 @@ cmd_install() {
     exec 9>"$lock"
     flock -w 600 9 || die "timed out waiting for the install lock $lock"
     if is_installed; then
+        ensure_mysql_account
         say "installed: $(mariadbd_version)"
         return 0
     fi
     local t0=$SECONDS
     if [[ "$TARGET" == host ]]; then install_host; else install_chroot; fi
     is_installed || die "mariadbd is not usable after the install: $(mariadbd_version 2>&1 || true)"
+    ensure_mysql_account
     say "installed in $((SECONDS - t0)) s: $(mariadbd_version)"
+}
+
+# The target's `mysql` account, as mariadb-server's postinst makes it (the chroot's packages do
+# not); in the chroot with the host's ids when they are free there, so that `ls -l` on the host
+# names the owner too.
+ensure_mysql_account() {
+    grep -q '^mysql:' "$X/etc/passwd" && return 0
+    local uid="" gid="" run=()
+    if [[ "$TARGET" == chroot ]]; then
+        run=(chroot "$ROOT")
+        uid="$(id -u mysql 2>/dev/null || true)"
+        gid="$(id -g mysql 2>/dev/null || true)"
+    fi
+    if ! grep -q '^mysql:' "$X/etc/group"; then
+        if [[ -n "$gid" ]] && ! cut -d: -f3 "$X/etc/group" | grep -qx "$gid"; then
+            "${run[@]}" groupadd --system --gid "$gid" mysql
+        else
+            "${run[@]}" groupadd --system mysql
+        fi
+    fi
+    local ids=()
+    if [[ -n "$uid" ]] && ! cut -d: -f3 "$X/etc/passwd" | grep -qx "$uid"; then ids=(--uid "$uid"); fi
+    "${run[@]}" useradd --system ${ids[@]+"${ids[@]}"} --gid mysql --home-dir /nonexistent \
+        --no-create-home --shell /usr/sbin/nologin mysql
+    say "created the account mysql ($("${run[@]}" id mysql))"
 }
 
 require_installed() { is_installed || die "MariaDB ($TARGET) is not installed; run: $0 install"; }
@@ -208,7 +256,7 @@ write_cnf() {
     cat >"$I/my.cnf" <<EOF
 # generated by mariadb-real.sh for instance $NAME (paths as mariadbd sees them)
 [mariadbd]
-user                    = root
+user                    = $(if [[ "$SERVICE" == 1 ]]; then echo mysql; else echo root; fi)
 datadir                 = $C/data
 socket                  = $C/mariadbd.sock
 pid-file                = $C/mariadbd.pid
@@ -260,6 +308,64 @@ ping_ok() {
     "${RUN[@]}" /usr/bin/mariadb --defaults-file="$CNF" --connect-timeout=2 -e 'SELECT 1' >/dev/null 2>&1 </dev/null
 }
 
+# How mariadbd (and mariadb-install-db) run (into LAUNCH): as root, or as the service does (see
+# the header): a private mount namespace with /etc and /usr read-only (ProtectSystem=full), /proc
+# in the chroot (a real host has one; it goes away with the namespace), umask 007 (the unit's
+# UMask), then the program as mysql:mysql. The probe proves /etc is read-only for the account in
+# that very namespace.
+SERVICE_SH='set -e
+root=$1 probe=$2
+shift 2
+for d in etc usr; do
+    mount --bind "$root/$d" "$root/$d"
+    mount -o remount,bind,ro "$root/$d"
+done
+if [ -n "$root" ]; then
+    [ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
+    uid=$(chroot "$root" id -u mysql)
+    gid=$(chroot "$root" id -g mysql)
+    as() { chroot --userspec="$uid:$gid" --groups="$gid" "$root" "$@"; }
+else
+    as() { setpriv --reuid=mysql --regid=mysql --init-groups "$@"; }
+fi
+umask 007
+if out=$(as touch /etc/.keyring-okv-write-probe 2>&1); then
+    echo "service mode: /etc is writable by the mysql account; refusing to start" >&2
+    exit 97
+fi
+case $out in
+    *"Read-only file system"*) printf "%s\n" "$out" >"$probe" ;;
+    *) echo "service mode: the write probe failed otherwise than EROFS: $out" >&2; exit 97 ;;
+esac
+if [ -n "$root" ]; then
+    exec chroot --userspec="$uid:$gid" --groups="$gid" "$root" "$@"
+fi
+exec setpriv --reuid=mysql --regid=mysql --init-groups "$@"'
+
+set_launch() {
+    if [[ "$SERVICE" != 1 ]]; then
+        LAUNCH=(${RUN[@]+"${RUN[@]}"})
+        return 0
+    fi
+    LAUNCH=(unshare --mount --propagation private -- /bin/sh -c "$SERVICE_SH" sh "$ROOT" "$I/etc-probe")
+}
+
+# What a package install leaves for the service: the account, the instance (data, logs, socket,
+# pid file) and the keyring directory owned by it.
+prepare_service() {
+    [[ "$SERVICE" == 1 ]] || return 0
+    command -v unshare >/dev/null 2>&1 || die "unshare (util-linux) is missing; run: $0 install"
+    ensure_mysql_account
+    if [[ ! -d "$X$KEYRING_DIR" ]]; then
+        install -d -m 750 "$X$KEYRING_DIR"
+        "${RUN[@]}" chown mysql:mysql "$KEYRING_DIR"
+    fi
+    "${RUN[@]}" chown -R mysql:mysql "$C"
+    chmod 750 "$I"
+    chmod 644 "$I/my.cnf"
+    rm -f "$I/etc-probe"
+}
+
 save_args() { if (($#)); then printf '%s\0' "$@" >"$I/args"; else : >"$I/args"; fi; }
 load_args() { ARGS=(); if [[ -s "$I/args" ]]; then mapfile -d '' -t ARGS <"$I/args"; fi; }
 
@@ -269,7 +375,9 @@ initialise() {
     mkdir -p "$I/data"
     : >"$I/error.log"
     say "initialising instance $NAME (mariadb-install-db)..."
-    if ! "${RUN[@]}" /usr/bin/mariadb-install-db --defaults-file="$CNF" --plugin-dir="$C/plugin" \
+    prepare_service
+    set_launch
+    if ! ${LAUNCH[@]+"${LAUNCH[@]}"} /usr/bin/mariadb-install-db --defaults-file="$CNF" --plugin-dir="$C/plugin" \
             --auth-root-authentication-method=normal --skip-test-db --force ${ARGS[@]+"${ARGS[@]}"} \
             >"$I/install-db.out" 2>&1 </dev/null; then
         tail_log "$I/error.log"
@@ -296,9 +404,13 @@ cmd_start() {
     install_plugins
     initialise
     rm -f "$I/mariadbd.pid" "$I/mariadbd.sock"
-    echo "=== $(date -u +%FT%TZ) start ${ARGS[*]:-}" >>"$I/error.log"
-    say "starting instance $NAME${ARGS[*]:+ with ${ARGS[*]}}..."
-    setsid "${RUN[@]}" /usr/sbin/mariadbd --defaults-file="$CNF" ${ARGS[@]+"${ARGS[@]}"} \
+    local as=root
+    [[ "$SERVICE" == 1 ]] && as="mysql, /etc read-only"
+    echo "=== $(date -u +%FT%TZ) start ($as) ${ARGS[*]:-}" >>"$I/error.log"
+    say "starting instance $NAME ($as)${ARGS[*]:+ with ${ARGS[*]}}..."
+    prepare_service
+    set_launch
+    setsid ${LAUNCH[@]+"${LAUNCH[@]}"} /usr/sbin/mariadbd --defaults-file="$CNF" ${ARGS[@]+"${ARGS[@]}"} \
         </dev/null >>"$I/mariadbd.out" 2>&1 8>&- 9>&- &
     pid=$!
     if ! wait_ready "$pid"; then

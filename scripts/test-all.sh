@@ -26,6 +26,8 @@ cleanup() {
   bash scripts/mysql-real.sh stop-all >/dev/null 2>&1 || true
   bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
   KEYRING_OKV_MARIADB_TARGET=chroot bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
+  # Host instances in the service mode live outside the checkout (tests/production/).
+  KEYRING_OKV_MARIADB_AS_SERVICE=1 bash scripts/mariadb-real.sh stop-all >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=mdbout_host bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=mdbout_chroot bash scripts/pykmip.sh stop >/dev/null 2>&1 || true
   KEYRING_OKV_PYKMIP_NAME=second bash scripts/pykmip.sh stop >/dev/null 2>&1 || true

@@ -504,7 +504,7 @@ pub fn load_conf_dir_with(dir: &Path, ora: OkvClientOra) -> Result<ConfDir, Conf
         ));
     }
     let key_format = key.format;
-    let seal_root = Arc::new(SealRoot::derive(key.der.secret_der()));
+    let seal_root = Arc::new(SealRoot::of_key(&key.der));
     drop(key);
 
     // Warnings.

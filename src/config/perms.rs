@@ -7,7 +7,9 @@ use super::Warning;
 /// Check the modes of the conf dir, `ssl/`, `ssl/key.pem` and `ssl/password.txt`.
 ///
 /// Directories: warn when writable by group/others or accessible by others (the spec asks
-/// for mode 750). Secrets: warn when group or others may read (or write) them (600 expected).
+/// for mode 750). Secrets: warn when group or others may read (or write) them (600 expected),
+/// except a group read of a file owned by another account (root:mysql 640: the server reads
+/// it through its group).
 /// Missing paths are skipped: `load_conf_dir` reports those as errors.
 pub fn check_permissions(dir: &Path) -> Vec<Warning> {
     let mut out = Vec::new();
@@ -77,15 +79,23 @@ fn check_dir(path: &Path, out: &mut Vec<Warning>) {
 
 #[cfg(unix)]
 fn check_secret(path: &Path, what: &str, out: &mut Vec<Warning>) {
-    let Some(mode) = mode_of(path) else { return };
-    let who = match (mode & 0o060 != 0, mode & 0o006 != 0) {
+    use std::os::unix::fs::MetadataExt;
+    let Ok(meta) = std::fs::metadata(path) else {
+        return;
+    };
+    let mode = meta.mode() & 0o7777;
+    // A file of another account (root) that the server reads through its group (the layout a
+    // package uses: root:mysql 640) needs that group read; only what goes beyond is a problem.
+    let group_read_needed = meta.uid() != rustix::process::geteuid().as_raw();
+    let group_bits = if group_read_needed { 0o020 } else { 0o060 };
+    let who = match (mode & group_bits != 0, mode & 0o006 != 0) {
         (true, true) => "group and others",
         (true, false) => "group",
         (false, true) => "others",
         (false, false) => return,
     };
-    let readable = mode & 0o044 != 0;
-    let fixed = mode & !0o077;
+    let readable = mode & (0o004 | (group_bits & 0o040)) != 0;
+    let fixed = mode & !(0o007 | group_bits);
     let message = format!(
         "{what} mode {mode:03o} lets {who} {} it; run 'chmod {fixed:03o} {}'",
         if readable { "read" } else { "write" },

@@ -63,12 +63,17 @@ struct State {
     expired: Option<SystemTime>,
 }
 
+/// Told of every identity read again from the files (the sealed key cache seals itself under
+/// the new key at once).
+type Renewed = Box<dyn Fn(&ConfDir) + Send + Sync>;
+
 /// Where new connections get their TLS configuration.
 pub struct TlsSource {
     /// The configuration directory and its okvclient.ora; None for a fixed configuration.
     origin: Option<(PathBuf, OkvClientOra)>,
     warn_before: Duration,
     state: Mutex<State>,
+    renewed: Mutex<Vec<Renewed>>,
 }
 
 impl TlsSource {
@@ -86,6 +91,7 @@ impl TlsSource {
                 warned: None,
                 expired: None,
             }),
+            renewed: Mutex::new(Vec::new()),
         }
     }
 
@@ -108,7 +114,22 @@ impl TlsSource {
                 warned: None,
                 expired: None,
             }),
+            renewed: Mutex::new(Vec::new()),
         }
+    }
+
+    /// Calls `f` with each identity read again from the files from now on.
+    pub fn on_renewal(&self, f: impl Fn(&ConfDir) + Send + Sync + 'static) {
+        self.renewed
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .push(Box::new(f));
+    }
+
+    /// Reads the identity again now if its files changed, without waiting for a new connection.
+    pub fn reread(&self) {
+        let mut state = self.state();
+        self.refresh(&mut state);
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -181,6 +202,14 @@ impl TlsSource {
                 state.subject = conf.identity.subject.clone();
                 state.read = now;
                 state.failed = None;
+                for f in self
+                    .renewed
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .iter()
+                {
+                    f(&conf);
+                }
             }
             Err(e) => {
                 tracing::error!(

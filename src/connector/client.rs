@@ -173,6 +173,18 @@ impl KmipClient {
         )
     }
 
+    /// Calls `f` with each client identity read again from the configuration directory's ssl/
+    /// files (a renewed certificate and key), see `config::TlsSource`.
+    pub fn on_identity_renewed(&self, f: impl Fn(&ConfDir) + Send + Sync + 'static) {
+        self.shared.tls.on_renewal(f);
+    }
+
+    /// Reads the client identity again if its files changed (otherwise that happens at the next
+    /// new connection).
+    pub fn reread_identity(&self) {
+        self.shared.tls.reread();
+    }
+
     /// How many servers (SERVER and standbys) the client may use.
     pub fn server_count(&self) -> usize {
         self.shared.servers.len()

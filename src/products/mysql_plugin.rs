@@ -3,6 +3,7 @@
 //! boundary/plugin converts pointers and calls these functions.
 
 use std::collections::HashMap;
+use std::path::Path;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Condvar, LazyLock, Mutex, PoisonError, RwLock, Weak};
 use std::time::{Duration, Instant};
@@ -126,17 +127,24 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
             "keyring_okv: using configuration {dir}, but {e}; keyring calls fail until a server answers"
         ),
     }
-    let sealed = match SEALED_HOURS.load(Ordering::SeqCst) {
-        0 => None,
-        hours => match SealedCache::open(&conf, sealed::PLUGIN, hours) {
-            Ok(cache) => Some(cache.with_user_keys(SEALED_USER_KEYS.load(Ordering::SeqCst))),
-            Err(e) => {
-                tracing::error!(
-                    "keyring_okv: {e}; the sealed key cache is off until this is fixed and keyring_okv_conf_dir is set again or the server restarts"
-                );
-                None
-            }
-        },
+    let sealed = match (SEALED_HOURS.load(Ordering::SeqCst), sealed_dir()) {
+        (0, _) => None,
+        (_, None) => {
+            tracing::error!(
+                "keyring_okv: keyring_okv_sealed_cache_dir must be a UTF-8 path; the sealed key cache is off"
+            );
+            None
+        }
+        (hours, Some(sealed_dir)) => Some(
+            SealedCache::open(
+                &conf,
+                sealed::PLUGIN,
+                hours,
+                Path::new(&sealed_dir),
+                sealed::Access::of_this_process(),
+            )
+            .with_user_keys(SEALED_USER_KEYS.load(Ordering::SeqCst)),
+        ),
     };
     Ok(Prepared {
         dir: dir.to_string(),
@@ -163,11 +171,16 @@ pub fn install(prepared: Prepared) {
         .replace(active.clone());
     // What the old configuration's servers said is not what the new ones say.
     renew_cache(Some(&active));
-    // The keys of the sealed cache fill the key cache in one message before mysqld asks for
-    // them one by one.
+    // At a start, the keys of the sealed cache fill the key cache in one message before
+    // mysqld asks for them one by one. A configuration put in force by SET GLOBAL (under the
+    // server's global variable lock) makes no KMIP request here, and the cache it replaces is
+    // stopped by the new cache's thread, not here.
     let key_cache = cache_for(&active);
+    let old_seal = SEAL.write().unwrap_or_else(PoisonError::into_inner).take();
+    let replaces =
+        old_seal.map(|old| -> Box<dyn FnOnce() + Send> { Box::new(move || stop_seal(&old)) });
     let seal = prepared.sealed.and_then(|cache| {
-        KeyringSeal::start(cache, &active, key_cache.as_ref().map(|c| &c.cache))
+        KeyringSeal::start(cache, &active, key_cache.as_ref().map(|c| &c.cache), replaces)
             .map_err(|e| {
                 tracing::error!(
                     "keyring_okv: cannot start the thread that confirms the sealed key cache ({e}); the sealed key cache is off"
@@ -175,12 +188,12 @@ pub fn install(prepared: Prepared) {
             })
             .ok()
     });
-    replace_seal(seal.map(|seal| {
+    *SEAL.write().unwrap_or_else(PoisonError::into_inner) = seal.map(|seal| {
         Arc::new(SealInForce {
             keyring: Arc::downgrade(&active),
             seal,
         })
-    }));
+    });
     drop(old);
 }
 
@@ -190,11 +203,22 @@ static SEALED_HOURS: AtomicU64 = AtomicU64::new(0);
 /// `keyring_okv_sealed_cache_user_keys`: keep keys with an owner (keyring_udf) too.
 static SEALED_USER_KEYS: AtomicBool = AtomicBool::new(false);
 
-/// Sets `keyring_okv_sealed_cache_max_age_hours` and `keyring_okv_sealed_cache_user_keys`
-/// (plugin init, before the configuration is prepared).
-pub fn set_sealed_cache(hours: u64, user_keys: bool) {
+/// `keyring_okv_sealed_cache_dir`; None when its value is not UTF-8.
+static SEALED_DIR: RwLock<Option<String>> = RwLock::new(None);
+
+fn sealed_dir() -> Option<String> {
+    SEALED_DIR
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+}
+
+/// Sets `keyring_okv_sealed_cache_max_age_hours`, `keyring_okv_sealed_cache_user_keys` and
+/// `keyring_okv_sealed_cache_dir` (plugin init, before the configuration is prepared).
+pub fn set_sealed_cache(hours: u64, user_keys: bool, dir: Option<String>) {
     SEALED_HOURS.store(hours, Ordering::SeqCst);
     SEALED_USER_KEYS.store(user_keys, Ordering::SeqCst);
+    *SEALED_DIR.write().unwrap_or_else(PoisonError::into_inner) = dir;
 }
 
 /// The sealed key cache in force and the keyring it belongs to.
@@ -205,21 +229,25 @@ struct SealInForce {
 
 static SEAL: RwLock<Option<Arc<SealInForce>>> = RwLock::new(None);
 
-/// Puts `new` in force; the one before is closed (its pending times written) and its thread
-/// joined.
+/// Closes a sealed key cache (its pending times written) and joins its thread.
+fn stop_seal(old: &SealInForce) {
+    let wait = crate::connector::runtime::THREAD_WAIT;
+    if !old.seal.stop(Instant::now() + wait) {
+        tracing::error!(
+            "keyring_okv: the sealed key cache's thread was still running {} s after it was asked to stop",
+            wait.as_secs()
+        );
+    }
+}
+
+/// Closes the sealed key cache in force and joins its thread (unload).
 fn replace_seal(new: Option<Arc<SealInForce>>) {
     let old = std::mem::replace(
         &mut *SEAL.write().unwrap_or_else(PoisonError::into_inner),
         new,
     );
     if let Some(old) = old {
-        let wait = crate::connector::runtime::THREAD_WAIT;
-        if !old.seal.stop(Instant::now() + wait) {
-            tracing::error!(
-                "keyring_okv: the sealed key cache's thread was still running {} s after it was asked to stop",
-                wait.as_secs()
-            );
-        }
+        stop_seal(&old);
     }
 }
 

@@ -11,7 +11,7 @@ pub enum SealedError {
         fix: String,
     },
     #[error(
-        "sealed key cache {path}: cannot {what} it: {source}; the server's account must be able to write its directory (the configuration directory), or turn the sealed cache off"
+        "sealed key cache {path}: cannot {what} it: {source}; the server's account must be able to write its directory (set with the sealed_cache_dir setting, by default /var/lib/mysql-keyring), or turn the sealed cache off"
     )]
     Io {
         path: PathBuf,
@@ -34,10 +34,23 @@ pub enum SealedError {
         was: String,
         now: String,
     },
+    #[error(
+        "sealed key cache {path}: another process kept it locked for {waited} s, so this write was skipped (the next one tries again); if no other server or keyring-okv uses this directory, remove the stale lock file beside it"
+    )]
+    Locked { path: PathBuf, waited: u64 },
+    #[error(
+        "no KMIP server answers ({cause}), and the sealed key cache {path} cannot stand in for key '{key_id}': {why}"
+    )]
+    CannotStandIn {
+        path: PathBuf,
+        key_id: String,
+        cause: String,
+        why: String,
+    },
     #[error("the system random generator failed; the sealed key cache was not written")]
     Random,
     #[error(
-        "no KMIP server answers, and the sealed key cache {path} cannot stand in: key '{key_id}' was last confirmed by a KMIP server {age} ago, longer than {setting}={hours} allows; bring a KMIP server back (or raise {setting} if older keys are acceptable)"
+        "no KMIP server answers, and the sealed key cache {path} cannot stand in: key '{key_id}' was last confirmed by a KMIP server {age}, longer than {setting}={hours} allows; bring a KMIP server back (or raise {setting} if older keys are acceptable)"
     )]
     TooOld {
         path: PathBuf,

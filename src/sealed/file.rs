@@ -133,8 +133,32 @@ fn put_bytes(out: &mut Vec<u8>, b: &[u8]) {
     out.extend_from_slice(b);
 }
 
+/// The length of the encoded entries, so that the buffer holding key bytes is allocated once
+/// with room for the tag too: a buffer that grows leaves copies of what it held in freed memory.
+fn encoded_len(entries: &Entries, absent: &Absent) -> usize {
+    let field = |b: &[u8]| 4 + b.len();
+    let entries_len: usize = entries
+        .iter()
+        .map(|((key_id, owner), e)| {
+            field(key_id.as_bytes())
+                + field(owner.as_bytes())
+                + field(e.key_type.name().as_bytes())
+                + field(e.uid.as_bytes())
+                + field(e.server.as_bytes())
+                + 16
+                + field(&e.material)
+        })
+        .sum();
+    let absent_len: usize = absent
+        .keys()
+        .map(|(key_id, owner)| field(key_id.as_bytes()) + field(owner.as_bytes()) + 8)
+        .sum();
+    4 + entries_len + 4 + absent_len
+}
+
 fn encode(entries: &Entries, absent: &Absent) -> Zeroizing<Vec<u8>> {
-    let mut out = Zeroizing::new(Vec::new());
+    let len = encoded_len(entries, absent);
+    let mut out = Zeroizing::new(Vec::with_capacity(len + AES_256_GCM.tag_len()));
     out.extend_from_slice(&(entries.len() as u32).to_be_bytes());
     for ((key_id, owner), e) in entries {
         put_bytes(&mut out, key_id.as_bytes());
@@ -152,6 +176,7 @@ fn encode(entries: &Entries, absent: &Absent) -> Zeroizing<Vec<u8>> {
         put_bytes(&mut out, owner.as_bytes());
         out.extend_from_slice(&confirmed_at.to_be_bytes());
     }
+    debug_assert_eq!(out.len(), len);
     out
 }
 
@@ -300,43 +325,70 @@ pub fn open(path: &Path, key: &[u8; 32], bytes: &[u8]) -> Result<Contents, Seale
 
 /// Reads the file, after checking that it is a regular file of this account that nobody else
 /// can read or change. None when there is no file.
+///
+/// The file is opened once, without following a symbolic link and without blocking (a FIFO put
+/// in its place must not hang the server's start), and every check is made on that descriptor,
+/// so nothing can be swapped in between the check and the read.
 pub fn read(path: &Path) -> Result<Option<Zeroizing<Vec<u8>>>, SealedError> {
-    let meta = match std::fs::symlink_metadata(path) {
-        Ok(m) => m,
-        Err(e) if e.kind() == std::io::ErrorKind::NotFound => return Ok(None),
-        Err(e) => {
-            return Err(SealedError::Io {
-                path: path.to_path_buf(),
-                what: "read",
-                source: e,
-            });
-        }
+    read_checked(path, Owner::ThisAccount)
+}
+
+/// Whose file [`read_checked`] accepts.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Owner {
+    /// The account this process runs as (the server).
+    ThisAccount,
+    /// Any account (the admin tool shows the server's file, and its owner).
+    Any,
+}
+
+/// As [`read`], with the owner check `owner`.
+pub fn read_checked(path: &Path, owner: Owner) -> Result<Option<Zeroizing<Vec<u8>>>, SealedError> {
+    use rustix::fs::{Mode, OFlags};
+    use std::io::Read;
+    let io = |source: std::io::Error| SealedError::Io {
+        path: path.to_path_buf(),
+        what: "read",
+        source,
     };
-    check_owner_and_mode(path, &meta)?;
+    let flags = OFlags::RDONLY | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = match rustix::fs::open(path, flags, Mode::empty()) {
+        Ok(fd) => std::fs::File::from(fd),
+        Err(rustix::io::Errno::NOENT) => return Ok(None),
+        Err(rustix::io::Errno::LOOP) => return Err(not_regular(path)),
+        Err(e) => return Err(io(e.into())),
+    };
+    let meta = file.metadata().map_err(io)?;
+    check_owner_and_mode(path, &meta, owner)?;
     if meta.len() > MAX_FILE {
         return Err(SealedError::Damaged {
             path: path.to_path_buf(),
             why: format!("it is {} bytes long", meta.len()),
         });
     }
-    std::fs::read(path)
-        .map(|b| Some(Zeroizing::new(b)))
-        .map_err(|e| SealedError::Io {
-            path: path.to_path_buf(),
-            what: "read",
-            source: e,
-        })
+    let mut bytes = Zeroizing::new(Vec::with_capacity(meta.len() as usize));
+    file.take(MAX_FILE + 1)
+        .read_to_end(&mut bytes)
+        .map_err(io)?;
+    Ok(Some(bytes))
 }
 
-#[cfg(unix)]
-fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), SealedError> {
+fn not_regular(path: &Path) -> SealedError {
+    SealedError::Permissions {
+        path: path.to_path_buf(),
+        why: "it is not a regular file (a symbolic link, a directory, a FIFO or a device)".into(),
+        fix: "remove it; the cache is written again while a KMIP server answers".into(),
+    }
+}
+
+fn check_owner_and_mode(
+    path: &Path,
+    meta: &std::fs::Metadata,
+    owner: Owner,
+) -> Result<(), SealedError> {
     use std::os::unix::fs::MetadataExt;
     if !meta.file_type().is_file() {
-        return Err(SealedError::Permissions {
-            path: path.to_path_buf(),
-            why: "it is not a regular file (a symbolic link, a directory or a device)".into(),
-            fix: "remove it; the cache is written again while a KMIP server answers".into(),
-        });
+        return Err(not_regular(path));
     }
     let mode = meta.mode() & 0o7777;
     if mode & 0o077 != 0 {
@@ -350,31 +402,98 @@ fn check_owner_and_mode(path: &Path, meta: &std::fs::Metadata) -> Result<(), Sea
         });
     }
     let me = own_uid();
-    if meta.uid() != me {
+    if owner == Owner::ThisAccount && meta.uid() != me {
         return Err(SealedError::Permissions {
             path: path.to_path_buf(),
             why: format!(
-                "it belongs to user id {}, not to the account the server runs as ({me})",
+                "it belongs to user id {}, not to this process's account ({me})",
                 meta.uid()
             ),
-            fix: "give it to the server's account (chown) or remove it".into(),
+            fix: format!(
+                "it must belong to the account the database server runs as (user id {me}): 'chown' it to that account if that account wrote it, otherwise remove it"
+            ),
         });
     }
     Ok(())
 }
 
-#[cfg(not(unix))]
-fn check_owner_and_mode(_: &Path, _: &std::fs::Metadata) -> Result<(), SealedError> {
-    Ok(())
+/// The account files this process creates belong to (its effective user id), from the kernel:
+/// not from /proc, which is missing under mysqld's own --chroot.
+pub fn own_uid() -> u32 {
+    rustix::process::geteuid().as_raw()
 }
 
-#[cfg(unix)]
-fn own_uid() -> u32 {
-    // The owner of a file this process creates is its effective user id; /proc tells it
-    // without unsafe code.
-    std::fs::metadata("/proc/self")
-        .map(|m| std::os::unix::fs::MetadataExt::uid(&m))
-        .unwrap_or(0)
+/// A name for the next temporary file beside `path` that no other writer uses: the process, a
+/// counter of this process and random bits (two caches in one process, or a process that
+/// reused a pid, never share one).
+fn temporary_name(path: &Path) -> PathBuf {
+    static NEXT: std::sync::atomic::AtomicU64 = std::sync::atomic::AtomicU64::new(0);
+    let mut random = [0u8; 8];
+    let _ = SystemRandom::new().fill(&mut random);
+    let dir = path.parent().unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{}.{}.{}.{:016x}.tmp",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default(),
+        std::process::id(),
+        NEXT.fetch_add(1, std::sync::atomic::Ordering::Relaxed),
+        u64::from_ne_bytes(random)
+    ))
+}
+
+/// How long a writer waits for another process's write of the same file.
+const LOCK_WAIT: std::time::Duration = std::time::Duration::from_secs(2);
+
+/// The lock that serialises writers of one file across processes: `flock` on a file beside it
+/// (`.<name>.lock`, never renamed, so every writer locks the same inode). Released on drop.
+pub struct WriteLock(#[allow(dead_code)] std::fs::File);
+
+/// The lock file of `path`.
+pub fn lock_path(path: &Path) -> PathBuf {
+    let dir = path.parent().unwrap_or(Path::new("."));
+    dir.join(format!(
+        ".{}.lock",
+        path.file_name()
+            .map(|n| n.to_string_lossy().into_owned())
+            .unwrap_or_default()
+    ))
+}
+
+/// Takes the write lock of `path`, waiting at most [`LOCK_WAIT`] for another writer (which
+/// holds it for one read and one write of a small file).
+pub fn lock(path: &Path) -> Result<WriteLock, SealedError> {
+    use rustix::fs::{FlockOperation, Mode, OFlags};
+    let lock = lock_path(path);
+    let io = |source: std::io::Error| SealedError::Io {
+        path: lock.clone(),
+        what: "lock",
+        source,
+    };
+    let flags =
+        OFlags::RDWR | OFlags::CREATE | OFlags::NOFOLLOW | OFlags::NONBLOCK | OFlags::CLOEXEC;
+    let file = std::fs::File::from(
+        rustix::fs::open(&lock, flags, Mode::from_raw_mode(0o600)).map_err(|e| io(e.into()))?,
+    );
+    let meta = file.metadata().map_err(io)?;
+    check_owner_and_mode(&lock, &meta, Owner::ThisAccount)?;
+    let deadline = std::time::Instant::now() + LOCK_WAIT;
+    loop {
+        match rustix::fs::flock(&file, FlockOperation::NonBlockingLockExclusive) {
+            Ok(()) => return Ok(WriteLock(file)),
+            Err(rustix::io::Errno::WOULDBLOCK) if std::time::Instant::now() < deadline => {
+                // Another process writes the file; that takes milliseconds.
+                std::thread::sleep(std::time::Duration::from_millis(5));
+            }
+            Err(rustix::io::Errno::WOULDBLOCK) => {
+                return Err(SealedError::Locked {
+                    path: path.to_path_buf(),
+                    waited: LOCK_WAIT.as_secs(),
+                });
+            }
+            Err(e) => return Err(io(e.into())),
+        }
+    }
 }
 
 /// Writes `bytes` as the file: temporary file (0600), fsync, rename, fsync of the directory.
@@ -387,17 +506,9 @@ pub fn write_atomically(path: &Path, bytes: &[u8]) -> Result<(), SealedError> {
         }
     };
     let dir = path.parent().unwrap_or(Path::new("."));
-    let tmp: PathBuf = dir.join(format!(
-        ".{}.tmp{}",
-        path.file_name()
-            .map(|n| n.to_string_lossy().into_owned())
-            .unwrap_or_default(),
-        std::process::id()
-    ));
-    let _ = std::fs::remove_file(&tmp);
+    let tmp = temporary_name(path);
     let mut options = std::fs::OpenOptions::new();
     options.write(true).create_new(true);
-    #[cfg(unix)]
     std::os::unix::fs::OpenOptionsExt::mode(&mut options, 0o600);
     let result = (|| {
         let mut f = options.open(&tmp).map_err(io("create"))?;

@@ -17,6 +17,9 @@ pub enum SealedFetchError {
     Sealed(SealedError),
 }
 
+/// What the confirming thread does before its first confirmation.
+type FirstStep = Box<dyn FnOnce(&SealedCache) + Send>;
+
 /// A sealed cache and the thread that confirms it, for one keyring.
 pub struct KeyringSeal {
     keeper: Keeper,
@@ -53,9 +56,11 @@ fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
     let Some(keyring) = keyring.upgrade() else {
         return Answer::Failed("the keyring is being replaced".into());
     };
+    // A renewed client identity seals the file again even while no new connection is made.
+    keyring.client().reread_identity();
     match keyring.client().one_call(|| keyring.fetch(key_id, owner)) {
         Ok(Some(key)) => match keyring.known(key_id, owner) {
-            Some((uid, _)) => Answer::Key { key, uid },
+            Some((uid, server)) => Answer::Key { key, uid, server },
             None => Answer::Failed("the server's answer named no object".into()),
         },
         Ok(None) => Answer::Gone,
@@ -65,19 +70,48 @@ fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
 }
 
 impl KeyringSeal {
-    /// Starts confirming `cache` against `keyring`; with `fill`, first fills that key cache
-    /// (see [`fill`]), so the thread's first confirmation does not ask again for what the fill
-    /// just read.
+    /// Starts confirming `cache` against `keyring`, and sealing it again under each renewed
+    /// client identity.
+    ///
+    /// At a server's start (`replaces` None), with `fill_into`, first fills that key cache (see
+    /// [`fill`]), so the thread's first confirmation does not ask again for what the fill just
+    /// read. A cache put in force by `SET GLOBAL` or a keyring reload `replaces` another on the
+    /// same file: it writes nothing until its thread has stopped the old one (`replaces`), and
+    /// neither that stop nor any KMIP request happens here, under the server's lock.
     pub fn start(
         cache: SealedCache,
         keyring: &Arc<Keyring>,
         fill_into: Option<&KeyCache>,
+        replaces: Option<Box<dyn FnOnce() + Send>>,
     ) -> std::io::Result<KeyringSeal> {
-        if let Some(key_cache) = fill_into {
-            fill(&cache, keyring, key_cache);
-        }
+        let (cache, first): (_, FirstStep) = match replaces {
+            Some(stop_old) => (
+                Arc::new(cache.waiting_to_write()),
+                Box::new(move |cache: &SealedCache| {
+                    stop_old();
+                    cache.start_writing();
+                }),
+            ),
+            None => {
+                if let Some(key_cache) = fill_into {
+                    fill(&cache, keyring, key_cache);
+                }
+                (Arc::new(cache), Box::new(|_: &SealedCache| {}))
+            }
+        };
+        let renewing = Arc::downgrade(&cache);
+        keyring.client().on_identity_renewed(move |conf| {
+            if let Some(cache) = renewing.upgrade() {
+                cache.renew_from(conf);
+            }
+        });
+        let mine = cache.clone();
         let weak = Arc::downgrade(keyring);
-        let keeper = Keeper::start(Arc::new(cache), move |id, owner| ask(&weak, id, owner))?;
+        let keeper = Keeper::start_after(
+            cache,
+            move || first(&mine),
+            move |id, owner| ask(&weak, id, owner),
+        )?;
         Ok(KeyringSeal { keeper })
     }
 

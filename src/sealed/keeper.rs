@@ -23,11 +23,23 @@ impl Keeper {
     /// Starts the thread; `ask` asks the KMIP server about one key (see [`Answer`]).
     pub fn start(
         cache: Arc<SealedCache>,
+        ask: impl FnMut(&str, &str) -> Answer + Send + 'static,
+    ) -> std::io::Result<Keeper> {
+        Self::start_after(cache, || {}, ask)
+    }
+
+    /// As [`start`](Self::start), the thread first running `first`: the work a configuration
+    /// put in force by `SET GLOBAL` or a keyring reload must not do under the server's lock
+    /// (stopping the cache it replaces, reading keys from the KMIP server).
+    pub fn start_after(
+        cache: Arc<SealedCache>,
+        first: impl FnOnce() + Send + 'static,
         mut ask: impl FnMut(&str, &str) -> Answer + Send + 'static,
     ) -> std::io::Result<Keeper> {
         let mine = cache.clone();
         let every = CONFIRM_EVERY.min(cache.max_age() / 4).max(RETRY);
         let thread = OwnedThread::spawn("keyring_okv-sealed", move || {
+            first();
             loop {
                 let wait = match mine.confirm(&mut ask) {
                     Ok(()) => every,

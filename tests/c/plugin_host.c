@@ -193,7 +193,11 @@ int main(int argc, char **argv) {
     printf("sysvar_sealed_user_name %s\n", sealed_user->name);
     printf("sysvar_sealed_user_flags %d\n", sealed_user->flags);
     printf("sysvar_sealed_user_default %d\n", (int)sealed_user->def_val);
-    printf("sysvar_terminated %d\n", decls[0].system_vars[5] == NULL);
+    struct keyring_okv_sysvar_str *sealed_dir = (struct keyring_okv_sysvar_str *)decls[0].system_vars[5];
+    printf("sysvar_sealed_dir_name %s\n", sealed_dir->name);
+    printf("sysvar_sealed_dir_flags %d\n", sealed_dir->flags);
+    printf("sysvar_sealed_dir_default '%s'\n", sealed_dir->def_val);
+    printf("sysvar_terminated %d\n", decls[0].system_vars[6] == NULL);
     printf("log_service_before_link %lu\n", (unsigned long)(uintptr_t)*log_ptr);
     printf("malloc_service_before_link %lu\n", (unsigned long)(uintptr_t)*malloc_ptr);
     /* Every function must tolerate NULL where mysqld may pass it. */

@@ -339,6 +339,17 @@ fn paths_and_ids_that_are_not_utf8_are_refused_clearly() {
 mod sealed_cache {
     use super::*;
 
+    /// keyring-okv with the sealed files looked for in the configuration directory itself.
+    fn cli(conf_dir: &Path, args: &[&str]) -> Output {
+        Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+            .arg("--conf-dir")
+            .arg(conf_dir)
+            .env("KEYRING_OKV_SEALED_CACHE_DIR", conf_dir)
+            .args(args)
+            .output()
+            .expect("run keyring-okv")
+    }
+
     use okv_core::keyring::KeyType;
     use okv_core::sealed::{self, Binding, Entries, Entry, Product, file};
     use zeroize::Zeroizing;
@@ -469,6 +480,22 @@ mod sealed_cache {
         assert_eq!(keys[0]["key_id"], "INNODBKey-sealed-1");
         assert_eq!(keys[0]["length_bits"], 256);
         assert_eq!(keys[0]["unique_id"], "4711");
+    }
+
+    /// Run by root (or a DBA) on the server's file, which belongs to the server's account: the
+    /// file is shown with its owner, not refused for not being root's.
+    #[test]
+    fn show_reads_a_file_of_the_server_account_and_names_its_owner() {
+        let dir = conf_copy();
+        let path = write(dir.path(), &sealed::PLUGIN, None);
+        std::os::unix::fs::chown(&path, Some(4242), Some(4242)).unwrap();
+        let out = cli(dir.path(), &["sealed-cache", "show", "--product", "plugin"]);
+        let t = text(&out);
+        assert_eq!(out.status.code(), Some(0), "{t}");
+        assert!(t.contains("uid 4242"), "{t}");
+        assert!(t.contains("INNODBKey-sealed-1"), "{t}");
+        assert!(!t.contains("chown"), "{t}");
+        assert_no_material(&out);
     }
 
     #[test]

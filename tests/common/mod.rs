@@ -12,5 +12,6 @@ pub mod mariadb;
 pub mod mysql;
 pub mod products;
 pub mod pykmip;
+pub mod service;
 pub mod tcp_proxy;
 pub mod vectors;

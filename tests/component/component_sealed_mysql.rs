@@ -61,7 +61,9 @@ fn restart_during_a_kmip_outage_runs_on_the_sealed_cache_read_only() {
     let dir = component::conf_dir_in_chroot(&kmip.conf_dir(), NAME, Some(ora));
     let sealed_cnf = cnf(
         &dir,
-        "\"sealed_cache_max_age_hours\": 24, \"sealed_cache_user_keys\": true",
+        &format!(
+            "\"sealed_cache_max_age_hours\": 24, \"sealed_cache_user_keys\": true, \"sealed_cache_dir\": \"{dir}\""
+        ),
     );
     let db = component::fresh(NAME, &sealed_cnf);
     assert_eq!(status_value(&db, "Component_status"), "Active");
@@ -156,7 +158,9 @@ fn restart_during_a_kmip_outage_runs_on_the_sealed_cache_read_only() {
     // the binary log's recovery keys, are looked up on the server).
     let both = cnf(
         &dir,
-        "\"sealed_cache_max_age_hours\": 24, \"sealed_cache_user_keys\": true, \"cache_keys\": true",
+        &format!(
+            "\"sealed_cache_max_age_hours\": 24, \"sealed_cache_user_keys\": true, \"cache_keys\": true, \"sealed_cache_dir\": \"{dir}\""
+        ),
     );
     component::configure(NAME, Some(component::MANIFEST_OKV), Some(&both));
     db.restart(&[]);

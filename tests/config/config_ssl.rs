@@ -63,6 +63,46 @@ fn every_key_format_loads() {
     }
 }
 
+/// The sealed key cache's key comes from the private key, not from how key.pem encodes it:
+/// converting a key from PKCS#1 to PKCS#8 (or SEC1 to PKCS#8, encrypted or not) must not make
+/// the sealed file unreadable. Two different keys give two different roots.
+#[test]
+fn the_sealed_cache_root_is_the_same_for_every_encoding_of_one_key() {
+    let pki = pki();
+    let mut roots: std::collections::BTreeMap<&str, Vec<(&str, [u8; 32])>> = Default::default();
+    for case in &pki.key_cases {
+        let mut l = pki.layout();
+        l.key = Some(case.key.clone());
+        l.cert = Some(case.cert.clone());
+        if case.encrypted {
+            l.password = Some(format!("{KEY_PASSWORD}\n"));
+        }
+        let (_d, r) = load(&l);
+        let c = r.unwrap_or_else(|e| panic!("{}: {e}", case.name));
+        roots
+            .entry(case.kind)
+            .or_default()
+            .push((case.name, *c.seal_root.key_for(b"keyring_okv")));
+    }
+    for (kind, list) in &roots {
+        let (first_name, first) = list[0];
+        for (name, root) in list {
+            assert_eq!(
+                root, &first,
+                "{kind}: '{name}' and '{first_name}' are one key in two encodings"
+            );
+        }
+    }
+    assert!(roots.len() >= 2, "both an RSA and an EC key were tried");
+    let distinct: std::collections::BTreeSet<[u8; 32]> =
+        roots.values().map(|list| list[0].1).collect();
+    assert_eq!(
+        distinct.len(),
+        roots.len(),
+        "different keys, different roots"
+    );
+}
+
 #[test]
 fn password_file_variants() {
     let pki = pki();
@@ -517,6 +557,27 @@ fn permission_warnings_name_the_chmod() {
         }
         set_mode(path, if path.is_dir() { 0o750 } else { 0o600 });
     }
+
+    // The layout of a package: key.pem owned by root, read by the server's account through its
+    // group (root:mysql 640). Seen from the server's account, that group read is needed;
+    // others and a group write are still problems.
+    std::os::unix::fs::chown(&key, Some(4242), None).unwrap();
+    set_mode(&key, 0o640);
+    assert!(
+        check_permissions(&d.dir).is_empty(),
+        "{:?}",
+        check_permissions(&d.dir)
+    );
+    set_mode(&key, 0o660);
+    let w = check_permissions(&d.dir);
+    assert_eq!(w.len(), 1, "{w:?}");
+    assert!(w[0].to_string().contains("lets group write"), "{}", w[0]);
+    assert!(w[0].to_string().contains("chmod 640"), "{}", w[0]);
+    set_mode(&key, 0o644);
+    let w = check_permissions(&d.dir);
+    assert!(w[0].to_string().contains("lets others read"), "{}", w[0]);
+    std::os::unix::fs::chown(&key, Some(0), None).unwrap();
+    set_mode(&key, 0o600);
 
     // load_conf_dir reports them too, and still succeeds.
     set_mode(&key, 0o644);

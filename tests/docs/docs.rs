@@ -5,7 +5,8 @@
 //!   an existing heading;
 //! - the system variables, component JSON keys, status variables and status rows listed in
 //!   `docs/configuration.md` and `docs/operations.md` are exactly the ones the libraries
-//!   register, read from the source files as text;
+//!   register, read from the source files as text, and the values of the sealed key cache's
+//!   file status are the ones `FileState::code` returns;
 //! - every message the libraries log with `tracing::error!`/`tracing::warn!`, every
 //!   `#[error("...")]` text and every configuration warning (`message: format!(…)`) appears in
 //!   `docs/troubleshooting.md`: each fixed piece of its text
@@ -450,6 +451,55 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
         &mut problems,
     );
 
+    assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
+}
+
+/// The values of the sealed key cache's file status (`Keyring_okv_sealed_cache_file`, the
+/// component's `Sealed_cache_file`, `kmip_key_management_sealed_cache_file`): every code
+/// `FileState::code` returns, and `off`, which each of the three shows while the cache is off.
+#[test]
+fn every_sealed_file_state_is_documented() {
+    let sealed = read("src/sealed/mod.rs");
+    let body = sealed
+        .split("pub fn code(&self) -> &'static str {")
+        .nth(1)
+        .and_then(|s| s.split("\n    }\n").next())
+        .expect("src/sealed/mod.rs: FileState::code");
+    let mut registered: BTreeSet<String> = body
+        .split("=> \"")
+        .skip(1)
+        .filter_map(|s| s.split('"').next())
+        .map(str::to_string)
+        .collect();
+    assert!(
+        registered.len() > 3,
+        "src/sealed/mod.rs: FileState::code returns only {registered:?}"
+    );
+    let mut problems = Vec::new();
+    for source in [
+        "boundary/plugin/src/status.rs",
+        "boundary/mariadb/src/status.rs",
+        "src/products/mysql_component/mod.rs",
+    ] {
+        let text = read(source);
+        if !(text.contains("file.code()") && text.contains("\"off\"")) {
+            problems.push(format!(
+                "{source} no longer shows the file state as FileState::code or \"off\": update this test and docs/operations.md"
+            ));
+        }
+    }
+    registered.insert("off".into());
+    compare(
+        "sealed key cache file state",
+        "docs/operations.md (## The sealed key cache's file)",
+        "src/sealed/mod.rs (FileState::code)",
+        &registered,
+        &first_cells(
+            &read("docs/operations.md"),
+            Some("## The sealed key cache's file"),
+        ),
+        &mut problems,
+    );
     assert!(problems.is_empty(), "\n{}\n", problems.join("\n"));
 }
 

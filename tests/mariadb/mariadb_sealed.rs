@@ -92,6 +92,10 @@ fn scenario(target: Target, instance: &str) {
     plain.extend(encryption_args());
     let mut with_cache = plain.clone();
     with_cache.push("--kmip-key-management-sealed-cache-max-age-hours=24".into());
+    // The sealed file beside the configuration, where this test looks for it.
+    with_cache.push(format!(
+        "--kmip-key-management-sealed-cache-dir={inner_conf}"
+    ));
 
     // 1. A KMIP server answers: the versions read are kept in the sealed file.
     db.must_start(&with_cache);
@@ -257,6 +261,9 @@ fn scenario(target: Target, instance: &str) {
     file::write_atomically(&sealed, &resealed).unwrap();
     let mut one_hour = plain.clone();
     one_hour.push("--kmip-key-management-sealed-cache-max-age-hours=1".into());
+    one_hour.push(format!(
+        "--kmip-key-management-sealed-cache-dir={inner_conf}"
+    ));
     let out = db
         .start(&one_hour)
         .expect_err("mariadbd started from keys confirmed longer ago than the maximum age");

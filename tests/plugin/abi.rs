@@ -96,6 +96,16 @@ fn descriptor_declares_an_early_loadable_keyring_plugin() {
         "BOOL | READONLY"
     );
     assert_eq!(l["sysvar_sealed_user_default"], "0", "OFF");
+    assert_eq!(l["sysvar_sealed_dir_name"], "sealed_cache_dir");
+    assert_eq!(
+        l["sysvar_sealed_dir_flags"],
+        (0x0005 | 0x0200).to_string(),
+        "STR | READONLY"
+    );
+    assert_eq!(
+        l["sysvar_sealed_dir_default"],
+        format!("'{}'", okv_core::sealed::DEFAULT_DIR)
+    );
     assert_eq!(l["sysvar_terminated"], "1");
     assert_eq!(l["log_service_before_link"], "256");
     assert_eq!(l["malloc_service_before_link"], "256");

@@ -196,6 +196,8 @@ fn plugin_args(conf_dir: &str, sealed_hours: Option<u64>, binlog: bool) -> Vec<S
     ];
     if let Some(h) = sealed_hours {
         args.push(format!("--keyring_okv_sealed_cache_max_age_hours={h}"));
+        // The sealed file beside the configuration, where these tests look for it.
+        args.push(format!("--keyring_okv_sealed_cache_dir={conf_dir}"));
     }
     if binlog {
         args.push("--binlog-encryption=ON".to_string());
@@ -525,7 +527,7 @@ fn a_key_confirmed_longer_ago_than_the_maximum_age_is_not_served() {
     let bytes = file::seal(&key, &binding, now, &entries, &Default::default()).unwrap();
     file::write_atomically(&path, &bytes).unwrap();
 
-    let cache = SealedCache::open_at(path, key, binding, sealed::PLUGIN, 1).unwrap();
+    let cache = SealedCache::open_at(path, key, binding, sealed::PLUGIN, 1);
     let Some(sealed::Served::Key(recent)) = cache.serve("recent", "", &"no server").unwrap() else {
         panic!("the recent key is not served");
     };

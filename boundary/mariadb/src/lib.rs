@@ -49,6 +49,7 @@ static mut CACHE_VERSION_TIMEOUT_MS: c_ulong = 0;
 static mut USE_CACHE_ON_ERROR: c_char = 1;
 static mut ROTATE_KEY: c_int = 0;
 static mut SEALED_HOURS: c_ulong = 0;
+static mut SEALED_DIR: *mut c_char = std::ptr::null_mut();
 
 const DEFAULT_CACHE_TIMEOUT_MS: c_ulong = 24 * 3600 * 1000;
 const DEFAULT_CACHE_VERSION_TIMEOUT_MS: c_ulong = 60_000;
@@ -136,7 +137,17 @@ static mut SEALED_HOURS_VAR: SysVarUlong = SysVarUlong {
     blk_sz: 0,
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 8] = [
+static mut SEALED_DIR_VAR: SysVarStr = SysVarStr {
+    flags: PLUGIN_VAR_STR | PLUGIN_VAR_READONLY | PLUGIN_VAR_RQCMDARG,
+    name: c"sealed_cache_dir".as_ptr(),
+    comment: c"The directory of the sealed key cache's file (kmip_key_management.sealed), which mariadbd's account must be able to write: not /etc, which mariadb.service makes read-only".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut SEALED_DIR,
+    def_val: c"/var/lib/mysql-keyring".as_ptr(),
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 9] = [
     (&raw mut CONF_DIR_VAR).cast(),
     (&raw mut KEY_NAMESPACE_VAR).cast(),
     (&raw mut CACHE_TIMEOUT_VAR).cast(),
@@ -144,6 +155,7 @@ static mut SYSTEM_VARS: [*mut c_void; 8] = [
     (&raw mut USE_CACHE_ON_ERROR_VAR).cast(),
     (&raw mut ROTATE_KEY_VAR).cast(),
     (&raw mut SEALED_HOURS_VAR).cast(),
+    (&raw mut SEALED_DIR_VAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -201,10 +213,11 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
     guard("plugin init", 1, || {
         log::install();
         // SAFETY: the server set the variables' storage before calling init.
-        let (conf_dir, namespace, settings) = unsafe {
+        let (conf_dir, namespace, sealed_dir, settings) = unsafe {
             (
                 sysvar::read_str(&raw const CONF_DIR),
                 sysvar::read_str(&raw const KEY_NAMESPACE),
+                sysvar::read_str(&raw const SEALED_DIR),
                 (
                     (&raw const CACHE_TIMEOUT_MS).read(),
                     (&raw const CACHE_VERSION_TIMEOUT_MS).read(),
@@ -213,9 +226,10 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
                 ),
             )
         };
-        let (Some(conf_dir), Some(namespace)) = (conf_dir, namespace) else {
+        let (Some(conf_dir), Some(namespace), Some(sealed_dir)) = (conf_dir, namespace, sealed_dir)
+        else {
             tracing::error!(
-                "cannot start: kmip_key_management_conf_dir and kmip_key_management_key_namespace must be UTF-8; fix them in my.cnf"
+                "cannot start: kmip_key_management_conf_dir, kmip_key_management_key_namespace and kmip_key_management_sealed_cache_dir must be UTF-8; fix them in my.cnf"
             );
             return 1;
         };
@@ -225,6 +239,11 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
             version_refresh: Duration::from_millis(settings.1),
             use_cache_on_error: settings.2 != 0,
             sealed_cache_max_age_hours: settings.3,
+            sealed_cache_dir: if sealed_dir.is_empty() {
+                okv_core::sealed::DEFAULT_DIR.into()
+            } else {
+                sealed_dir.into()
+            },
         };
         match host::start(&conf_dir, settings) {
             Ok(()) => 0,

@@ -29,7 +29,7 @@ const NUMBERS: [&std::ffi::CStr; 19] = [
     c"sealed_cache_age_seconds",
     c"sealed_cache_dropped_keys",
 ];
-const TEXTS: [&std::ffi::CStr; 8] = [
+const TEXTS: [&std::ffi::CStr; 9] = [
     c"server_in_use",
     c"last_error",
     c"last_error_time",
@@ -38,10 +38,11 @@ const TEXTS: [&std::ffi::CStr; 8] = [
     c"fips_mode",
     c"fips_module",
     c"sealed_cache_serving",
+    c"sealed_cache_file",
 ];
 const ENTRIES: usize = NUMBERS.len() + TEXTS.len() + 1;
 /// Room for each text value, NUL included (the last error is cut to fit the server's buffer).
-const TEXT_ROOM: [usize; 8] = [256, 580, 24, 256, 24, 8, 64, 4];
+const TEXT_ROOM: [usize; 9] = [256, 580, 24, 216, 24, 8, 64, 4, 16];
 const TEXT_ROOM_TOTAL: usize = {
     let mut total = 0;
     let mut i = 0;
@@ -101,6 +102,11 @@ pub unsafe extern "C" fn show_status(
             fips.on_off().to_string(),
             fips.module,
             if sealed.serving { "ON" } else { "OFF" }.to_string(),
+            match host::sealed_status() {
+                Some(s) => s.file.code(),
+                None => "off",
+            }
+            .to_string(),
         ];
         // SAFETY: the server's buffer is SHOW_FUNC_BUFFER bytes, aligned for pointers, and
         // lives until the array is printed; the layout fits (checked at compile time above).

@@ -111,12 +111,26 @@ static mut SEALED_USER_KEYS_SYSVAR: SysVarBool = SysVarBool {
     def_val: 0,
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 6] = [
+/// Storage of `keyring_okv_sealed_cache_dir`'s `char*`.
+static mut SEALED_DIR_VALUE: *mut c_char = std::ptr::null_mut();
+
+static mut SEALED_DIR_SYSVAR: SysVarStr = SysVarStr {
+    flags: PLUGIN_VAR_STR | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+    name: c"sealed_cache_dir".as_ptr(),
+    comment: c"The directory of the sealed key cache's file (keyring_okv.sealed), which the server's account must be able to write: not /etc under a service unit or AppArmor profile that makes it read-only".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut SEALED_DIR_VALUE,
+    def_val: c"/var/lib/mysql-keyring".as_ptr(),
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 7] = [
     (&raw mut CONF_DIR_SYSVAR).cast(),
     (&raw mut CACHE_KEYS_SYSVAR).cast(),
     (&raw mut CACHE_TTL_SYSVAR).cast(),
     (&raw mut SEALED_HOURS_SYSVAR).cast(),
     (&raw mut SEALED_USER_KEYS_SYSVAR).cast(),
+    (&raw mut SEALED_DIR_SYSVAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -178,7 +192,12 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
         okv_core::products::mysql_plugin::set_cache(cache_keys, cache_ttl);
         // SAFETY: the server set the variable's storage before calling init.
         let (hours, user_keys) = unsafe { (SEALED_HOURS_VALUE, SEALED_USER_KEYS_VALUE != 0) };
-        okv_core::products::mysql_plugin::set_sealed_cache(hours, user_keys);
+        // SAFETY: as above; a value that is not UTF-8 turns the sealed cache off (logged).
+        let sealed_dir = match unsafe { sysvar::read_value(&raw const SEALED_DIR_VALUE) } {
+            Some(d) if d.is_empty() => Some(okv_core::sealed::DEFAULT_DIR.to_string()),
+            other => other,
+        };
+        okv_core::products::mysql_plugin::set_sealed_cache(hours, user_keys, sealed_dir);
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(

@@ -137,6 +137,11 @@ status_fn!(sealed_cache_serving, |_s| on_off(
 status_fn!(sealed_cache_age_seconds, |_s| Value::Int(
     okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.oldest_confirmation_age)
 ));
+status_fn!(sealed_cache_file, |_s| Value::Text(
+    okv_core::products::mysql_plugin::sealed_status()
+        .map_or("off", |t| t.file.code())
+        .to_string()
+));
 status_fn!(sealed_cache_dropped_keys, |_s| Value::Int(
     okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.dropped)
 ));
@@ -151,7 +156,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 26] = [
+pub static mut STATUS_VARS: [ShowVar; 27] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -186,6 +191,7 @@ pub static mut STATUS_VARS: [ShowVar; 26] = [
         c"Keyring_okv_sealed_cache_dropped_keys",
         sealed_cache_dropped_keys,
     ),
+    func(c"Keyring_okv_sealed_cache_file", sealed_cache_file),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

@@ -1,5 +1,6 @@
-//! `keyring-okv sealed-cache ...`: the sealed key cache files of the configuration directory
-//! (`<product>.sealed`), shown without their key material, or removed.
+//! `keyring-okv sealed-cache ...`: the sealed key cache files (`<product>.sealed` in the
+//! directory of the servers' `sealed_cache_dir` setting), shown without their key material, or
+//! removed.
 
 use std::path::{Path, PathBuf};
 use std::time::{Duration, UNIX_EPOCH};
@@ -25,6 +26,9 @@ pub enum SealedCommand {
         /// Whose file: the MySQL plugin, the MySQL component, the MariaDB plugin, or all.
         #[arg(long, value_enum, default_value = "all")]
         product: Which,
+        /// The directory of the files: the server's sealed_cache_dir setting.
+        #[arg(long, env = "KEYRING_OKV_SEALED_CACHE_DIR", default_value = sealed::DEFAULT_DIR)]
+        dir: PathBuf,
     },
     /// Delete the sealed key cache file(s). Stop the server (or turn its sealed cache setting
     /// off) first: a running server writes the file again.
@@ -32,6 +36,9 @@ pub enum SealedCommand {
         /// Whose file: the MySQL plugin, the MySQL component, the MariaDB plugin, or all.
         #[arg(long, value_enum, default_value = "all")]
         product: Which,
+        /// The directory of the files: the server's sealed_cache_dir setting.
+        #[arg(long, env = "KEYRING_OKV_SEALED_CACHE_DIR", default_value = sealed::DEFAULT_DIR)]
+        dir: PathBuf,
     },
 }
 
@@ -60,8 +67,8 @@ impl Which {
 
 pub fn run(cli: &Cli, command: &SealedCommand) -> Result<(), Failure> {
     match command {
-        SealedCommand::Show { product } => show(cli, product.products()),
-        SealedCommand::Remove { product } => remove(cli, product.products()),
+        SealedCommand::Show { product, dir } => show(cli, dir, product.products()),
+        SealedCommand::Remove { product, dir } => remove(cli, dir, product.products()),
     }
 }
 
@@ -125,8 +132,13 @@ fn binding_now(conf: &ConfDir, product: &Product) -> Binding {
 }
 
 /// One product's file, as shown: JSON, text lines, and the error when it cannot be used.
-fn show_one(conf: &ConfDir, product: &Product, now: u64) -> (Value, Vec<String>, Option<String>) {
-    let path = sealed::path_in(&conf.dir, product);
+fn show_one(
+    conf: &ConfDir,
+    dir: &Path,
+    product: &Product,
+    now: u64,
+) -> (Value, Vec<String>, Option<String>) {
+    let path = sealed::path_in(dir, product);
     let mut lines = vec![format!("{}: {}", product.name, path.display())];
     let mut value = json!({"product": product.name, "path": path.display().to_string()});
     let Some((mode, uid, owner, size)) = metadata(&path) else {
@@ -146,7 +158,8 @@ fn show_one(conf: &ConfDir, product: &Product, now: u64) -> (Value, Vec<String>,
         value["error"] = json!(message);
         (value, lines, Some(message))
     };
-    let bytes = match file::read(&path) {
+    // Whoever runs this (root, a DBA) reads the server's file: its owner is shown, not checked.
+    let bytes = match file::read_checked(&path, file::Owner::Any) {
         Ok(Some(bytes)) => bytes,
         Ok(None) => {
             lines.push("  no file (it was removed meanwhile)".into());
@@ -257,14 +270,14 @@ fn show_one(conf: &ConfDir, product: &Product, now: u64) -> (Value, Vec<String>,
     (value, lines, None)
 }
 
-fn show(cli: &Cli, products: Vec<Product>) -> Result<(), Failure> {
+fn show(cli: &Cli, dir: &Path, products: Vec<Product>) -> Result<(), Failure> {
     let conf = load(cli)?;
     let now = sealed::now_unix();
     let mut files = Vec::new();
     let mut errors = Vec::new();
     for (i, product) in products.iter().enumerate() {
-        let (value, lines, error) = show_one(&conf, product, now);
-        let error = error.map(|e| (sealed::path_in(&conf.dir, product), e));
+        let (value, lines, error) = show_one(&conf, dir, product, now);
+        let error = error.map(|e| (sealed::path_in(dir, product), e));
         if !cli.json {
             if i > 0 {
                 outln!();
@@ -302,14 +315,15 @@ fn show(cli: &Cli, products: Vec<Product>) -> Result<(), Failure> {
     ))
 }
 
-/// The file and the temporary files a write left behind (`.<name>.sealed.tmp<pid>`).
+/// The file, its lock file and the temporary files a write left behind
+/// (`.<name>.sealed.<...>.tmp`, `.<name>.sealed.lock`).
 fn files_of(dir: &Path, product: &Product) -> Vec<PathBuf> {
     let path = sealed::path_in(dir, product);
     let mut out = Vec::new();
     if std::fs::symlink_metadata(&path).is_ok() {
         out.push(path);
     }
-    let prefix = format!(".{}.sealed.tmp", product.name);
+    let prefix = format!(".{}.sealed.", product.name);
     if let Ok(entries) = std::fs::read_dir(dir) {
         let mut tmps: Vec<PathBuf> = entries
             .filter_map(Result::ok)
@@ -322,10 +336,9 @@ fn files_of(dir: &Path, product: &Product) -> Vec<PathBuf> {
     out
 }
 
-fn remove(cli: &Cli, products: Vec<Product>) -> Result<(), Failure> {
+fn remove(cli: &Cli, dir: &Path, products: Vec<Product>) -> Result<(), Failure> {
     // The configuration need not load: a directory whose key.pem was replaced, or whose
     // servers changed, still has files to remove.
-    let dir = &cli.conf_dir;
     if !dir.is_dir() {
         return Err(Failure::new(
             2,

@@ -31,6 +31,13 @@ pub enum StartError {
         "{dir}/okvclient.ora: {source}; check the servers, or run `keyring-okv --conf-dir {dir} check`"
     )]
     Unreachable { dir: String, source: ClientError },
+    /// `sealed`: "the sealed key cache <path> cannot stand in: <why>".
+    #[error("{dir}/okvclient.ora: {source}; and {sealed}")]
+    NoSealedKeys {
+        dir: String,
+        source: Box<ClientError>,
+        sealed: String,
+    },
     #[error("{0}")]
     Keys(#[from] KeyStoreError),
 }
@@ -70,15 +77,13 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
     HEALTH.set_configuration(Some(conf.servers.len()));
     let sealed = match settings.sealed_cache_max_age_hours {
         0 => None,
-        hours => match SealedCache::open(&conf, sealed::MARIADB, hours) {
-            Ok(cache) => Some(Arc::new(cache)),
-            Err(e) => {
-                tracing::error!(
-                    "{e}; the sealed key cache is off until this is fixed and the server restarts"
-                );
-                None
-            }
-        },
+        hours => Some(Arc::new(SealedCache::open(
+            &conf,
+            sealed::MARIADB,
+            hours,
+            &settings.sealed_cache_dir,
+            sealed::Access::of_this_process(),
+        ))),
     };
     let connected = client.connect();
     let store = Arc::new(KeyStore::new(client, settings)?);
@@ -99,9 +104,25 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
         Err(source) if source.is_unreachable() && sealed.is_some() => {
             let loaded = store.load_sealed(&source);
             let Some(v1) = store.known_latest(1) else {
-                return Err(StartError::Unreachable {
+                let cache = sealed.as_ref().expect("checked above");
+                let status = cache.status();
+                let why = match status.file.problem() {
+                        Some(why) => why.to_string(),
+                        None if status.file == sealed::FileState::Absent => {
+                            "it has not been written yet (nothing was read while a KMIP server answered)".to_string()
+                        }
+                        None => format!(
+                            "it holds no version of key 1 in the namespace '{}' (or only versions older than kmip_key_management_sealed_cache_max_age_hours allows)",
+                            store.namespace()
+                        ),
+                };
+                return Err(StartError::NoSealedKeys {
                     dir: conf_dir.to_string(),
-                    source,
+                    source: Box::new(source),
+                    sealed: format!(
+                        "the sealed key cache {} cannot stand in: {why}",
+                        cache.path().display()
+                    ),
                 });
             };
             tracing::warn!(
@@ -120,18 +141,26 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
             });
         }
     };
-    if let Some(note) = store.foreign_sealed_note() {
-        tracing::warn!("{note}");
-    }
     let refresher = Refresher::start(store.clone()).map_err(StartError::Runtime)?;
     let keeper = match sealed {
         None => None,
         Some(sealed) => {
             let weak = Arc::downgrade(&store);
             let ask = move |name: &str, _owner: &str| match weak.upgrade() {
-                Some(store) => store.confirm_sealed(name),
+                Some(store) => {
+                    // A renewed client identity seals the file again even while no new
+                    // connection is made.
+                    store.client().reread_identity();
+                    store.confirm_sealed(name)
+                }
                 None => sealed::Answer::Failed("the plugin is stopping".into()),
             };
+            let renewing = Arc::downgrade(&sealed);
+            store.client().on_identity_renewed(move |conf| {
+                if let Some(cache) = renewing.upgrade() {
+                    cache.renew_from(conf);
+                }
+            });
             Some(Keeper::start(sealed, ask).map_err(StartError::Runtime)?)
         }
     };

@@ -7,7 +7,7 @@
 //! bytes are in memory (and those bytes are never expired); new versions are found by the
 //! background refresh (`refresh.rs`), not by the callers.
 
-use std::collections::{BTreeMap, HashMap, HashSet};
+use std::collections::{HashMap, HashSet};
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{
     Arc, Mutex, MutexGuard, OnceLock, PoisonError, RwLock, RwLockReadGuard, RwLockWriteGuard,
@@ -44,6 +44,8 @@ pub struct Settings {
     pub use_cache_on_error: bool,
     /// `kmip_key_management_sealed_cache_max_age_hours`: 0 = no sealed key cache.
     pub sealed_cache_max_age_hours: u64,
+    /// `kmip_key_management_sealed_cache_dir`: where the sealed file is kept.
+    pub sealed_cache_dir: std::path::PathBuf,
 }
 
 impl Default for Settings {
@@ -54,6 +56,7 @@ impl Default for Settings {
             version_refresh: Duration::from_secs(60),
             use_cache_on_error: true,
             sealed_cache_max_age_hours: 0,
+            sealed_cache_dir: crate::sealed::DEFAULT_DIR.into(),
         }
     }
 }
@@ -503,59 +506,25 @@ impl KeyStore {
         }
     }
 
-    /// The versions the sealed key cache holds for other namespaces, counted per namespace
-    /// (the DBA changed kmip_key_management_key_namespace since they were kept).
-    pub fn foreign_sealed(&self) -> BTreeMap<String, usize> {
-        let mut foreign = BTreeMap::new();
-        let Some(sealed) = self.sealed() else {
-            return foreign;
-        };
-        for (name, owner) in sealed.names() {
-            if let Some(other) = super::naming::namespace_of(&name)
-                .filter(|ns| owner.is_empty() && *ns != self.namespace)
-            {
-                *foreign.entry(other.to_string()).or_insert(0) += 1;
-            }
-        }
-        foreign
-    }
-
-    /// The one line that says the sealed key cache holds versions of other namespaces, which
-    /// are left as they are: neither confirmed, nor dropped as if revoked, nor served for this
-    /// namespace.
-    pub fn foreign_sealed_note(&self) -> Option<String> {
-        let sealed = self.sealed()?;
-        let foreign = self.foreign_sealed();
-        if foreign.is_empty() {
-            return None;
-        }
-        let list: Vec<String> = foreign
-            .iter()
-            .map(|(ns, n)| format!("{n} of namespace '{ns}'"))
-            .collect();
-        Some(format!(
-            "the sealed key cache {} holds key versions of another namespace ({}), not of this server's namespace '{}': kmip_key_management_key_namespace was changed since they were kept. They are left in the file as they are, neither confirmed nor served for '{}'; set kmip_key_management_key_namespace back to use them",
-            sealed.path().display(),
-            list.join(", "),
-            self.namespace,
-            self.namespace,
-        ))
-    }
-
     /// What the KMIP server says now of the version named `name` (the sealed key cache's
-    /// confirmation). A version of another namespace is not asked about: it is left as it is
-    /// (an error answer keeps it, unconfirmed), never reported gone.
+    /// confirmation). A version of another namespace is not asked about: it is left as it is,
+    /// never reported gone.
     pub fn confirm_sealed(&self, name: &str) -> crate::sealed::Answer {
         use crate::sealed::Answer;
         let Some((key_id, version)) = super::naming::parse_object_name(&self.namespace, name)
         else {
-            return match super::naming::namespace_of(name) {
-                Some(other) => Answer::Failed(format!(
-                    "it is a key version of namespace '{other}', not of this server's namespace '{}' (kmip_key_management_key_namespace); left as it is and not served",
+            // Another namespace's version (kmip_key_management_key_namespace was changed):
+            // not this configuration's to confirm, nor revoked, nor served.
+            return Answer::NotMine(match super::naming::namespace_of(name) {
+                Some(other) => format!(
+                    "key versions of the namespace '{other}', not of the namespace '{}' in force; kmip_key_management_key_namespace was changed",
                     self.namespace
-                )),
-                None => Answer::Gone,
-            };
+                ),
+                None => format!(
+                    "'{name}' is not of the namespace '{}' in force; kmip_key_management_key_namespace was changed",
+                    self.namespace
+                ),
+            });
         };
         let asked: Result<_, KeyStoreError> =
             self.client.one_call(|| {
@@ -563,17 +532,18 @@ impl KeyStore {
                     None => Ok(None),
                     Some((uid, server)) => {
                         let material = remote::fetch_material(&self.client, &uid, &server, name)?;
-                        Ok(Some((material, uid)))
+                        Ok(Some((material, uid, server)))
                     }
                 }
             });
         match asked {
-            Ok(Some((material, uid))) => Answer::Key {
+            Ok(Some((material, uid, server))) => Answer::Key {
                 key: FetchedKey {
                     key_type: KeyType::Aes,
                     material,
                 },
                 uid,
+                server: server.to_string(),
             },
             Ok(None) => Answer::Gone,
             Err(e) if e.is_definitely_gone() => Answer::Gone,

@@ -242,16 +242,30 @@ fn prepare_and_install(
         }
     }
     let keyring = Arc::new(Keyring::new(client));
+    // A reload's sealed cache stops the one it replaces from its own thread, once the new
+    // configuration is in force (the old one arrives through `retire`), and reads no keys here.
+    let (retire, retired) = std::sync::mpsc::channel::<Arc<Active>>();
     let seal = match settings.sealed_cache_max_age_hours {
         0 => None,
-        hours => match SealedCache::open(&conf, sealed::COMPONENT, hours) {
-            // With the key cache on, the sealed keys fill it in one message before mysqld asks
-            // for them one by one.
-            Ok(sealed) => match KeyringSeal::start(
-                sealed.with_user_keys(settings.sealed_cache_user_keys),
-                &keyring,
-                cache.as_ref(),
-            ) {
+        hours => {
+            let sealed = SealedCache::open(
+                &conf,
+                sealed::COMPONENT,
+                hours,
+                &settings.sealed_cache_dir,
+                sealed::Access::of_this_process(),
+            )
+            .with_user_keys(settings.sealed_cache_user_keys);
+            let replaces = reload.then(|| -> Box<dyn FnOnce() + Send> {
+                Box::new(move || {
+                    if let Ok(old) = retired.recv() {
+                        stop_seal(&old);
+                    }
+                })
+            });
+            // At a start with the key cache on, the sealed keys fill it in one message before
+            // mysqld asks for them one by one.
+            match KeyringSeal::start(sealed, &keyring, cache.as_ref(), replaces) {
                 Ok(seal) => Some(seal),
                 Err(e) => {
                     tracing::error!(
@@ -259,14 +273,8 @@ fn prepare_and_install(
                     );
                     None
                 }
-            },
-            Err(e) => {
-                tracing::error!(
-                    "component_keyring_okv: {e}; the sealed key cache is off until this is fixed and the keyring is reloaded (ALTER INSTANCE RELOAD KEYRING) or the server restarts"
-                );
-                None
             }
-        },
+        }
     };
     let new = Arc::new(Active {
         settings,
@@ -286,7 +294,10 @@ fn prepare_and_install(
         if let Some(cache) = &old.cache {
             cache.shutdown();
         }
-        stop_seal(&old);
+        // The new sealed cache's thread stops the old one; without a new one, nobody waits.
+        if let Err(std::sync::mpsc::SendError(old)) = retire.send(old) {
+            stop_seal(&old);
+        }
     }
     Ok(())
 }
@@ -618,6 +629,10 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Sealed_cache_dropped_keys".into(),
                 sealed.as_ref().map_or(0, |t| t.dropped).to_string(),
             ));
+            rows.push((
+                "Sealed_cache_file".into(),
+                sealed.as_ref().map_or("off", |t| t.file.code()).to_string(),
+            ));
         }
         None => {
             for key in [
@@ -634,6 +649,7 @@ pub fn status_rows() -> Vec<(String, String)> {
                 "Sealed_cache_serving",
                 "Sealed_cache_age_seconds",
                 "Sealed_cache_dropped_keys",
+                "Sealed_cache_file",
             ] {
                 rows.push((key.into(), na()));
             }

@@ -84,6 +84,8 @@ pub struct Settings {
     pub sealed_cache_max_age_hours: u64,
     /// `sealed_cache_user_keys`: keep keys with an owner (keyring_udf) in it too.
     pub sealed_cache_user_keys: bool,
+    /// `sealed_cache_dir`: where the sealed file is kept (default `sealed::DEFAULT_DIR`).
+    pub sealed_cache_dir: PathBuf,
     pub connect_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub failover_stagger: Option<Duration>,
@@ -220,6 +222,7 @@ const KNOWN_KEYS: &[&str] = &[
     "cache_ttl_seconds",
     "sealed_cache_max_age_hours",
     "sealed_cache_user_keys",
+    "sealed_cache_dir",
     "connect_timeout",
     "request_timeout",
     "failover_stagger",
@@ -425,6 +428,17 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
             ));
         }
     };
+    let sealed_cache_dir = match object.get("sealed_cache_dir") {
+        None | Some(Value::Null) => PathBuf::from(crate::sealed::DEFAULT_DIR),
+        Some(Value::String(s)) if Path::new(s).is_absolute() => PathBuf::from(s),
+        Some(_) => {
+            return Err(wrong(
+                "sealed_cache_dir",
+                "an absolute path (a string)",
+                "a directory the server's account can write, e.g. /var/lib/mysql-keyring (the default)",
+            ));
+        }
+    };
     if object.contains_key("cache_ttl_seconds") && !cache_keys {
         warnings.push(format!(
             "{}: \"cache_ttl_seconds\" has no effect while \"cache_keys\" is false",
@@ -440,6 +454,7 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
         cache_ttl,
         sealed_cache_max_age_hours,
         sealed_cache_user_keys: boolean("sealed_cache_user_keys")?.unwrap_or(false),
+        sealed_cache_dir,
         connect_timeout: seconds("connect_timeout", false)?,
         request_timeout: seconds("request_timeout", false)?,
         failover_stagger: seconds("failover_stagger", true)?,
