@@ -493,37 +493,8 @@ fn mysql_migrate_keyring_moves_every_key_or_fails() {
 
 fn migrate_one(count: usize, n: usize, combo: Combo) {
     let s = Server::with_keys(combo.quirks(), count);
-    let name = format!("listmig-{count}-{n}");
-    let conf = component::conf_dir_in_chroot(&lab().conf_dir, &name, Some(s.ora()));
-    let cfg = format!("/srv/{name}-cfg");
-    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
-    let _ = std::fs::remove_dir_all(&cfg_host);
-    std::fs::create_dir_all(&cfg_host).unwrap();
-    std::fs::write(
-        cfg_host.join("component_keyring_okv.cnf"),
-        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg_host.join("component_keyring_file.cnf"),
-        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
-    )
-    .unwrap();
     let started = Instant::now();
-    let out = Command::new("chroot")
-        .arg(mysql::root())
-        .args([
-            "/usr/bin/mysql_migrate_keyring",
-            "--component-dir=/usr/lib/mysql/plugin",
-            "--source-keyring=component_keyring_okv",
-            &format!("--source-keyring-configuration-dir={cfg}"),
-            "--destination-keyring=component_keyring_file",
-            &format!("--destination-keyring-configuration-dir={cfg}"),
-        ])
-        .output()
-        .expect("run mysql_migrate_keyring");
-    let report = text(&out);
-    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
+    let (out, report, keys) = migrate(&s, &format!("listmig-{count}-{n}"));
     let migrated = keys.matches("\"data_id\":\"key-").count();
     match combo.method() {
         Some(_) => {
@@ -541,8 +512,44 @@ fn migrate_one(count: usize, n: usize, combo: Combo) {
             assert_logged_refusal(combo, &s, &report);
         }
     }
+}
+
+/// Runs mysql_migrate_keyring in the chroot from component_keyring_okv (on `s`) to
+/// component_keyring_file, in directories named for `name`: its output, its output as text,
+/// and component_keyring_file's file afterwards.
+fn migrate(s: &Server, name: &str) -> (Output, String, String) {
+    let conf = component::conf_dir_in_chroot(&lab().conf_dir, name, Some(s.ora()));
+    let cfg = format!("/srv/{name}-cfg");
+    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    std::fs::create_dir_all(&cfg_host).unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_okv.cnf"),
+        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_file.cnf"),
+        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
+    )
+    .unwrap();
+    let out = Command::new("chroot")
+        .arg(mysql::root())
+        .args([
+            "/usr/bin/mysql_migrate_keyring",
+            "--component-dir=/usr/lib/mysql/plugin",
+            "--source-keyring=component_keyring_okv",
+            &format!("--source-keyring-configuration-dir={cfg}"),
+            "--destination-keyring=component_keyring_file",
+            &format!("--destination-keyring-configuration-dir={cfg}"),
+        ])
+        .output()
+        .expect("run mysql_migrate_keyring");
+    let report = text(&out);
+    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&cfg_host);
     let _ = std::fs::remove_dir_all(mysql::root().join(conf.trim_start_matches('/')));
+    (out, report, keys)
 }
 
 /// The objects of a listing that must be there whatever happened between its pages.
@@ -1171,6 +1178,38 @@ fn every_behaviour_through_the_component_keys_iterator() {
             }
         }
     }
+}
+
+/// mysql_migrate_keyring in the real mysqld 9.7 under each behaviour (side by side): every key
+/// arrives, or the migration fails, moves nothing and says why.
+#[test]
+fn every_behaviour_through_mysql_migrate_keyring() {
+    component::plugin_dir();
+    std::thread::scope(|scope| {
+        for (n, b) in BEHAVIOURS.into_iter().enumerate() {
+            scope.spawn(move || {
+                let s = b.server(Names::Mysql);
+                let (out, report, keys) = migrate(&s, &format!("listbeh-{n}"));
+                let migrated = keys.matches("\"data_id\":\"key-").count()
+                    + keys.matches("\"data_id\":\"secret-").count();
+                match b.outcome {
+                    Outcome::Complete(_) => {
+                        assert!(out.status.success(), "{}:\n{report}", b.name);
+                        assert_eq!(migrated, b.total(), "{}", b.name);
+                    }
+                    Outcome::Refused(_) => {
+                        assert!(!out.status.success(), "{}:\n{report}", b.name);
+                        assert_eq!(migrated, 0, "{}: {migrated} keys moved", b.name);
+                        let line = report
+                            .lines()
+                            .find(|l| l.contains("the key list is incomplete"))
+                            .unwrap_or_else(|| panic!("{}: no error line:\n{report}", b.name));
+                        assert_behaviour_refusal(&b, &s, line);
+                    }
+                }
+            });
+        }
+    });
 }
 
 /// Exactly-at-cap growth on one connection: a server capping at 100 that holds exactly 100
