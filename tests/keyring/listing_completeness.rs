@@ -9,7 +9,7 @@
 //! and PyKMIP (KMIP 1.4) is paged. And through the same products: listings in storage order,
 //! date ranges with an exclusive end or sub-second dates, an object moving before the pages
 //! read, caps under 64, a server holding exactly its cap that grows, Located Items right and
-//! wrong (`BEHAVIOURS`).
+//! wrong (`BEHAVIOURS`), and mysql_migrate_keyring under each.
 
 #[path = "../common/mod.rs"]
 mod common;
