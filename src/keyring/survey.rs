@@ -4,8 +4,9 @@
 //! Real servers cap Locate answers (one returns at most 1000 identifiers whatever Maximum Items
 //! says; others far fewer). An answer of N identifiers only shows that the server's cap is at
 //! least N, so an answer is taken as whole only when it is smaller than one the server was
-//! seen to give (or than its cap, once learned), or when it holds at most one identifier.
-//! Any other answer is completed by one of two methods, chosen per server:
+//! seen to give (or than its cap, once learned), or when it holds at most one identifier (a
+//! lookup of one name: fewer than `LOOKUP_PROBE_MIN`). Any other answer is completed by one of
+//! two methods, chosen per server:
 //! - **Offset Items paging**, where the server offers KMIP 1.3 or later in Discover Versions.
 //!   Each page is asked to start at the last identifier of the one before (the anchor), and
 //!   must start exactly there: an anchor missing or out of place (objects removed, made or
@@ -51,9 +52,17 @@ use crate::kmip::{self, ItemResult, LocateFilter, Request, TtlvErrorKind, ops, t
 /// Maximum Items asked of every Locate. Even with 48-byte UUID identifiers the answer stays
 /// below the client's 1 MiB response cap (786 KiB).
 pub const LOCATE_PAGE: usize = 16_384;
-/// Answers this large are checked for a silent cap. A single identifier is taken as it is: a
-/// server that returns one identifier per Locate cannot be paged from an anchor at all.
+/// Listing answers this large are checked for a silent cap. A single identifier is taken as
+/// it is: a server that returns one identifier per Locate cannot be paged from an anchor at
+/// all.
 pub const PROBE_MIN: usize = 2;
+/// Lookups of one name check answers only from this size on. A name carries few objects, and
+/// checking every answer of two (a key and a leftover under its name) would cost each such
+/// read one to three Locates more, and fail it on a server no method can check, where it
+/// worked before.
+pub const LOOKUP_PROBE_MIN: usize = 64;
+/// The smallest Locate page asked when a page's answer exceeds the response cap.
+const MIN_PAGE: usize = 64;
 /// Get Attributes items per request.
 pub const DESCRIBE_BATCH: usize = 250;
 /// A bound on the parts of one search.
@@ -301,6 +310,8 @@ pub struct Surveyor<'a> {
     located_items: Option<usize>,
     /// Why paging did not settle, for the line that says the server cannot be listed.
     paging_trouble: Option<String>,
+    /// Answers smaller than this are whole (`PROBE_MIN`, or `LOOKUP_PROBE_MIN` in a lookup).
+    probe_min: usize,
     /// Requests sent.
     pub round_trips: usize,
     pub locates: usize,
@@ -334,6 +345,7 @@ impl<'a> Surveyor<'a> {
             method: None,
             located_items: None,
             paging_trouble: None,
+            probe_min: PROBE_MIN,
             round_trips: 0,
             locates: 0,
         }
@@ -542,7 +554,7 @@ impl<'a> Surveyor<'a> {
             );
             match self.locate_with(request, Some(version))? {
                 Located::Found(uids) => return Ok(uids),
-                Located::TooLarge if *max_items > PROBE_MIN => *max_items /= 2,
+                Located::TooLarge if *max_items > MIN_PAGE => *max_items /= 2,
                 Located::TooLarge => {
                     return Err(SurveyError::Incomplete(format!(
                         "KMIP server {} answers a Locate page of {} identifiers with more than the 1 MiB response cap",
@@ -617,6 +629,11 @@ impl<'a> Surveyor<'a> {
         filter: &LocateFilter<'_>,
         state: Option<u32>,
     ) -> Result<Vec<ObjectInfo>, SurveyError> {
+        self.probe_min = if filter.name.is_some() {
+            LOOKUP_PROBE_MIN
+        } else {
+            PROBE_MIN
+        };
         let first = match self.locate(filter, state, None)? {
             Located::Found(uids) => Some(uids),
             Located::TooLarge => None,
@@ -686,7 +703,7 @@ impl<'a> Surveyor<'a> {
     /// Whether an unfiltered answer of `count` identifiers is known to be every object: an
     /// answer of N only shows that the cap is at least N, so only a smaller one is whole.
     fn is_whole(&self, count: usize) -> bool {
-        count < PROBE_MIN
+        count < self.probe_min
             || count < LOCATE_PAGE
                 && (count < self.whole_up_to || self.cap.is_some_and(|cap| count < cap))
     }

@@ -1230,3 +1230,32 @@ fn a_server_holding_exactly_its_cap_is_probed_again_when_it_grows() {
         assert_eq!(health.snapshot().listing_method, method);
     }
 }
+
+/// A lookup of one name is not a listing: on a server no method can check (a cap, Initial Date
+/// ignored, no Offset Items), a key with a leftover object under its name is still read, with
+/// no warning about the server, while a listing of it fails.
+#[test]
+fn a_lookup_of_a_name_with_a_leftover_is_not_probed() {
+    let s = Server::start(Quirks {
+        keep_destroyed: true,
+        ..capped(SMALL_CAP, true, Offset::Absent)
+    });
+    s.kmip.plant(key_object(5));
+    let mut leftover = key_object(5);
+    leftover.uid = "old5".into();
+    leftover.state = okv_core::kmip::tags::state::DESTROYED;
+    s.kmip.plant(leftover);
+    let (k, _) = s.keyring();
+    let before = s.locates();
+    let fetched = k.fetch("key-5", "o").unwrap().expect("key-5");
+    assert_eq!(&fetched.material[..], &[5u8; 32][..]);
+    // The read's own Locate (which found two objects), then the lookup of the name: no probe.
+    assert_eq!(s.locates() - before, 2);
+    for i in 0..SMALL_CAP + 10 {
+        s.kmip.plant(key_object(100 + i));
+    }
+    assert!(matches!(
+        k.list(false),
+        Err(KeyringError::ListIncomplete(_))
+    ));
+}
