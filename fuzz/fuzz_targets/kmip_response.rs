@@ -8,6 +8,7 @@ use okv_core::kmip::{self, Ttlv, ops, tags::operation};
 fn parse_all(payload: &Ttlv) {
     let _ = ops::parse_get(payload);
     let _ = ops::parse_locate(payload);
+    let _ = ops::parse_located_items(payload);
     let _ = ops::parse_create(payload);
     let _ = ops::parse_register(payload);
     let _ = ops::parse_discover_versions(payload);

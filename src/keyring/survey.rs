@@ -2,21 +2,29 @@
 //! partial.
 //!
 //! Real servers cap Locate answers (one returns at most 1000 identifiers whatever Maximum Items
-//! says). An answer that may be capped (64 identifiers or more, not yet shown to be whole) is
-//! completed by one of two methods, chosen per server:
+//! says; others far fewer). An answer of N identifiers only shows that the server's cap is at
+//! least N, so an answer is taken as whole only when it is smaller than one the server was
+//! seen to give (or than its cap, once learned), or when it holds at most one identifier (a
+//! lookup of one name: fewer than `LOOKUP_PROBE_MIN`). Any other answer is completed by one of
+//! two methods, chosen per server:
 //! - **Offset Items paging**, where the server offers KMIP 1.3 or later in Discover Versions.
-//!   Each page is asked to start at the last identifier of the one before (the anchor), so that
-//!   a page that does not continue the one before is seen: an anchor missing or out of place
-//!   (objects removed or made meanwhile in an order that shifts the pages) starts the paging
-//!   again, and a page that starts with the first identifier of the listing again shows a
-//!   server that ignores Offset Items. The end is an answer that holds nothing after the
-//!   anchor and is shorter than a full page.
+//!   Each page is asked to start at the last identifier of the one before (the anchor), and
+//!   must start exactly there: an anchor missing or out of place (objects removed, made or
+//!   moved meanwhile: a server without a stable order moves an updated object, possibly from
+//!   the pages still to read to those already read) starts the paging again, and a page that
+//!   starts with the first identifier of the listing again shows a server that ignores Offset
+//!   Items. The end is an answer that holds nothing after the anchor. Where the server sends
+//!   Located Items (KMIP 1.3), the listing must hold exactly that many objects, or the paging
+//!   starts again.
 //! - **Initial Date partitioning** otherwise (KMIP 1.1 allows a range as two Initial Date
 //!   attributes): the search is split in time until every part is known to be whole. The
-//!   first answer of a search is checked once by splitting it in two at its median Initial
-//!   Date: a server that capped it shows identifiers the first answer lacked, and its cap is
-//!   then learned. Every object of a part is checked to lie in the part's range: an object
-//!   outside it shows a server that ignores Initial Date ranges.
+//!   first answer of a search is checked once by splitting it at its median Initial Date: a
+//!   server that capped it shows identifiers the first answer lacked, and its cap is then
+//!   learned. Every object of a part is checked to lie in the part's range (an object outside
+//!   it shows a server that ignores Initial Date ranges), and the parts of an answer must hold
+//!   every object of it that still exists (one left out shows a server whose ranges leave
+//!   objects out: an exclusive end, or sub-second dates compared with whole seconds; it would
+//!   leave out unseen objects of those seconds too).
 //!
 //! A server seen to ignore Offset Items or Initial Date ranges is never trusted with that
 //! method again (for the life of the keyring). When neither method can be shown to give every
@@ -36,7 +44,6 @@
 //! server (after a failover) stops it, since identifiers differ between servers.
 
 use std::collections::{BTreeSet, HashMap, HashSet};
-use std::rc::Rc;
 use std::time::{Duration, Instant};
 
 use crate::connector::{ClientError, KmipClient, Retry, TransportError};
@@ -45,8 +52,17 @@ use crate::kmip::{self, ItemResult, LocateFilter, Request, TtlvErrorKind, ops, t
 /// Maximum Items asked of every Locate. Even with 48-byte UUID identifiers the answer stays
 /// below the client's 1 MiB response cap (786 KiB).
 pub const LOCATE_PAGE: usize = 16_384;
-/// First answers this large are checked for a silent cap (no server caps lower).
-pub const PROBE_MIN: usize = 64;
+/// Listing answers this large are checked for a silent cap. A single identifier is taken as
+/// it is: a server that returns one identifier per Locate cannot be paged from an anchor at
+/// all.
+pub const PROBE_MIN: usize = 2;
+/// Lookups of one name check answers only from this size on. A name carries few objects, and
+/// checking every answer of two (a key and a leftover under its name) would cost each such
+/// read one to three Locates more, and fail it on a server no method can check, where it
+/// worked before.
+pub const LOOKUP_PROBE_MIN: usize = 64;
+/// The smallest Locate page asked when a page's answer exceeds the response cap.
+const MIN_PAGE: usize = 64;
 /// Get Attributes items per request.
 pub const DESCRIBE_BATCH: usize = 250;
 /// A bound on the parts of one search.
@@ -72,7 +88,8 @@ pub struct LocateHabits {
 pub struct Habit {
     /// The most identifiers it returns in one answer, when known to cap.
     pub cap: Option<usize>,
-    /// The largest answer shown to be whole: answers no larger are not capped.
+    /// The largest answer shown to be whole: the cap is at least this, so smaller answers are
+    /// not capped (one this large may be: a server capping at N that held exactly N objects).
     pub whole_up_to: usize,
     /// The protocol version Locate pages are sent in (None: the server offers no version
     /// with Offset Items), once Discover Versions was asked.
@@ -87,6 +104,8 @@ pub struct Habit {
 pub struct Ignores {
     pub initial_date: bool,
     pub offset_items: bool,
+    /// Its Initial Date ranges leave out objects inside them.
+    pub date_bounds: bool,
 }
 
 impl LocateHabits {
@@ -226,6 +245,8 @@ impl SurveyError {
 enum PartitionError {
     /// An object outside a part's range was in its answer.
     DatesIgnored,
+    /// The parts of an answer left out an object of it that still exists: what was left out.
+    DatesUncovered(String),
     Survey(SurveyError),
 }
 
@@ -249,8 +270,19 @@ enum Located {
 struct Part {
     /// Inclusive Initial Date range; None for the first, unfiltered search.
     range: Option<(i64, i64)>,
-    /// The answer this part was split from, to see whether it was capped.
-    parent: Option<Rc<(usize, HashSet<String>)>>,
+    /// The answer this part was split from (an index into the search's splits), to see
+    /// whether it was capped and whether its parts hold all of it.
+    parent: Option<usize>,
+}
+
+/// An answer split in parts.
+struct Split {
+    count: usize,
+    members: HashSet<String>,
+    /// The answer it is itself a part of.
+    parent: Option<usize>,
+    /// What the answers of its parts, and of theirs, held.
+    covered: HashSet<String>,
 }
 
 /// One search session: one deadline, one server, what is known so far.
@@ -274,6 +306,12 @@ pub struct Surveyor<'a> {
     learned: Option<Instant>,
     /// How the searches so far were made complete (the most involved one).
     method: Option<Method>,
+    /// The Located Items count of the last Locate answer, where the server sent one.
+    located_items: Option<usize>,
+    /// Why paging did not settle, for the line that says the server cannot be listed.
+    paging_trouble: Option<String>,
+    /// Answers smaller than this are whole (`PROBE_MIN`, or `LOOKUP_PROBE_MIN` in a lookup).
+    probe_min: usize,
     /// Requests sent.
     pub round_trips: usize,
     pub locates: usize,
@@ -305,6 +343,9 @@ impl<'a> Surveyor<'a> {
             recalled: LocateHabits::default(),
             learned: None,
             method: None,
+            located_items: None,
+            paging_trouble: None,
+            probe_min: PROBE_MIN,
             round_trips: 0,
             locates: 0,
         }
@@ -438,6 +479,7 @@ impl<'a> Surveyor<'a> {
         version: Option<(i32, i32)>,
     ) -> Result<Located, SurveyError> {
         self.locates += 1;
+        self.located_items = None;
         let item = match self.send_as(&[request], version) {
             Ok(mut items) => items.pop().flatten(),
             Err(SurveyError::Client(ClientError::Transport(TransportError::Garbage {
@@ -451,6 +493,8 @@ impl<'a> Surveyor<'a> {
         match item {
             Some(Ok(payload)) => {
                 let uids = ops::parse_locate(&payload).map_err(|e| self.server_error(e))?;
+                self.located_items =
+                    ops::parse_located_items(&payload).map_err(|e| self.server_error(e))?;
                 // A server may list an object twice; the first place counts.
                 let mut seen = HashSet::new();
                 Ok(Located::Found(
@@ -510,7 +554,7 @@ impl<'a> Surveyor<'a> {
             );
             match self.locate_with(request, Some(version))? {
                 Located::Found(uids) => return Ok(uids),
-                Located::TooLarge if *max_items > PROBE_MIN => *max_items /= 2,
+                Located::TooLarge if *max_items > MIN_PAGE => *max_items /= 2,
                 Located::TooLarge => {
                     return Err(SurveyError::Incomplete(format!(
                         "KMIP server {} answers a Locate page of {} identifiers with more than the 1 MiB response cap",
@@ -585,12 +629,19 @@ impl<'a> Surveyor<'a> {
         filter: &LocateFilter<'_>,
         state: Option<u32>,
     ) -> Result<Vec<ObjectInfo>, SurveyError> {
+        self.probe_min = if filter.name.is_some() {
+            LOOKUP_PROBE_MIN
+        } else {
+            PROBE_MIN
+        };
         let first = match self.locate(filter, state, None)? {
             Located::Found(uids) => Some(uids),
             Located::TooLarge => None,
         };
+        let counted = self.located_items;
         if let Some(uids) = &first {
-            if self.is_whole(uids.len()) {
+            // A Located Items count the answer falls short of shows it capped.
+            if self.is_whole(uids.len()) && counted.is_none_or(|n| n == uids.len()) {
                 self.describe(uids)?;
                 self.used(Method::Single);
                 return Ok(self.infos(uids.iter()));
@@ -611,14 +662,17 @@ impl<'a> Surveyor<'a> {
                         );
                         self.ignores.offset_items = true;
                     }
-                    Paged::Unsettled(what) => tracing::debug!(
-                        "KMIP server {}: {what}; listing by Initial Date ranges instead",
-                        self.server_name()
-                    ),
+                    Paged::Unsettled(what) => {
+                        tracing::debug!(
+                            "KMIP server {}: {what}; listing by Initial Date ranges instead",
+                            self.server_name()
+                        );
+                        self.paging_trouble = Some(what);
+                    }
                 }
             }
         }
-        if self.ignores.initial_date {
+        if self.ignores.initial_date || self.ignores.date_bounds {
             return Err(self.unlistable(first.as_ref().map(Vec::len)));
         }
         match self.partition(filter, state, first.clone()) {
@@ -634,17 +688,24 @@ impl<'a> Surveyor<'a> {
                 self.ignores.initial_date = true;
                 Err(self.unlistable(first.as_ref().map(Vec::len)))
             }
+            Err(PartitionError::DatesUncovered(what)) => {
+                tracing::warn!(
+                    "KMIP server {} leaves objects out of the Initial Date ranges that hold them ({what}; an exclusive end, or sub-second dates compared with whole seconds), so its listings are never split by date",
+                    self.server_name()
+                );
+                self.ignores.date_bounds = true;
+                Err(self.unlistable(first.as_ref().map(Vec::len)))
+            }
             Err(PartitionError::Survey(e)) => Err(e),
         }
     }
 
-    /// Whether an unfiltered answer of `count` identifiers is known to be every object.
+    /// Whether an unfiltered answer of `count` identifiers is known to be every object: an
+    /// answer of N only shows that the cap is at least N, so only a smaller one is whole.
     fn is_whole(&self, count: usize) -> bool {
-        count < PROBE_MIN
-            || match self.cap {
-                Some(cap) => count < cap && count < LOCATE_PAGE,
-                None => count < LOCATE_PAGE && count <= self.whole_up_to,
-            }
+        count < self.probe_min
+            || count < LOCATE_PAGE
+                && (count < self.whole_up_to || self.cap.is_some_and(|cap| count < cap))
     }
 
     fn infos<'s>(&self, uids: impl Iterator<Item = &'s String>) -> Vec<ObjectInfo> {
@@ -664,18 +725,29 @@ impl<'a> Surveyor<'a> {
             }
             (None, None) => "answers Locate with more than the 1 MiB response cap".into(),
         };
-        let paging = match self.paging {
-            _ if self.ignores.offset_items => "ignores Offset Items",
-            Some(Some(_)) => "pages Locate answers inconsistently",
-            _ => "offers no KMIP 1.3 Offset Items",
+        let dates = if self.ignores.initial_date {
+            "ignores Initial Date ranges"
+        } else {
+            "leaves objects out of Initial Date ranges"
+        };
+        let paging = match (&self.paging, &self.paging_trouble) {
+            _ if self.ignores.offset_items => "ignores Offset Items".to_string(),
+            (Some(Some(_)), Some(why)) => format!("pages Locate answers inconsistently ({why})"),
+            (Some(Some(_)), None) => "pages Locate answers inconsistently".to_string(),
+            _ => "offers no KMIP 1.3 Offset Items".to_string(),
         };
         self.method = Some(Method::Unlistable(format!(
-            "{answers}, ignores Initial Date ranges and {paging}"
+            "{answers}, {dates} and {paging}"
         )));
         SurveyError::Incomplete(format!(
-            "KMIP server {} {answers}, ignores Initial Date ranges and {paging}, so its objects cannot be listed completely; raise the server's limit on Locate answers above the number of objects it holds, or use a server release that honours KMIP 1.3 Offset Items (fetches and writes keep working)",
+            "KMIP server {} {answers}, {dates} and {paging}, so its objects cannot be listed completely; raise the server's limit on Locate answers above the number of objects it holds, or use a server release that honours KMIP 1.3 Offset Items (fetches and writes keep working)",
             self.server_name()
         ))
+    }
+
+    /// How many of `found` exist (were described and not found gone).
+    fn existing(&self, found: &BTreeSet<String>) -> usize {
+        found.iter().filter(|u| self.info(u).is_some()).count()
     }
 
     /// Pages through every object matching `filter` with Offset Items, starting from `first`
@@ -688,6 +760,7 @@ impl<'a> Surveyor<'a> {
         mut first: Option<Vec<String>>,
         found: &mut BTreeSet<String>,
     ) -> Result<Paged, SurveyError> {
+        let mut unsettled = "its Locate pages did not join up (objects made, removed or moved meanwhile, or answers in no stable order)".to_string();
         'attempt: for _ in 0..PAGING_ATTEMPTS {
             found.clear();
             let mut max_items = LOCATE_PAGE;
@@ -698,6 +771,16 @@ impl<'a> Surveyor<'a> {
             self.describe(&head_page)?;
             found.extend(head_page.iter().cloned());
             let (Some(head), Some(_)) = (head_page.first().cloned(), head_page.get(1)) else {
+                // Nothing to page from: Located Items, where sent, must agree.
+                if let Some(counted) = self.located_items {
+                    if counted != self.existing(found) {
+                        unsettled = format!(
+                            "its Located Items counted {counted} objects, its answer held {}",
+                            self.existing(found)
+                        );
+                        continue 'attempt;
+                    }
+                }
                 return Ok(Paged::Complete);
             };
             // The listing in the server's order, and the largest page seen.
@@ -715,7 +798,7 @@ impl<'a> Surveyor<'a> {
                 pages += 1;
                 let anchor = order.last().expect("order is never empty");
                 let Some(at) = page.iter().position(|u| u == anchor) else {
-                    // An object before the anchor (or the anchor) went away meanwhile.
+                    // The anchor (or an object before it) went away meanwhile.
                     continue 'attempt;
                 };
                 if page[0] == head {
@@ -723,32 +806,15 @@ impl<'a> Surveyor<'a> {
                         "answered a Locate with Offset Items {offset} with its first page again"
                     )));
                 }
-                // Before the anchor: objects made meanwhile, and those seen just before it.
-                let (before, after) = (&page[..at], &page[at + 1..]);
-                let seen: Vec<&String> = before.iter().filter(|u| found.contains(*u)).collect();
-                let expected = order.len() - 1;
-                if seen.len() > expected
-                    || !seen
-                        .iter()
-                        .zip(&order[expected - seen.len()..expected])
-                        .all(|(a, b)| *a == b)
-                    || after.iter().any(|u| found.contains(u))
-                {
+                // Anything before the anchor is an object made, or moved there, before the
+                // pages already read: it may be one that existed all along and moved from the
+                // pages still to read (a server without a stable order after an update), which
+                // no page would then return. Anything read before, after it: objects moved.
+                let after = &page[at + 1..];
+                if at != 0 || after.iter().any(|u| found.contains(u)) {
                     continue 'attempt;
                 }
-                let made: Vec<String> = before
-                    .iter()
-                    .filter(|u| !found.contains(*u))
-                    .cloned()
-                    .collect();
-                self.describe(&made)?;
-                found.extend(made);
                 if after.is_empty() {
-                    if page.len() >= full {
-                        return Ok(Paged::Ignored(format!(
-                            "answered a Locate with Offset Items {offset} with a full page that ends where the one before did"
-                        )));
-                    }
                     break;
                 }
                 self.describe(after)?;
@@ -756,6 +822,16 @@ impl<'a> Surveyor<'a> {
                 order.extend(after.iter().cloned());
                 full = full.max(page.len());
                 offset += page.len() - 1;
+            }
+            // Located Items counts every object the last page's Locate matched.
+            if let Some(counted) = self.located_items {
+                let listed = self.existing(found);
+                if counted != listed {
+                    unsettled = format!(
+                        "its Located Items counted {counted} objects, its pages held {listed}"
+                    );
+                    continue 'attempt;
+                }
             }
             let first_size = full;
             if pages == 2 {
@@ -767,7 +843,7 @@ impl<'a> Surveyor<'a> {
             return Ok(Paged::Complete);
         }
         Ok(Paged::Unsettled(format!(
-            "its Locate pages did not join up in {PAGING_ATTEMPTS} attempts (objects made or removed meanwhile, or answers in no stable order)"
+            "{unsettled} in {PAGING_ATTEMPTS} attempts"
         )))
     }
 
@@ -784,6 +860,7 @@ impl<'a> Surveyor<'a> {
         let mut found: BTreeSet<String> = BTreeSet::new();
         // The size of the first answer when it was probed.
         let mut probed = None;
+        let mut splits: Vec<Split> = Vec::new();
         let mut parts = vec![Part {
             range: None,
             parent: None,
@@ -804,14 +881,15 @@ impl<'a> Surveyor<'a> {
                         ))
                         .into());
                     }
+                    // Its halves are still parts of the answer it is a part of.
                     let mid = from + (to - from) / 2;
                     parts.push(Part {
                         range: Some((from, mid)),
-                        parent: None,
+                        parent: part.parent,
                     });
                     parts.push(Part {
                         range: Some((mid + 1, to)),
-                        parent: None,
+                        parent: part.parent,
                     });
                     continue;
                 }
@@ -829,10 +907,15 @@ impl<'a> Surveyor<'a> {
                     return Err(PartitionError::DatesIgnored);
                 }
             }
-            if let Some(parent) = &part.parent {
-                if uids.iter().any(|u| !parent.1.contains(u)) {
+            if let Some(parent) = part.parent {
+                if uids.iter().any(|u| !splits[parent].members.contains(u)) {
                     // The part it was split from lacked some of these: that answer was capped.
-                    self.learn_cap(parent.0);
+                    self.learn_cap(splits[parent].count);
+                }
+                let mut up = Some(parent);
+                while let Some(at) = up {
+                    splits[at].covered.extend(uids.iter().cloned());
+                    up = splits[at].parent;
                 }
             }
             if count > LOCATE_PAGE {
@@ -841,10 +924,7 @@ impl<'a> Surveyor<'a> {
             }
             found.extend(uids.iter().cloned());
             let capped = count >= LOCATE_PAGE || self.cap.is_some_and(|c| count >= c);
-            let probe = part.range.is_none()
-                && count >= PROBE_MIN
-                && self.cap.is_none()
-                && count > self.whole_up_to;
+            let probe = part.range.is_none() && !capped && !self.is_whole(count);
             if !capped && !probe {
                 continue;
             }
@@ -858,34 +938,72 @@ impl<'a> Surveyor<'a> {
                 .into());
             }
             match self.split_point(&uids, part.range) {
-                Some((low, high)) => {
-                    let parent = Rc::new((count, uids.into_iter().collect::<HashSet<_>>()));
-                    parts.push(Part {
-                        range: Some(low),
-                        parent: Some(parent.clone()),
+                Some(ranges) => {
+                    splits.push(Split {
+                        count,
+                        members: uids.into_iter().collect(),
+                        parent: part.parent,
+                        covered: HashSet::new(),
                     });
-                    parts.push(Part {
-                        range: Some(high),
-                        parent: Some(parent),
-                    });
+                    let index = splits.len() - 1;
+                    parts.extend(ranges.into_iter().map(|range| Part {
+                        range: Some(range),
+                        parent: Some(index),
+                    }));
                 }
                 None if capped => {
                     let when = part.range.map_or(String::new(), |(from, _)| {
                         format!(" (Initial Date {from} s after 1970)")
                     });
                     return Err(SurveyError::Incomplete(format!(
-                        "the KMIP server returns at most {count} objects per Locate, and more objects than that were made in the same second{when}, so they cannot be told apart by date"
+                        "KMIP server {} returns at most {count} objects per Locate, and more objects than that were made in the same second{when}, so they cannot be told apart by date; raise the server's limit on Locate answers, or use a server release that honours KMIP 1.3 Offset Items (fetches and writes keep working)",
+                        self.server_name()
                     ))
                     .into());
                 }
                 None => {}
             }
         }
+        self.check_cover(&splits)?;
         if let (Some(count), None) = (probed, self.cap) {
             // Its parts held nothing it lacked: that answer was whole.
             self.whole_up_to = self.whole_up_to.max(count);
         }
         Ok(found)
+    }
+
+    /// Every object of a split answer that still exists must be in its parts' answers: one
+    /// left out shows ranges that leave objects out, unseen ones included.
+    fn check_cover(&mut self, splits: &[Split]) -> Result<(), PartitionError> {
+        let left_out: BTreeSet<String> = splits
+            .iter()
+            .flat_map(|s| s.members.difference(&s.covered))
+            .filter(|u| self.info(u).is_some())
+            .cloned()
+            .collect();
+        if left_out.is_empty() {
+            return Ok(());
+        }
+        // Described before it was left out: it may be gone since. Asked again.
+        let left_out: Vec<String> = left_out.into_iter().collect();
+        for uid in &left_out {
+            self.known.remove(uid);
+        }
+        self.describe(&left_out)?;
+        let still: Vec<&String> = left_out.iter().filter(|u| self.info(u).is_some()).collect();
+        let Some(uid) = still.first() else {
+            return Ok(());
+        };
+        let made = self
+            .info(uid)
+            .and_then(|i| i.initial_date)
+            .map_or("no Initial Date".to_string(), |d| {
+                format!("Initial Date {d} s after 1970")
+            });
+        Err(PartitionError::DatesUncovered(format!(
+            "{} objects, such as {uid} ({made}), were in a range's answer and in none of its parts'",
+            still.len()
+        )))
     }
 
     fn learn_cap(&mut self, count: usize) {
@@ -895,13 +1013,11 @@ impl<'a> Surveyor<'a> {
         }
     }
 
-    /// Two ranges that split `uids` about evenly by Initial Date, or None when the range is a
-    /// single second.
-    fn split_point(
-        &self,
-        uids: &[String],
-        range: Option<(i64, i64)>,
-    ) -> Option<((i64, i64), (i64, i64))> {
+    /// Ranges that split `uids` about evenly by Initial Date, or None when the range is a
+    /// single second. An answer made in one second is split into the seconds before, that
+    /// second and the seconds after: a capped answer then shows what it left out on either
+    /// side of it.
+    fn split_point(&self, uids: &[String], range: Option<(i64, i64)>) -> Option<Vec<(i64, i64)>> {
         let (from, to) = range.unwrap_or((0, LAST_DATE));
         if from >= to {
             return None;
@@ -914,9 +1030,15 @@ impl<'a> Surveyor<'a> {
         dates.sort_unstable();
         let at = match (dates.first(), dates.last()) {
             (Some(&low), Some(&high)) if low == high => {
-                // One second: a part without any of these objects shows whether there were
-                // more the answer left out.
-                if low > from { low - 1 } else { low }
+                let mut ranges = Vec::new();
+                if low > from {
+                    ranges.push((from, low - 1));
+                }
+                ranges.push((low, low));
+                if low < to {
+                    ranges.push((low + 1, to));
+                }
+                return Some(ranges);
             }
             (Some(_), Some(&high)) => {
                 let median = dates[(dates.len() - 1) / 2];
@@ -935,6 +1057,6 @@ impl<'a> Surveyor<'a> {
             _ => from + (to - from) / 2,
         };
         let at = at.clamp(from, to - 1);
-        Some(((from, at), (at + 1, to)))
+        Some(vec![(from, at), (at + 1, to)])
     }
 }

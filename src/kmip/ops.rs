@@ -370,6 +370,20 @@ pub fn parse_locate(payload: &Ttlv) -> Result<Vec<String>, KmipError> {
         .collect()
 }
 
+/// The Located Items count of a Locate answer (KMIP 1.3: how many objects matched, whatever
+/// Maximum Items and Offset Items cut from the answer), if the server sent one. A negative or
+/// non-Integer value is malformed.
+pub fn parse_located_items(payload: &Ttlv) -> Result<Option<usize>, KmipError> {
+    payload
+        .find(tags::LOCATED_ITEMS)
+        .map(|t| {
+            t.as_int()
+                .and_then(|n| usize::try_from(n).ok())
+                .ok_or_else(|| malformed("Located Items is not a non-negative Integer"))
+        })
+        .transpose()
+}
+
 /// Activate `uid` (Pre-Active → Active).
 pub fn activate(uid: &str) -> Request {
     uid_request(operation::ACTIVATE, uid)
@@ -558,4 +572,26 @@ pub fn parse_query(payload: &Ttlv) -> Result<ServerInfo, KmipError> {
             .and_then(Ttlv::as_text)
             .map(str::to_owned),
     })
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn located_items_is_read_where_sent() {
+        let uid = Ttlv::text(tags::UNIQUE_IDENTIFIER, "1");
+        let with = |n: i32| {
+            Ttlv::structure(
+                tags::RESPONSE_PAYLOAD,
+                vec![Ttlv::integer(tags::LOCATED_ITEMS, n), uid.clone()],
+            )
+        };
+        assert_eq!(parse_located_items(&with(7)).unwrap(), Some(7));
+        assert!(parse_located_items(&with(-1)).is_err());
+        let without = Ttlv::structure(tags::RESPONSE_PAYLOAD, vec![uid.clone()]);
+        assert_eq!(parse_located_items(&without).unwrap(), None);
+        // The identifiers are read as before: the count is no identifier.
+        assert_eq!(parse_locate(&with(7)).unwrap(), vec!["1".to_string()]);
+    }
 }

@@ -1,8 +1,10 @@
 //! An in-process KMIP 1.1 server with switchable quirks of production key managers that
 //! PyKMIP does not have: destroyed objects kept and listed, Locate capped whatever Maximum
 //! Items says, filters ignored, newer-version result reasons, tampered Get answers, batches
-//! stopped at the first error, Initial Date ranges ignored, KMIP 1.3 Offset Items honoured or
-//! ignored, the ID Placeholder set by Locate or not, or refused. Objects can be planted directly (two under one name, a standby with other
+//! stopped at the first error, Initial Date ranges ignored or with an exclusive end or
+//! sub-second dates, KMIP 1.3 Offset Items honoured or ignored, Located Items right or wrong,
+//! answers in storage order where an update moves an object, the ID Placeholder set by Locate
+//! or not, or refused. Objects can be planted directly (two under one name, a standby with other
 //! identifiers for the same names). Served by `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
@@ -59,6 +61,30 @@ pub enum Offset {
     Ignored,
 }
 
+/// How Locate compares Initial Dates with a range of two.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum DateBounds {
+    /// Both ends included, as KMIP says.
+    #[default]
+    Inclusive,
+    /// The end is excluded.
+    ExclusiveEnd,
+    /// Dates are kept in milliseconds (an object's Initial Date reads the whole second) and
+    /// compared with the range's whole seconds, so an object made at 10.4 s is outside 0..=10.
+    SubSecond,
+}
+
+/// What Locate answers in a message of version 1.3 or later carry as Located Items.
+#[derive(Clone, Copy, Debug, Default, PartialEq, Eq)]
+pub enum LocatedItems {
+    #[default]
+    Absent,
+    /// Every object the Locate matched.
+    Right,
+    /// The identifiers in this answer (a misreading of the field).
+    Wrong,
+}
+
 #[derive(Clone, Debug, Default)]
 pub struct Quirks {
     /// Destroy keeps the object (state Destroyed, no material) and Locate lists it.
@@ -92,6 +118,13 @@ pub struct Quirks {
     pub offset: Offset,
     /// Locate lists the oldest object first (the default is newest first, as PyKMIP does).
     pub oldest_first: bool,
+    /// Locate lists objects in storage order, not by date (SQL without ORDER BY); an update
+    /// (Activate, Revoke, `Change::Touch`) moves the object to the front of it.
+    pub storage_order: bool,
+    /// How Locate compares Initial Dates with a range.
+    pub date_bounds: DateBounds,
+    /// Located Items in Locate answers (KMIP 1.3 or later).
+    pub located_items: LocatedItems,
     /// New identifiers are UUID-like and each sorts before the ones made earlier (identifiers
     /// not in creation order).
     pub descending_uids: bool,
@@ -147,12 +180,19 @@ impl Object {
 pub enum Change {
     Plant(Object),
     Remove(String),
+    /// Another client updates the object (with `storage_order`, it moves to the front).
+    Touch(String),
 }
 
 pub struct QuirkyKmip {
     pub quirks: Mutex<Quirks>,
     /// (number of Locates answered before it, change): applied when that Locate arrives.
     pub between_locates: Mutex<Vec<(usize, Change)>>,
+    /// (number of Locates with Offset Items above 0 answered before it, change): the same for
+    /// the pages of a paged listing, wherever a product's own Locates come before them.
+    pub between_pages: Mutex<Vec<(usize, Change)>>,
+    /// Locates with Offset Items above 0 answered.
+    pub pages: AtomicUsize,
     objects: Mutex<Vec<Object>>,
     next_uid: AtomicUsize,
     uid_prefix: String,
@@ -239,6 +279,8 @@ impl QuirkyKmip {
         QuirkyKmip {
             quirks: Mutex::new(Quirks::default()),
             between_locates: Mutex::new(Vec::new()),
+            between_pages: Mutex::new(Vec::new()),
+            pages: AtomicUsize::new(0),
             objects: Mutex::new(Vec::new()),
             next_uid: AtomicUsize::new(1),
             uid_prefix: uid_prefix.into(),
@@ -661,12 +703,17 @@ impl QuirkyKmip {
         change: impl FnOnce(&mut Object) -> Result<(), (u32, &'static str)>,
     ) -> Answer {
         let uid = Self::uid_of(payload);
+        let moves = self.quirks.lock().unwrap().storage_order;
         let mut objects = self.objects.lock().unwrap();
-        let object = objects
-            .iter_mut()
-            .find(|o| o.uid == uid && !is_destroyed(o))
+        let at = objects
+            .iter()
+            .position(|o| o.uid == uid && !is_destroyed(o))
             .ok_or_else(|| self.absent())?;
-        change(object)?;
+        change(&mut objects[at])?;
+        if moves {
+            let object = objects.remove(at);
+            objects.insert(0, object);
+        }
         Ok(vec![Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)])
     }
 
@@ -827,11 +874,10 @@ impl QuirkyKmip {
             .collect()
     }
 
-    fn locate(&self, payload: &Ttlv, version: (i32, i32)) -> Answer {
-        let before = self.locates.fetch_add(1, Ordering::SeqCst);
+    fn apply(&self, pending: &Mutex<Vec<(usize, Change)>>, now: usize) {
         let due: Vec<Change> = {
-            let mut pending = self.between_locates.lock().unwrap();
-            let (due, later) = pending.drain(..).partition(|(at, _)| *at == before);
+            let mut pending = pending.lock().unwrap();
+            let (due, later) = pending.drain(..).partition(|(at, _)| *at == now);
             *pending = later;
             due.into_iter().map(|(_, change)| change).collect()
         };
@@ -839,9 +885,22 @@ impl QuirkyKmip {
             match change {
                 Change::Plant(object) => self.plant(object),
                 Change::Remove(uid) => self.objects.lock().unwrap().retain(|o| o.uid != uid),
+                Change::Touch(uid) => {
+                    let mut objects = self.objects.lock().unwrap();
+                    let at = objects
+                        .iter()
+                        .position(|o| o.uid == uid)
+                        .expect("no such object");
+                    let object = objects.remove(at);
+                    objects.insert(0, object);
+                }
             }
         }
-        let quirks = self.quirks.lock().unwrap().clone();
+    }
+
+    fn locate(&self, payload: &Ttlv, version: (i32, i32)) -> Answer {
+        let before = self.locates.fetch_add(1, Ordering::SeqCst);
+        self.apply(&self.between_locates, before);
         let maximum = payload
             .find(tags::MAXIMUM_ITEMS)
             .and_then(Ttlv::as_int)
@@ -850,6 +909,11 @@ impl QuirkyKmip {
             .find(tags::OFFSET_ITEMS)
             .and_then(Ttlv::as_int)
             .map(|o| usize::try_from(o).unwrap_or(0));
+        if offset.is_some_and(|o| o > 0) {
+            let page = self.pages.fetch_add(1, Ordering::SeqCst);
+            self.apply(&self.between_pages, page);
+        }
+        let quirks = self.quirks.lock().unwrap().clone();
         if offset.is_some() && (quirks.offset == Offset::Absent || version < (1, 3)) {
             return Err((
                 result_reason::INVALID_FIELD,
@@ -887,15 +951,24 @@ impl QuirkyKmip {
             [at] => matches.retain(|o| o.initial_date == *at),
             [a, b] => {
                 let (from, to) = ((*a).min(*b), (*a).max(*b));
-                matches.retain(|o| (from..=to).contains(&o.initial_date));
+                matches.retain(|o| match quirks.date_bounds {
+                    DateBounds::Inclusive => (from..=to).contains(&o.initial_date),
+                    DateBounds::ExclusiveEnd => (from..to).contains(&o.initial_date),
+                    DateBounds::SubSecond => {
+                        (from * 1000..=to * 1000).contains(&(o.initial_date * 1000 + millis(o)))
+                    }
+                });
             }
             _ => return Err((result_reason::INVALID_FIELD, "too many Initial Dates")),
         }
-        if quirks.oldest_first {
+        if quirks.storage_order {
+            // As stored.
+        } else if quirks.oldest_first {
             matches.sort_by_key(|o| o.initial_date);
         } else {
             matches.sort_by_key(|o| std::cmp::Reverse(o.initial_date));
         }
+        let matched = quirks.ghosts.len() + matches.len();
         let limit = match quirks.locate_cap {
             Some(cap) => cap,
             None => maximum.unwrap_or(usize::MAX),
@@ -909,11 +982,30 @@ impl QuirkyKmip {
         if quirks.placeholder == Placeholder::Honoured {
             *self.placeholder.lock().unwrap() = found.first().cloned();
         }
-        Ok(found
+        let counted = match quirks.located_items {
+            _ if version < (1, 3) => None,
+            LocatedItems::Absent => None,
+            LocatedItems::Right => Some(matched),
+            LocatedItems::Wrong => Some(found.len()),
+        };
+        Ok(counted
+            .map(|n| Ttlv::integer(tags::LOCATED_ITEMS, i32::try_from(n).unwrap()))
             .into_iter()
-            .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid))
+            .chain(
+                found
+                    .into_iter()
+                    .map(|uid| Ttlv::text(tags::UNIQUE_IDENTIFIER, uid)),
+            )
             .collect())
     }
+}
+
+/// The milliseconds past its Initial Date's second an object was made at (with
+/// `DateBounds::SubSecond`): fixed per object, zero for some.
+fn millis(o: &Object) -> i64 {
+    o.uid
+        .bytes()
+        .fold(0i64, |h, b| (h * 31 + i64::from(b)) % 1000)
 }
 
 fn is_destroyed(o: &Object) -> bool {

@@ -6,7 +6,10 @@
 //! iterator, the component's keys iterator and `mysql_migrate_keyring` from
 //! component_keyring_okv to component_keyring_file in the real mysqld 9.7. Also: objects made
 //! and removed between pages, a server shown to ignore a filter is never trusted with it again,
-//! and PyKMIP (KMIP 1.4) is paged.
+//! and PyKMIP (KMIP 1.4) is paged. And through the same products: listings in storage order,
+//! date ranges with an exclusive end or sub-second dates, an object moving before the pages
+//! read, caps under 64, a server holding exactly its cap that grows, Located Items right and
+//! wrong (`BEHAVIOURS`), and mysql_migrate_keyring under each.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -22,7 +25,7 @@ use std::time::{Duration, Instant};
 use common::component;
 use common::fault_server::FaultServer;
 use common::host::{results, run_host};
-use common::kmip_quirks::{Change, Object, Offset, Quirks, QuirkyKmip};
+use common::kmip_quirks::{Change, DateBounds, LocatedItems, Object, Offset, Quirks, QuirkyKmip};
 use common::mysql;
 use common::pykmip::{lab, unique};
 use okv_core::config::{Host, Options, ServerAddr, load_conf_dir};
@@ -490,37 +493,8 @@ fn mysql_migrate_keyring_moves_every_key_or_fails() {
 
 fn migrate_one(count: usize, n: usize, combo: Combo) {
     let s = Server::with_keys(combo.quirks(), count);
-    let name = format!("listmig-{count}-{n}");
-    let conf = component::conf_dir_in_chroot(&lab().conf_dir, &name, Some(s.ora()));
-    let cfg = format!("/srv/{name}-cfg");
-    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
-    let _ = std::fs::remove_dir_all(&cfg_host);
-    std::fs::create_dir_all(&cfg_host).unwrap();
-    std::fs::write(
-        cfg_host.join("component_keyring_okv.cnf"),
-        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
-    )
-    .unwrap();
-    std::fs::write(
-        cfg_host.join("component_keyring_file.cnf"),
-        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
-    )
-    .unwrap();
     let started = Instant::now();
-    let out = Command::new("chroot")
-        .arg(mysql::root())
-        .args([
-            "/usr/bin/mysql_migrate_keyring",
-            "--component-dir=/usr/lib/mysql/plugin",
-            "--source-keyring=component_keyring_okv",
-            &format!("--source-keyring-configuration-dir={cfg}"),
-            "--destination-keyring=component_keyring_file",
-            &format!("--destination-keyring-configuration-dir={cfg}"),
-        ])
-        .output()
-        .expect("run mysql_migrate_keyring");
-    let report = text(&out);
-    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
+    let (out, report, keys) = migrate(&s, &format!("listmig-{count}-{n}"));
     let migrated = keys.matches("\"data_id\":\"key-").count();
     match combo.method() {
         Some(_) => {
@@ -538,8 +512,44 @@ fn migrate_one(count: usize, n: usize, combo: Combo) {
             assert_logged_refusal(combo, &s, &report);
         }
     }
+}
+
+/// Runs mysql_migrate_keyring in the chroot from component_keyring_okv (on `s`) to
+/// component_keyring_file, in directories named for `name`: its output, its output as text,
+/// and component_keyring_file's file afterwards.
+fn migrate(s: &Server, name: &str) -> (Output, String, String) {
+    let conf = component::conf_dir_in_chroot(&lab().conf_dir, name, Some(s.ora()));
+    let cfg = format!("/srv/{name}-cfg");
+    let cfg_host = mysql::root().join(cfg.trim_start_matches('/'));
+    let _ = std::fs::remove_dir_all(&cfg_host);
+    std::fs::create_dir_all(&cfg_host).unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_okv.cnf"),
+        format!("{{\"kmip_configuration_directory\": \"{conf}\"}}\n"),
+    )
+    .unwrap();
+    std::fs::write(
+        cfg_host.join("component_keyring_file.cnf"),
+        format!("{{\"path\": \"{cfg}/keys\", \"read_only\": false}}\n"),
+    )
+    .unwrap();
+    let out = Command::new("chroot")
+        .arg(mysql::root())
+        .args([
+            "/usr/bin/mysql_migrate_keyring",
+            "--component-dir=/usr/lib/mysql/plugin",
+            "--source-keyring=component_keyring_okv",
+            &format!("--source-keyring-configuration-dir={cfg}"),
+            "--destination-keyring=component_keyring_file",
+            &format!("--destination-keyring-configuration-dir={cfg}"),
+        ])
+        .output()
+        .expect("run mysql_migrate_keyring");
+    let report = text(&out);
+    let keys = std::fs::read_to_string(cfg_host.join("keys")).unwrap_or_default();
     let _ = std::fs::remove_dir_all(&cfg_host);
     let _ = std::fs::remove_dir_all(mysql::root().join(conf.trim_start_matches('/')));
+    (out, report, keys)
 }
 
 /// The objects of a listing that must be there whatever happened between its pages.
@@ -628,9 +638,10 @@ fn a_server_that_ignores_offset_items_is_listed_by_date_and_never_paged_again() 
 }
 
 #[test]
-fn a_later_listing_of_a_paging_server_needs_no_probe() {
-    // Below the cap: the first listing shows its answer whole (one empty page), the next one
-    // takes one answer as it is.
+fn a_later_smaller_listing_of_a_paging_server_needs_no_probe() {
+    // Below the cap: the first listing shows its answer whole (one empty page). The next
+    // answer as large may be capped (the server may cap at 500 and hold more now): it is
+    // paged again. A smaller one is taken as it is.
     let s = Server::with_keys(
         Quirks {
             offset: Offset::Honoured,
@@ -647,6 +658,9 @@ fn a_later_listing_of_a_paging_server_needs_no_probe() {
     // Symmetric keys: the answer and a page after it; secret data: one empty answer.
     assert_eq!(k.last_listing().unwrap().locates, 3);
     assert_eq!(k.list(false).unwrap().len(), 500);
+    assert_eq!(k.last_listing().unwrap().locates, 3);
+    s.kmip.remove("p7");
+    assert_eq!(k.list(false).unwrap().len(), 499);
     assert_eq!(k.last_listing().unwrap().locates, 2);
     assert_eq!(health.snapshot().listing_method, "single Locate answer");
 }
@@ -674,4 +688,574 @@ fn pykmip_is_paged_with_offset_items() {
         assert!(listed.contains(id), "{id} missing");
     }
     assert_eq!(method, "Offset Items paging (KMIP 1.4)");
+}
+
+// Issue 28's behaviours: each through the core, `keyring-okv list`, `keyring-okv mariadb list`,
+// the plugin's key iterator and the component's keys iterator. Each must end with a complete
+// listing or a loud error.
+
+/// The cap the behaviours below use when they cap (small, so that many runs stay quick).
+const SMALL_CAP: usize = 100;
+
+/// How a behaviour must end.
+#[derive(Clone, Copy, Debug)]
+enum Outcome {
+    /// Every key, by this method.
+    Complete(&'static str),
+    /// The one error line, which says this of the server.
+    Refused(&'static str),
+}
+
+const PAGED: Outcome = Outcome::Complete("Offset Items paging (KMIP 1.4)");
+const DATES: Outcome = Outcome::Complete("Initial Date partitioning");
+
+#[derive(Clone, Copy)]
+struct Behaviour {
+    name: &'static str,
+    quirks: fn() -> Quirks,
+    /// Symmetric keys, 7 made a second.
+    keys: usize,
+    /// Secret data objects as well (listed after the keys, as every MySQL listing does).
+    secrets: usize,
+    /// Planted in a shuffled order (with `storage_order`, the order Locate lists them in).
+    shuffled: bool,
+    /// An object another client updates before this paged Locate (counted from 0).
+    touched_before_page: Option<(usize, usize)>,
+    outcome: Outcome,
+}
+
+fn capped(cap: usize, dates_ignored: bool, offset: Offset) -> Quirks {
+    Quirks {
+        locate_cap: Some(cap),
+        ignore_initial_date: dates_ignored,
+        offset,
+        ..Quirks::default()
+    }
+}
+
+const BEHAVIOURS: [Behaviour; 17] = [
+    Behaviour {
+        name: "storage order (not by date), KMIP 1.1",
+        quirks: || Quirks {
+            storage_order: true,
+            ..capped(SMALL_CAP, false, Offset::Absent)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: DATES,
+    },
+    Behaviour {
+        name: "storage order (not by date), Offset Items",
+        quirks: || Quirks {
+            storage_order: true,
+            ..capped(SMALL_CAP, true, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "exclusive end of date ranges, storage order, KMIP 1.1",
+        quirks: || Quirks {
+            date_bounds: DateBounds::ExclusiveEnd,
+            storage_order: true,
+            ..capped(SMALL_CAP, false, Offset::Absent)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: Outcome::Refused(
+            "leaves objects out of Initial Date ranges and offers no KMIP 1.3 Offset Items",
+        ),
+    },
+    Behaviour {
+        name: "exclusive end of date ranges, no cap, 30 keys, KMIP 1.1",
+        quirks: || Quirks {
+            date_bounds: DateBounds::ExclusiveEnd,
+            ..Quirks::default()
+        },
+        keys: 30,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: Outcome::Refused(
+            "leaves objects out of Initial Date ranges and offers no KMIP 1.3 Offset Items",
+        ),
+    },
+    Behaviour {
+        name: "exclusive end of date ranges, storage order, Offset Items",
+        quirks: || Quirks {
+            date_bounds: DateBounds::ExclusiveEnd,
+            storage_order: true,
+            ..capped(SMALL_CAP, false, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "sub-second dates, storage order, KMIP 1.1",
+        quirks: || Quirks {
+            date_bounds: DateBounds::SubSecond,
+            storage_order: true,
+            ..capped(SMALL_CAP, false, Offset::Absent)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: Outcome::Refused(
+            "leaves objects out of Initial Date ranges and offers no KMIP 1.3 Offset Items",
+        ),
+    },
+    Behaviour {
+        name: "sub-second dates, storage order, Offset Items",
+        quirks: || Quirks {
+            date_bounds: DateBounds::SubSecond,
+            storage_order: true,
+            ..capped(SMALL_CAP, false, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: true,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "an unlisted object moves before the pages read (update, storage order)",
+        quirks: || Quirks {
+            storage_order: true,
+            ..capped(SMALL_CAP, true, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: false,
+        // Planted in order p0…p349; the first answer is p0…p99, page 0 p99…p198: p300 moves
+        // to the front before page 1 is read.
+        touched_before_page: Some((1, 300)),
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "cap 10, KMIP 1.1",
+        quirks: || capped(10, false, Offset::Absent),
+        keys: 25,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: DATES,
+    },
+    Behaviour {
+        name: "cap 10, Offset Items",
+        quirks: || capped(10, true, Offset::Honoured),
+        keys: 25,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "cap 10, Initial Date ignored, KMIP 1.1",
+        quirks: || capped(10, true, Offset::Absent),
+        keys: 25,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: Outcome::Refused(
+            "ignores Initial Date ranges and offers no KMIP 1.3 Offset Items",
+        ),
+    },
+    Behaviour {
+        name: "cap 5, below the 7 keys made a second, KMIP 1.1",
+        quirks: || capped(5, false, Offset::Absent),
+        keys: 25,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: Outcome::Refused("more objects than that were made in the same second"),
+    },
+    Behaviour {
+        name: "exactly at the cap, then more (keys 100, secrets 150), KMIP 1.1",
+        quirks: || capped(SMALL_CAP, false, Offset::Absent),
+        keys: SMALL_CAP,
+        secrets: SMALL_CAP + 50,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: DATES,
+    },
+    Behaviour {
+        name: "exactly at the cap, then more (keys 100, secrets 150), Offset Items",
+        quirks: || capped(SMALL_CAP, true, Offset::Honoured),
+        keys: SMALL_CAP,
+        secrets: SMALL_CAP + 50,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "Located Items right",
+        quirks: || Quirks {
+            located_items: LocatedItems::Right,
+            ..capped(SMALL_CAP, true, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: PAGED,
+    },
+    Behaviour {
+        name: "Located Items wrong, Initial Date honoured",
+        quirks: || Quirks {
+            located_items: LocatedItems::Wrong,
+            ..capped(SMALL_CAP, false, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: DATES,
+    },
+    Behaviour {
+        name: "Located Items wrong, Initial Date ignored",
+        quirks: || Quirks {
+            located_items: LocatedItems::Wrong,
+            ..capped(SMALL_CAP, true, Offset::Honoured)
+        },
+        keys: 350,
+        secrets: 0,
+        shuffled: false,
+        touched_before_page: None,
+        outcome: Outcome::Refused(
+            "ignores Initial Date ranges and pages Locate answers inconsistently (its Located Items counted",
+        ),
+    },
+];
+
+/// Which listing the objects are planted for.
+#[derive(Clone, Copy, PartialEq, Eq)]
+enum Names {
+    /// MySQL keys `key-N` and `secret-N` of owner `o`.
+    Mysql,
+    /// MariaDB versions `mdb/K/V` (symmetric keys only: the secrets are more versions).
+    Mariadb,
+}
+
+impl Behaviour {
+    /// Every object, in planting order.
+    fn objects(&self, names: Names) -> Vec<Object> {
+        let total = self.keys + self.secrets;
+        let mut out: Vec<Object> = (0..total)
+            .map(|i| {
+                let date = 1_700_000_000 + i64::try_from(i / 7).unwrap();
+                let name = match names {
+                    Names::Mariadb => format!("mdb/{}/{}", i / 10 + 1, i % 10 + 1),
+                    Names::Mysql if i < self.keys => object_name(&format!("key-{i}"), "o"),
+                    Names::Mysql => object_name(&format!("secret-{i}"), "o"),
+                };
+                let mut o = Object::aes(&format!("p{i}"), &name, vec![1; 32], date);
+                if names == Names::Mysql && i >= self.keys {
+                    o.object_type = okv_core::kmip::tags::object_type::SECRET_DATA;
+                    o.algorithm = None;
+                }
+                o
+            })
+            .collect();
+        if self.shuffled {
+            out.sort_by_key(|o| {
+                let n: u64 = o.uid[1..].parse().unwrap();
+                n.wrapping_mul(2_654_435_761) % 4_294_967_291
+            });
+        }
+        out
+    }
+
+    fn server(&self, names: Names) -> Server {
+        let s = Server::start((self.quirks)());
+        for o in self.objects(names) {
+            s.kmip.plant(o);
+        }
+        if let Some((page, i)) = self.touched_before_page {
+            *s.kmip.between_pages.lock().unwrap() = vec![(page, Change::Touch(format!("p{i}")))];
+        }
+        s
+    }
+
+    fn total(&self) -> usize {
+        self.keys + self.secrets
+    }
+}
+
+/// Asserts that `line` is the loud error `b` calls for, naming `server`.
+fn assert_behaviour_refusal(b: &Behaviour, server: &Server, line: &str) {
+    let Outcome::Refused(what) = b.outcome else {
+        panic!("{}: refused: {line}", b.name);
+    };
+    assert!(line.contains(what), "{}: {line}", b.name);
+    assert!(
+        line.contains(&format!("KMIP server {}", server.endpoint())),
+        "{}: {line}",
+        b.name
+    );
+}
+
+#[test]
+fn every_behaviour_through_the_core() {
+    for b in BEHAVIOURS {
+        let s = b.server(Names::Mysql);
+        let (k, health) = s.keyring();
+        let listed = k.list(false);
+        let method = health.snapshot().listing_method;
+        match (b.outcome, listed) {
+            (Outcome::Complete(expected), Ok(entries)) => {
+                let ids: BTreeSet<&str> = entries.iter().map(|e| e.key_id.as_str()).collect();
+                assert_eq!(ids.len(), b.total(), "{}", b.name);
+                assert_eq!(entries.len(), b.total(), "{}", b.name);
+                assert_eq!(method, expected, "{}", b.name);
+                println!("BEHAVIOUR core | {} | complete: {method}", b.name);
+            }
+            (Outcome::Refused(_), Err(KeyringError::ListIncomplete(message))) => {
+                assert_behaviour_refusal(&b, &s, &message);
+                println!("BEHAVIOUR core | {} | refused: {message}", b.name);
+            }
+            (expected, got) => panic!(
+                "{}: expected {expected:?}, got {:?}",
+                b.name,
+                got.map(|e| e.len())
+            ),
+        }
+    }
+}
+
+#[test]
+fn every_behaviour_through_keyring_okv_list() {
+    for b in BEHAVIOURS {
+        let s = b.server(Names::Mysql);
+        let dir = s.conf_dir();
+        let out = Command::new(KEYRING_OKV)
+            .arg("--conf-dir")
+            .arg(conf_path(&dir))
+            .args(["--json", "list"])
+            .output()
+            .unwrap();
+        match b.outcome {
+            Outcome::Complete(_) => {
+                assert!(out.status.success(), "{}: {}", b.name, text(&out));
+                let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let ids: BTreeSet<&str> = rows
+                    .as_array()
+                    .unwrap()
+                    .iter()
+                    .map(|r| r["key_id"].as_str().unwrap())
+                    .collect();
+                assert_eq!(ids.len(), b.total(), "{}", b.name);
+            }
+            Outcome::Refused(_) => {
+                assert!(!out.status.success(), "{}", b.name);
+                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let message = answer["error"].as_str().unwrap();
+                assert!(
+                    message.starts_with("the key list is incomplete, so none is given"),
+                    "{message}"
+                );
+                assert_behaviour_refusal(&b, &s, message);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_behaviour_through_keyring_okv_mariadb_list() {
+    for b in BEHAVIOURS {
+        let s = b.server(Names::Mariadb);
+        let dir = s.conf_dir();
+        let out = Command::new(KEYRING_OKV)
+            .arg("--conf-dir")
+            .arg(conf_path(&dir))
+            .args(["--json", "mariadb", "list", "--namespace", "mdb"])
+            .output()
+            .unwrap();
+        match b.outcome {
+            Outcome::Complete(_) => {
+                assert!(out.status.success(), "{}: {}", b.name, text(&out));
+                let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                assert_eq!(rows.as_array().unwrap().len(), b.total(), "{}", b.name);
+            }
+            Outcome::Refused(_) => {
+                assert!(!out.status.success(), "{}", b.name);
+                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+                let message = answer["error"].as_str().unwrap();
+                assert!(
+                    message.starts_with("the key list of namespace mdb is incomplete"),
+                    "{message}"
+                );
+                assert_behaviour_refusal(&b, &s, message);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_behaviour_through_the_plugin_key_iterator() {
+    for b in BEHAVIOURS {
+        let s = b.server(Names::Mysql);
+        let dir = s.conf_dir();
+        let out = run_host(conf_path(&dir).to_str().unwrap(), &["list"]);
+        let got = results(&out);
+        let keys = String::from_utf8_lossy(&out.stdout)
+            .lines()
+            .filter(|l| l.starts_with("KEY "))
+            .count();
+        match b.outcome {
+            Outcome::Complete(_) => {
+                assert!(
+                    got.contains(&format!("list {}", b.total())),
+                    "{}: {got:?}",
+                    b.name
+                );
+                assert_eq!(keys, b.total(), "{}", b.name);
+            }
+            Outcome::Refused(_) => {
+                assert!(got.contains(&"list error".to_string()), "{got:?}");
+                assert_eq!(keys, 0, "{}", b.name);
+                let log = text(&out);
+                let line = log
+                    .lines()
+                    .find(|l| l.contains("the key list is incomplete"))
+                    .unwrap_or_else(|| panic!("{}: no error line:\n{log}", b.name));
+                assert_behaviour_refusal(&b, &s, line);
+            }
+        }
+    }
+}
+
+#[test]
+fn every_behaviour_through_the_component_keys_iterator() {
+    for b in BEHAVIOURS {
+        let s = b.server(Names::Mysql);
+        let dir = s.conf_dir();
+        std::fs::write(
+            dir.path().join("component_keyring_okv.cnf"),
+            format!(
+                "{{\"kmip_configuration_directory\": \"{}\"}}",
+                conf_path(&dir).display()
+            ),
+        )
+        .unwrap();
+        let out = Command::new(component::host_program())
+            .arg(component::component_library())
+            .arg(dir.path())
+            .arg("-")
+            .args(["load", "keys"])
+            .output()
+            .expect("run component_host");
+        let report = text(&out);
+        assert!(out.status.success(), "{report}");
+        let results: Vec<&str> = report
+            .lines()
+            .filter_map(|l| l.strip_prefix("RESULT "))
+            .collect();
+        let keys = results.iter().filter(|r| r.starts_with("key ")).count();
+        match b.outcome {
+            Outcome::Complete(_) => {
+                assert!(results.contains(&"keys_init 0"), "{}: {results:?}", b.name);
+                assert_eq!(keys, b.total(), "{}", b.name);
+            }
+            Outcome::Refused(_) => {
+                assert!(!results.contains(&"keys_init 0"), "{results:?}");
+                assert_eq!(keys, 0, "{}", b.name);
+                let line = report
+                    .lines()
+                    .find(|l| l.contains("the key list is incomplete"))
+                    .unwrap_or_else(|| panic!("{}: no error line:\n{report}", b.name));
+                assert_behaviour_refusal(&b, &s, line);
+            }
+        }
+    }
+}
+
+/// mysql_migrate_keyring in the real mysqld 9.7 under each behaviour (side by side): every key
+/// arrives, or the migration fails, moves nothing and says why.
+#[test]
+fn every_behaviour_through_mysql_migrate_keyring() {
+    component::plugin_dir();
+    std::thread::scope(|scope| {
+        for (n, b) in BEHAVIOURS.into_iter().enumerate() {
+            scope.spawn(move || {
+                let s = b.server(Names::Mysql);
+                let (out, report, keys) = migrate(&s, &format!("listbeh-{n}"));
+                let migrated = keys.matches("\"data_id\":\"key-").count()
+                    + keys.matches("\"data_id\":\"secret-").count();
+                match b.outcome {
+                    Outcome::Complete(_) => {
+                        assert!(out.status.success(), "{}:\n{report}", b.name);
+                        assert_eq!(migrated, b.total(), "{}", b.name);
+                    }
+                    Outcome::Refused(_) => {
+                        assert!(!out.status.success(), "{}:\n{report}", b.name);
+                        assert_eq!(migrated, 0, "{}: {migrated} keys moved", b.name);
+                        let line = report
+                            .lines()
+                            .find(|l| l.contains("the key list is incomplete"))
+                            .unwrap_or_else(|| panic!("{}: no error line:\n{report}", b.name));
+                        assert_behaviour_refusal(&b, &s, line);
+                    }
+                }
+            });
+        }
+    });
+}
+
+/// Exactly-at-cap growth on one connection: a server capping at 100 that holds exactly 100
+/// keys shows a whole answer of 100; once it holds 150, an answer of 100 is not taken as whole.
+#[test]
+fn a_server_holding_exactly_its_cap_is_probed_again_when_it_grows() {
+    for (offset, method) in [
+        (Offset::Absent, "Initial Date partitioning"),
+        (Offset::Honoured, "Offset Items paging (KMIP 1.4)"),
+    ] {
+        let s = Server::with_keys(capped(SMALL_CAP, false, offset), SMALL_CAP);
+        let (k, health) = s.keyring();
+        assert_eq!(k.list(false).unwrap().len(), SMALL_CAP);
+        for i in SMALL_CAP..SMALL_CAP + 50 {
+            s.kmip.plant(key_object(i));
+        }
+        assert_eq!(k.list(false).unwrap().len(), SMALL_CAP + 50, "{offset:?}");
+        assert_eq!(health.snapshot().listing_method, method);
+    }
+}
+
+/// A lookup of one name is not a listing: on a server no method can check (a cap, Initial Date
+/// ignored, no Offset Items), a key with a leftover object under its name is still read, with
+/// no warning about the server, while a listing of it fails.
+#[test]
+fn a_lookup_of_a_name_with_a_leftover_is_not_probed() {
+    let s = Server::start(Quirks {
+        keep_destroyed: true,
+        ..capped(SMALL_CAP, true, Offset::Absent)
+    });
+    s.kmip.plant(key_object(5));
+    let mut leftover = key_object(5);
+    leftover.uid = "old5".into();
+    leftover.state = okv_core::kmip::tags::state::DESTROYED;
+    s.kmip.plant(leftover);
+    let (k, _) = s.keyring();
+    let before = s.locates();
+    let fetched = k.fetch("key-5", "o").unwrap().expect("key-5");
+    assert_eq!(&fetched.material[..], &[5u8; 32][..]);
+    // The read's own Locate (which found two objects), then the lookup of the name: no probe.
+    assert_eq!(s.locates() - before, 2);
+    for i in 0..SMALL_CAP + 10 {
+        s.kmip.plant(key_object(100 + i));
+    }
+    assert!(matches!(
+        k.list(false),
+        Err(KeyringError::ListIncomplete(_))
+    ));
 }

@@ -8,20 +8,31 @@ use okv_core::kmip::ttlv::{Limits, decode_with};
 use okv_core::kmip::{self, Ttlv, ops, tags::operation};
 use okv_core::products::mysql_component::settings::{self, Settings};
 
+/// Every input of `target`'s folder. A folder missing or empty is an error: the test would
+/// then check nothing and could not fail.
 fn inputs(target: &str) -> Vec<(PathBuf, Vec<u8>)> {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR"))
         .join("tests/fuzz_regressions")
         .join(target);
-    let Ok(entries) = std::fs::read_dir(&dir) else {
-        return Vec::new();
-    };
-    entries
+    let entries = std::fs::read_dir(&dir).unwrap_or_else(|e| {
+        panic!(
+            "{}: {e}; every fuzz target keeps its inputs there",
+            dir.display()
+        )
+    });
+    let inputs: Vec<(PathBuf, Vec<u8>)> = entries
         .map(|e| e.unwrap().path())
         .map(|p| {
             let bytes = std::fs::read(&p).unwrap();
             (p, bytes)
         })
-        .collect()
+        .collect();
+    assert!(
+        !inputs.is_empty(),
+        "{} holds no input: every fuzz target keeps at least its seed there",
+        dir.display()
+    );
+    inputs
 }
 
 fn ttlv_decode(data: &[u8]) {
@@ -38,6 +49,7 @@ fn ttlv_decode(data: &[u8]) {
 fn parse_all(payload: &Ttlv) {
     let _ = ops::parse_get(payload);
     let _ = ops::parse_locate(payload);
+    let _ = ops::parse_located_items(payload);
     let _ = ops::parse_create(payload);
     let _ = ops::parse_register(payload);
     let _ = ops::parse_discover_versions(payload);
@@ -118,6 +130,38 @@ fn past_fuzz_failures_stay_fixed() {
             run(&bytes);
         }
     }
+}
+
+#[test]
+fn the_seeds_are_what_their_names_say() {
+    let read = |target: &str, name: &str| {
+        std::fs::read(
+            Path::new(env!("CARGO_MANIFEST_DIR"))
+                .join("tests/fuzz_regressions")
+                .join(target)
+                .join(name),
+        )
+        .unwrap()
+    };
+    let cap = 1 << 16;
+    let payload =
+        kmip::decode_response(&read("kmip_response", "locate-located-items"), cap).unwrap();
+    assert_eq!(ops::parse_located_items(&payload).unwrap(), Some(2));
+    assert_eq!(ops::parse_locate(&payload).unwrap(), ["1", "2"]);
+    let payload =
+        kmip::decode_response(&read("kmip_response", "located-items-negative"), cap).unwrap();
+    assert!(ops::parse_located_items(&payload).is_err());
+    let limits = Limits::default();
+    assert!(decode_with(&read("ttlv_decode", "nested-300-deep"), &limits).is_err());
+    assert!(decode_with(&read("ttlv_decode", "integer"), &limits).is_ok());
+    assert!(decode_with(&read("ttlv_decode", "text-not-utf8"), &limits).is_err());
+    assert!(
+        parse_okvclient_ora(
+            Path::new("okvclient.ora"),
+            &read("okvclient_ora", "too-many-standby")
+        )
+        .is_err()
+    );
 }
 
 #[test]

@@ -260,6 +260,14 @@ fn sealed_lines(log: &str) -> Vec<&str> {
     log.lines().filter(|l| l.contains("sealed")).collect()
 }
 
+/// The sealed key cache's complaints in a log: a refused, unreadable or unwritable file.
+fn sealed_errors(log: &str) -> Vec<&str> {
+    sealed_lines(log)
+        .into_iter()
+        .filter(|l| l.contains("ERROR") || l.contains("refused") || l.contains("cannot"))
+        .collect()
+}
+
 /// Lines of `log` from the plugin or the server that say a write met a read-only file system.
 fn read_only_lines(log: &str) -> Vec<String> {
     log.lines()
@@ -489,6 +497,13 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
     for line in sealed_lines(&backup_text()) {
         eprintln!("mariadb-backup --backup: {line}");
     }
+    // The backup tool, run as root, reads the server's file (mysql's) without complaint.
+    let backup_output = backup_text();
+    let complaints = sealed_errors(&backup_output);
+    assert!(
+        complaints.is_empty(),
+        "mariadb-backup --backup: {complaints:?}"
+    );
     assert!(
         rotated_while_running,
         "mariadb-backup ended before the rotation did:\n{}",
@@ -505,6 +520,11 @@ fn backup_during_rotation_then_restore_during_outage_mariadb_10_11_host() {
     for line in sealed_lines(&text) {
         eprintln!("mariadb-backup --prepare: {line}");
     }
+    let complaints = sealed_errors(&text);
+    assert!(
+        complaints.is_empty(),
+        "mariadb-backup --prepare: {complaints:?}"
+    );
 
     // The server's file holds the new version, and everything in its directory is mysql's.
     assert_eq!(
