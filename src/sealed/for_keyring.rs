@@ -64,6 +64,9 @@ fn ask(keyring: &Weak<Keyring>, key_id: &str, owner: &str) -> Answer {
             None => Answer::Failed("the server's answer named no object".into()),
         },
         Ok(None) => Answer::Gone,
+        // Two objects under the name, or an object that is not the key it should be: gone as a
+        // key of this cache (the safe side), like a key the server no longer has.
+        Err(e) if e.is_definitely_gone() => Answer::Gone,
         Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
         Err(e) => Answer::Failed(e.to_string()),
     }
