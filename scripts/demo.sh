@@ -9,6 +9,8 @@
 #   With --mariadb: the same for MariaDB's kmip_key_management plugin (scripts/demo-mariadb.sh).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/toolchain.sh
+source scripts/lib/toolchain.sh # Rust as Cargo.toml's rust-version, or one line and exit 1
 
 keep=0 mariadb=0
 for arg in "$@"; do

@@ -8,6 +8,8 @@
 # CI runs exactly this (.ci/run).
 set -euo pipefail
 cd "$(dirname "${BASH_SOURCE[0]}")/.."
+# shellcheck source=scripts/lib/toolchain.sh
+source scripts/lib/toolchain.sh # Rust as Cargo.toml's rust-version, or one line and exit 1
 
 step() { printf '==> %s\n' "$*"; }
 started=$SECONDS

@@ -106,3 +106,102 @@ fn readme_is_short_and_links_every_page_of_the_manual() {
         );
     }
 }
+
+/// The workspace's `rust-version`, the one place the toolchain the scripts need is written.
+fn rust_version() -> String {
+    read("Cargo.toml")
+        .lines()
+        .find_map(|l| l.strip_prefix("rust-version = \""))
+        .and_then(|rest| rest.strip_suffix('"'))
+        .expect("Cargo.toml has [workspace.package] rust-version = \"…\"")
+        .to_string()
+}
+
+#[test]
+fn readme_names_the_toolchain_of_the_two_commands() {
+    let readme = read("README.md");
+    let section = readme.split("## The two commands").nth(1).unwrap();
+    let section = section.split("\n## ").next().unwrap().replace('\n', " ");
+    let need = rust_version();
+    for phrase in [
+        format!("Rust {need} or later"),
+        "rustup".to_string(),
+        "only the Debian packages".to_string(),
+    ] {
+        assert!(
+            section.contains(&phrase),
+            "README's 'The two commands' does not say {phrase:?}"
+        );
+    }
+}
+
+/// Runs `script` (relative to the checkout) with only `path` as PATH and HOME set to `home`;
+/// returns its exit status and stderr.
+fn run_with_path(script: &str, path: &str, home: &Path) -> (std::process::ExitStatus, String) {
+    let out = std::process::Command::new("/bin/bash")
+        .arg(Path::new(env!("CARGO_MANIFEST_DIR")).join(script))
+        .env_clear()
+        .env("PATH", path)
+        .env("HOME", home)
+        .output()
+        .unwrap();
+    assert!(out.stdout.is_empty(), "{script} printed on stdout");
+    (out.status, String::from_utf8(out.stderr).unwrap())
+}
+
+fn fake_cargo(dir: &Path, version: &str) {
+    use std::os::unix::fs::PermissionsExt;
+    let path = dir.join("cargo");
+    std::fs::write(&path, format!("#!/bin/sh\necho 'cargo {version}'\n")).unwrap();
+    std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).unwrap();
+}
+
+fn assert_one_line_naming(stderr: &str, need: &str, case: &str) {
+    assert_eq!(
+        stderr.lines().count(),
+        1,
+        "{case}: not one line: {stderr:?}"
+    );
+    assert!(
+        stderr.contains(&format!("Rust {need} or later")),
+        "{case}: does not name Rust {need}: {stderr:?}"
+    );
+}
+
+#[test]
+fn the_scripts_stop_at_once_without_the_rust_version_they_need() {
+    let need = rust_version();
+    let check = "scripts/lib/toolchain.sh";
+
+    let empty = tempfile::tempdir().unwrap();
+    let bare = empty.path().to_str().unwrap().to_string();
+    let (status, stderr) = run_with_path(check, &bare, empty.path());
+    assert!(!status.success(), "no cargo: {status}");
+    assert_one_line_naming(&stderr, &need, "no cargo");
+    assert!(stderr.contains("not installed"), "{stderr}");
+
+    let old = tempfile::tempdir().unwrap();
+    fake_cargo(old.path(), "1.63.0");
+    let old_path = old.path().to_str().unwrap().to_string();
+    let (status, stderr) = run_with_path(check, &old_path, old.path());
+    assert!(!status.success(), "cargo 1.63.0: {status}");
+    assert_one_line_naming(&stderr, &need, "cargo 1.63.0");
+    assert!(stderr.contains("1.63.0"), "{stderr}");
+
+    // The two commands themselves stop before doing anything else (with the system's tools
+    // on PATH behind the old cargo, as on a fresh machine).
+    for script in ["scripts/demo.sh", "scripts/test-all.sh"] {
+        let (status, stderr) =
+            run_with_path(script, &format!("{old_path}:/usr/bin:/bin"), old.path());
+        assert!(!status.success(), "{script} with cargo 1.63.0: {status}");
+        assert_one_line_naming(&stderr, &need, script);
+    }
+
+    let new = tempfile::tempdir().unwrap();
+    fake_cargo(new.path(), &format!("{need}.0 (0000000 2025-01-01)"));
+    let (status, stderr) = run_with_path(check, new.path().to_str().unwrap(), new.path());
+    assert!(
+        status.success() && stderr.is_empty(),
+        "cargo {need}.0: {status} {stderr:?}"
+    );
+}
