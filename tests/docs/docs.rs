@@ -14,6 +14,9 @@
 //! - the commands shown in code blocks exist: `keyring-okv` subcommands (from `--help`),
 //!   `bash scripts/…`, `cargo run --example …`, `cargo test --test …`.
 //!
+//! - statements about the packages, the example configuration and the alerting rules, checked
+//!   against Cargo.toml, src/ and packaging/ (`claims.rs`).
+//!
 //! A failure names the page and the missing or surplus item, and the source file it comes from.
 //! `KEYRING_OKV_DOCS_PRINT=1 cargo test --test docs -- --nocapture` prints every message's
 //! pieces, as a start for new troubleshooting lines.
@@ -21,6 +24,8 @@
 use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 use std::process::Command;
+
+mod claims;
 
 fn root() -> &'static Path {
     Path::new(env!("CARGO_MANIFEST_DIR"))
