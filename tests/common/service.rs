@@ -446,6 +446,15 @@ impl ConfDir {
 impl Drop for ConfDir {
     fn drop(&mut self) {
         let _ = std::fs::remove_dir_all(&self.host);
+        // In a chroot nothing else owns /etc/mysql: leave the root as it was (the package test
+        // compares the chroot's file list before and after a purge, and dpkg removes an empty
+        // /etc/mysql that no package owns). It is removed only once empty, so a test still
+        // running in the same root keeps its directory; the host's own /etc/mysql is left.
+        if let Some(parent) = self.host.parent()
+            && parent != Path::new("/etc/mysql")
+        {
+            let _ = std::fs::remove_dir(parent);
+        }
     }
 }
 
