@@ -203,6 +203,68 @@ fn text(out: &Output) -> String {
 }
 
 /// Asserts that a listing error is the one line the combination calls for.
+/// `keyring-okv --conf-dir DIR ARGS`.
+fn keyring_okv(dir: &tempfile::TempDir, args: &[&str]) -> Output {
+    Command::new(KEYRING_OKV)
+        .arg("--conf-dir")
+        .arg(conf_path(dir))
+        .args(args)
+        .output()
+        .unwrap()
+}
+
+/// The key ids of a `keyring-okv --json list` answer.
+fn listed_ids(out: &Output) -> BTreeSet<String> {
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| r["key_id"].as_str().unwrap().to_string())
+        .collect()
+}
+
+/// The error of a `keyring-okv --json` command that refused to list: it failed, and its
+/// message starts with `prefix`.
+fn refusal(out: &Output, name: impl std::fmt::Display, prefix: &str) -> String {
+    assert!(!out.status.success(), "{name}");
+    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    let message = answer["error"].as_str().unwrap().to_string();
+    assert!(message.starts_with(prefix), "{message}");
+    message
+}
+
+/// component_host loading the component for `s` and walking its keys iterator: its report
+/// (the host must itself succeed; what the component did is in the RESULT lines).
+fn component_keys(s: &Server) -> String {
+    let dir = s.conf_dir();
+    std::fs::write(
+        dir.path().join("component_keyring_okv.cnf"),
+        format!(
+            "{{\"kmip_configuration_directory\": \"{}\"}}",
+            conf_path(&dir).display()
+        ),
+    )
+    .unwrap();
+    let out = Command::new(component::host_program())
+        .arg(component::component_library())
+        .arg(dir.path())
+        .arg("-")
+        .args(["load", "keys"])
+        .output()
+        .expect("run component_host");
+    let report = text(&out);
+    assert!(out.status.success(), "{report}");
+    report
+}
+
+/// The RESULT lines of a C host's report.
+fn host_results(report: &str) -> Vec<&str> {
+    report
+        .lines()
+        .filter_map(|l| l.strip_prefix("RESULT "))
+        .collect()
+}
+
 fn assert_refusal(combo: Combo, server: &Server, message: &str) {
     assert!(
         message.contains(&format!("KMIP server {}", server.endpoint())),
@@ -294,32 +356,19 @@ fn keyring_okv_list_and_check_say_the_same() {
         for combo in COMBOS {
             let s = Server::with_keys(combo.quirks(), count);
             let dir = s.conf_dir();
-            let out = Command::new(KEYRING_OKV)
-                .arg("--conf-dir")
-                .arg(conf_path(&dir))
-                .args(["--json", "list"])
-                .output()
-                .unwrap();
+            let out = keyring_okv(&dir, &["--json", "list"]);
             match combo.method() {
                 Some(_) => {
                     assert!(out.status.success(), "{}: {}", combo.name(), text(&out));
-                    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                    let ids: BTreeSet<&str> = rows
-                        .as_array()
-                        .unwrap()
-                        .iter()
-                        .map(|r| r["key_id"].as_str().unwrap())
-                        .collect();
-                    assert_eq!(ids.len(), count, "{}", combo.name());
+                    assert_eq!(listed_ids(&out).len(), count, "{}", combo.name());
                 }
                 None => {
-                    assert!(!out.status.success(), "{}", combo.name());
-                    let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                    let message = answer["error"].as_str().unwrap();
-                    assert!(
-                        message.starts_with("the key list is incomplete, so none is given"),
-                        "{message}"
+                    let message = refusal(
+                        &out,
+                        combo.name(),
+                        "the key list is incomplete, so none is given",
                     );
+                    let message = message.as_str();
                     assert_refusal(combo, &s, message);
                 }
             }
@@ -372,12 +421,7 @@ fn keyring_okv_mariadb_list_is_complete_or_fails() {
             ));
         }
         let dir = s.conf_dir();
-        let out = Command::new(KEYRING_OKV)
-            .arg("--conf-dir")
-            .arg(conf_path(&dir))
-            .args(["--json", "mariadb", "list", "--namespace", "mdb"])
-            .output()
-            .unwrap();
+        let out = keyring_okv(&dir, &["--json", "mariadb", "list", "--namespace", "mdb"]);
         match combo.method() {
             Some(_) => {
                 assert!(out.status.success(), "{}: {}", combo.name(), text(&out));
@@ -385,13 +429,12 @@ fn keyring_okv_mariadb_list_is_complete_or_fails() {
                 assert_eq!(rows.as_array().unwrap().len(), count, "{}", combo.name());
             }
             None => {
-                assert!(!out.status.success(), "{}", combo.name());
-                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let message = answer["error"].as_str().unwrap();
-                assert!(
-                    message.starts_with("the key list of namespace mdb is incomplete"),
-                    "{message}"
+                let message = refusal(
+                    &out,
+                    combo.name(),
+                    "the key list of namespace mdb is incomplete",
                 );
+                let message = message.as_str();
                 assert_refusal(combo, &s, message);
             }
         }
@@ -436,28 +479,8 @@ fn the_component_keys_iterator_lists_every_key_or_none() {
     for count in SIZES {
         for combo in COMBOS {
             let s = Server::with_keys(combo.quirks(), count);
-            let dir = s.conf_dir();
-            std::fs::write(
-                dir.path().join("component_keyring_okv.cnf"),
-                format!(
-                    "{{\"kmip_configuration_directory\": \"{}\"}}",
-                    conf_path(&dir).display()
-                ),
-            )
-            .unwrap();
-            let out = Command::new(component::host_program())
-                .arg(component::component_library())
-                .arg(dir.path())
-                .arg("-")
-                .args(["load", "keys"])
-                .output()
-                .expect("run component_host");
-            let report = text(&out);
-            assert!(out.status.success(), "{report}");
-            let results: Vec<&str> = report
-                .lines()
-                .filter_map(|l| l.strip_prefix("RESULT "))
-                .collect();
+            let report = component_keys(&s);
+            let results = host_results(&report);
             let keys = results.iter().filter(|r| r.starts_with("key ")).count();
             match combo.method() {
                 Some(_) => {
@@ -1038,32 +1061,15 @@ fn every_behaviour_through_keyring_okv_list() {
     for b in BEHAVIOURS {
         let s = b.server(Names::Mysql);
         let dir = s.conf_dir();
-        let out = Command::new(KEYRING_OKV)
-            .arg("--conf-dir")
-            .arg(conf_path(&dir))
-            .args(["--json", "list"])
-            .output()
-            .unwrap();
+        let out = keyring_okv(&dir, &["--json", "list"]);
         match b.outcome {
             Outcome::Complete(_) => {
                 assert!(out.status.success(), "{}: {}", b.name, text(&out));
-                let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let ids: BTreeSet<&str> = rows
-                    .as_array()
-                    .unwrap()
-                    .iter()
-                    .map(|r| r["key_id"].as_str().unwrap())
-                    .collect();
-                assert_eq!(ids.len(), b.total(), "{}", b.name);
+                assert_eq!(listed_ids(&out).len(), b.total(), "{}", b.name);
             }
             Outcome::Refused(_) => {
-                assert!(!out.status.success(), "{}", b.name);
-                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let message = answer["error"].as_str().unwrap();
-                assert!(
-                    message.starts_with("the key list is incomplete, so none is given"),
-                    "{message}"
-                );
+                let message = refusal(&out, b.name, "the key list is incomplete, so none is given");
+                let message = message.as_str();
                 assert_behaviour_refusal(&b, &s, message);
             }
         }
@@ -1075,12 +1081,7 @@ fn every_behaviour_through_keyring_okv_mariadb_list() {
     for b in BEHAVIOURS {
         let s = b.server(Names::Mariadb);
         let dir = s.conf_dir();
-        let out = Command::new(KEYRING_OKV)
-            .arg("--conf-dir")
-            .arg(conf_path(&dir))
-            .args(["--json", "mariadb", "list", "--namespace", "mdb"])
-            .output()
-            .unwrap();
+        let out = keyring_okv(&dir, &["--json", "mariadb", "list", "--namespace", "mdb"]);
         match b.outcome {
             Outcome::Complete(_) => {
                 assert!(out.status.success(), "{}: {}", b.name, text(&out));
@@ -1088,13 +1089,8 @@ fn every_behaviour_through_keyring_okv_mariadb_list() {
                 assert_eq!(rows.as_array().unwrap().len(), b.total(), "{}", b.name);
             }
             Outcome::Refused(_) => {
-                assert!(!out.status.success(), "{}", b.name);
-                let answer: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
-                let message = answer["error"].as_str().unwrap();
-                assert!(
-                    message.starts_with("the key list of namespace mdb is incomplete"),
-                    "{message}"
-                );
+                let message = refusal(&out, b.name, "the key list of namespace mdb is incomplete");
+                let message = message.as_str();
                 assert_behaviour_refusal(&b, &s, message);
             }
         }
@@ -1139,28 +1135,8 @@ fn every_behaviour_through_the_plugin_key_iterator() {
 fn every_behaviour_through_the_component_keys_iterator() {
     for b in BEHAVIOURS {
         let s = b.server(Names::Mysql);
-        let dir = s.conf_dir();
-        std::fs::write(
-            dir.path().join("component_keyring_okv.cnf"),
-            format!(
-                "{{\"kmip_configuration_directory\": \"{}\"}}",
-                conf_path(&dir).display()
-            ),
-        )
-        .unwrap();
-        let out = Command::new(component::host_program())
-            .arg(component::component_library())
-            .arg(dir.path())
-            .arg("-")
-            .args(["load", "keys"])
-            .output()
-            .expect("run component_host");
-        let report = text(&out);
-        assert!(out.status.success(), "{report}");
-        let results: Vec<&str> = report
-            .lines()
-            .filter_map(|l| l.strip_prefix("RESULT "))
-            .collect();
+        let report = component_keys(&s);
+        let results = host_results(&report);
         let keys = results.iter().filter(|r| r.starts_with("key ")).count();
         match b.outcome {
             Outcome::Complete(_) => {
