@@ -126,12 +126,6 @@ impl TlsSource {
             .push(Box::new(f));
     }
 
-    /// Reads the identity again now if its files changed, without waiting for a new connection.
-    pub fn reread(&self) {
-        let mut state = self.state();
-        self.refresh(&mut state);
-    }
-
     fn state(&self) -> MutexGuard<'_, State> {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }

@@ -182,7 +182,7 @@ impl KmipClient {
     /// Reads the client identity again if its files changed (otherwise that happens at the next
     /// new connection).
     pub fn reread_identity(&self) {
-        self.shared.tls.reread();
+        self.shared.tls.on_disk_expiry();
     }
 
     /// How many servers (SERVER and standbys) the client may use.

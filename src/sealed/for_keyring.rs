@@ -102,12 +102,7 @@ impl KeyringSeal {
                 (Arc::new(cache), Box::new(|_: &SealedCache| {}))
             }
         };
-        let renewing = Arc::downgrade(&cache);
-        keyring.client().on_identity_renewed(move |conf| {
-            if let Some(cache) = renewing.upgrade() {
-                cache.renew_from(conf);
-            }
-        });
+        cache.follow_identity_of(keyring.client());
         let mine = cache.clone();
         let weak = Arc::downgrade(keyring);
         let keeper = Keeper::start_after(

@@ -543,6 +543,17 @@ impl SealedCache {
         }
     }
 
+    /// Seals the file again under each identity `client` reads anew from ssl/ (held weakly:
+    /// a cache that is gone is not kept alive by its client).
+    pub fn follow_identity_of(self: &std::sync::Arc<Self>, client: &crate::connector::KmipClient) {
+        let cache = std::sync::Arc::downgrade(self);
+        client.on_identity_renewed(move |conf| {
+            if let Some(cache) = cache.upgrade() {
+                cache.renew_from(conf);
+            }
+        });
+    }
+
     /// [`renew`](Self::renew) from a configuration read again with a renewed identity.
     pub fn renew_from(&self, conf: &ConfDir) {
         self.renew(

@@ -155,12 +155,7 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
                 }
                 None => sealed::Answer::Failed("the plugin is stopping".into()),
             };
-            let renewing = Arc::downgrade(&sealed);
-            store.client().on_identity_renewed(move |conf| {
-                if let Some(cache) = renewing.upgrade() {
-                    cache.renew_from(conf);
-                }
-            });
+            sealed.follow_identity_of(store.client());
             Some(Keeper::start(sealed, ask).map_err(StartError::Runtime)?)
         }
     };
