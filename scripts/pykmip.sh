@@ -194,14 +194,28 @@ current_port() {
     if [[ -s $PORTFILE ]]; then cat "$PORTFILE"; else echo "$PLACEHOLDER_PORT"; fi
 }
 
+# A file already in place is left alone; a changed one is replaced by a rename. Tests read a
+# conf dir (and copy it) while other tests start their own instances, so a file of it must
+# never be missing, not even for a moment, and two writers must not collide.
+put_file() {  # $1 mode, $2 source, $3 destination
+    if cmp -s "$2" "$3" && [[ $(stat -c %a "$3") == "$1" ]]; then
+        return 0
+    fi
+    local tmp
+    tmp=$(mktemp "$3.XXXXXX")
+    cat "$2" >"$tmp"
+    chmod "$1" "$tmp"
+    mv -f "$tmp" "$3"
+}
+
 # Conf dir laid out as the MySQL manual describes for keyring_okv_conf_dir.
 write_confdir() {
     local dir=$1 port=$2
     mkdir -p "$dir/ssl"
     chmod 750 "$dir" "$dir/ssl"
-    install -m 640 "$CERTS/ca.crt" "$dir/ssl/CA.pem"
-    install -m 640 "$CERTS/client.crt" "$dir/ssl/cert.pem"
-    install -m 600 "$CERTS/client.key" "$dir/ssl/key.pem"
+    put_file 640 "$CERTS/ca.crt" "$dir/ssl/CA.pem"
+    put_file 640 "$CERTS/client.crt" "$dir/ssl/cert.pem"
+    put_file 600 "$CERTS/client.key" "$dir/ssl/key.pem"
     if [[ ! -f $dir/okvclient.ora ]]; then
         (umask 077; echo "SERVER=127.0.0.1:$port" >"$dir/okvclient.ora")
     fi
@@ -245,12 +259,14 @@ cmd_setup() {
     setup_pki
     local main_port=$PLACEHOLDER_PORT
     [[ ! -s $LAB/port ]] || main_port=$(cat "$LAB/port")
-    if [[ $PKI == p256 ]]; then
+    # Each instance writes its own conf dir only: a named instance started by one test must
+    # not rewrite the main one, which other tests are reading at that moment.
+    if [[ -z $NAME ]]; then
+        [[ $PKI == p256 ]] || die "KEYRING_OKV_PYKMIP_PKI=$PKI is for named instances only"
         write_confdir "$MAIN_CONFDIR" "$main_port"
     else
-        [[ -n $NAME ]] || die "KEYRING_OKV_PYKMIP_PKI=$PKI is for named instances only"
+        write_confdir "$CONFDIR" "$(current_port)"
     fi
-    [[ -z $NAME ]] || write_confdir "$CONFDIR" "$(current_port)"
     write_server_conf
 }
 
