@@ -11,6 +11,8 @@ use std::sync::atomic::{AtomicBool, AtomicU64, AtomicUsize, Ordering};
 use std::sync::{Arc, Mutex};
 use std::time::Duration;
 
+use socket2::{Domain, Socket, Type};
+
 pub struct TcpProxy {
     pub addr: SocketAddr,
     hang: Arc<AtomicBool>,
@@ -19,6 +21,9 @@ pub struct TcpProxy {
     held: Arc<AtomicUsize>,
     /// The listening socket; None while refusing.
     listener: Arc<Mutex<Option<TcpListener>>>,
+    /// While refusing: a socket bound to the port that does not listen, so that a connect is
+    /// refused and no other socket can take the port meanwhile.
+    reserved: Mutex<Option<Socket>>,
     /// Bumped when refusing begins: relays of an older generation end.
     generation: Arc<AtomicU64>,
 }
@@ -81,7 +86,7 @@ impl TcpProxy {
     /// A relay listening on `listen` (port 0: any free port), e.g. again on the port of one
     /// that was dropped, so that clients configured with that port find it.
     pub fn start_on(listen: SocketAddr, upstream: SocketAddr) -> std::io::Result<TcpProxy> {
-        let listener = TcpListener::bind(listen)?;
+        let listener = TcpListener::from(listening(bound(listen)?)?);
         let addr = listener.local_addr()?;
         listener.set_nonblocking(true)?;
         let proxy = TcpProxy {
@@ -91,6 +96,7 @@ impl TcpProxy {
             upstream: Arc::new(Mutex::new(upstream)),
             held: Arc::new(AtomicUsize::new(0)),
             listener: Arc::new(Mutex::new(Some(listener))),
+            reserved: Mutex::new(None),
             generation: Arc::new(AtomicU64::new(0)),
         };
         let (hang, stop, up, held_reads, listener, generation) = (
@@ -143,13 +149,22 @@ impl TcpProxy {
     /// down) and the relayed connections are cut. Off: it listens again on the same port.
     pub fn set_refuse(&self, on: bool) {
         let mut listener = self.listener.lock().unwrap();
+        let mut reserved = self.reserved.lock().unwrap();
         if on {
             self.generation.fetch_add(1, Ordering::SeqCst);
-            *listener = None;
-        } else if listener.is_none() {
-            // std sets SO_REUSEADDR, so the port closed moments ago binds again.
-            let l = TcpListener::bind(self.addr)
-                .unwrap_or_else(|e| panic!("listen again on {}: {e}", self.addr));
+            if listener.is_some() {
+                // Bound before the listener closes: the port is never free in between (a
+                // connect elsewhere on the machine could be given it as its source port).
+                *reserved = Some(
+                    bound(self.addr)
+                        .unwrap_or_else(|e| panic!("keep {} while refusing: {e}", self.addr)),
+                );
+                *listener = None;
+            }
+        } else if let Some(socket) = reserved.take() {
+            let l = TcpListener::from(
+                listening(socket).unwrap_or_else(|e| panic!("listen again on {}: {e}", self.addr)),
+            );
             l.set_nonblocking(true).unwrap();
             *listener = Some(l);
         }
@@ -168,6 +183,21 @@ impl TcpProxy {
     pub fn set_upstream(&self, upstream: SocketAddr) {
         *self.upstream.lock().unwrap() = upstream;
     }
+}
+
+/// A TCP socket bound to `addr` that shares its port with the relay's other sockets only
+/// (SO_REUSEPORT, same user), not yet listening.
+fn bound(addr: SocketAddr) -> std::io::Result<Socket> {
+    let socket = Socket::new(Domain::for_address(addr), Type::STREAM, None)?;
+    socket.set_reuse_address(true)?;
+    socket.set_reuse_port(true)?;
+    socket.bind(&addr.into())?;
+    Ok(socket)
+}
+
+fn listening(socket: Socket) -> std::io::Result<Socket> {
+    socket.listen(128)?;
+    Ok(socket)
 }
 
 impl Drop for TcpProxy {

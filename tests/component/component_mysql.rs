@@ -5,13 +5,12 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::io::{Read, Write};
-use std::net::{Shutdown, TcpListener, TcpStream};
-use std::thread;
+use std::io::Write;
 
 use common::component::{self, cnf, component_log, refused, status_value};
 use common::mysql::Instance;
 use common::pykmip::{lab, remove_udf_leftovers, tool};
+use common::tcp_proxy::TcpProxy;
 
 fn assert_active(db: &Instance) {
     assert_eq!(
@@ -298,9 +297,9 @@ fn bad_configurations_never_stop_mysqld_and_reload_keeps_the_good_one() {
     );
     assert_eq!(db.must_sql("SELECT keyring_key_fetch('ReloadKey')"), "kept");
     // A configuration naming a server that does not answer is refused too while one works.
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    let dead = TcpProxy::start(([127, 0, 0, 1], lab().port).into());
+    dead.set_refuse(true);
+    let dead_port = dead.addr.port();
     component::configure(
         name,
         None,
@@ -318,45 +317,15 @@ fn bad_configurations_never_stop_mysqld_and_reload_keeps_the_good_one() {
     assert_eq!(db.must_sql("SELECT keyring_key_remove('ReloadKey')"), "1");
 }
 
-/// Relays TCP connections from a port of ours to the PyKMIP server: the KMIP server "comes up"
-/// when the relay starts listening.
-fn start_relay(listener: TcpListener, target: u16) {
-    thread::spawn(move || {
-        for client in listener.incoming() {
-            let Ok(client) = client else { return };
-            let Ok(server) = TcpStream::connect(("127.0.0.1", target)) else {
-                continue;
-            };
-            for (mut from, mut to) in [
-                (client.try_clone().unwrap(), server.try_clone().unwrap()),
-                (server, client),
-            ] {
-                thread::spawn(move || {
-                    let mut buf = [0u8; 16384];
-                    loop {
-                        match from.read(&mut buf) {
-                            Ok(0) | Err(_) => break,
-                            Ok(n) => {
-                                if to.write_all(&buf[..n]).is_err() {
-                                    break;
-                                }
-                            }
-                        }
-                    }
-                    let _ = to.shutdown(Shutdown::Write);
-                });
-            }
-        }
-    });
-}
-
 #[test]
 fn kmip_server_down_at_startup_then_up_without_reload() {
     let dir = component::conf_dir_in_chroot(&lab().conf_dir, "comp-down", None);
     remove_udf_leftovers(&["DownKey"]);
-    let probe = TcpListener::bind("127.0.0.1:0").unwrap();
-    let port = probe.local_addr().unwrap().port();
-    drop(probe);
+    // A relay to the lab server whose port refuses connections (and stays reserved) until
+    // the server "comes up".
+    let relay = TcpProxy::start(([127, 0, 0, 1], lab().port).into());
+    relay.set_refuse(true);
+    let port = relay.addr.port();
     let db = component::fresh(
         "comp-down",
         &cnf(
@@ -382,8 +351,7 @@ fn kmip_server_down_at_startup_then_up_without_reload() {
 
     // The server comes up; calls succeed without a reload. The connector holds a failed round
     // for a short while, so ask until it answers (bounded).
-    let listener = TcpListener::bind(("127.0.0.1", port)).unwrap();
-    start_relay(listener, lab().port);
+    relay.set_refuse(false);
     let mut stored = false;
     for _ in 0..40 {
         if db
@@ -512,7 +480,7 @@ fn writes_finish_while_four_sessions_keep_reading_the_key() {
     let mut times = Vec::new();
     let mut failure = None;
     let mut read_during_rounds = 0;
-    thread::scope(|s| {
+    std::thread::scope(|s| {
         // Each reader is one session reading in a loop, as a client's loop would.
         for _ in 0..READERS {
             s.spawn(|| {

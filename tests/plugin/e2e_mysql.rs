@@ -4,10 +4,9 @@
 #[path = "../common/mod.rs"]
 mod common;
 
-use std::net::TcpListener;
-
 use common::mysql::{self, Instance};
 use common::pykmip::{lab, remove_udf_leftovers, tool};
+use common::tcp_proxy::TcpProxy;
 
 /// Copies the PyKMIP lab's conf dir into the chroot at /srv/<name>, optionally with another
 /// okvclient.ora, and returns the path mysqld sees.
@@ -235,9 +234,10 @@ fn innodb_binlog_udf_and_performance_schema_through_keyring_okv() {
 
 #[test]
 fn dead_server_with_a_live_standby_keeps_everything_working() {
-    let dead = TcpListener::bind("127.0.0.1:0").unwrap();
-    let dead_port = dead.local_addr().unwrap().port();
-    drop(dead);
+    // A port that refuses connections and stays reserved for the whole test.
+    let dead = TcpProxy::start(([127, 0, 0, 1], lab().port).into());
+    dead.set_refuse(true);
+    let dead_port = dead.addr.port();
     let ora = format!(
         "SERVER=127.0.0.1:{dead_port}\nSTANDBY_SERVER=127.0.0.1:{}\n",
         lab().port

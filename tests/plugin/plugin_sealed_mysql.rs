@@ -44,7 +44,7 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 /// relay.
 struct Kmip {
     named: Named,
-    proxy: Option<TcpProxy>,
+    proxy: TcpProxy,
     addr: SocketAddr,
 }
 
@@ -53,41 +53,29 @@ impl Kmip {
         let named = Named::start(name, "p256");
         let proxy = TcpProxy::start(Self::upstream(&named));
         let addr = proxy.addr;
-        Kmip {
-            named,
-            proxy: Some(proxy),
-            addr,
-        }
+        Kmip { named, proxy, addr }
     }
 
     fn upstream(named: &Named) -> SocketAddr {
         SocketAddr::from(([127, 0, 0, 1], named.port()))
     }
 
-    /// Stops the relay (its port refuses connections) and the PyKMIP server (SIGINT).
+    /// The relay's port refuses connections (and keeps its port), and the PyKMIP server stops
+    /// (SIGINT).
     fn down(&mut self) {
-        drop(self.proxy.take());
-        wait_for(
-            "the relay's port to refuse connections",
-            Duration::from_secs(30),
-            || match TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)) {
-                Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => Some(()),
-                _ => None,
-            },
-        );
+        self.proxy.set_refuse(true);
+        match TcpStream::connect_timeout(&self.addr, Duration::from_secs(2)) {
+            Err(e) if e.kind() == std::io::ErrorKind::ConnectionRefused => {}
+            other => panic!("the relay's port does not refuse connections: {other:?}"),
+        }
         self.named.script(&["stop"]);
     }
 
-    /// Starts the PyKMIP server again on its database, and the relay on the same port.
+    /// Starts the PyKMIP server again on its database, and the relay listens again.
     fn up(&mut self) {
         self.named.script(&["start"]);
-        let upstream = Self::upstream(&self.named);
-        let proxy = wait_for(
-            "the relay's port to be free again",
-            Duration::from_secs(30),
-            || TcpProxy::start_on(self.addr, upstream).ok(),
-        );
-        self.proxy = Some(proxy);
+        self.proxy.set_upstream(Self::upstream(&self.named));
+        self.proxy.set_refuse(false);
     }
 
     /// scripts/pykmip_tool.py against this server.
