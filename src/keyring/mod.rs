@@ -124,6 +124,8 @@ pub struct Keyring {
     /// identifier from the Locate before it in the same message: until the connection is
     /// replaced, a key not in memory is looked up in two round trips without trying again.
     placeholder_refused: Mutex<Option<u64>>,
+    /// InnoDB master keys found missing, each logged once.
+    missing_reported: Mutex<std::collections::HashSet<String>>,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -208,6 +210,7 @@ impl Keyring {
             last_listing: Mutex::new(None),
             writes: Mutex::new(()),
             placeholder_refused: Mutex::new(None),
+            missing_reported: Mutex::new(std::collections::HashSet::new()),
         }
     }
 
@@ -651,6 +654,7 @@ impl Keyring {
         match uids.as_slice() {
             [] => {
                 wipe(&mut items);
+                self.report_missing_master_key(key_id, owner, name, &server);
                 Ok(Cold::Absent)
             }
             [uid] => {
@@ -692,6 +696,20 @@ impl Keyring {
                 })
             }
         }
+    }
+
+    /// InnoDB's own message for a master key it cannot get says only "please confirm that
+    /// keyring is loaded"; the likely cause here is a KMIP server restored from a backup made
+    /// before the key, which only the DBA can fix.
+    fn report_missing_master_key(&self, key_id: &str, owner: &str, name: &str, server: &str) {
+        if !naming::is_innodb_master_key(key_id, owner)
+            || !lock(&self.missing_reported).insert(key_id.to_string())
+        {
+            return;
+        }
+        tracing::error!(
+            "InnoDB master key '{key_id}' is not on KMIP server {server} (no object named '{name}'), so the tablespaces encrypted under it cannot be opened; if the KMIP server was restored from a backup made before this key, restore a backup made after it (the manual's runbook \"The KMIP server restored from a backup\"), then restart mysqld"
+        );
     }
 
     /// What the placeholder items after a Locate that found `uid` say, with every check of

@@ -12,6 +12,26 @@ use std::fmt::Write as _;
 
 pub const PREFIX: &str = "mysql-keyring:";
 
+/// Whether (key_id, owner) is an InnoDB master key of the current naming,
+/// `INNODBKey-<server UUID>-<number>` with no owner. InnoDB asks for one only when a
+/// tablespace header names it, so its absence on the KMIP server is always a lost key (the
+/// older `INNODBKey-<server id>-<number>` is asked for as a fallback and may well be absent).
+pub fn is_innodb_master_key(key_id: &str, owner: &str) -> bool {
+    let Some(rest) = key_id.strip_prefix("INNODBKey-") else {
+        return false;
+    };
+    let Some((uuid, number)) = rest.rsplit_once('-') else {
+        return false;
+    };
+    owner.is_empty()
+        && uuid.len() == 36
+        && uuid.bytes().enumerate().all(|(i, b)| {
+            matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit())
+        })
+        && !number.is_empty()
+        && number.bytes().all(|b| b.is_ascii_digit())
+}
+
 fn must_escape(byte: u8, in_owner: bool) -> bool {
     byte == b'%' || !(0x20..0x7f).contains(&byte) || (in_owner && byte == b':')
 }
@@ -155,5 +175,27 @@ mod tests {
                 prop_assert_eq!(object_name(&id, &owner), name);
             }
         }
+    }
+
+    #[test]
+    fn innodb_master_keys_of_the_uuid_naming_only() {
+        let uuid = "41ce96aa-f209-11f1-a74c-02fc00000001";
+        assert!(is_innodb_master_key(&format!("INNODBKey-{uuid}-2"), ""));
+        assert!(is_innodb_master_key(&format!("INNODBKey-{uuid}-12"), ""));
+        assert!(!is_innodb_master_key(
+            &format!("INNODBKey-{uuid}-2"),
+            "root@localhost"
+        ));
+        assert!(!is_innodb_master_key("INNODBKey-71-1", ""));
+        assert!(!is_innodb_master_key(&format!("INNODBKey-{uuid}-"), ""));
+        assert!(!is_innodb_master_key(&format!("INNODBKey-{uuid}-x"), ""));
+        assert!(!is_innodb_master_key(
+            &format!("MySQLReplicationKey_{uuid}_1"),
+            ""
+        ));
+        assert!(!is_innodb_master_key(
+            "INNODBKey-41ce96aa+f209-11f1-a74c-02fc00000001-2",
+            ""
+        ));
     }
 }
