@@ -18,6 +18,11 @@ CARGO_DENY_VERSION=0.20.2
 say() { echo "deny: $*" >&2; }
 
 if [[ $(cargo deny --version 2>/dev/null) != "cargo-deny $CARGO_DENY_VERSION" ]]; then
+    # cargo-deny needs a newer Rust than the workspace's rust-version.
+    if [[ $(cargo --version) =~ ^cargo\ 1\.([0-9]+)\. ]] && ((BASH_REMATCH[1] < 88)); then
+        say "error: cargo-deny $CARGO_DENY_VERSION needs Rust 1.88 or later to install ($(cargo --version)); the dependency checks did not run"
+        exit 1
+    fi
     say "installing cargo-deny $CARGO_DENY_VERSION into ~/.cargo/bin (once, about 6 minutes)"
     cargo install cargo-deny --version "$CARGO_DENY_VERSION" --locked --force -j2 --quiet
 fi

@@ -82,6 +82,18 @@ def holders(pkg):
     return [f"the {pkg['name']} developers (the crate names no holder)"]
 
 
+def notices(pkg):
+    """Apache-2.0 section 4(d): a NOTICE file's text goes along with the work."""
+    root = os.path.dirname(pkg["manifest_path"])
+    lines = []
+    for name in sorted(os.listdir(root)):
+        if re.match(r"(?i)^NOTICE(\.(txt|md))?$", name) and os.path.isfile(os.path.join(root, name)):
+            with open(os.path.join(root, name), encoding="utf-8", errors="replace") as f:
+                text = [line.rstrip() for line in f.read().strip("\n").split("\n")]
+            lines += [f"The crate's {name}:", ""] + text
+    return lines
+
+
 def dep5_licence(expr):
     """An SPDX expression in DEP-5's words: `or`, `and`, `<licence> with <name> exception`."""
     expr = expr.replace("/", " OR ")
@@ -165,9 +177,14 @@ for pid in sorted(built, key=lambda p: (packages[p]["name"], packages[p]["versio
     para.append("Copyright: " + hs[0])
     para += [" " + h for h in hs[1:]]
     para.append("License: " + dep5_licence(expr))
+    comment = []
     if pid not in linked:
-        para.append("Comment: Used only while building (a build script, code generator or"
-                    " procedural macro); none of its code is in the binaries.")
+        comment.append("Used only while building (a build script, code generator or"
+                       " procedural macro); none of its code is in the binaries.")
+    comment += notices(pkg)
+    if comment:
+        para.append("Comment: " + comment[0])
+        para += [" " + line if line.strip() else " ." for line in comment[1:]]
     out.append("\n".join(para))
 
 own = ["On Debian systems, the complete text of the GNU General Public License version 2 can be",
