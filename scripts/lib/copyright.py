@@ -48,6 +48,8 @@ built = crate_ids(sys.argv[3]) | linked
 YEAR = re.compile(r"\b(19|20)\d\d\b")
 TEMPLATE = re.compile(r"<year>|\[yyyy\]|\{yyyy\}|<copyright holders>|\[name of copyright owner\]"
                       r"|\[fullname\]|<owner>|\{name of copyright owner\}", re.I)
+LICENCE_PROSE = re.compile(r"(?i)\b(notices?|licen[cs]e[ds]?|holders?|owners?|permission|above"
+                           r"|statement|law|protection|and related|is held|the software)\b")
 NOTICE_FILE = re.compile(r"^(LICEN[CS]E|COPYING|COPYRIGHT|NOTICE|UNLICENSE)", re.I)
 
 
@@ -67,7 +69,13 @@ def holders(pkg):
                     continue
                 rest = re.sub(r"(?i)^(\(c\)|©)\s*", "", m.group(1))
                 rest = re.sub(r"(?i)\s*all rights reserved\.?", "", rest).strip(" ,")
-                if not YEAR.search(rest) or not re.search(r"[A-Za-z]", YEAR.sub("", rest)):
+                if not re.search(r"[A-Za-z]", YEAR.sub("", rest)):
+                    continue
+                # Without a year, only a short line that names someone ("Copyright Amazon.com,
+                # Inc. or its affiliates"), not licence prose ("copyright notice", "holders").
+                if not YEAR.search(rest) and (
+                    len(rest) > 80 or not rest[:1].isupper() or LICENCE_PROSE.search(rest)
+                ):
                     continue
                 rest = " ".join(rest.split())
                 # "2016, A B <a@b>" and "2016 A B" name one holder: keep the first.
