@@ -130,6 +130,9 @@ def text_paragraph(name, lines):
 
 def licence_text(ident):
     path = os.path.join(LICENSES, f"{ident}.txt")
+    if not os.path.isfile(path):
+        sys.exit(f"copyright: no {path} for the licence {ident} of a crate in the tree: add its"
+                 " text there (after its review in docs/licensing.md and deny.toml)")
     with open(path, encoding="utf-8") as f:
         return f.read().rstrip("\n").split("\n")
 
