@@ -511,6 +511,8 @@ test_mariadb() {
         "$(grep -vE '^[[:space:]]*(#|$|\[)' "$X$SNIPPET" || true)" ""
     check "[$TARGET_NAME] the manual is installed as HTML" \
         test -f "$X/usr/share/doc/$MARIADB_PACKAGE/html/mariadb.html"
+    check "[$TARGET_NAME] the alerting rules are installed" \
+        grep -qx "/usr/share/doc/$MARIADB_PACKAGE/examples/prometheus/keyring-okv-alerts.yml" <<<"$files"
     check "[$TARGET_NAME] dpkg --verify finds every file as packaged" \
         eq "$(in_target dpkg --verify "$MARIADB_PACKAGE" 2>&1)" ""
 

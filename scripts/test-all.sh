@@ -2,6 +2,7 @@
 # Runs every test of keyring_okv on a fresh Debian 12 machine (as root): installs what the tests
 # need (system packages, the PyKMIP virtualenv, the mysqld 9.7 chroot, MariaDB 10.11 and the
 # MariaDB 11.8 chroot), checks format and lints,
+# checks the dependency tree's licences and the generated copyright file (scripts/deny.sh),
 # then runs the whole test suite, including the end-to-end tests with a real mysqld and PyKMIP,
 # the FIPS 140-3 build and its tests (scripts/fips.sh),
 # builds and checks the manual (docs/) and checks the Prometheus alerting rules.
@@ -73,9 +74,18 @@ cargo fmt --all -- --check
 step "cargo clippy -D warnings"
 cargo clippy -j2 --all-targets --locked -- -D warnings
 
-step "cargo test"
 results=$(mktemp)
 status=0
+
+# The dependency tree (scripts/deny.sh): cargo-deny's licence, ban and source checks (and the
+# RustSec advisories where the database is on the machine; CI reaches no git host to fetch it),
+# then packaging/deb/copyright against the tree. cargo-deny is installed once into ~/.cargo/bin.
+step "dependency licences, bans, sources; the copyright file (scripts/deny.sh)"
+deny_started=$SECONDS
+bash scripts/deny.sh || status=$?
+step "the dependency checks took $((SECONDS - deny_started)) s"
+
+step "cargo test"
 cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
 # The Debian packages: build both (cargo-deb, installed once into ~/.cargo/bin), lintian (no

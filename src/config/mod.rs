@@ -14,6 +14,7 @@ mod provider;
 mod reload;
 mod seal_root;
 mod tls;
+mod x509;
 
 use std::fmt;
 use std::io::Read;
@@ -260,25 +261,17 @@ fn cert_info(
     index: usize,
     der: &CertificateDer<'_>,
 ) -> Result<(String, SystemTime, SystemTime), ConfigError> {
-    use x509_cert::der::Decode;
-    let cert = x509_cert::Certificate::from_der(der.as_ref()).map_err(|e| {
-        ConfigError::BadCertificate {
-            path: path.to_path_buf(),
-            index,
-            reason: e.to_string(),
-            fix: "replace it with the PEM certificate issued for this server",
-        }
+    let cert = x509::read(der.as_ref()).map_err(|e| ConfigError::BadCertificate {
+        path: path.to_path_buf(),
+        index,
+        reason: e.to_string(),
+        fix: "replace it with the PEM certificate issued for this server",
     })?;
-    let tbs = &cert.tbs_certificate;
-    Ok((
-        tbs.subject.to_string(),
-        tbs.validity.not_before.to_system_time(),
-        tbs.validity.not_after.to_system_time(),
-    ))
+    Ok((cert.subject, cert.not_before, cert.not_after))
 }
 
 fn fmt_time(t: SystemTime) -> String {
-    use x509_cert::der::DateTime;
+    use der::DateTime;
     match DateTime::from_system_time(t) {
         Ok(d) => d.to_string(),
         Err(_) => format!("{t:?}"),
