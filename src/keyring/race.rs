@@ -58,7 +58,6 @@ use std::time::{Duration, Instant};
 
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{self, LocateFilter, ops, tags};
-use crate::products::mariadb::naming::uid_order;
 
 use super::survey::{ObjectInfo, SurveyError, Surveyor};
 
@@ -132,6 +131,12 @@ impl Look {
     pub fn active(&self) -> Vec<&ObjectInfo> {
         self.objects.iter().filter(|o| o.is_active()).collect()
     }
+}
+
+/// Orders KMIP unique identifiers so that, among several objects with one name, every process
+/// picks the same one: numeric identifiers by value (shorter first), then byte order.
+pub fn uid_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Whether object `a` comes before `b`: the earlier Initial Date, then the identifier.
@@ -561,6 +566,13 @@ mod tests {
     }
 
     use tags::state::{ACTIVE, DEACTIVATED, DESTROYED, PRE_ACTIVE};
+
+    #[test]
+    fn uid_order_is_numeric_for_numbers() {
+        let mut uids = vec!["10", "9", "100", "2"];
+        uids.sort_by(|a, b| uid_order(a, b));
+        assert_eq!(uids, ["2", "9", "10", "100"]);
+    }
 
     #[test]
     fn the_earliest_date_wins_then_the_identifier() {
