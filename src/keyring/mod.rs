@@ -30,7 +30,9 @@ mod key_type;
 mod memory;
 pub mod naming;
 pub mod race;
+mod server_clock;
 pub mod survey;
+pub mod unique_names;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
