@@ -151,7 +151,7 @@ fn probe(client: &KmipClient, server: &str) -> Result<bool, String> {
     for uid in &made {
         if let Err(e) = client.request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(())) {
             tracing::warn!(
-                "could not destroy the KMIP object {uid} of {server} (a Pre-Active probe named {PROBE_PREFIX}…, never used): {e}; destroy it on the KMIP server"
+                "could not destroy the KMIP object {uid} of {server} (made to learn whether the server keeps names unique, never read): {e}; destroy it on the KMIP server"
             );
         }
     }
