@@ -52,6 +52,16 @@ pub fn until(server: &str, second: i64) -> Option<Duration> {
     Some(Duration::from_secs_f64(left.max(0.0)))
 }
 
+/// The latest second the clock of `server` can have read at `at` (from [`host_now`]), when its
+/// answers bound it to within `within` seconds; None otherwise.
+pub fn latest_at(server: &str, at: f64, within: f64) -> Option<i64> {
+    let (lo, hi) = *OFFSETS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(server)?;
+    (hi - lo <= within).then(|| (at + hi).floor() as i64)
+}
+
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -74,5 +84,20 @@ mod tests {
         assert!((lo - (1001.0 - 3600.0 - 11.1)).abs() < 1e-9, "{lo}");
         assert!((hi - (1002.0 - 3600.0 - 11.0)).abs() < 1e-9, "{hi}");
         assert!(until("clock-test:unknown", 5).is_none());
+    }
+
+    #[test]
+    fn a_clock_known_closely_gives_the_latest_second_it_can_read() {
+        let server = "clock-test:2";
+        // 1000 for a request sent at 10.0, 1001 for one answered at 10.15: offset in
+        // (990.85, 991.0).
+        record(server, 1000, 10.0, 10.05);
+        assert_eq!(latest_at(server, 20.0, 0.2), None);
+        record(server, 1001, 10.05, 10.15);
+        assert_eq!(latest_at(server, 20.0, 0.2), Some(1011));
+        assert_eq!(latest_at(server, 20.0, 0.1), None);
+        // It reads 1012 by host time 21.15 at the latest (1012 - 990.85).
+        let left = until(server, 1012).unwrap().as_secs_f64();
+        assert!((left - (21.15 - host_now())).abs() < 0.05, "{left}");
     }
 }
