@@ -54,9 +54,8 @@
 //! step 2 follows the Create at once. Our object `X` exists from its Create until we destroy
 //! it, and while it exists the server makes no other object under its name (the probe saw it
 //! refuse a Create and a Register under a name carried by a Pre-Active object, and a Create
-//! under one carried by an Active object). So no object
-//! under the name is made after `X` while `X` exists, and none existed when `X` was made (its
-//! Create would have been refused). If the look sees `X` Pre-Active and no other contender,
+//! under one carried by an Active object). So no object under the name is made after `X` while
+//! `X` exists, and none existed when `X` was made (its Create would have been refused). If the look sees `X` Pre-Active and no other contender,
 //! `X` is the winner for every process: a later look by anyone sees `X`, and nothing before
 //! `X` can appear. The tie of the proof above needs a second object made after our look,
 //! which this server does not make. If the look does see another contender (the server
