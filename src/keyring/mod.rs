@@ -12,8 +12,9 @@
 //! - Every Get answer is checked (identifier, object type, algorithm and length) before
 //!   mysqld sees it.
 //! - Generating or storing a key that exists fails and leaves it untouched; whether it exists
-//!   is always asked of the server. Mutations are serialised in this process, so concurrent
-//!   generates of one key make exactly one object; generates and stores of one key by several
+//!   is always asked of the server. Mutations of one key are serialised in this process
+//!   (`key_locks`; writes of different keys run at once), so concurrent generates of one key
+//!   make exactly one object; generates and stores of one key by several
 //!   processes at the same moment settle on one object (`race`): the others destroy theirs
 //!   before it was ever Active and fail with "already exists".
 //! - New objects are activated; remove revokes an Active object and destroys it.
@@ -24,11 +25,14 @@
 pub mod cache;
 pub(crate) mod checks;
 mod error;
+pub mod key_locks;
 mod key_type;
 mod memory;
 pub mod naming;
 pub mod race;
+mod server_clock;
 pub mod survey;
+pub mod unique_names;
 
 use std::sync::{Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
@@ -42,6 +46,7 @@ pub use naming::{object_name, parse_object_name};
 
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{self, LocateFilter, ops, tags};
+use key_locks::KeyLocks;
 use memory::Memory;
 use survey::{LocateHabits, ObjectInfo, SurveyError, Surveyor};
 
@@ -118,8 +123,9 @@ pub struct Keyring {
     habits: Mutex<LocateHabits>,
     /// What the last complete listing cost.
     last_listing: Mutex<Option<ListingCost>>,
-    /// Serialises generate/store/remove so that look-then-act is not raced in this process.
-    writes: Mutex<()>,
+    /// Serialises generate/store/remove of one name so that look-then-act is not raced in
+    /// this process; writes of other names do not wait.
+    writes: KeyLocks<String>,
     /// The connection (its number) on which the server was seen not to take a Get's
     /// identifier from the Locate before it in the same message: until the connection is
     /// replaced, a key not in memory is looked up in two round trips without trying again.
@@ -208,7 +214,7 @@ impl Keyring {
             memory: Mutex::new(Memory::default()),
             habits: Mutex::new(LocateHabits::default()),
             last_listing: Mutex::new(None),
-            writes: Mutex::new(()),
+            writes: KeyLocks::new(),
             placeholder_refused: Mutex::new(None),
             missing_reported: Mutex::new(std::collections::HashSet::new()),
         }
@@ -245,7 +251,7 @@ impl Keyring {
         let kind = KeyType::parse(key_type)?;
         kind.check_len(len)?;
         let name = object_name(key_id, owner);
-        let _writing = lock(&self.writes);
+        let _writing = self.writes.lock(name.clone());
         self.refuse_existing(&name, key_id, owner)?;
         let (request, parse, expected): (_, ParseUid, _) = match kind {
             KeyType::Aes => (ops::create_aes(bits(len), &name), ops::parse_create, None),
@@ -284,7 +290,7 @@ impl Keyring {
         let kind = KeyType::parse(key_type)?;
         kind.check_len(material.len())?;
         let name = object_name(key_id, owner);
-        let _writing = lock(&self.writes);
+        let _writing = self.writes.lock(name.clone());
         self.refuse_existing(&name, key_id, owner)?;
         let request = match kind {
             KeyType::Aes => ops::register_aes(material, &name),
@@ -415,7 +421,7 @@ impl Keyring {
     pub fn remove(&self, key_id: &str, owner: &str) -> Result<(), KeyringError> {
         validate(key_id, owner)?;
         let name = object_name(key_id, owner);
-        let _writing = lock(&self.writes);
+        let _writing = self.writes.lock(name.clone());
         let (objects, server) = self.named(key_id, &name)?;
         lock(&self.memory).forget(&name);
         let live: Vec<&ObjectInfo> = objects.iter().filter(|o| o.is_live()).collect();

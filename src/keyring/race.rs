@@ -49,6 +49,29 @@
 //! object ignored by one look can be activated by its maker only if that Activate reached the
 //! server more than a minute after it was sent, longer than any request timeout.
 //!
+//! Servers that keep names unique (`unique_names`: learned per server and connection by a
+//! probe, never assumed; PyKMIP does not): the wait of step 1 is skipped, and the look of
+//! step 2 follows the Create at once. Our object `X` exists from its Create until we destroy
+//! it, and while it exists the server makes no other object under its name (the probe saw it
+//! refuse a Create and a Register under a name carried by a Pre-Active object, and a Create
+//! under one carried by an Active object). So no object under the name is made after `X` while
+//! `X` exists, and none existed when `X` was made (its Create would have been refused). If the look sees `X` Pre-Active and no other contender,
+//! `X` is the winner for every process: a later look by anyone sees `X`, and nothing before
+//! `X` can appear. The tie of the proof above needs a second object made after our look,
+//! which this server does not make. If the look does see another contender (the server
+//! refuses less than the probe showed), the whole rule is applied, wait included.
+//!
+//! Names that carry this server's own UUID (InnoDB's `INNODBKey-<server_uuid>-<n>`, the
+//! binlog's `MySQLReplicationKey_<server_uuid>…`) keep the wait. Only one mysqld should write
+//! them, and within one process writes of one name are ordered (`key_locks`); but the
+//! UUID is not unique: it lives in the data directory's `auto.cnf`, so a restored copy of a
+//! data directory (a backup, a clone, a replica set up from a file copy) runs with the same
+//! UUID, and two such servers rotating their master key at the same moment write the same name.
+//! That is exactly the tie above: without the wait both could activate their own object, and
+//! each would encrypt with bytes the other does not use. Nothing a process can see tells a
+//! lone server from one of two twins, so the proof does not hold for these names and the wait
+//! stays (on servers that keep names unique it is skipped as for every name).
+//!
 //! A server that sends no Time Stamp or no Initial Date: the wait falls back to
 //! [`FALLBACK_WAIT`] of this host's clock after the Create was answered, which is the same
 //! argument as long as the two clocks run at the same rate.
@@ -58,9 +81,9 @@ use std::time::{Duration, Instant};
 
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{self, LocateFilter, ops, tags};
-use crate::products::mariadb::naming::uid_order;
 
 use super::survey::{ObjectInfo, SurveyError, Surveyor};
+use super::{server_clock, unique_names};
 
 /// A Pre-Active object this many seconds older than a look (server clock) is a leftover of a
 /// failed creation, not a contender.
@@ -74,6 +97,12 @@ pub const ACTIVATE_GRACE: Duration = Duration::from_secs(30);
 pub const FALLBACK_WAIT: Duration = Duration::from_millis(2500);
 /// Between two looks at the server's clock, or at a winner that is still Pre-Active.
 const POLL: Duration = Duration::from_millis(200);
+/// How long after the server's clock has turned, as far as its answers tell, it is asked.
+const CLOCK_MARGIN: Duration = Duration::from_millis(5);
+/// How closely this host must know the server's clock to sleep before its first look at it.
+const CLOCK_KNOWN_WITHIN: f64 = 0.25;
+/// The shortest pause between two looks at the server's clock.
+const MIN_PAUSE: Duration = Duration::from_millis(20);
 
 /// Why a race could not be settled.
 #[derive(Debug)]
@@ -132,6 +161,12 @@ impl Look {
     pub fn active(&self) -> Vec<&ObjectInfo> {
         self.objects.iter().filter(|o| o.is_active()).collect()
     }
+}
+
+/// Orders KMIP unique identifiers so that, among several objects with one name, every process
+/// picks the same one: numeric identifiers by value (shorter first), then byte order.
+pub fn uid_order(a: &str, b: &str) -> std::cmp::Ordering {
+    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
 }
 
 /// Whether object `a` comes before `b`: the earlier Initial Date, then the identifier.
@@ -321,6 +356,22 @@ pub fn settle(
     made_at: Instant,
     deadline: Instant,
 ) -> Result<Settled, RaceError> {
+    if unique_names::refuses(client, server) {
+        // No wait (see "Servers that keep names unique" in the module doc).
+        let seen = look(client, name, object_type, Some(server), deadline)?;
+        let own_pre_active = seen
+            .objects
+            .iter()
+            .any(|o| o.uid == uid && o.state == Some(tags::state::PRE_ACTIVE));
+        if own_pre_active && contenders(&seen.objects, seen.now).all(|o| o.uid == uid) {
+            return Ok(Settled::Won {
+                activate_by: Instant::now() + ACTIVATE_GRACE,
+            });
+        }
+        tracing::warn!(
+            "KMIP server {server} made another object named {name} beside ours ({uid}) although it refused a second name before; settling by the create race rule"
+        );
+    }
     let (date, now) = wait_past(client, uid, server, made_at, deadline)?;
     let waited = Instant::now();
     if let (Some(date), Some(now)) = (date, now) {
@@ -369,12 +420,29 @@ fn wait_past(
     made_at: Instant,
     deadline: Instant,
 ) -> Result<(Option<i64>, Option<i64>), RaceError> {
+    let mut trust_estimate = true;
+    // The object's date is at most what the server's clock read when the Create was answered.
+    // When this host knows that clock well, it sleeps until the clock is surely past that
+    // before it asks, so that one question usually ends the wait.
+    let made_host = server_clock::host_now() - made_at.elapsed().as_secs_f64();
+    if let Some(latest) = server_clock::latest_at(server, made_host, CLOCK_KNOWN_WITHIN) {
+        if let Some(left) = server_clock::until(server, latest + 1) {
+            let pause = (left + CLOCK_MARGIN).min(FALLBACK_WAIT);
+            if Instant::now() + pause < deadline {
+                std::thread::sleep(pause);
+            }
+        }
+    }
     loop {
         let request = [ops::get_attributes(
             uid,
             &[tags::attr::INITIAL_DATE, tags::attr::STATE],
         )];
+        let sent = server_clock::host_now();
         let answer = client.request_batch_on(server, &request, Retry::Idempotent)?;
+        if let Some(stamp) = answer.time_stamp {
+            server_clock::record(&answer.server, stamp, sent, server_clock::host_now());
+        }
         let failed = |source: kmip::KmipError| {
             RaceError::Client(ClientError::Server {
                 server: answer.server.clone(),
@@ -396,18 +464,28 @@ fn wait_past(
             }
         };
         let date = ops::attr_initial_date(&attributes);
+        let mut pause = POLL;
         match (date, answer.time_stamp) {
             (Some(date), Some(now)) if now > date => return Ok((Some(date), Some(now))),
-            (Some(_), Some(_)) => {}
+            (Some(date), Some(_)) => {
+                // Asked again once the server's clock has surely turned (`server_clock`), a
+                // few milliseconds late rather than early. If it had not turned when the
+                // estimate said it would, the estimate is not trusted again in this wait.
+                let estimate = server_clock::until(server, date + 1).filter(|_| trust_estimate);
+                if let Some(left) = estimate {
+                    pause = (left + CLOCK_MARGIN).clamp(MIN_PAUSE, FALLBACK_WAIT);
+                    trust_estimate = left > Duration::ZERO;
+                }
+            }
             (date, now) if made_at.elapsed() >= FALLBACK_WAIT => return Ok((date, now)),
             _ => {}
         }
-        if Instant::now() + POLL >= deadline {
+        if Instant::now() + pause >= deadline {
             return Err(RaceError::Other(format!(
                 "the clock of KMIP server {server} did not pass the creation date of the new object {uid}; it was not used"
             )));
         }
-        std::thread::sleep(POLL);
+        std::thread::sleep(pause);
     }
 }
 
@@ -561,6 +639,13 @@ mod tests {
     }
 
     use tags::state::{ACTIVE, DEACTIVATED, DESTROYED, PRE_ACTIVE};
+
+    #[test]
+    fn uid_order_is_numeric_for_numbers() {
+        let mut uids = vec!["10", "9", "100", "2"];
+        uids.sort_by(|a, b| uid_order(a, b));
+        assert_eq!(uids, ["2", "9", "10", "100"]);
+    }
 
     #[test]
     fn the_earliest_date_wins_then_the_identifier() {

@@ -12,6 +12,7 @@ use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, Snapshot};
 use crate::keyring::cache::KeyCache;
+use crate::keyring::key_locks::KeyLocks;
 use crate::keyring::{FetchedKey, KeyEntry, KeyType, Keyring, KeyringError};
 use crate::sealed::for_keyring::{KeyringSeal, SealedFetchError, WriteError};
 use crate::sealed::{self, SealedCache, SealedError};
@@ -284,9 +285,10 @@ struct CacheInForce {
 
 static CACHE: RwLock<Option<Arc<CacheInForce>>> = RwLock::new(None);
 
-/// Serialises each write with its cache update, so that the cache records writes in the order
-/// the KMIP server saw them (the keyring serialises only the KMIP side).
-static WRITES: Mutex<()> = Mutex::new(());
+/// Serialises each write of a key with its cache update, so that the cache records the writes
+/// of a key in the order the KMIP server saw them (the keyring serialises only the KMIP side).
+/// Writes of different keys do not wait for each other.
+static WRITES: LazyLock<KeyLocks<(String, String)>> = LazyLock::new(KeyLocks::new);
 
 /// Sets `keyring_okv_cache_keys` and `keyring_okv_cache_ttl_seconds` (plugin init, SET GLOBAL):
 /// the cache starts empty, or is wiped and its thread ended when turned off.
@@ -561,7 +563,7 @@ fn write_through<T>(
     write: impl FnOnce() -> Result<T, KeyringError>,
     known: impl FnOnce(&Result<T, KeyringError>) -> Known,
 ) -> Result<T, KeyringError> {
-    let _writing = WRITES.lock().unwrap_or_else(PoisonError::into_inner);
+    let _writing = WRITES.lock((key_id.to_string(), owner.to_string()));
     let before = cache_for(keyring);
     if let Some(c) = &before {
         c.cache.forget(key_id, owner);

@@ -4,8 +4,9 @@
 //! stopped at the first error, Initial Date ranges ignored or with an exclusive end or
 //! sub-second dates, KMIP 1.3 Offset Items honoured or ignored, Located Items right or wrong,
 //! answers in storage order where an update moves an object, the ID Placeholder set by Locate
-//! or not, or refused. Objects can be planted directly (two under one name, a standby with other
-//! identifiers for the same names). Served by `fault_server::Fault::Kmip`.
+//! or not, or refused, names kept unique or not. Objects can be planted directly (two under one
+//! name, a standby with other identifiers for the same names). Served by
+//! `fault_server::Fault::Kmip`.
 #![allow(dead_code)]
 
 use std::sync::atomic::{AtomicUsize, Ordering};
@@ -144,6 +145,9 @@ pub struct Quirks {
     /// Creates wait until this many are waiting (or until `tick`), so that that many clients
     /// racing to make one name each look for it before any of them has made it.
     pub hold_creates: usize,
+    /// Create and Register refuse a Name that an object not destroyed already carries
+    /// (Object Already Exists), as key managers that keep names unique do.
+    pub unique_names: bool,
 }
 
 #[derive(Clone, Debug)]
@@ -667,6 +671,16 @@ impl QuirkyKmip {
                 .ok_or((result_reason::INVALID_MESSAGE, "no key material"))?
                 .to_vec()
         };
+        let unique = self.quirks.lock().unwrap().unique_names;
+        // Held from the check to the insert, so that two Creates cannot both pass the check.
+        let mut objects = self.objects.lock().unwrap();
+        if unique
+            && objects
+                .iter()
+                .any(|o| !is_destroyed(o) && o.names.iter().any(|n| names.contains(n)))
+        {
+            return Err((result_reason::OBJECT_ALREADY_EXISTS, "Name already in use"));
+        }
         let uid = self.fresh_uid();
         let initial_date = {
             let frozen = self.quirks.lock().unwrap().frozen_clock;
@@ -678,7 +692,7 @@ impl QuirkyKmip {
             }
             now
         };
-        self.plant(Object {
+        objects.push(Object {
             uid: uid.clone(),
             object_type: kind,
             names,
@@ -688,6 +702,7 @@ impl QuirkyKmip {
             material,
             initial_date,
         });
+        drop(objects);
         *self.placeholder.lock().unwrap() = Some(uid.clone());
         let mut out = Vec::new();
         if op == operation::CREATE {

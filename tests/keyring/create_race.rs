@@ -6,6 +6,8 @@
 //! - the MySQL keyring's generate from several threads, each with its own client (connection);
 //! - the tie: two objects made in the same second on a server whose UUID-like identifiers are
 //!   not in creation order (the in-process quirky server with a frozen clock);
+//! - a server that keeps names unique (the quirky server): no wait, and concurrent generates
+//!   still end with one object;
 //! - two real MariaDB 10.11 servers sharing a namespace rotating key 1 at the same moment, each
 //!   reading its own tables back after a restart.
 
@@ -23,7 +25,7 @@ use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
 use common::pykmip::{lab, tool, unique};
 use okv_core::config::{Host, ServerAddr, load_conf_dir};
 use okv_core::connector::KmipClient;
-use okv_core::keyring::{Keyring, KeyringError, object_name};
+use okv_core::keyring::{Keyring, KeyringError, object_name, unique_names};
 use okv_core::kmip::tags::{operation, state};
 use okv_core::products::mariadb::{KeyStore, Settings};
 
@@ -358,6 +360,108 @@ fn a_tie_in_the_same_second_settles_on_one_object_for_both() {
             assert_eq!(&key.material[..], &y.material[..]);
         }
     });
+}
+
+fn probes_left(kmip: &QuirkyKmip) -> Vec<Object> {
+    kmip.objects()
+        .into_iter()
+        .filter(|o| {
+            o.names
+                .iter()
+                .any(|n| n.starts_with(unique_names::PROBE_PREFIX))
+        })
+        .collect()
+}
+
+/// A server that refuses a second object under a name in use needs no wait: with its clock
+/// standing still (the wait of the race rule would never end), generates, stores and MariaDB's
+/// first versions are made at once, and the probe that learned it leaves nothing behind. On a
+/// server that does not refuse (the quirky server's default), the probe's objects are gone too.
+#[test]
+fn a_server_that_keeps_names_unique_needs_no_wait() {
+    let (kmip, fault) = quirky(Quirks {
+        unique_names: true,
+        frozen_clock: true,
+        ..Quirks::default()
+    });
+    let k = quirky_keyring(&fault);
+    k.generate("unique-g", "", "AES", 32).expect("generate");
+    k.store("unique-s", "", "AES", &[5; 32]).expect("store");
+    assert_eq!(
+        &k.fetch("unique-s", "").unwrap().unwrap().material[..],
+        &[5; 32]
+    );
+    assert!(matches!(
+        k.generate("unique-g", "", "AES", 32),
+        Err(KeyringError::AlreadyExists { .. })
+    ));
+    for name in [object_name("unique-g", ""), object_name("unique-s", "")] {
+        let objects = kmip.named(&name);
+        assert_eq!(objects.len(), 1, "{objects:?}");
+        assert_eq!(objects[0].state, state::ACTIVE);
+    }
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let server = ServerAddr {
+        host: Host::Ip(IpAddr::V4(Ipv4Addr::LOCALHOST)),
+        port: fault.port(),
+    };
+    let client = KmipClient::new(vec![server], conf.tls, conf.options.clone()).expect("client");
+    let store = KeyStore::new(client, Settings::default()).expect("store");
+    store.create_first(1).expect("MariaDB key 1, version 1");
+    assert_eq!(kmip.named("mariadb/1/1")[0].state, state::ACTIVE);
+    let left = probes_left(&kmip);
+    assert!(left.is_empty(), "{left:?}");
+
+    // A server that takes a second name: the probe says so and cleans up; the wait is kept
+    // (here the clock moves one second per object made, so it ends at once).
+    let (kmip, fault) = quirky(Quirks::default());
+    let k = quirky_keyring(&fault);
+    k.generate("shared-g", "", "AES", 32).expect("generate");
+    assert_eq!(kmip.named(&object_name("shared-g", "")).len(), 1);
+    let left = probes_left(&kmip);
+    assert!(left.is_empty(), "{left:?}");
+}
+
+/// On a server that keeps names unique, generates of one key by several clients at the same
+/// moment (their Creates held until all have arrived) end with one Active object, which every
+/// client reads; the others fail.
+#[test]
+fn concurrent_generates_on_a_server_that_keeps_names_unique_make_one_object() {
+    let clients = 4;
+    let (kmip, fault) = quirky(Quirks {
+        unique_names: true,
+        ..Quirks::default()
+    });
+    let keyrings: Vec<Keyring> = (0..clients).map(|_| quirky_keyring(&fault)).collect();
+    // Learned first, so that the probes' Creates are not the ones held.
+    for (i, k) in keyrings.iter().enumerate() {
+        k.generate(&format!("warm-{i}"), "", "AES", 32)
+            .expect("generate");
+    }
+    kmip.set(Quirks {
+        unique_names: true,
+        hold_creates: clients,
+        ..Quirks::default()
+    });
+    let outcomes: Vec<_> = std::thread::scope(|scope| {
+        let threads: Vec<_> = keyrings
+            .iter()
+            .map(|k| scope.spawn(|| k.generate("together", "", "AES", 32)))
+            .collect();
+        threads.into_iter().map(|t| t.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    let objects = kmip.named(&object_name("together", ""));
+    assert_eq!(objects.len(), 1, "{objects:?}");
+    assert_eq!(objects[0].state, state::ACTIVE);
+    for k in &keyrings {
+        let key = k.fetch("together", "").unwrap().expect("the key");
+        assert_eq!(&key.material[..], &objects[0].material[..]);
+    }
 }
 
 /// A Pre-Active leftover of a failed creation (two minutes old) does not block a generate.

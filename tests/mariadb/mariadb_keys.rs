@@ -161,3 +161,26 @@ fn expired_versions_follow_use_cache_on_error_and_the_latest_never_expires() {
     assert_eq!(node.with_key(1, 2, <[u8]>::to_vec), Some(latest));
     assert_eq!(node.latest_version(1), Some(2));
 }
+
+/// Rotating every key id (`kmip_key_management_rotate_key = -1`) rotates them several at a time:
+/// each id gets exactly one new version, readable by another server, and the list names each.
+#[test]
+fn rotating_every_key_makes_one_version_of_each() {
+    let namespace = unique("mdb-rotate-all");
+    let a = store(&lab().conf_dir, &namespace);
+    let ids: Vec<u32> = (1..=10).collect();
+    for &id in &ids {
+        assert_eq!(a.create_first(id).unwrap(), (id, 1));
+    }
+    let mut made = a.rotate(None).unwrap();
+    made.sort_unstable();
+    assert_eq!(made, ids.iter().map(|&id| (id, 2)).collect::<Vec<_>>());
+    let b = store(&lab().conf_dir, &namespace);
+    for &id in &ids {
+        assert_eq!(b.load(id).unwrap(), Some(2), "key {id}");
+        assert_ne!(
+            b.with_key(id, 2, <[u8]>::to_vec),
+            b.with_key(id, 1, <[u8]>::to_vec)
+        );
+    }
+}

@@ -43,12 +43,6 @@ fn canonical_u32(text: &str) -> Option<u32> {
     (value.to_string() == text).then_some(value)
 }
 
-/// Orders KMIP unique identifiers so that, among several objects with one name, every server
-/// picks the same one: numeric identifiers by value (shorter first), then byte order.
-pub fn uid_order(a: &str, b: &str) -> std::cmp::Ordering {
-    a.len().cmp(&b.len()).then_with(|| a.cmp(b))
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -99,12 +93,5 @@ mod tests {
             assert!(!valid_namespace(bad), "{bad}");
         }
         assert!(!valid_namespace(&"x".repeat(MAX_NAMESPACE_LEN + 1)));
-    }
-
-    #[test]
-    fn uid_order_is_numeric_for_numbers() {
-        let mut uids = vec!["10", "9", "100", "2"];
-        uids.sort_by(|a, b| uid_order(a, b));
-        assert_eq!(uids, ["2", "9", "10", "100"]);
     }
 }

@@ -14,10 +14,10 @@ use std::time::{Duration, Instant};
 use zeroize::Zeroizing;
 
 use super::error::KeyStoreError;
-use super::naming::{object_name, parse_object_name, uid_order};
+use super::naming::{object_name, parse_object_name};
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::keyring::LIST_DEADLINE;
-use crate::keyring::race::{self, RaceError};
+use crate::keyring::race::{self, RaceError, uid_order};
 use crate::keyring::survey::{ObjectInfo, SurveyError, Surveyor};
 use crate::keyring::{KeyType, KeyringError, checks};
 use crate::kmip::ops::{self, LocateFilter};

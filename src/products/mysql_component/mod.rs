@@ -15,6 +15,7 @@ use std::time::SystemTime;
 use crate::config::{self, ConfigError, OkvClientOra};
 use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, utc_timestamp};
+use crate::keyring::key_locks::{KeyGuard, KeyLocks};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
 pub use crate::keyring::cache::{self, Cached, KeyCache, Lookup};
@@ -114,9 +115,10 @@ struct Active {
     cache: Option<KeyCache>,
     /// The sealed key cache, with `sealed_cache_max_age_hours`.
     seal: Option<KeyringSeal>,
-    /// Serialises each write with its cache update, so that the cache records writes in the
-    /// order the KMIP server saw them (the keyring serialises only the KMIP side).
-    writes: std::sync::Mutex<()>,
+    /// Serialises each write of a key with its cache update, so that the cache records the
+    /// writes of a key in the order the KMIP server saw them (the keyring serialises only the
+    /// KMIP side). Writes of different keys do not wait for each other.
+    writes: KeyLocks<(String, String)>,
 }
 
 static ACTIVE: RwLock<Option<Arc<Active>>> = RwLock::new(None);
@@ -282,7 +284,7 @@ fn prepare_and_install(
         keyring,
         cache,
         seal,
-        writes: std::sync::Mutex::new(()),
+        writes: KeyLocks::new(),
     });
     let old = ACTIVE
         .write()
@@ -395,8 +397,8 @@ fn sealed_write(
     }
 }
 
-fn writing(active: &Active) -> std::sync::MutexGuard<'_, ()> {
-    active.writes.lock().unwrap_or_else(PoisonError::into_inner)
+fn writing<'a>(active: &'a Active, key_id: &str, owner: &str) -> KeyGuard<'a, (String, String)> {
+    active.writes.lock((key_id.to_string(), owner.to_string()))
 }
 
 pub fn store(key_id: &str, owner: &str, key_type: &str, key: &[u8]) -> Result<(), ComponentError> {
@@ -415,7 +417,7 @@ fn store_in(
     key_type: &str,
     key: &[u8],
 ) -> Result<(), ComponentError> {
-    let _writing = writing(active);
+    let _writing = writing(active, key_id, owner);
     // Before the write: a read in flight must not put back what the write replaces.
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
@@ -460,7 +462,7 @@ fn generate_in(
     key_type: &str,
     len: usize,
 ) -> Result<(), ComponentError> {
-    let _writing = writing(active);
+    let _writing = writing(active, key_id, owner);
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
@@ -482,7 +484,7 @@ pub fn remove(key_id: &str, owner: &str) -> Result<(), ComponentError> {
 }
 
 fn remove_in(active: &Active, key_id: &str, owner: &str) -> Result<(), ComponentError> {
-    let _writing = writing(active);
+    let _writing = writing(active, key_id, owner);
     if let Some(cache) = &active.cache {
         cache.forget(key_id, owner);
     }
