@@ -357,18 +357,16 @@ start_once() {
     # signal the server and its two helper processes (policy monitor, multiprocessing
     # manager) together. Detached from our stdio so callers' pipes are not held open.
     # The interpreter has been seen to die of SIGSEGV under concurrent test load (inside
-    # libpython, cause not found): a crash restarts the server at once on the same port and
-    # database, and leaves its Python traceback (faulthandler) and a note in the console log.
-    # SIGINT from `stop` ends the loop with the server, as before.
+    # libpython, cause not found): scripts/pykmip_serve.py holds the listening socket and
+    # starts a new server process on it at once, on the same database, so that connections
+    # made meanwhile wait instead of being refused; the crash leaves its Python traceback
+    # (faulthandler) and a note in the console log. SIGINT from `stop` ends both.
     PYTHONFAULTHANDLER=1 setsid bash -c '
         echo $$ >"$1"
-        while :; do
-            "$2" -W ignore "$3" -f "$4" -l "$5"
-            rc=$?
-            ((rc == 134 || rc == 135 || rc == 136 || rc == 139)) || exit "$rc"
-            echo "pykmip: server died with status $rc; restarting it on the same port" >&2
-        done' \
-        _ "$PIDFILE" "$VENV/bin/python" "$VENV/bin/pykmip-server" "$SERVER_CONF" "$LOG" \
+        shift
+        exec "$@"' \
+        _ "$PIDFILE" "$VENV/bin/python" -W ignore "$SCRIPT_DIR/pykmip_serve.py" 127.0.0.1 "$port" \
+        "$VENV/bin/pykmip-server" -f "$SERVER_CONF" -l "$LOG" \
         </dev/null >"$CONSOLE" 2>&1 &
 
     deadline=$(($(now) + START_TIMEOUT * 1000000))

@@ -49,7 +49,7 @@
 //! object ignored by one look can be activated by its maker only if that Activate reached the
 //! server more than a minute after it was sent, longer than any request timeout.
 //!
-//! Servers that keep names unique (`unique_names`: learned per server and connection by a
+//! Servers that keep names unique (`unique_names`: learned per server, again hourly, by a
 //! probe, never assumed; PyKMIP does not): the wait of step 1 is skipped, and the look of
 //! step 2 follows the Create at once. Our object `X` exists from its Create until we destroy
 //! it, and while it exists the server makes no other object under its name (the probe saw it

@@ -4,8 +4,11 @@
 //! one under its name, so the one-second wait of the race rule is not needed (see the proof in
 //! `race`).
 //!
-//! Learned by asking, once per server and connection (a reconnection may reach another
-//! release of the server behind the same address): under a fresh name that none of our
+//! Learned by asking, once per server and client and again after [`RELEARN_AFTER`] (the
+//! server behind an address may be upgraded while a database runs; asking at every new
+//! connection would cost more than the wait it saves, since servers close idle connections
+//! within seconds, and leave more probe objects behind where destroying is not allowed): under
+//! a fresh name that none of our
 //! products uses, a Create, then a second Create and a Register of secret data under the same
 //! name while the first is still Pre-Active, and a third Create once it is Active. The server
 //! refuses names only if all three are refused, the name is then still carried by one object,
@@ -16,36 +19,40 @@
 
 use std::collections::HashMap;
 use std::sync::{LazyLock, Mutex, PoisonError};
+use std::time::{Duration, Instant};
 
 use aws_lc_rs::rand::{SecureRandom, SystemRandom};
 
 use crate::connector::{ClientError, KmipClient, Retry};
 use crate::kmip::{LocateFilter, ops};
 
-/// (server, the asking client's counters, its connection number) -> whether it refuses.
-type Key = (String, usize, u64);
+/// (server, the asking client's counters) -> whether it refuses, and when that was learned.
+type Key = (String, usize);
 
-static LEARNED: LazyLock<Mutex<HashMap<Key, bool>>> = LazyLock::new(|| Mutex::new(HashMap::new()));
+static LEARNED: LazyLock<Mutex<HashMap<Key, (bool, Instant)>>> =
+    LazyLock::new(|| Mutex::new(HashMap::new()));
+
+/// What a probe taught is asked again after this long.
+pub const RELEARN_AFTER: Duration = Duration::from_secs(3600);
 
 /// The prefix of the probe's names: no product's names start so (MySQL names start with
 /// `mysql-keyring:`, MariaDB names are `<namespace>/<id>/<version>` and the namespace has no
 /// `-probe-` part followed by a slash-free tail).
 pub const PROBE_PREFIX: &str = "keyring_okv-unique-name-probe-";
 
-/// Whether `server` refuses a second object under a Name in use, asking it once per connection.
+/// Whether `server` refuses a second object under a Name in use, asking it once per
+/// [`RELEARN_AFTER`].
 pub fn refuses(client: &KmipClient, server: &str) -> bool {
     let health = client.health();
-    let key: Key = (
-        server.to_string(),
-        std::sync::Arc::as_ptr(&health) as usize,
-        health.connections(),
-    );
+    let key: Key = (server.to_string(), std::sync::Arc::as_ptr(&health) as usize);
     let known = LEARNED
         .lock()
         .unwrap_or_else(PoisonError::into_inner)
         .get(&key)
         .copied();
-    if let Some(refuses) = known {
+    if let Some((refuses, at)) = known
+        && at.elapsed() < RELEARN_AFTER
+    {
         return refuses;
     }
     let refuses = match probe(client, server) {
@@ -60,10 +67,10 @@ pub fn refuses(client: &KmipClient, server: &str) -> bool {
             "KMIP server {server} refuses a second object under a name in use: new keys are activated without the one-second wait of the create race rule"
         );
     }
-    let mut learned = LEARNED.lock().unwrap_or_else(PoisonError::into_inner);
-    // One entry per server and client: what an earlier connection taught is replaced.
-    learned.retain(|(s, h, _), _| !(s == server && *h == key.1));
-    learned.insert(key, refuses);
+    LEARNED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .insert(key, (refuses, Instant::now()));
     refuses
 }
 
