@@ -372,6 +372,11 @@ pub fn register_version(
                 .is_none()
     };
     if let Some(other) = seen.objects.iter().find(|o| !leftover(o)) {
+        // Another import being made right now: let it finish, so that the caller can tell
+        // whether it holds the same key.
+        if !other.is_active() && seen.winner().is_some_and(|w| w.uid == other.uid) {
+            let _ = race::wait_active(client, &other.uid, &seen.server, deadline);
+        }
         return Err(taken(&other.uid, &seen.server));
     }
     let mut request = ops::register_aes(material, &name);
@@ -390,6 +395,9 @@ pub fn register_version(
                 &server,
                 "another client made the version first",
             );
+            if !winner.is_active() {
+                let _ = race::wait_active(client, &winner.uid, &server, deadline);
+            }
             Err(taken(&winner.uid, &server))
         }
         Err(e) => {

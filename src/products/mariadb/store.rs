@@ -702,6 +702,15 @@ impl KeyStore {
                     );
                     done.push((key_id, true));
                 }
+                // Another import of the same key finished first: nothing left to do.
+                Err(KeyStoreError::Taken { .. })
+                    if self
+                        .client
+                        .one_call(|| self.imported_already(key_id, material))
+                        .is_ok_and(|there| there == Some(true)) =>
+                {
+                    done.push((key_id, false));
+                }
                 Err(e) if done.iter().any(|(_, now)| *now) => {
                     let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
                     return Err(KeyStoreError::ImportPartial {
