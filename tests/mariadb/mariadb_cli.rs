@@ -1,4 +1,4 @@
-//! `keyring-okv mariadb`: create-key, rotate and list against PyKMIP, with their exit codes.
+//! `keyring-okv mariadb`: create-key, rotate, list and import against PyKMIP, with their exit codes.
 
 #[path = "../common/mod.rs"]
 mod common;
@@ -59,4 +59,89 @@ fn create_rotate_and_list() {
     let (code, _, err) = run(&["list", "--namespace", "a/b"]);
     assert_eq!(code, 5, "{err}");
     assert!(err.contains("key_namespace 'a/b' is invalid"), "{err}");
+}
+
+const KEY1: &str = "a7addd9adea9978fda19f21e6be987880e68ac92632ca052e5bb42b1a506939a";
+const KEY2: &str = "770A8A65DA156D24EE2A093277530142770A8A65DA156D24";
+
+/// (key id, version, state) of every object of the namespace.
+fn listed(ns: &str) -> Vec<(u64, u64, String)> {
+    let out = std::process::Command::new(KEYRING_OKV)
+        .arg("--conf-dir")
+        .arg(&lab().conf_dir)
+        .args(["--json", "mariadb", "list", "--namespace", ns])
+        .output()
+        .unwrap();
+    assert!(out.status.success(), "{out:?}");
+    let rows: serde_json::Value = serde_json::from_slice(&out.stdout).unwrap();
+    rows.as_array()
+        .unwrap()
+        .iter()
+        .map(|r| {
+            (
+                r["key_id"].as_u64().unwrap(),
+                r["version"].as_u64().unwrap(),
+                r["state"].as_str().unwrap().to_string(),
+            )
+        })
+        .collect()
+}
+
+#[test]
+fn import_refuses_taken_ids_and_settles_races() {
+    let dir = tempfile::tempdir().unwrap();
+    let keys = dir.path().join("keys.txt");
+    std::fs::write(&keys, format!("1;{KEY1}\n# two\n2;{KEY2}\n")).unwrap();
+    let keys = keys.to_str().unwrap();
+
+    // Key id 2 has a key of its own: nothing is imported, and the message names it.
+    let ns = unique("mdb-import");
+    assert_eq!(run(&["create-key", "2", "--namespace", &ns]).0, 0);
+    let (code, out, err) = run(&["import", keys, "--namespace", &ns]);
+    assert_eq!(code, 5, "{out}{err}");
+    assert!(
+        err.contains("key ids 2 of the key file already have versions"),
+        "{err}"
+    );
+    assert_eq!(listed(&ns), [(2, 1, "Active".to_string())]);
+
+    // Several imports at once: all succeed, with one object per key id holding the file's key.
+    let ns = unique("mdb-import-race");
+    let runs: Vec<_> = (0..4)
+        .map(|_| {
+            let (keys, ns) = (keys.to_string(), ns.clone());
+            std::thread::spawn(move || run(&["import", &keys, "--namespace", &ns]))
+        })
+        .collect();
+    for r in runs {
+        let (code, out, err) = r.join().unwrap();
+        assert_eq!(code, 0, "{out}{err}");
+        for key in [KEY1, KEY2] {
+            assert!(!format!("{out}{err}").contains(&key[..16]), "{out}{err}");
+        }
+    }
+    let active: Vec<_> = listed(&ns)
+        .into_iter()
+        .filter(|(_, _, state)| state == "Active")
+        .map(|(id, v, _)| (id, v))
+        .collect();
+    assert_eq!(active, [(1, 1), (2, 1)]);
+    let (code, out, err) = run(&["import", keys, "--namespace", &ns]);
+    assert_eq!(code, 0, "{err}");
+    assert_eq!(
+        out.matches("holds the file's key already").count(),
+        2,
+        "{out}"
+    );
+
+    // A line MariaDB would refuse is refused with MariaDB's words, and no key is quoted.
+    std::fs::write(dir.path().join("bad.txt"), format!("1;{KEY1}\n2:{KEY2}\n")).unwrap();
+    let bad = dir.path().join("bad.txt");
+    let (code, _, err) = run(&["import", bad.to_str().unwrap(), "--namespace", &ns]);
+    assert_eq!(code, 5, "{err}");
+    assert!(
+        err.contains("Syntax error at") && err.contains("line 2, column 2"),
+        "{err}"
+    );
+    assert!(!err.contains(&KEY2[..16]), "{err}");
 }

@@ -5,7 +5,9 @@ use clap::Subcommand;
 use serde_json::json;
 
 use okv_core::connector::{ClientError, KmipClient};
-use okv_core::products::mariadb::{KeyStore, KeyStoreError, Settings, object_name, remote};
+use okv_core::products::mariadb::{
+    KeyStore, KeyStoreError, Settings, key_file, object_name, remote,
+};
 
 use super::{Cli, Failure, load, report};
 
@@ -21,6 +23,19 @@ pub enum MariadbCommand {
     /// tables use them). Refuses if the key exists.
     CreateKey {
         key_id: u32,
+        #[arg(long, default_value = "mariadb")]
+        namespace: String,
+    },
+    /// Register the keys of a file_key_management key file as version 1 of their key ids, so
+    /// that data encrypted under that plugin is read under kmip_key_management as it is.
+    /// Refuses, importing nothing, if a key id has versions already.
+    Import {
+        /// The value of file_key_management_filename.
+        key_file: std::path::PathBuf,
+        /// The value of file_key_management_filekey, when the file is encrypted: the password,
+        /// or FILE:<path> of a file holding it.
+        #[arg(long, env = "KEYRING_OKV_FILEKEY", hide_env_values = true)]
+        filekey: Option<String>,
         #[arg(long, default_value = "mariadb")]
         namespace: String,
     },
@@ -113,12 +128,48 @@ pub fn run(cli: &Cli, command: &MariadbCommand) -> Result<(), Failure> {
             print_made(cli, namespace, &[made]);
             Ok(())
         }
+        MariadbCommand::Import {
+            key_file,
+            filekey,
+            namespace,
+        } => import(cli, key_file, filekey.as_deref(), namespace),
         MariadbCommand::Rotate { key_id, namespace } => {
             let made = store(cli, namespace)?.rotate(Some(*key_id))?;
             print_made(cli, namespace, &made);
             Ok(())
         }
     }
+}
+
+fn import(
+    cli: &Cli,
+    key_file: &std::path::Path,
+    filekey: Option<&str>,
+    namespace: &str,
+) -> Result<(), Failure> {
+    let keys = key_file::read_key_file(key_file, filekey.filter(|f| !f.is_empty()))
+        .map_err(|e| Failure::new(5, e))?;
+    let store = store(cli, namespace)?;
+    let pairs: Vec<(u32, &[u8])> = keys.iter().map(|k| (k.id, &k.material[..])).collect();
+    let done = store.import(&pairs)?;
+    for (key_id, now) in &done {
+        let name = object_name(namespace, *key_id, 1);
+        report(
+            cli,
+            json!({"key_id": key_id, "version": 1, "name": name, "imported": now}),
+            || match now {
+                true => format!("imported key {key_id} as version 1 ({name})"),
+                false => format!("key {key_id}: version 1 ({name}) holds the file's key already"),
+            },
+        );
+    }
+    if !cli.json {
+        outln!(
+            "the keys of {} must be treated as exposed for as long as that file existed: once the server runs on kmip_key_management, rotate every key id (keyring-okv mariadb rotate <id>), let InnoDB re-encrypt under the new versions (innodb_encryption_threads > 0), then delete the key file and its copies",
+            key_file.display()
+        );
+    }
+    Ok(())
 }
 
 fn print_made(cli: &Cli, namespace: &str, made: &[(u32, u32)]) {

@@ -29,6 +29,26 @@ pub enum KeyStoreError {
     Duplicate { name: String, uids: Vec<String> },
     #[error("{name}: {why}")]
     Race { name: String, why: String },
+    #[error(
+        "the KMIP server {server} already has an object named {name} ({uid}), so the key file's key was not imported under that name; check with `keyring-okv mariadb list` which key the data of that id is encrypted with"
+    )]
+    Taken {
+        name: String,
+        uid: String,
+        server: String,
+    },
+    #[error(
+        "key ids {ids} of the key file already have versions in namespace {namespace} on the KMIP server (other than one version 1 holding the file's key); nothing was imported. Import into a namespace of its own, or leave those ids out of the key file"
+    )]
+    ImportRefused { namespace: String, ids: String },
+    #[error(
+        "after importing key ids {done} of the key file, key id {key_id} failed: {why}; run the import again once fixed (the ids imported with the same bytes are skipped)"
+    )]
+    ImportPartial {
+        done: String,
+        key_id: u32,
+        why: String,
+    },
     #[error("key {key_id} has reached the highest version number")]
     VersionsExhausted { key_id: u32 },
     #[error("the key list of namespace {namespace} is incomplete, so none is given: {why}")]

@@ -305,7 +305,12 @@ pub fn create_version(
             }
             continue;
         }
-        let (uid, server) = make(client, &name, deadline)?;
+        let (uid, server) = make(
+            client,
+            &name,
+            &ops::create_aes(NEW_KEY_BITS, &name),
+            deadline,
+        )?;
         let made_at = Instant::now();
         match race::settle(client, &name, symmetric, &uid, &server, made_at, deadline) {
             Ok(race::Settled::Won { activate_by }) => {
@@ -337,11 +342,112 @@ pub fn create_version(
     })
 }
 
+/// Registers `material` as `version` of `key_id` (`keyring-okv mariadb import`) and activates
+/// it, under the same rules as a made version: the Register is sent once, and when another
+/// client makes an object under the name at the same moment only one may become the version
+/// (`keyring::race`). Unlike `create_version`, an existing or winning object is never taken
+/// instead: its bytes are not the ones to import, so the import of that key id is refused.
+pub fn register_version(
+    client: &KmipClient,
+    namespace: &str,
+    key_id: u32,
+    version: u32,
+    material: &[u8],
+) -> Result<Located, KeyStoreError> {
+    let name = object_name(namespace, key_id, version);
+    let deadline = Instant::now() + VERSION_DEADLINE;
+    let symmetric = Some(tags::object_type::SYMMETRIC_KEY);
+    let taken = |uid: &str, server: &str| KeyStoreError::Taken {
+        name: name.clone(),
+        uid: uid.to_string(),
+        server: server.to_string(),
+    };
+    let seen = race::look(client, &name, symmetric, None, deadline).map_err(race_error(&name))?;
+    // Any object under the name but a Pre-Active leftover of a failed creation, which every
+    // reader ignores.
+    let leftover = |o: &ObjectInfo| {
+        o.state == Some(tags::state::PRE_ACTIVE)
+            && race::contenders(std::slice::from_ref(o), seen.now)
+                .next()
+                .is_none()
+    };
+    if let Some(other) = seen.objects.iter().find(|o| !leftover(o)) {
+        // Another import being made right now: let it finish, so that the caller can tell
+        // whether it holds the same key.
+        if !other.is_active() && seen.winner().is_some_and(|w| w.uid == other.uid) {
+            let _ = race::wait_active(client, &other.uid, &seen.server, deadline);
+        }
+        return Err(taken(&other.uid, &seen.server));
+    }
+    let mut request = ops::register_aes(material, &name);
+    let made = send_once(client, &name, &request);
+    request.zeroize();
+    let (uid, server) = made?;
+    let made_at = Instant::now();
+    match race::settle(client, &name, symmetric, &uid, &server, made_at, deadline) {
+        Ok(race::Settled::Won { activate_by }) => {
+            activate(client, &name, &uid, &server, activate_by).map(|()| (uid, server))
+        }
+        Ok(race::Settled::Lost { winner }) => {
+            race::discard(
+                client,
+                &uid,
+                &server,
+                "another client made the version first",
+            );
+            if !winner.is_active() {
+                let _ = race::wait_active(client, &winner.uid, &server, deadline);
+            }
+            Err(taken(&winner.uid, &server))
+        }
+        Err(e) => {
+            race::discard(client, &uid, &server, "the race could not be settled");
+            Err(race_error(&name)(e))
+        }
+    }
+}
+
+/// Sends a Register once. A lost answer is reported, not looked into: a Pre-Active object it
+/// may have left under the name is ignored by every reader and by the race once two minutes
+/// old, so the import can simply be run again then.
+fn send_once(
+    client: &KmipClient,
+    name: &str,
+    request: &kmip::Request,
+) -> Result<Located, KeyStoreError> {
+    let answer = client
+        .request_batch(std::slice::from_ref(request), Retry::Never)
+        .map_err(|e| match e {
+            ClientError::Ambiguous(e) => KeyStoreError::Race {
+                name: name.to_string(),
+                why: format!(
+                    "the Register's answer was lost ({e}); whether it made the object is unknown. Run the import again in two minutes, when an object it may have left is ignored, and check with `mariadb list`"
+                ),
+            },
+            e => KeyStoreError::backend(name)(e),
+        })?;
+    let server = answer.server;
+    let parsed = match answer.items.into_iter().next().flatten() {
+        Some(Ok(payload)) => ops::parse_register(&payload),
+        Some(Err(e)) => Err(e),
+        None => Err(kmip::KmipError::Malformed(
+            "the request went unanswered".into(),
+        )),
+    };
+    parsed
+        .map(|uid| (uid, server.clone()))
+        .map_err(|source| KeyStoreError::backend(name)(ClientError::Server { server, source }))
+}
+
 /// Sends the Create once. If its answer is lost, asks the server it was sent to whether it
 /// made the object (one fresh Pre-Active object under the name), rather than making a second.
-fn make(client: &KmipClient, name: &str, deadline: Instant) -> Result<Located, KeyStoreError> {
-    let request = [ops::create_aes(NEW_KEY_BITS, name)];
-    let e = match client.request_batch(&request, Retry::Never) {
+fn make(
+    client: &KmipClient,
+    name: &str,
+    request: &kmip::Request,
+    deadline: Instant,
+) -> Result<Located, KeyStoreError> {
+    let e = match client.request_batch(std::slice::from_ref(request), Retry::Never) {
         Ok(answer) => {
             let server = answer.server;
             let parsed = match answer.items.into_iter().next().flatten() {

@@ -685,6 +685,120 @@ impl KeyStore {
         })
     }
 
+    /// Registers the keys of a file_key_management key file as version 1 of their key ids
+    /// (`keyring-okv mariadb import`). A key id that has a version already is refused, and
+    /// with it the whole import, unless its only version holds exactly the file's bytes (an
+    /// import run again after a failure part way): that one is skipped. Returns each key id
+    /// with whether it was imported now (false: it was there already).
+    pub fn import(&self, keys: &[(u32, &[u8])]) -> Result<Vec<(u32, bool)>, KeyStoreError> {
+        let _writing = lock(&self.writes);
+        let mut done = Vec::new();
+        let mut refused = Vec::new();
+        for &(key_id, material) in keys {
+            let there = self
+                .client
+                .one_call(|| self.imported_already(key_id, material))?;
+            match there {
+                Some(true) => done.push((key_id, false)),
+                Some(false) => refused.push(key_id),
+                None => {}
+            }
+        }
+        if !refused.is_empty() {
+            let ids: Vec<String> = refused.iter().map(u32::to_string).collect();
+            return Err(KeyStoreError::ImportRefused {
+                namespace: self.namespace.clone(),
+                ids: ids.join(", "),
+            });
+        }
+        for &(key_id, material) in keys {
+            if done.iter().any(|(id, _)| *id == key_id) {
+                continue;
+            }
+            let registered: Result<remote::Located, KeyStoreError> = self.client.one_call(|| {
+                let located =
+                    remote::register_version(&self.client, &self.namespace, key_id, 1, material)?;
+                self.check_imported(key_id, &located, material)?;
+                Ok(located)
+            });
+            match registered {
+                Ok(_) => {
+                    tracing::info!(
+                        "key {key_id}: imported as version 1 ({})",
+                        object_name(&self.namespace, key_id, 1)
+                    );
+                    done.push((key_id, true));
+                }
+                // Another import of the same key finished first: nothing left to do.
+                Err(KeyStoreError::Taken { .. })
+                    if self
+                        .client
+                        .one_call(|| self.imported_already(key_id, material))
+                        .is_ok_and(|there| there == Some(true)) =>
+                {
+                    done.push((key_id, false));
+                }
+                Err(e) if done.iter().any(|(_, now)| *now) => {
+                    let ids: Vec<String> = done.iter().map(|(id, _)| id.to_string()).collect();
+                    return Err(KeyStoreError::ImportPartial {
+                        done: ids.join(", "),
+                        key_id,
+                        why: e.to_string(),
+                    });
+                }
+                Err(e) => return Err(e),
+            }
+        }
+        done.sort_unstable();
+        Ok(done)
+    }
+
+    /// None when `key_id` has no version; Some(true) when its only version is 1 and holds
+    /// `material`; Some(false) otherwise.
+    fn imported_already(
+        &self,
+        key_id: u32,
+        material: &[u8],
+    ) -> Result<Option<bool>, KeyStoreError> {
+        let first = remote::find_version(&self.client, &self.namespace, key_id, 1)?;
+        let latest = self.load_in(key_id)?;
+        match (first, latest) {
+            // Any other object under the name (not Active) is refused by the Register's look.
+            (None, None) => Ok(None),
+            (Some(located), Some(1)) => {
+                let held = remote::fetch_material(
+                    &self.client,
+                    &located.0,
+                    &located.1,
+                    &object_name(&self.namespace, key_id, 1),
+                )?;
+                Ok(Some(held.as_slice() == material))
+            }
+            _ => Ok(Some(false)),
+        }
+    }
+
+    /// Reads the registered version back: the KMIP server must give the file's bytes.
+    fn check_imported(
+        &self,
+        key_id: u32,
+        located: &remote::Located,
+        material: &[u8],
+    ) -> Result<(), KeyStoreError> {
+        let name = object_name(&self.namespace, key_id, 1);
+        let held = remote::fetch_material(&self.client, &located.0, &located.1, &name)?;
+        if held.as_slice() != material {
+            return Err(KeyStoreError::Unusable {
+                uid: located.0.clone(),
+                name,
+                why: "the KMIP server gives other bytes than were registered".into(),
+            });
+        }
+        self.remember(key_id, 1, held);
+        self.publish(key_id, 1);
+        Ok(())
+    }
+
     fn add_version(&self, key_id: u32, current: u32) -> Result<(u32, u32), KeyStoreError> {
         let next = current
             .checked_add(1)
