@@ -12,6 +12,7 @@
 //! `key_state_action = refuse` the key is also dropped from the product's caches (the callback
 //! given to [`Guard::new`]) and never served again by this process ([`Guard::refuses`]).
 
+pub mod for_keyring;
 pub mod poll;
 mod poller;
 mod settings;

@@ -31,13 +31,21 @@ pub struct Poller {
 
 impl Poller {
     /// Runs `poll` every `every` (the first one `every` after the start) until stopped.
-    pub fn start(
+    pub fn start(every: Duration, poll: impl FnMut() + Send + 'static) -> std::io::Result<Self> {
+        Self::start_after(every, || {}, poll)
+    }
+
+    /// As [`start`](Self::start), the thread first running `first`: what must not be done
+    /// under the server's lock (stopping the guard of a configuration replaced).
+    pub fn start_after(
         every: Duration,
+        first: impl FnOnce() + Send + 'static,
         mut poll: impl FnMut() + Send + 'static,
     ) -> std::io::Result<Self> {
         let stop = Arc::new(Stop::default());
         let mine = stop.clone();
         let thread = OwnedThread::spawn("keyring_okv-guard", move || {
+            first();
             while !mine.wait(every) {
                 poll();
             }

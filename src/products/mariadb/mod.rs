@@ -6,6 +6,7 @@
 
 pub mod error;
 pub mod host;
+pub mod key_state;
 pub mod naming;
 pub mod refresh;
 pub mod remote;

@@ -1,0 +1,52 @@
+//! The key-state guard of kmip_key_management: the key versions read from the KMIP server are
+//! watched (see `crate::guard`), and one found revoked there is reported with the rotation to
+//! run, or with `kmip_key_management_key_state_action = refuse` dropped and never served again.
+
+use std::sync::{Arc, Weak};
+use std::time::Instant;
+
+use super::host::PLUGIN_NAME;
+use super::naming::parse_object_name;
+use super::store::KeyStore;
+use crate::guard::{Guard, Poller, Settings, Status};
+
+pub struct StoreGuard {
+    guard: Arc<Guard>,
+    poller: Poller,
+}
+
+impl StoreGuard {
+    /// Watches the versions `store` reads from now on; None when the guard is off.
+    pub fn start(store: &Arc<KeyStore>, settings: Settings) -> std::io::Result<Option<Self>> {
+        if !settings.is_on() {
+            return Ok(None);
+        }
+        let weak: Weak<KeyStore> = Arc::downgrade(store);
+        let refuse_in = weak.clone();
+        let guard = Arc::new(Guard::new(PLUGIN_NAME, settings, move |key| {
+            if let Some(store) = refuse_in.upgrade()
+                && let Some((key_id, version)) = parse_object_name(store.namespace(), &key.name)
+            {
+                store.refuse(key_id, version);
+            }
+        }));
+        store.set_guard(guard.clone());
+        let mine = guard.clone();
+        let poller = Poller::start(settings.poll, move || {
+            if let Some(store) = weak.upgrade() {
+                let client = store.client();
+                mine.poll(client, Instant::now() + client.call_budget());
+            }
+        })?;
+        Ok(Some(StoreGuard { guard, poller }))
+    }
+
+    pub fn status(&self) -> Status {
+        self.guard.status()
+    }
+
+    /// Stops the polls and joins the thread by `deadline` (the caller closed the client).
+    pub fn stop(&self, deadline: Instant) -> bool {
+        self.poller.stop(deadline)
+    }
+}
