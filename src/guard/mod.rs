@@ -160,14 +160,9 @@ impl Guard {
 
     /// One poll of every key in use with `client`, under one deadline.
     pub fn poll(&self, client: &KmipClient, deadline: Instant) {
-        let keys: Vec<WatchedKey> = {
-            let revoked = lock(&self.revoked);
-            lock(&self.keys)
-                .iter()
-                .filter(|(i, _)| !revoked.contains_key(*i))
-                .map(|(_, k)| k.clone())
-                .collect()
-        };
+        // Revoked keys are asked about again: the status shows them in every poll's result
+        // while they are in use, and an outage is counted for them too.
+        let keys: Vec<WatchedKey> = lock(&self.keys).values().cloned().collect();
         let verdicts = if keys.is_empty() {
             Vec::new()
         } else {
