@@ -358,3 +358,100 @@ fn an_off_guard_watches_nothing() {
     assert_eq!(g.status().keys_watched, 0);
     assert_eq!(g.status().last_result, "off");
 }
+
+/// `keyring-okv key-state`: the keys listed on the server are in force; a key a running server
+/// holds in its sealed file and that was revoked since is reported, with exit code 7.
+#[test]
+fn the_admin_tool_lists_the_state_of_the_keys_in_use() {
+    use okv_core::keyring::KeyType;
+    use okv_core::sealed::{self, Binding, Entries, Entry, file};
+    use std::process::Command;
+
+    let (kmip, server, conf) = common::kmip_quirks::serve_in_process("cli-", "127.0.0.1");
+    let in_force = kmip.fresh_uid();
+    kmip.plant(Object::aes(
+        &in_force,
+        &object_name("INNODBKey-a-1", ""),
+        vec![1; 32],
+        1_700_000_000,
+    ));
+    let revoked = kmip.fresh_uid();
+    kmip.plant(Object::aes(
+        &revoked,
+        &object_name("INNODBKey-b-1", ""),
+        vec![2; 32],
+        1_700_000_000,
+    ));
+    kmip.edit(&revoked, |o| o.state = state::COMPROMISED);
+    let server_name = local(server.port()).to_string();
+
+    let cache = tempfile::tempdir().unwrap();
+    let loaded = load_conf_dir(&conf.dir).expect("conf dir");
+    let mut entries = Entries::new();
+    for (key_id, uid) in [("INNODBKey-a-1", &in_force), ("INNODBKey-b-1", &revoked)] {
+        entries.insert(
+            (key_id.into(), String::new()),
+            Entry {
+                key_type: KeyType::Aes,
+                material: zeroize::Zeroizing::new(vec![0; 32]),
+                uid: uid.clone(),
+                server: server_name.clone(),
+                kept_at: sealed::now_unix(),
+                confirmed_at: sealed::now_unix(),
+            },
+        );
+    }
+    let binding = Binding {
+        product: sealed::PLUGIN.name.to_string(),
+        identity: loaded.identity.subject.clone(),
+        servers: vec![server_name.clone()],
+    };
+    let key = loaded.seal_root.key_for(sealed::PLUGIN.name.as_bytes());
+    let bytes = file::seal(
+        &key,
+        &binding,
+        sealed::now_unix(),
+        &entries,
+        &Default::default(),
+    )
+    .unwrap();
+    file::write_atomically(&sealed::path_in(cache.path(), &sealed::PLUGIN), &bytes).unwrap();
+
+    let run = |extra: &[&str]| {
+        Command::new(env!("CARGO_BIN_EXE_keyring-okv"))
+            .arg("--conf-dir")
+            .arg(&conf.dir)
+            .arg("--json")
+            .arg("key-state")
+            .args(extra)
+            .output()
+            .expect("run keyring-okv")
+    };
+    let listed = run(&[]);
+    assert_eq!(listed.status.code(), Some(0), "{listed:?}");
+    let out: serde_json::Value = serde_json::from_slice(&listed.stdout).unwrap();
+    assert_eq!(out["keys"].as_array().unwrap().len(), 1, "{out}");
+    assert_eq!(out["keys"][0]["unique_id"], in_force.as_str());
+    assert_eq!(out["keys"][0]["state"], "in force");
+
+    let with_cache = run(&["--sealed-dir", cache.path().to_str().unwrap()]);
+    assert_eq!(with_cache.status.code(), Some(7), "{with_cache:?}");
+    let out: serde_json::Value = serde_json::from_slice(&with_cache.stdout).unwrap();
+    assert_eq!(out["revoked"], 1, "{out}");
+    let row = out["keys"]
+        .as_array()
+        .unwrap()
+        .iter()
+        .find(|k| k["unique_id"] == revoked.as_str())
+        .unwrap_or_else(|| panic!("{out}"));
+    assert_eq!(row["state"], "revoked");
+    assert!(
+        row["detail"]
+            .as_str()
+            .unwrap()
+            .contains("Compromised; run ALTER INSTANCE ROTATE INNODB MASTER KEY"),
+        "{row}"
+    );
+    // Never key material.
+    assert!(!String::from_utf8_lossy(&with_cache.stdout).contains("0202020202"));
+}
