@@ -65,7 +65,7 @@ struct PollState {
     in_outage: bool,
 }
 
-type OnRefuse = Box<dyn Fn(&WatchedKey) + Send + Sync>;
+type OnAction = Box<dyn Fn(&WatchedKey) + Send + Sync>;
 
 pub struct Guard {
     /// How the product names itself in log lines.
@@ -75,16 +75,17 @@ pub struct Guard {
     revoked: Mutex<BTreeMap<Id, (WatchedKey, Revocation)>>,
     refused: Mutex<HashSet<Id>>,
     state: Mutex<PollState>,
-    on_refuse: OnRefuse,
+    on_action: OnAction,
 }
 
 impl Guard {
-    /// A guard with `settings`; `on_refuse` drops a key from the product's caches (called
-    /// only with `Action::Refuse`, from the polling thread).
+    /// A guard with `settings`; `on_action` carries out `settings.action` for a revoked key
+    /// (`Refuse`: drop it from the product's caches; `Rotate`: make a new version), once per
+    /// key, from the polling thread; never called with `Warn`.
     pub fn new(
         product: &'static str,
         settings: Settings,
-        on_refuse: impl Fn(&WatchedKey) + Send + Sync + 'static,
+        on_action: impl Fn(&WatchedKey) + Send + Sync + 'static,
     ) -> Guard {
         Guard {
             product,
@@ -93,7 +94,7 @@ impl Guard {
             revoked: Mutex::default(),
             refused: Mutex::default(),
             state: Mutex::default(),
-            on_refuse: Box::new(on_refuse),
+            on_action: Box::new(on_action),
         }
     }
 
@@ -239,7 +240,7 @@ impl Guard {
         if !first {
             return;
         }
-        let refuse = self.settings.action == Action::Refuse;
+        let action = self.settings.action;
         tracing::error!(
             "{}: key '{}' (KMIP object {} of server {}) is {} on the KMIP server and still in use; run {}{}",
             self.product,
@@ -248,15 +249,18 @@ impl Guard {
             key.server,
             why.describe(),
             key.next_step,
-            if refuse {
-                "; key_state_action=refuse: it is no longer served by this process"
-            } else {
-                ""
+            match action {
+                Action::Warn => "",
+                Action::Refuse =>
+                    "; key_state_action=refuse: it is no longer served by this process",
+                Action::Rotate => "; key_state_action=rotate: a new version is made",
             }
         );
-        if refuse {
+        if action == Action::Refuse {
             lock(&self.refused).insert(this);
-            (self.on_refuse)(key);
+        }
+        if action != Action::Warn {
+            (self.on_action)(key);
         }
     }
 }

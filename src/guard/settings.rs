@@ -15,16 +15,20 @@ pub enum Action {
     /// As `Warn`, and the key is dropped from every cache of ours and never served again by
     /// this process.
     Refuse,
+    /// MariaDB only: as `Warn`, and a new version of the key id is made at once (when the
+    /// revoked version is the latest), so that InnoDB's encryption threads re-encrypt the pages.
+    Rotate,
 }
 
 impl Action {
     /// The setting's values, in the order of the products' enumerations.
-    pub const NAMES: [&'static str; 2] = ["warn", "refuse"];
+    pub const NAMES: [&'static str; 3] = ["warn", "refuse", "rotate"];
 
     pub fn parse(text: &str) -> Option<Action> {
         match text.trim().to_ascii_lowercase().as_str() {
             "warn" => Some(Action::Warn),
             "refuse" => Some(Action::Refuse),
+            "rotate" => Some(Action::Rotate),
             _ => None,
         }
     }
@@ -34,6 +38,7 @@ impl Action {
         match index {
             0 => Some(Action::Warn),
             1 => Some(Action::Refuse),
+            2 => Some(Action::Rotate),
             _ => None,
         }
     }
@@ -42,6 +47,7 @@ impl Action {
         match self {
             Action::Warn => "warn",
             Action::Refuse => "refuse",
+            Action::Rotate => "rotate",
         }
     }
 }

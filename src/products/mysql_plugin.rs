@@ -718,8 +718,8 @@ pub fn set_key_state_guard(poll_seconds: u64, action: Option<&str>) {
         .map(|a| (a, guard::Action::parse(a)))
     {
         None => guard::Action::Warn,
-        Some((_, Some(action))) => action,
-        Some((text, None)) => {
+        Some((_, Some(action))) if action != guard::Action::Rotate => action,
+        Some((text, _)) => {
             tracing::error!(
                 "keyring_okv: keyring_okv_key_state_action is '{text}', not warn or refuse; warn is used"
             );

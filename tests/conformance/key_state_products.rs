@@ -171,9 +171,50 @@ fn mariadb_plugin() {
     assert_eq!(guard_threads(), 0, "unload joins the guard's thread");
 }
 
+/// `rotate`: a new version of the key id is made at once; the revoked one is still served
+/// (InnoDB needs it until its pages are re-encrypted).
+fn mariadb_rotate() {
+    let (kmip, _server, conf) = serve_in_process("ks-rotate-", "127.0.0.1");
+    let namespace = "ks-rotate";
+    let uid = kmip.fresh_uid();
+    kmip.plant(Object::aes(
+        &uid,
+        &mariadb::object_name(namespace, 1, 1),
+        vec![4; 32],
+        1_700_000_000,
+    ));
+    mariadb::host::start(
+        conf.dir.to_str().unwrap(),
+        mariadb::Settings {
+            namespace: namespace.into(),
+            key_state: Settings {
+                poll: Duration::from_secs(1),
+                action: Action::Rotate,
+            },
+            ..mariadb::Settings::default()
+        },
+    )
+    .expect("start");
+    assert_eq!(mariadb::host::latest_version(1), Some(1));
+    kmip.edit(&uid, |o| o.state = state::COMPROMISED);
+    wait_for("the revocation", mariadb::host::key_state_status, |s| {
+        s.revoked_in_use == 1
+    });
+    let deadline = Instant::now() + Duration::from_secs(60);
+    while mariadb::host::latest_version(1) != Some(2) {
+        assert!(Instant::now() < deadline, "no version 2 was made");
+        std::thread::park_timeout(Duration::from_millis(50));
+    }
+    assert_eq!(kmip.named(&mariadb::object_name(namespace, 1, 2)).len(), 1);
+    assert_eq!(mariadb::host::with_key(1, 1, <[u8]>::len), Some(32));
+    mariadb::host::stop();
+    assert_eq!(guard_threads(), 0, "unload joins the guard's thread");
+}
+
 #[test]
 fn each_product_acts_on_a_revoked_key_and_not_on_an_outage() {
     plugin();
     component();
     mariadb_plugin();
+    mariadb_rotate();
 }

@@ -165,7 +165,7 @@ static mut KEY_STATE_POLL_VAR: SysVarUlong = SysVarUlong {
 static mut KEY_STATE_ACTION_VAR: SysVarStr = SysVarStr {
     flags: PLUGIN_VAR_STR | PLUGIN_VAR_READONLY | PLUGIN_VAR_RQCMDARG,
     name: c"key_state_action".as_ptr(),
-    comment: c"What a key version in use found revoked on the KMIP server does: warn (an error-log line with the rotation to run) or refuse (also dropped from memory and the sealed key cache, and never served again by this server)".as_ptr(),
+    comment: c"What a key version in use found revoked on the KMIP server does: warn (an error-log line with the rotation to run), rotate (also a new version of that key id at once) or refuse (also dropped from memory and the sealed key cache, and never served again by this server)".as_ptr(),
     check: None,
     update: None,
     value: &raw mut KEY_STATE_ACTION,
@@ -279,7 +279,7 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
                 Some(action) => action,
                 None => {
                     tracing::error!(
-                        "cannot start: kmip_key_management_key_state_action is '{text}', not warn or refuse; fix it in my.cnf"
+                        "cannot start: kmip_key_management_key_state_action is '{text}', not warn, refuse or rotate; fix it in my.cnf"
                     );
                     return 1;
                 }

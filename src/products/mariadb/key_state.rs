@@ -8,7 +8,7 @@ use std::time::Instant;
 use super::host::PLUGIN_NAME;
 use super::naming::parse_object_name;
 use super::store::KeyStore;
-use crate::guard::{Guard, Poller, Settings, Status};
+use crate::guard::{Action, Guard, Poller, Settings, Status};
 
 pub struct StoreGuard {
     guard: Arc<Guard>,
@@ -23,11 +23,16 @@ impl StoreGuard {
         }
         let weak: Weak<KeyStore> = Arc::downgrade(store);
         let refuse_in = weak.clone();
+        let action = settings.action;
         let guard = Arc::new(Guard::new(PLUGIN_NAME, settings, move |key| {
             if let Some(store) = refuse_in.upgrade()
                 && let Some((key_id, version)) = parse_object_name(store.namespace(), &key.name)
             {
-                store.refuse(key_id, version);
+                match action {
+                    Action::Refuse => store.refuse(key_id, version),
+                    Action::Rotate => rotate(&store, key_id, version),
+                    Action::Warn => {}
+                }
             }
         }));
         store.set_guard(guard.clone());
@@ -48,5 +53,29 @@ impl StoreGuard {
     /// Stops the polls and joins the thread by `deadline` (the caller closed the client).
     pub fn stop(&self, deadline: Instant) -> bool {
         self.poller.stop(deadline)
+    }
+}
+
+/// A new version of `key_id` when the revoked `version` is its latest: InnoDB's encryption
+/// threads then re-encrypt the pages of older versions. A revoked older version needs none:
+/// its pages are already due for re-encryption.
+fn rotate(store: &KeyStore, key_id: u32, version: u32) {
+    if store.known_latest(key_id) != Some(version) {
+        tracing::info!(
+            "key {key_id} version {version} is not the latest version of key {key_id}; no new version is made"
+        );
+        return;
+    }
+    match store.rotate(Some(key_id)) {
+        Ok(made) => {
+            for (id, v) in made {
+                tracing::warn!(
+                    "key {id}: version {v} made because version {version} was revoked on the KMIP server (key_state_action=rotate); with innodb_encryption_threads > 0 InnoDB re-encrypts the pages"
+                );
+            }
+        }
+        Err(e) => tracing::error!(
+            "key {key_id}: the new version key_state_action=rotate asked for was not made: {e}; run SET GLOBAL kmip_key_management_rotate_key = {key_id}"
+        ),
     }
 }

@@ -465,8 +465,8 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
     let key_state_action = match object.get("key_state_action") {
         None | Some(Value::Null) => crate::guard::Action::Warn,
         Some(Value::String(a)) => match crate::guard::Action::parse(a) {
-            Some(action) => action,
-            None => {
+            Some(action) if action != crate::guard::Action::Rotate => action,
+            _ => {
                 return Err(bad(
                     "key_state_action",
                     format!("\"{a}\" is not \"warn\" or \"refuse\""),
@@ -516,6 +516,28 @@ mod tests {
     fn parse_str(text: &str) -> Result<Settings, SettingsError> {
         let path = Path::new("/p/component_keyring_okv.cnf");
         parse(path, &parse_text(path, text)?)
+    }
+
+    #[test]
+    fn key_state_settings() {
+        let s = parse_str(r#"{"kmip_configuration_directory": "/d"}"#).unwrap();
+        assert_eq!(s.key_state, crate::guard::Settings::default());
+        let s = parse_str(
+            r#"{"kmip_configuration_directory": "/d", "key_state_poll_seconds": 0, "key_state_action": "refuse"}"#,
+        )
+        .unwrap();
+        assert!(!s.key_state.is_on());
+        assert_eq!(s.key_state.action, crate::guard::Action::Refuse);
+        for bad in [
+            r#""key_state_action": "rotate""#,
+            r#""key_state_action": 1"#,
+            r#""key_state_poll_seconds": -1"#,
+            r#""key_state_poll_seconds": "300""#,
+        ] {
+            let text = format!(r#"{{"kmip_configuration_directory": "/d", {bad}}}"#);
+            let e = parse_str(&text).unwrap_err().to_string();
+            assert!(e.contains("key_state_"), "{bad}: {e}");
+        }
     }
 
     #[test]
