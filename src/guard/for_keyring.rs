@@ -1,7 +1,7 @@
 //! The guard of a MySQL product (the keyring plugin and the component): one [`Guard`] and its
 //! polling thread per keyring in force, fed with the (key id, owner) pairs the product serves.
 
-use std::sync::{Arc, PoisonError, RwLock, Weak};
+use std::sync::{Arc, Mutex, PoisonError, RwLock, Weak};
 use std::time::Instant;
 
 use super::{Guard, Poller, Settings, Status, WatchedKey, mysql_next_step};
@@ -21,6 +21,9 @@ pub struct KeyringGuard {
     product: &'static str,
     settings: RwLock<Settings>,
     in_force: RwLock<Option<Arc<InForce>>>,
+    /// Guards replaced while the guard is turned off (a reload with `key_state_poll_seconds`
+    /// 0): told to stop, and joined at unload, so that a reload never waits on a poll.
+    retired: Mutex<Vec<Arc<InForce>>>,
 }
 
 impl KeyringGuard {
@@ -32,6 +35,7 @@ impl KeyringGuard {
                 action: super::Action::Warn,
             }),
             in_force: RwLock::new(None),
+            retired: Mutex::new(Vec::new()),
         }
     }
 
@@ -58,7 +62,11 @@ impl KeyringGuard {
             .take();
         if !settings.is_on() {
             if let Some(old) = old {
-                stop(self.product, &old);
+                old.poller.request_stop();
+                self.retired
+                    .lock()
+                    .unwrap_or_else(PoisonError::into_inner)
+                    .push(old);
             }
             return;
         }
@@ -110,6 +118,15 @@ impl KeyringGuard {
             .unwrap_or_else(PoisonError::into_inner)
             .take();
         if let Some(old) = old {
+            stop(self.product, &old);
+        }
+        let retired: Vec<_> = self
+            .retired
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .drain(..)
+            .collect();
+        for old in retired {
             stop(self.product, &old);
         }
     }

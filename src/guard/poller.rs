@@ -56,14 +56,19 @@ impl Poller {
         })
     }
 
-    /// Stops the polls and joins the thread by `deadline`; true when it is gone.
-    pub fn stop(&self, deadline: Instant) -> bool {
+    /// Tells the thread to stop after the poll in flight, without waiting for it.
+    pub fn request_stop(&self) {
         *self
             .stop
             .stopped
             .lock()
             .unwrap_or_else(PoisonError::into_inner) = true;
         self.stop.wake.notify_all();
+    }
+
+    /// Stops the polls and joins the thread by `deadline`; true when it is gone.
+    pub fn stop(&self, deadline: Instant) -> bool {
+        self.request_stop();
         self.thread
             .lock()
             .unwrap_or_else(PoisonError::into_inner)

@@ -134,6 +134,19 @@ fn component() {
     });
     assert_eq!(s.revoked_in_use, 1, "{s:?}");
     assert!(s.last_result.starts_with("outage: "), "{s:?}");
+    // A reload that turns the guard off: it shows off at once; the old thread is joined at
+    // unload (the reload does not wait for it).
+    proxy.restore();
+    std::fs::write(
+        dir.path().join("component_keyring_okv.cnf"),
+        format!(
+            "{{\"kmip_configuration_directory\": \"{}\", \"key_state_poll_seconds\": 0}}",
+            conf.dir.display()
+        ),
+    )
+    .unwrap();
+    mysql_component::load(dir.path().to_str().unwrap(), None).expect("reload");
+    assert_eq!(mysql_component::key_state_status().last_result, "off");
     mysql_component::shutdown();
     assert_eq!(guard_threads(), 0, "unload joins the guard's thread");
 }
