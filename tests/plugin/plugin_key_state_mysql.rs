@@ -63,17 +63,24 @@ fn wait_for<T>(what: &str, timeout: Duration, mut f: impl FnMut() -> Option<T>) 
 
 #[test]
 fn a_revoked_innodb_master_key_is_reported_and_shown() {
-    revoked_master_key("plain", false);
+    revoked_master_key("plain", false, false);
 }
 
 /// With the key cache on, the revoked key is still served from it (warn drops nothing), so
 /// InnoDB's rotation, which reads the current master key first, works.
 #[test]
 fn with_the_key_cache_the_revoked_master_key_can_be_rotated_away() {
-    revoked_master_key("cache", true);
+    revoked_master_key("cache", true, false);
 }
 
-fn revoked_master_key(what: &str, cache: bool) {
+/// With refuse, the key is dropped from the key cache too and no longer served: the same
+/// rotation fails.
+#[test]
+fn with_refuse_the_revoked_master_key_is_no_longer_served() {
+    revoked_master_key("refuse", true, true);
+}
+
+fn revoked_master_key(what: &str, cache: bool, refuse: bool) {
     let kmip = Kmip(Named::start(&format!("guard_key_state_{what}"), "p256"));
     let dir = format!("/srv/guard-key-state-{what}");
     let _ = std::fs::remove_dir_all(mysql::root().join(dir.trim_start_matches('/')));
@@ -87,10 +94,13 @@ fn revoked_master_key(what: &str, cache: bool) {
     if cache {
         args.push("--keyring_okv_cache_keys=ON");
     }
+    if refuse {
+        args.push("--keyring_okv_key_state_action=refuse");
+    }
     let db = Instance::fresh(&format!("guard-key-state-{what}"), &args);
     assert_eq!(
         db.must_sql("SELECT @@keyring_okv_key_state_poll_seconds, @@keyring_okv_key_state_action"),
-        "1\twarn"
+        format!("1\t{}", if refuse { "refuse" } else { "warn" })
     );
     db.must_sql(
         "CREATE DATABASE guard; \
@@ -145,7 +155,18 @@ fn revoked_master_key(what: &str, cache: bool) {
     // reads the current master key first, which the keyring no longer serves once it is not
     // Active: see docs/security.md, "The key-state guard".)
     assert_eq!(db.must_sql("SELECT id FROM guard.t ORDER BY id"), "1\n2");
-    if cache {
+    if refuse {
+        assert!(
+            lines[0].contains("it is no longer served by this process"),
+            "{}",
+            lines[0]
+        );
+        assert_eq!(
+            db.must_sql("SHOW GLOBAL STATUS LIKE 'Keyring_okv_cached_keys'"),
+            "Keyring_okv_cached_keys\t0"
+        );
+    }
+    if cache && !refuse {
         db.must_sql("ALTER INSTANCE ROTATE INNODB MASTER KEY");
         assert_eq!(db.must_sql("SELECT id FROM guard.t ORDER BY id"), "1\n2");
     } else {
