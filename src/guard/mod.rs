@@ -234,10 +234,8 @@ impl Guard {
 
     fn revoked_key(&self, key: &WatchedKey, why: &Revocation) {
         let this = id(&key.server, &key.uid);
-        let first = lock(&self.revoked)
-            .insert(this.clone(), (key.clone(), why.clone()))
-            .is_none();
-        if !first {
+        // Only the polling thread gets here, so nothing comes between this look and the insert.
+        if lock(&self.revoked).contains_key(&this) {
             return;
         }
         let action = self.settings.action;
@@ -257,10 +255,12 @@ impl Guard {
             }
         );
         if action == Action::Refuse {
-            lock(&self.refused).insert(this);
+            lock(&self.refused).insert(this.clone());
         }
         if action != Action::Warn {
             (self.on_action)(key);
         }
+        // Counted once the action is done: whoever sees the count sees its effect.
+        lock(&self.revoked).insert(this, (key.clone(), why.clone()));
     }
 }

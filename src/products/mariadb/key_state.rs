@@ -29,8 +29,13 @@ impl StoreGuard {
                 && let Some((key_id, version)) = parse_object_name(store.namespace(), &key.name)
             {
                 match action {
-                    Action::Refuse => store.refuse(key_id, version),
-                    Action::Rotate => rotate(&store, key_id, version),
+                    // InnoDB asks for the latest version on every page write: a refused latest
+                    // version is replaced first, so that writes go on with the new one.
+                    Action::Refuse => {
+                        rotate(&store, key_id, version, action);
+                        store.refuse(key_id, version);
+                    }
+                    Action::Rotate => rotate(&store, key_id, version, action),
                     Action::Warn => {}
                 }
             }
@@ -59,7 +64,8 @@ impl StoreGuard {
 /// A new version of `key_id` when the revoked `version` is its latest: InnoDB's encryption
 /// threads then re-encrypt the pages of older versions. A revoked older version needs none:
 /// its pages are already due for re-encryption.
-fn rotate(store: &KeyStore, key_id: u32, version: u32) {
+fn rotate(store: &KeyStore, key_id: u32, version: u32, action: Action) {
+    let action = action.name();
     if store.known_latest(key_id) != Some(version) {
         tracing::info!(
             "key {key_id} version {version} is not the latest version of key {key_id}; no new version is made"
@@ -70,12 +76,12 @@ fn rotate(store: &KeyStore, key_id: u32, version: u32) {
         Ok(made) => {
             for (id, v) in made {
                 tracing::warn!(
-                    "key {id}: version {v} made because version {version} was revoked on the KMIP server (key_state_action=rotate); with innodb_encryption_threads > 0 InnoDB re-encrypts the pages"
+                    "key {id}: version {v} made because version {version} was revoked on the KMIP server (key_state_action={action}); with innodb_encryption_threads > 0 InnoDB re-encrypts the pages"
                 );
             }
         }
         Err(e) => tracing::error!(
-            "key {key_id}: the new version key_state_action=rotate asked for was not made: {e}; run SET GLOBAL kmip_key_management_rotate_key = {key_id}"
+            "key {key_id}: the new version key_state_action={action} asked for was not made: {e}; run SET GLOBAL kmip_key_management_rotate_key = {key_id}"
         ),
     }
 }
