@@ -189,6 +189,16 @@ def cmd_destroy(c, args):
     return {"uid": args.uid, "previous_state": d["state"], "revoked": revoked, "destroyed": True}
 
 
+def cmd_revoke(c, args):
+    d = describe(c, args.uid)
+    if args.compromised:
+        c.revoke(enums.RevocationReasonCode.KEY_COMPROMISE, args.uid,
+                 compromise_occurrence_date=int(time.time()))
+    else:
+        c.revoke(enums.RevocationReasonCode.CESSATION_OF_OPERATION, args.uid)
+    return {"uid": args.uid, "previous_state": d["state"], "state": describe(c, args.uid)["state"]}
+
+
 def parse_args(argv):
     p = argparse.ArgumentParser(prog="pykmip_tool.py", description=__doc__.split("\n\n")[0])
     p.add_argument("--host", default="127.0.0.1")
@@ -211,6 +221,10 @@ def parse_args(argv):
     s.add_argument("name")
     s.add_argument("bits", type=int)
     s.set_defaults(fn=cmd_create_aes)
+    s = sub.add_parser("revoke", help="Revoke (Deactivated; Compromised with --compromised)")
+    s.add_argument("uid")
+    s.add_argument("--compromised", action="store_true")
+    s.set_defaults(fn=cmd_revoke)
     s = sub.add_parser("destroy", help="Revoke (if active) and Destroy")
     s.add_argument("uid")
     s.set_defaults(fn=cmd_destroy)

@@ -18,6 +18,7 @@ pub const BUILD: &str = env!("KEYRING_OKV_BUILD");
 
 pub mod config;
 pub mod connector;
+pub mod guard;
 pub mod health;
 pub mod keyring;
 pub mod kmip;

@@ -25,6 +25,8 @@ macro_rules! outln {
     }};
 }
 
+#[path = "keyring-okv/key_state.rs"]
+mod key_state;
 #[path = "keyring-okv/mariadb.rs"]
 mod mariadb;
 #[path = "keyring-okv/sealed.rs"]
@@ -37,7 +39,8 @@ const EXIT_HELP: &str = "Exit codes:
   3  no KMIP server could be reached, or a server failed a check
   4  the key does not exist (fetch, remove)
   5  the keyring refused or failed the operation (e.g. the key exists, unsupported type)
-  6  a sealed key cache file is refused (permissions), damaged, does not open with ssl/key.pem, or cannot be removed";
+  6  a sealed key cache file is refused (permissions), damaged, does not open with ssl/key.pem, or cannot be removed
+  7  key-state: a key is revoked, destroyed or replaced on the KMIP server";
 
 #[derive(Parser)]
 #[command(
@@ -114,6 +117,14 @@ enum Command {
         key_id: String,
         #[arg(long, default_value = "")]
         owner: String,
+    },
+    /// Each key listed on the server, and each key in the sealed key cache files of --sealed-dir
+    /// (what running servers hold), with its state on the server that named it: in force,
+    /// revoked, not found, replaced, or not asked (no answer).
+    KeyState {
+        /// The servers' sealed_cache_dir: also check the keys their sealed files hold.
+        #[arg(long, value_name = "DIR")]
+        sealed_dir: Option<PathBuf>,
     },
     /// Keys of MariaDB's kmip_key_management plugin.
     #[command(subcommand)]
@@ -309,6 +320,7 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::Mariadb(command) => mariadb::run(&cli, command),
         Command::SealedCache(command) => sealed::run(&cli, command),
         Command::Check => check(&cli),
+        Command::KeyState { sealed_dir } => key_state::run(&cli, sealed_dir.as_ref()),
         Command::List => list(&cli),
         Command::Generate {
             key_id,

@@ -10,6 +10,7 @@ use std::time::{Duration, Instant};
 
 use crate::config::{self, ConfigError};
 use crate::connector::{ClientError, KmipClient};
+use crate::guard::{self, for_keyring::KeyringGuard};
 use crate::health::{Health, Snapshot};
 use crate::keyring::cache::KeyCache;
 use crate::keyring::key_locks::KeyLocks;
@@ -195,6 +196,7 @@ pub fn install(prepared: Prepared) {
             seal,
         })
     });
+    GUARD.start(&active, Arc::new(drop_cached));
     drop(old);
 }
 
@@ -409,6 +411,7 @@ pub fn shutdown() {
     }
     renew_cache(None);
     replace_seal(None);
+    GUARD.stop();
     drop(
         PARKED
             .lock()
@@ -659,10 +662,16 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginErro
             c.cache.read_through(key_id, owner, budget, read)
         }
     };
-    match &seal {
-        Some(s) => Ok(s.seal.stand_in(key_id, owner, result)?),
-        None => Ok(result?),
+    let served = match &seal {
+        Some(s) => s.seal.stand_in(key_id, owner, result)?,
+        None => result?,
+    };
+    if served.is_some() && !GUARD.serve(&keyring, key_id, owner) {
+        // Revoked on the KMIP server, and key_state_action=refuse.
+        drop_cached(key_id, owner);
+        return Ok(None);
     }
+    Ok(served)
 }
 
 pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
@@ -672,7 +681,13 @@ pub fn remove(key_id: &str, owner: &str) -> Result<(), PluginError> {
             &keyring,
             key_id,
             owner,
-            || keyring.remove(key_id, owner),
+            || {
+                let removed = keyring.remove(key_id, owner);
+                if removed.is_ok() {
+                    GUARD.removed(&keyring, key_id, owner);
+                }
+                removed
+            },
             |outcome| match outcome {
                 // Destroyed, or its look-up found no key: definite.
                 Ok(()) | Err(KeyringError::NotFound { .. }) => Known::Now(None),
@@ -691,4 +706,48 @@ pub fn list() -> Result<Vec<KeyEntry>, PluginError> {
     Ok(crate::connector::with_deadline(deadline, || {
         keyring.list(false)
     })?)
+}
+
+/// The key-state guard (`keyring_okv_key_state_poll_seconds`, `keyring_okv_key_state_action`).
+static GUARD: KeyringGuard = KeyringGuard::new("keyring_okv");
+
+/// Sets `keyring_okv_key_state_poll_seconds` (0: off) and `keyring_okv_key_state_action`
+/// (plugin init, before the configuration is prepared). An action that is not `warn` or
+/// `refuse` is logged and `warn` is used.
+pub fn set_key_state_guard(poll_seconds: u64, action: Option<&str>) {
+    let action = match action
+        .filter(|a| !a.trim().is_empty())
+        .map(|a| (a, guard::Action::parse(a)))
+    {
+        None => guard::Action::Warn,
+        Some((_, Some(action))) if action != guard::Action::Rotate => action,
+        Some((text, _)) => {
+            tracing::error!(
+                "keyring_okv: keyring_okv_key_state_action is '{text}', not warn or refuse; warn is used"
+            );
+            guard::Action::Warn
+        }
+    };
+    GUARD.set_settings(guard::Settings {
+        poll: Duration::from_secs(poll_seconds),
+        action,
+    });
+}
+
+/// The key-state guard's figures.
+pub fn key_state_status() -> guard::Status {
+    GUARD.status()
+}
+
+/// Drops a key from the key cache and the sealed key cache in force: found revoked on the KMIP
+/// server with `keyring_okv_key_state_action = refuse`.
+fn drop_cached(key_id: &str, owner: &str) {
+    let cache = CACHE.read().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(c) = cache {
+        c.cache.forget(key_id, owner);
+    }
+    let seal = SEAL.read().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(s) = seal {
+        s.seal.cache().forget(key_id, owner);
+    }
 }

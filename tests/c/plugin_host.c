@@ -197,7 +197,16 @@ int main(int argc, char **argv) {
     printf("sysvar_sealed_dir_name %s\n", sealed_dir->name);
     printf("sysvar_sealed_dir_flags %d\n", sealed_dir->flags);
     printf("sysvar_sealed_dir_default '%s'\n", sealed_dir->def_val);
-    printf("sysvar_terminated %d\n", decls[0].system_vars[6] == NULL);
+    struct keyring_okv_sysvar_ulong *key_state_poll = (struct keyring_okv_sysvar_ulong *)decls[0].system_vars[6];
+    printf("sysvar_key_state_poll_name %s\n", key_state_poll->name);
+    printf("sysvar_key_state_poll_flags %d\n", key_state_poll->flags);
+    printf("sysvar_key_state_poll_default %lu\n", key_state_poll->def_val);
+    printf("sysvar_key_state_poll_range %lu-%lu\n", key_state_poll->min_val, key_state_poll->max_val);
+    struct keyring_okv_sysvar_str *key_state_action = (struct keyring_okv_sysvar_str *)decls[0].system_vars[7];
+    printf("sysvar_key_state_action_name %s\n", key_state_action->name);
+    printf("sysvar_key_state_action_flags %d\n", key_state_action->flags);
+    printf("sysvar_key_state_action_default '%s'\n", key_state_action->def_val);
+    printf("sysvar_terminated %d\n", decls[0].system_vars[8] == NULL);
     printf("log_service_before_link %lu\n", (unsigned long)(uintptr_t)*log_ptr);
     printf("malloc_service_before_link %lu\n", (unsigned long)(uintptr_t)*malloc_ptr);
     /* Every function must tolerate NULL where mysqld may pass it. */

@@ -442,6 +442,16 @@ fn variables_keys_and_status_names_are_the_registered_ones() {
         .expect("boundary/mariadb/src/status.rs: NUMBERS and TEXTS")
         .into_iter()
         .map(|n| format!("kmip_key_management_{n}"))
+        .chain(
+            status
+                .split("const KEY_STATE_NUMBERS")
+                .nth(1)
+                .and_then(|s| s.split("const KEY_STATE_ENTRIES").next())
+                .map(c_strings)
+                .expect("boundary/mariadb/src/status.rs: KEY_STATE_NUMBERS and KEY_STATE_TEXTS")
+                .into_iter()
+                .map(|n| format!("kmip_key_management_key_state_{n}")),
+        )
         .collect();
     let documented: BTreeSet<String> = first_cells(&operations, None)
         .into_iter()

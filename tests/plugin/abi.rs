@@ -106,6 +106,21 @@ fn descriptor_declares_an_early_loadable_keyring_plugin() {
         l["sysvar_sealed_dir_default"],
         format!("'{}'", okv_core::sealed::DEFAULT_DIR)
     );
+    assert_eq!(l["sysvar_key_state_poll_name"], "key_state_poll_seconds");
+    assert_eq!(
+        l["sysvar_key_state_poll_flags"],
+        (0x0003 | 0x0080 | 0x0200).to_string(),
+        "LONG | UNSIGNED | READONLY"
+    );
+    assert_eq!(l["sysvar_key_state_poll_default"], "300");
+    assert_eq!(l["sysvar_key_state_poll_range"], "0-604800");
+    assert_eq!(l["sysvar_key_state_action_name"], "key_state_action");
+    assert_eq!(
+        l["sysvar_key_state_action_flags"],
+        (0x0005 | 0x0200).to_string(),
+        "STR | READONLY"
+    );
+    assert_eq!(l["sysvar_key_state_action_default"], "'warn'");
     assert_eq!(l["sysvar_terminated"], "1");
     assert_eq!(l["log_service_before_link"], "256");
     assert_eq!(l["malloc_service_before_link"], "256");

@@ -50,6 +50,8 @@ static mut USE_CACHE_ON_ERROR: c_char = 1;
 static mut ROTATE_KEY: c_int = 0;
 static mut SEALED_HOURS: c_ulong = 0;
 static mut SEALED_DIR: *mut c_char = std::ptr::null_mut();
+static mut KEY_STATE_POLL_SECONDS: c_ulong = okv_core::guard::DEFAULT_POLL_SECONDS as c_ulong;
+static mut KEY_STATE_ACTION: *mut c_char = std::ptr::null_mut();
 
 const DEFAULT_CACHE_TIMEOUT_MS: c_ulong = 24 * 3600 * 1000;
 const DEFAULT_CACHE_VERSION_TIMEOUT_MS: c_ulong = 60_000;
@@ -147,7 +149,30 @@ static mut SEALED_DIR_VAR: SysVarStr = SysVarStr {
     def_val: c"/var/lib/mysql-keyring".as_ptr(),
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 9] = [
+static mut KEY_STATE_POLL_VAR: SysVarUlong = SysVarUlong {
+    flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_READONLY | PLUGIN_VAR_RQCMDARG,
+    name: c"key_state_poll_seconds".as_ptr(),
+    comment: c"Seconds between two polls of the KMIP server for the state of every key version this server uses; a version revoked, destroyed or replaced there is acted on as kmip_key_management_key_state_action says (0: off)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut KEY_STATE_POLL_SECONDS,
+    def_val: okv_core::guard::DEFAULT_POLL_SECONDS as c_ulong,
+    min_val: 0,
+    max_val: 7 * 24 * 3600,
+    blk_sz: 0,
+};
+
+static mut KEY_STATE_ACTION_VAR: SysVarStr = SysVarStr {
+    flags: PLUGIN_VAR_STR | PLUGIN_VAR_READONLY | PLUGIN_VAR_RQCMDARG,
+    name: c"key_state_action".as_ptr(),
+    comment: c"What a key version in use found revoked on the KMIP server does: warn (an error-log line with the rotation to run), rotate (also a new version of that key id at once) or refuse (also dropped from memory and the sealed key cache, and never served again by this server)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut KEY_STATE_ACTION,
+    def_val: c"warn".as_ptr(),
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 11] = [
     (&raw mut CONF_DIR_VAR).cast(),
     (&raw mut KEY_NAMESPACE_VAR).cast(),
     (&raw mut CACHE_TIMEOUT_VAR).cast(),
@@ -156,13 +181,21 @@ static mut SYSTEM_VARS: [*mut c_void; 9] = [
     (&raw mut ROTATE_KEY_VAR).cast(),
     (&raw mut SEALED_HOURS_VAR).cast(),
     (&raw mut SEALED_DIR_VAR).cast(),
+    (&raw mut KEY_STATE_POLL_VAR).cast(),
+    (&raw mut KEY_STATE_ACTION_VAR).cast(),
     std::ptr::null_mut(),
 ];
 
-static mut STATUS_VARS: [StMysqlShowVar; 2] = [
+static mut STATUS_VARS: [StMysqlShowVar; 3] = [
     StMysqlShowVar {
         name: c"kmip_key_management".as_ptr(),
         value: status::show_status as ShowFn as *mut c_void,
+        show_type: SHOW_FUNC,
+    },
+    // A second array: the first one fills the server's buffer.
+    StMysqlShowVar {
+        name: c"kmip_key_management_key_state".as_ptr(),
+        value: status::show_key_state as ShowFn as *mut c_void,
         show_type: SHOW_FUNC,
     },
     StMysqlShowVar {
@@ -233,7 +266,30 @@ unsafe extern "C" fn plugin_init(_handle: *mut c_void) -> c_int {
             );
             return 1;
         };
+        // SAFETY: as above.
+        let (poll, action) = unsafe {
+            (
+                (&raw const KEY_STATE_POLL_SECONDS).read(),
+                sysvar::read_str(&raw const KEY_STATE_ACTION),
+            )
+        };
+        let action = match action.as_deref().map(str::trim) {
+            None | Some("") => okv_core::guard::Action::Warn,
+            Some(text) => match okv_core::guard::Action::parse(text) {
+                Some(action) => action,
+                None => {
+                    tracing::error!(
+                        "cannot start: kmip_key_management_key_state_action is '{text}', not warn, refuse or rotate; fix it in my.cnf"
+                    );
+                    return 1;
+                }
+            },
+        };
         let settings = Settings {
+            key_state: okv_core::guard::Settings {
+                poll: Duration::from_secs(poll),
+                action,
+            },
             namespace,
             cache_timeout: Duration::from_millis(settings.0),
             version_refresh: Duration::from_millis(settings.1),

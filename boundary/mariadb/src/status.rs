@@ -146,3 +146,80 @@ pub unsafe extern "C" fn show_status(
         0
     })
 }
+
+/// The key-state guard's variables (`kmip_key_management_key_state_*`), laid out by
+/// `show_key_state`: the array above fills the server's buffer.
+const KEY_STATE_NUMBERS: [&std::ffi::CStr; 4] = [
+    c"keys_watched",
+    c"revoked_keys",
+    c"last_poll_unix",
+    c"outages",
+];
+const KEY_STATE_TEXTS: [&std::ffi::CStr; 1] = [c"last_result"];
+const KEY_STATE_ENTRIES: usize = KEY_STATE_NUMBERS.len() + KEY_STATE_TEXTS.len() + 1;
+/// Room for the last poll's result, NUL included.
+const KEY_STATE_TEXT_ROOM: usize = 1024;
+
+const _: () = assert!(
+    KEY_STATE_ENTRIES * std::mem::size_of::<StMysqlShowVar>()
+        + KEY_STATE_NUMBERS.len() * 8
+        + KEY_STATE_TEXT_ROOM
+        <= SHOW_FUNC_BUFFER
+);
+
+pub unsafe extern "C" fn show_key_state(
+    _thd: *mut c_void,
+    var: *mut StMysqlShowVar,
+    buffer: *mut c_void,
+    _status_var: *mut c_void,
+    _scope: c_int,
+) -> c_int {
+    guard("status variables", 1, || {
+        if var.is_null() || buffer.is_null() {
+            return 1;
+        }
+        let status = host::key_state_status();
+        let numbers: [u64; KEY_STATE_NUMBERS.len()] = [
+            status.keys_watched as u64,
+            status.revoked_in_use as u64,
+            status.last_poll.unwrap_or(0),
+            status.outages,
+        ];
+        // SAFETY: as in show_status; the layout fits (checked at compile time above).
+        unsafe {
+            let base = buffer.cast::<u8>();
+            let entries = base.cast::<StMysqlShowVar>();
+            let mut data = base.add(KEY_STATE_ENTRIES * std::mem::size_of::<StMysqlShowVar>());
+            let mut i = 0;
+            for (name, value) in KEY_STATE_NUMBERS.iter().zip(numbers) {
+                data.cast::<u64>().write_unaligned(value);
+                entries.add(i).write(StMysqlShowVar {
+                    name: name.as_ptr(),
+                    value: data.cast(),
+                    show_type: SHOW_ULONGLONG,
+                });
+                data = data.add(8);
+                i += 1;
+            }
+            okv_ffi::copy_c_string(
+                &status.last_result,
+                data.cast::<c_char>(),
+                KEY_STATE_TEXT_ROOM,
+            );
+            entries.add(i).write(StMysqlShowVar {
+                name: KEY_STATE_TEXTS[0].as_ptr(),
+                value: data.cast(),
+                show_type: SHOW_CHAR,
+            });
+            i += 1;
+            entries.add(i).write(StMysqlShowVar {
+                name: std::ptr::null(),
+                value: std::ptr::null_mut(),
+                show_type: 0,
+            });
+            (*var).show_type = SHOW_ARRAY;
+            (*var).value = entries.cast();
+        }
+        0
+    })
+}

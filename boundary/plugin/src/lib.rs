@@ -124,13 +124,44 @@ static mut SEALED_DIR_SYSVAR: SysVarStr = SysVarStr {
     def_val: c"/var/lib/mysql-keyring".as_ptr(),
 };
 
-static mut SYSTEM_VARS: [*mut c_void; 7] = [
+/// Storage of `keyring_okv_key_state_poll_seconds`.
+static mut KEY_STATE_POLL_VALUE: c_ulong = okv_core::guard::DEFAULT_POLL_SECONDS as c_ulong;
+
+static mut KEY_STATE_POLL_SYSVAR: SysVarUlong = SysVarUlong {
+    flags: PLUGIN_VAR_LONG | PLUGIN_VAR_UNSIGNED | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+    name: c"key_state_poll_seconds".as_ptr(),
+    comment: c"Seconds between two polls of the KMIP server for the state of every key this server uses; a key revoked, destroyed or replaced there is acted on as keyring_okv_key_state_action says (0: off)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut KEY_STATE_POLL_VALUE,
+    def_val: okv_core::guard::DEFAULT_POLL_SECONDS as c_ulong,
+    min_val: 0,
+    max_val: 7 * 24 * 3600,
+    blk_sz: 0,
+};
+
+/// Storage of `keyring_okv_key_state_action`'s `char*`.
+static mut KEY_STATE_ACTION_VALUE: *mut c_char = std::ptr::null_mut();
+
+static mut KEY_STATE_ACTION_SYSVAR: SysVarStr = SysVarStr {
+    flags: PLUGIN_VAR_STR | PLUGIN_VAR_RQCMDARG | PLUGIN_VAR_READONLY,
+    name: c"key_state_action".as_ptr(),
+    comment: c"What a key in use found revoked on the KMIP server does: warn (an error-log line with the statement to run next) or refuse (also dropped from every cache and never served again by this server)".as_ptr(),
+    check: None,
+    update: None,
+    value: &raw mut KEY_STATE_ACTION_VALUE,
+    def_val: c"warn".as_ptr(),
+};
+
+static mut SYSTEM_VARS: [*mut c_void; 9] = [
     (&raw mut CONF_DIR_SYSVAR).cast(),
     (&raw mut CACHE_KEYS_SYSVAR).cast(),
     (&raw mut CACHE_TTL_SYSVAR).cast(),
     (&raw mut SEALED_HOURS_SYSVAR).cast(),
     (&raw mut SEALED_USER_KEYS_SYSVAR).cast(),
     (&raw mut SEALED_DIR_SYSVAR).cast(),
+    (&raw mut KEY_STATE_POLL_SYSVAR).cast(),
+    (&raw mut KEY_STATE_ACTION_SYSVAR).cast(),
     std::ptr::null_mut(),
 ];
 
@@ -198,6 +229,14 @@ unsafe extern "C" fn plugin_init(handle: PluginHandle) -> c_int {
             other => other,
         };
         okv_core::products::mysql_plugin::set_sealed_cache(hours, user_keys, sealed_dir);
+        // SAFETY: the server set the variables' storage before calling init.
+        let (poll, action) = unsafe {
+            (
+                KEY_STATE_POLL_VALUE,
+                sysvar::read_value(&raw const KEY_STATE_ACTION_VALUE),
+            )
+        };
+        okv_core::products::mysql_plugin::set_key_state_guard(poll, action.as_deref());
         // SAFETY: the server set the variable's storage before calling init.
         let Some(dir) = (unsafe { sysvar::read_value(&raw const CONF_DIR_VALUE) }) else {
             tracing::error!(

@@ -145,6 +145,23 @@ status_fn!(sealed_cache_file, |_s| Value::Text(
 status_fn!(sealed_cache_dropped_keys, |_s| Value::Int(
     okv_core::products::mysql_plugin::sealed_status().map_or(0, |t| t.dropped)
 ));
+status_fn!(key_state_keys_watched, |_s| Value::Int(
+    okv_core::products::mysql_plugin::key_state_status().keys_watched as u64
+));
+status_fn!(key_state_revoked_keys, |_s| Value::Int(
+    okv_core::products::mysql_plugin::key_state_status().revoked_in_use as u64
+));
+status_fn!(key_state_last_poll_unix, |_s| Value::Int(
+    okv_core::products::mysql_plugin::key_state_status()
+        .last_poll
+        .unwrap_or(0)
+));
+status_fn!(key_state_last_result, |_s| Value::Text(
+    okv_core::products::mysql_plugin::key_state_status().last_result
+));
+status_fn!(key_state_outages, |_s| Value::Int(
+    okv_core::products::mysql_plugin::key_state_status().outages
+));
 
 const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
     ShowVar {
@@ -156,7 +173,7 @@ const fn func(name: &'static std::ffi::CStr, f: ShowFunc) -> ShowVar {
 }
 
 /// Every variable, in the order of the README; the all-zero entry ends the array.
-pub static mut STATUS_VARS: [ShowVar; 27] = [
+pub static mut STATUS_VARS: [ShowVar; 32] = [
     func(c"Keyring_okv_config_loaded", config_loaded),
     func(c"Keyring_okv_servers_configured", servers_configured),
     func(c"Keyring_okv_server_in_use", server_in_use),
@@ -192,6 +209,20 @@ pub static mut STATUS_VARS: [ShowVar; 27] = [
         sealed_cache_dropped_keys,
     ),
     func(c"Keyring_okv_sealed_cache_file", sealed_cache_file),
+    func(
+        c"Keyring_okv_key_state_keys_watched",
+        key_state_keys_watched,
+    ),
+    func(
+        c"Keyring_okv_key_state_revoked_keys",
+        key_state_revoked_keys,
+    ),
+    func(
+        c"Keyring_okv_key_state_last_poll_unix",
+        key_state_last_poll_unix,
+    ),
+    func(c"Keyring_okv_key_state_last_result", key_state_last_result),
+    func(c"Keyring_okv_key_state_outages", key_state_outages),
     ShowVar {
         name: std::ptr::null(),
         value: std::ptr::null_mut(),

@@ -7,6 +7,7 @@ use std::sync::{Arc, LazyLock, PoisonError, RwLock};
 use std::time::{Duration, Instant};
 
 use super::error::KeyStoreError;
+use super::key_state::StoreGuard;
 use super::refresh::Refresher;
 use super::store::{KeyStore, Settings, StoreStats};
 use crate::config::{self, ConfigError};
@@ -54,6 +55,8 @@ struct Active {
     refresher: Refresher,
     /// Confirms the sealed key cache, when it is on.
     keeper: Option<Keeper>,
+    /// Polls the state of the key versions in use, when `key_state_poll_seconds` is not 0.
+    key_state: Option<StoreGuard>,
 }
 
 static ACTIVE: RwLock<Option<Active>> = RwLock::new(None);
@@ -86,7 +89,10 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
         ))),
     };
     let connected = client.connect();
+    let key_state_settings = settings.key_state;
     let store = Arc::new(KeyStore::new(client, settings)?);
+    // Before keys 1 and 2 are read, so that they are watched too.
+    let key_state = StoreGuard::start(&store, key_state_settings).map_err(StartError::Runtime)?;
     if let Some(sealed) = &sealed {
         store.set_sealed(sealed.clone());
     }
@@ -175,6 +181,7 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
             store,
             refresher,
             keeper,
+            key_state,
         });
     drop(old);
     Ok(())
@@ -202,6 +209,14 @@ pub fn stop() {
         {
             tracing::error!(
                 "the sealed key cache's thread was still running {} s after shutdown asked it to stop",
+                wait.as_secs()
+            );
+        }
+        if let Some(guard) = &active.key_state
+            && !guard.stop(Instant::now() + wait)
+        {
+            tracing::error!(
+                "the key state guard's thread was still running {} s after shutdown asked it to stop",
                 wait.as_secs()
             );
         }
@@ -260,6 +275,18 @@ pub fn set_use_cache_on_error(on: bool) {
 /// The sealed key cache's figures, when it is on.
 pub fn sealed_status() -> Option<sealed::Status> {
     with_store(|s| s.sealed().map(|c| c.status())).flatten()
+}
+
+/// The key-state guard's figures (`off` when it is).
+pub fn key_state_status() -> crate::guard::Status {
+    let active = ACTIVE.read().unwrap_or_else(PoisonError::into_inner);
+    match active.as_ref().and_then(|a| a.key_state.as_ref()) {
+        Some(guard) => guard.status(),
+        None => crate::guard::Status {
+            last_result: "off".into(),
+            ..crate::guard::Status::default()
+        },
+    }
 }
 
 /// Health counters of the KMIP client and the store's counters, for status variables.

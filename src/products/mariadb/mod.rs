@@ -7,6 +7,7 @@
 pub mod error;
 pub mod host;
 pub mod key_file;
+pub mod key_state;
 pub mod naming;
 pub mod refresh;
 pub mod remote;

@@ -48,6 +48,8 @@ pub struct Settings {
     pub sealed_cache_max_age_hours: u64,
     /// `kmip_key_management_sealed_cache_dir`: where the sealed file is kept.
     pub sealed_cache_dir: std::path::PathBuf,
+    /// `kmip_key_management_key_state_poll_seconds` and `..._key_state_action`.
+    pub key_state: crate::guard::Settings,
 }
 
 impl Default for Settings {
@@ -59,6 +61,7 @@ impl Default for Settings {
             use_cache_on_error: true,
             sealed_cache_max_age_hours: 0,
             sealed_cache_dir: crate::sealed::DEFAULT_DIR.into(),
+            key_state: crate::guard::Settings::default(),
         }
     }
 }
@@ -135,6 +138,10 @@ pub struct KeyStore {
     /// The sealed key cache, when on: every version read from the server is kept in it, and it
     /// answers for versions the server cannot be asked about.
     sealed: OnceLock<Arc<SealedCache>>,
+    /// The key-state guard, when on: told of every version read from the server.
+    guard: OnceLock<Arc<crate::guard::Guard>>,
+    /// Versions found revoked with `key_state_action = refuse`: never served again.
+    refused: Mutex<HashSet<(u32, u32)>>,
 }
 
 fn read<T>(lock: &RwLock<T>) -> RwLockReadGuard<'_, T> {
@@ -175,6 +182,8 @@ impl KeyStore {
             refresh_failing: AtomicBool::new(false),
             counters: Counters::default(),
             sealed: OnceLock::new(),
+            guard: OnceLock::new(),
+            refused: Mutex::new(HashSet::new()),
         };
         store.set_cache_timeout(settings.cache_timeout);
         store.set_version_refresh(settings.version_refresh);
@@ -189,6 +198,21 @@ impl KeyStore {
 
     pub fn sealed(&self) -> Option<&Arc<SealedCache>> {
         self.sealed.get()
+    }
+
+    /// Tells `guard` of every version read from the KMIP server from now on (once, before use).
+    pub fn set_guard(&self, guard: Arc<crate::guard::Guard>) {
+        let _ = self.guard.set(guard);
+    }
+
+    /// A version found revoked on the KMIP server with `key_state_action = refuse`: dropped
+    /// from memory and the sealed key cache, and never served again by this process.
+    pub fn refuse(&self, key_id: u32, version: u32) {
+        lock(&self.refused).insert((key_id, version));
+        write(&self.keys).remove(&(key_id, version));
+        if let Some(sealed) = self.sealed() {
+            sealed.forget(&object_name(&self.namespace, key_id, version), "");
+        }
     }
 
     /// Loads every version the sealed key cache holds for this namespace into memory and
@@ -311,6 +335,15 @@ impl KeyStore {
         };
         let material = remote::fetch_material(&self.client, &uid, &server, &name)?;
         bump(&self.counters.key_fetches);
+        if let Some(guard) = self.guard.get() {
+            guard.watch(crate::guard::WatchedKey {
+                uid: uid.clone(),
+                server: server.to_string(),
+                name: name.clone(),
+                key: format!("key {key_id} version {version}"),
+                next_step: crate::guard::mariadb_next_step(key_id),
+            });
+        }
         if let Some(sealed) = self.sealed() {
             let key = FetchedKey {
                 key_type: KeyType::Aes,
@@ -441,7 +474,7 @@ impl KeyStore {
         use_key: impl FnOnce(&[u8]) -> R,
     ) -> Option<R> {
         bump(&self.counters.key_requests);
-        if version == 0 || version == u32::MAX {
+        if version == 0 || version == u32::MAX || lock(&self.refused).contains(&(key_id, version)) {
             bump(&self.counters.key_failures);
             return None;
         }

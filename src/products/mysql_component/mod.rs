@@ -278,6 +278,8 @@ fn prepare_and_install(
             }
         }
     };
+    GUARD.set_settings(settings.key_state);
+    GUARD.start(&keyring, Arc::new(drop_cached));
     let new = Arc::new(Active {
         settings,
         servers,
@@ -321,6 +323,7 @@ pub fn shutdown() {
     if let Some(old) = &old {
         stop_seal(old);
     }
+    GUARD.stop();
     drop(old);
     HEALTH.set_configuration(None);
     crate::connector::runtime::shutdown();
@@ -354,11 +357,17 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, ComponentE
     // The wait for a read of the same key in flight counts against the call's one deadline.
     let client = active.keyring.client();
     let result = client.one_call(|| fetch_in(&active, key_id, owner));
-    match &active.seal {
+    let served = match &active.seal {
         // No KMIP server answered: the sealed key cache stands in, read-only.
-        Some(seal) => Ok(seal.stand_in(key_id, owner, result)?),
-        None => Ok(result?),
+        Some(seal) => seal.stand_in(key_id, owner, result)?,
+        None => result?,
+    };
+    if served.is_some() && !GUARD.serve(&active.keyring, key_id, owner) {
+        // Revoked on the KMIP server, and "key_state_action": "refuse".
+        drop_cached(key_id, owner);
+        return Ok(None);
     }
+    Ok(served)
 }
 
 fn fetch_in(
@@ -489,7 +498,11 @@ fn remove_in(active: &Active, key_id: &str, owner: &str) -> Result<(), Component
         cache.forget(key_id, owner);
     }
     let outcome = match active.keyring.remove(key_id, owner) {
-        Ok(()) | Err(KeyringError::NotFound { .. }) => Ok(()),
+        Ok(()) => {
+            GUARD.removed(&active.keyring, key_id, owner);
+            Ok(())
+        }
+        Err(KeyringError::NotFound { .. }) => Ok(()),
         Err(e) => Err(e),
     };
     if let Some(cache) = &active.cache {
@@ -657,6 +670,23 @@ pub fn status_rows() -> Vec<(String, String)> {
             }
         }
     }
+    let guard = GUARD.status();
+    rows.push((
+        "Key_state_keys_watched".into(),
+        guard.keys_watched.to_string(),
+    ));
+    rows.push((
+        "Key_state_revoked_keys".into(),
+        guard.revoked_in_use.to_string(),
+    ));
+    rows.push((
+        "Key_state_last_poll".into(),
+        guard
+            .last_poll
+            .map_or_else(|| "<NONE>".into(), utc_timestamp),
+    ));
+    rows.push(("Key_state_last_result".into(), guard.last_result));
+    rows.push(("Key_state_outages".into(), guard.outages.to_string()));
     let h = HEALTH.snapshot();
     // The status table shows "<NONE>" for a value that is not there.
     let or_none = |text: &str| {
@@ -724,4 +754,26 @@ pub fn status_rows() -> Vec<(String, String)> {
         }
     }
     rows
+}
+
+/// The key-state guard (`key_state_poll_seconds`, `key_state_action`).
+static GUARD: crate::guard::for_keyring::KeyringGuard =
+    crate::guard::for_keyring::KeyringGuard::new("component_keyring_okv");
+
+/// The key-state guard's figures.
+pub fn key_state_status() -> crate::guard::Status {
+    GUARD.status()
+}
+
+/// Drops a key from the key cache and the sealed key cache in force: found revoked on the KMIP
+/// server with `"key_state_action": "refuse"`.
+fn drop_cached(key_id: &str, owner: &str) {
+    if let Some(active) = active() {
+        if let Some(cache) = &active.cache {
+            cache.forget(key_id, owner);
+        }
+        if let Some(seal) = &active.seal {
+            seal.cache().forget(key_id, owner);
+        }
+    }
 }

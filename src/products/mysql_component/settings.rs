@@ -86,6 +86,8 @@ pub struct Settings {
     pub sealed_cache_user_keys: bool,
     /// `sealed_cache_dir`: where the sealed file is kept (default `sealed::DEFAULT_DIR`).
     pub sealed_cache_dir: PathBuf,
+    /// `key_state_poll_seconds` and `key_state_action`: the key-state guard (`crate::guard`).
+    pub key_state: crate::guard::Settings,
     pub connect_timeout: Option<Duration>,
     pub request_timeout: Option<Duration>,
     pub failover_stagger: Option<Duration>,
@@ -223,6 +225,8 @@ const KNOWN_KEYS: &[&str] = &[
     "sealed_cache_max_age_hours",
     "sealed_cache_user_keys",
     "sealed_cache_dir",
+    "key_state_poll_seconds",
+    "key_state_action",
     "connect_timeout",
     "request_timeout",
     "failover_stagger",
@@ -439,6 +443,44 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
             ));
         }
     };
+    let key_state_poll = match object.get("key_state_poll_seconds") {
+        None | Some(Value::Null) => crate::guard::DEFAULT_POLL_SECONDS,
+        Some(Value::Number(n)) => match n.as_u64() {
+            Some(s) if s <= 7 * 24 * 3600 => s,
+            _ => {
+                return Err(bad(
+                    "key_state_poll_seconds",
+                    format!("{n} is not a whole number of seconds from 0 to 604800 (0 = off)"),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(wrong(
+                "key_state_poll_seconds",
+                "a whole number of seconds (without quotes)",
+                "e.g. 300 (the default); 0 turns the key state guard off",
+            ));
+        }
+    };
+    let key_state_action = match object.get("key_state_action") {
+        None | Some(Value::Null) => crate::guard::Action::Warn,
+        Some(Value::String(a)) => match crate::guard::Action::parse(a) {
+            Some(action) if action != crate::guard::Action::Rotate => action,
+            _ => {
+                return Err(bad(
+                    "key_state_action",
+                    format!("\"{a}\" is not \"warn\" or \"refuse\""),
+                ));
+            }
+        },
+        Some(_) => {
+            return Err(wrong(
+                "key_state_action",
+                "a string",
+                "\"warn\" (the default) or \"refuse\"",
+            ));
+        }
+    };
     if object.contains_key("cache_ttl_seconds") && !cache_keys {
         warnings.push(format!(
             "{}: \"cache_ttl_seconds\" has no effect while \"cache_keys\" is false",
@@ -455,6 +497,10 @@ pub fn parse(path: &Path, object: &Map<String, Value>) -> Result<Settings, Setti
         sealed_cache_max_age_hours,
         sealed_cache_user_keys: boolean("sealed_cache_user_keys")?.unwrap_or(false),
         sealed_cache_dir,
+        key_state: crate::guard::Settings {
+            poll: Duration::from_secs(key_state_poll),
+            action: key_state_action,
+        },
         connect_timeout: seconds("connect_timeout", false)?,
         request_timeout: seconds("request_timeout", false)?,
         failover_stagger: seconds("failover_stagger", true)?,
@@ -470,6 +516,28 @@ mod tests {
     fn parse_str(text: &str) -> Result<Settings, SettingsError> {
         let path = Path::new("/p/component_keyring_okv.cnf");
         parse(path, &parse_text(path, text)?)
+    }
+
+    #[test]
+    fn key_state_settings() {
+        let s = parse_str(r#"{"kmip_configuration_directory": "/d"}"#).unwrap();
+        assert_eq!(s.key_state, crate::guard::Settings::default());
+        let s = parse_str(
+            r#"{"kmip_configuration_directory": "/d", "key_state_poll_seconds": 0, "key_state_action": "refuse"}"#,
+        )
+        .unwrap();
+        assert!(!s.key_state.is_on());
+        assert_eq!(s.key_state.action, crate::guard::Action::Refuse);
+        for bad in [
+            r#""key_state_action": "rotate""#,
+            r#""key_state_action": 1"#,
+            r#""key_state_poll_seconds": -1"#,
+            r#""key_state_poll_seconds": "300""#,
+        ] {
+            let text = format!(r#"{{"kmip_configuration_directory": "/d", {bad}}}"#);
+            let e = parse_str(&text).unwrap_err().to_string();
+            assert!(e.contains("key_state_"), "{bad}: {e}");
+        }
     }
 
     #[test]
