@@ -31,6 +31,8 @@ mod key_state;
 mod mariadb;
 #[path = "keyring-okv/sealed.rs"]
 mod sealed;
+#[path = "keyring-okv/verify.rs"]
+mod verify;
 
 const EXIT_HELP: &str = "Exit codes:
   0  success
@@ -40,7 +42,9 @@ const EXIT_HELP: &str = "Exit codes:
   4  the key does not exist (fetch, remove)
   5  the keyring refused or failed the operation (e.g. the key exists, unsupported type)
   6  a sealed key cache file is refused (permissions), damaged, does not open with ssl/key.pem, or cannot be removed
-  7  key-state: a key is revoked, destroyed or replaced on the KMIP server";
+  7  key-state, verify: a key is revoked, destroyed or replaced on the KMIP server, or a sealed
+     copy is not the server's key
+verify exits with the most serious code among its failures: 7, then 4, 6, 5, 3";
 
 #[derive(Parser)]
 #[command(
@@ -125,6 +129,23 @@ enum Command {
         /// The servers' sealed_cache_dir: also check the keys their sealed files hold.
         #[arg(long, value_name = "DIR")]
         sealed_dir: Option<PathBuf>,
+    },
+    /// One command when in doubt: the configuration loads, each server answers, and every key
+    /// the databases use (listed on the server, named with --key, MariaDB's versions with
+    /// --mariadb, held in the sealed files of --sealed-dir) is Active on the server that named
+    /// it, can be read, and matches the sealed copy. Never shows key material.
+    Verify {
+        /// The servers' sealed_cache_dir: also check the keys their sealed files hold, object
+        /// and bytes.
+        #[arg(long, value_name = "DIR")]
+        sealed_dir: Option<PathBuf>,
+        /// A server key id a database needs (an InnoDB or binary log master key an error log
+        /// names); may be repeated.
+        #[arg(long = "key", value_name = "KEY_ID")]
+        keys: Vec<String>,
+        /// Also check MariaDB's key versions of this namespace (default: mariadb).
+        #[arg(long, value_name = "NAMESPACE", num_args = 0..=1, default_missing_value = "mariadb")]
+        mariadb: Option<String>,
     },
     /// Keys of MariaDB's kmip_key_management plugin.
     #[command(subcommand)]
@@ -321,6 +342,18 @@ fn run(cli: Cli) -> Result<(), Failure> {
         Command::SealedCache(command) => sealed::run(&cli, command),
         Command::Check => check(&cli),
         Command::KeyState { sealed_dir } => key_state::run(&cli, sealed_dir.as_ref()),
+        Command::Verify {
+            sealed_dir,
+            keys,
+            mariadb,
+        } => verify::run(
+            &cli,
+            &verify::Scope {
+                sealed_dir: sealed_dir.as_deref(),
+                keys,
+                mariadb_namespace: mariadb.as_deref(),
+            },
+        ),
         Command::List => list(&cli),
         Command::Generate {
             key_id,

@@ -581,3 +581,227 @@ mod sealed_cache {
         assert_eq!(text(&out).matches("no file").count(), 3, "{}", text(&out));
     }
 }
+
+/// `keyring-okv verify` against a PyKMIP server of its own: every fault a DBA can meet gives its
+/// own exit code and a line naming the key and what to do, never key material.
+mod verify {
+    use super::*;
+
+    use common::pykmip::{Named, repo_root};
+    use okv_core::keyring::KeyType;
+    use okv_core::sealed::{self, Binding, Entries, Entry, file};
+    use zeroize::Zeroizing;
+
+    /// Stops the PyKMIP instance at the end, whatever happened.
+    struct Kmip(Named);
+
+    impl Drop for Kmip {
+        fn drop(&mut self) {
+            let _ = Command::new("bash")
+                .arg(repo_root().join("scripts/pykmip.sh"))
+                .arg("stop")
+                .env("KEYRING_OKV_PYKMIP_NAME", &self.0.name)
+                .env("KEYRING_OKV_PYKMIP_PKI", self.0.profile)
+                .output();
+        }
+    }
+
+    const MATERIAL: &str = "8f3a61c0d27e94b5a1c6e0f7382d9b4e5a6c7d8e9f0a1b2c3d4e5f60718293a4";
+
+    fn json(out: &Output) -> serde_json::Value {
+        serde_json::from_slice(&out.stdout)
+            .unwrap_or_else(|e| panic!("verify --json: {e}: {}", text(out)))
+    }
+
+    fn failed_checks(v: &serde_json::Value) -> Vec<String> {
+        v["checks"]
+            .as_array()
+            .unwrap()
+            .iter()
+            .filter(|c| c["ok"] == false)
+            .map(|c| format!("{}: {}", c["check"], c["detail"]))
+            .collect()
+    }
+
+    fn uid_of(conf: &Path, key_id: &str) -> String {
+        let v = json(&cli(conf, &["--json", "list"]));
+        v.as_array()
+            .unwrap()
+            .iter()
+            .find(|r| r["key_id"] == key_id)
+            .unwrap_or_else(|| panic!("{key_id} not listed: {v}"))["unique_id"]
+            .as_str()
+            .unwrap()
+            .to_string()
+    }
+
+    /// A plugin sealed file in `dir` holding `key_id` as object `uid` with `material`.
+    fn write_sealed(conf_dir: &Path, dir: &Path, key_id: &str, uid: &str, material: Vec<u8>) {
+        let conf = okv_core::config::load_conf_dir(conf_dir).expect("the conf dir loads");
+        let binding = Binding {
+            product: sealed::PLUGIN.name.to_string(),
+            identity: conf.identity.subject.clone(),
+            servers: conf.servers.iter().map(ToString::to_string).collect(),
+        };
+        let mut entries = Entries::new();
+        entries.insert(
+            (key_id.to_string(), String::new()),
+            Entry {
+                key_type: KeyType::Aes,
+                material: Zeroizing::new(material),
+                uid: uid.to_string(),
+                server: conf.servers[0].to_string(),
+                kept_at: sealed::now_unix() - 60,
+                confirmed_at: sealed::now_unix() - 60,
+            },
+        );
+        let key = conf.seal_root.key_for(sealed::PLUGIN.name.as_bytes());
+        let bytes = file::seal(
+            &key,
+            &binding,
+            sealed::now_unix(),
+            &entries,
+            &Default::default(),
+        )
+        .unwrap();
+        file::write_atomically(&sealed::path_in(dir, &sealed::PLUGIN), &bytes).unwrap();
+    }
+
+    #[test]
+    fn verify_passes_on_keys_in_force_and_names_each_fault() {
+        let kmip = Kmip(Named::start("cli_verify", "p256"));
+        let conf = kmip.0.conf_dir();
+        let conf = conf.as_path();
+        let verify = |args: &[&str]| {
+            let mut all = vec!["--json", "verify"];
+            all.extend_from_slice(args);
+            let out = cli(conf, &all);
+            let said = text(&out);
+            assert!(!said.contains(MATERIAL), "material shown: {said}");
+            assert!(!said.contains("panicked"), "{said}");
+            (out.status.code(), json(&out))
+        };
+
+        // MariaDB cannot start without key 1.
+        let (code, v) = verify(&["--mariadb"]);
+        assert_eq!(code, Some(4), "{v}");
+        assert!(failed_checks(&v).iter().any(|f| f.contains("key 1")), "{v}");
+
+        assert!(
+            cli(conf, &["generate", "INNODBKey-verify-1", "AES", "32"])
+                .status
+                .success()
+        );
+        let out = cli_stdin(
+            conf,
+            &["store", "INNODBKey-verify-3", "AES"],
+            MATERIAL.as_bytes(),
+        );
+        assert!(out.status.success(), "{}", text(&out));
+        let out = cli(conf, &["mariadb", "create-key", "1"]);
+        assert!(out.status.success(), "{}", text(&out));
+
+        let (code, v) = verify(&["--mariadb", "--key", "INNODBKey-verify-1"]);
+        assert_eq!(code, Some(0), "{:?}", failed_checks(&v));
+        assert_eq!(v["ok"], true);
+        assert_eq!(v["keys"], 3, "two MySQL keys and one MariaDB version: {v}");
+        let plain = cli(conf, &["verify", "--mariadb"]);
+        assert!(plain.status.success(), "{}", text(&plain));
+        assert!(
+            text(&plain).contains("verified: 3 key(s) in force"),
+            "{}",
+            text(&plain)
+        );
+
+        // A key an error log names that the server does not have.
+        let (code, v) = verify(&["--key", "INNODBKey-verify-2"]);
+        assert_eq!(code, Some(4), "{v}");
+        assert!(
+            failed_checks(&v)
+                .iter()
+                .any(|f| f.contains("INNODBKey-verify-2") && f.contains("no Active object")),
+            "{v}"
+        );
+
+        // The running server's sealed copy: the server's object and bytes pass; other bytes
+        // under the same object, or another object under the name, fail with 7.
+        let uid = uid_of(conf, "INNODBKey-verify-3");
+        let sealed_dir = tempfile::tempdir().unwrap();
+        let bytes = |hex: &str| -> Vec<u8> {
+            (0..hex.len())
+                .step_by(2)
+                .map(|i| u8::from_str_radix(&hex[i..i + 2], 16).unwrap())
+                .collect()
+        };
+        let dir = sealed_dir.path().to_str().unwrap();
+        write_sealed(
+            conf,
+            sealed_dir.path(),
+            "INNODBKey-verify-3",
+            &uid,
+            bytes(MATERIAL),
+        );
+        let (code, v) = verify(&["--sealed-dir", dir]);
+        assert_eq!(code, Some(0), "{:?}", failed_checks(&v));
+        let mut other = bytes(MATERIAL);
+        other[0] ^= 1;
+        write_sealed(conf, sealed_dir.path(), "INNODBKey-verify-3", &uid, other);
+        let (code, v) = verify(&["--sealed-dir", dir]);
+        assert_eq!(code, Some(7), "{v}");
+        assert!(
+            failed_checks(&v).iter().any(|f| f.contains("differs")),
+            "{v}"
+        );
+        let uid_1 = uid_of(conf, "INNODBKey-verify-1");
+        write_sealed(
+            conf,
+            sealed_dir.path(),
+            "INNODBKey-verify-3",
+            &uid_1,
+            bytes(MATERIAL),
+        );
+        let (code, v) = verify(&["--sealed-dir", dir]);
+        assert_eq!(code, Some(7), "{v}");
+        assert!(
+            failed_checks(&v)
+                .iter()
+                .any(|f| f.contains(&uid_1) && f.contains("sealed-cache remove")),
+            "{v}"
+        );
+
+        // Revoked behind the databases' backs: MariaDB's latest version, then an InnoDB key.
+        let versions = json(&cli(conf, &["--json", "mariadb", "list"]));
+        let mariadb_uid = versions[0]["uid"].as_str().unwrap().to_string();
+        kmip.0.script(&["tool", "revoke", &mariadb_uid]);
+        let (code, v) = verify(&["--mariadb"]);
+        assert_eq!(code, Some(7), "{v}");
+        assert!(
+            failed_checks(&v)
+                .iter()
+                .any(|f| f.contains("latest version 1 is Deactivated")),
+            "{v}"
+        );
+        kmip.0.script(&["tool", "revoke", &uid_1]);
+        let (code, v) = verify(&["--key", "INNODBKey-verify-1"]);
+        assert_eq!(code, Some(4), "{v}");
+
+        // No server answers: 3, and no key is called revoked.
+        kmip.0.script(&["stop"]);
+        let (code, v) = verify(&["--key", "INNODBKey-verify-3"]);
+        assert_eq!(code, Some(3), "{v}");
+        assert!(
+            !failed_checks(&v).iter().any(|f| f.contains("revoked")),
+            "{v}"
+        );
+    }
+
+    #[test]
+    fn verify_on_a_broken_configuration_exits_two() {
+        let dir = tempfile::tempdir().unwrap();
+        let out = cli(dir.path(), &["--json", "verify"]);
+        assert_eq!(out.status.code(), Some(2), "{}", text(&out));
+        let v = json(&out);
+        assert_eq!(v["ok"], false);
+        assert_eq!(v["exit_code"], 2);
+    }
+}

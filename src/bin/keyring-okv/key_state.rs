@@ -3,11 +3,14 @@
 //! server, and every key a running server holds in its sealed key cache file (with
 //! `--sealed-dir`), each asked about at the server that named it.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::time::Instant;
+
+use zeroize::Zeroizing;
 
 use serde_json::{Value, json};
 
+use okv_core::config::ConfDir;
 use okv_core::guard::{Revocation, Verdict, WatchedKey, mariadb_next_step, mysql_next_step, poll};
 use okv_core::keyring::object_name;
 use okv_core::sealed::{self, file};
@@ -18,9 +21,76 @@ use super::{Cli, Failure, keyring, load};
 pub const EXIT_REVOKED: u8 = 7;
 
 /// Where a key to ask about came from.
-struct Source {
-    key: WatchedKey,
-    from: String,
+pub struct Source {
+    pub key: WatchedKey,
+    pub from: String,
+    /// What a sealed key cache file holds for it (for `verify`, which compares it with the
+    /// server's copy without showing either).
+    pub sealed: Option<SealedCopy>,
+}
+
+/// One entry of a sealed key cache file.
+pub struct SealedCopy {
+    /// The entry's key id: a MySQL key id, or MariaDB's `<namespace>/<key id>/<version>`.
+    pub key_id: String,
+    pub owner: String,
+    pub mariadb: bool,
+    pub material: Zeroizing<Vec<u8>>,
+}
+
+/// The keys held by the sealed key cache files of `dir` (every product's), each with the file
+/// it came from; a file that cannot be read or opened is described in `problems`.
+pub fn sealed_sources(conf: &ConfDir, dir: &Path, problems: &mut Vec<String>) -> Vec<Source> {
+    let mut keys = Vec::new();
+    for product in [sealed::PLUGIN, sealed::COMPONENT, sealed::MARIADB] {
+        let path = sealed::path_in(dir, &product);
+        let bytes = match file::read_checked(&path, file::Owner::Any) {
+            Ok(Some(bytes)) => bytes,
+            Ok(None) => continue,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let key = conf.seal_root.key_for(product.name.as_bytes());
+        let contents = match file::open(&path, &key, &bytes) {
+            Ok(c) => c,
+            Err(e) => {
+                problems.push(e.to_string());
+                continue;
+            }
+        };
+        let mariadb = product.name == sealed::MARIADB.name;
+        for ((key_id, owner), e) in &contents.entries {
+            let (name, next_step) = if mariadb {
+                let id = key_id
+                    .split('/')
+                    .nth(1)
+                    .and_then(|i| i.parse().ok())
+                    .unwrap_or(0);
+                (key_id.clone(), mariadb_next_step(id))
+            } else {
+                (object_name(key_id, owner), mysql_next_step(key_id))
+            };
+            keys.push(Source {
+                key: WatchedKey {
+                    uid: e.uid.clone(),
+                    server: e.server.clone(),
+                    name,
+                    key: key_id.clone(),
+                    next_step,
+                },
+                from: path.display().to_string(),
+                sealed: Some(SealedCopy {
+                    key_id: key_id.clone(),
+                    owner: owner.clone(),
+                    mariadb,
+                    material: e.material.clone(),
+                }),
+            });
+        }
+    }
+    keys
 }
 
 pub fn run(cli: &Cli, sealed_dir: Option<&PathBuf>) -> Result<(), Failure> {
@@ -41,52 +111,12 @@ pub fn run(cli: &Cli, sealed_dir: Option<&PathBuf>) -> Result<(), Failure> {
                 next_step: mysql_next_step(&entry.key_id),
             },
             from: "server".into(),
+            sealed: None,
         });
     }
     let mut problems = Vec::new();
     if let Some(dir) = sealed_dir {
-        for product in [sealed::PLUGIN, sealed::COMPONENT, sealed::MARIADB] {
-            let path = sealed::path_in(dir, &product);
-            let bytes = match file::read_checked(&path, file::Owner::Any) {
-                Ok(Some(bytes)) => bytes,
-                Ok(None) => continue,
-                Err(e) => {
-                    problems.push(e.to_string());
-                    continue;
-                }
-            };
-            let key = conf.seal_root.key_for(product.name.as_bytes());
-            let contents = match file::open(&path, &key, &bytes) {
-                Ok(c) => c,
-                Err(e) => {
-                    problems.push(e.to_string());
-                    continue;
-                }
-            };
-            for ((key_id, owner), e) in &contents.entries {
-                let mariadb = product.name == sealed::MARIADB.name;
-                let (name, next_step) = if mariadb {
-                    let id = key_id
-                        .split('/')
-                        .nth(1)
-                        .and_then(|i| i.parse().ok())
-                        .unwrap_or(0);
-                    (key_id.clone(), mariadb_next_step(id))
-                } else {
-                    (object_name(key_id, owner), mysql_next_step(key_id))
-                };
-                keys.push(Source {
-                    key: WatchedKey {
-                        uid: e.uid.clone(),
-                        server: e.server.clone(),
-                        name,
-                        key: key_id.clone(),
-                        next_step,
-                    },
-                    from: path.display().to_string(),
-                });
-            }
-        }
+        keys.extend(sealed_sources(&conf, dir, &mut problems));
     }
     let watched: Vec<WatchedKey> = keys.iter().map(|s| s.key.clone()).collect();
     let client = keyring.client();
