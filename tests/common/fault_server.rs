@@ -357,6 +357,10 @@ fn proxy(conn: TcpStream, tls: Arc<ServerConfig>, swallow: Swallow) {
 pub struct CutProxy {
     pub addr: SocketAddr,
     cut: Arc<AtomicBool>,
+    /// Black-holed: new connections are accepted and never answered (a firewall that drops, a
+    /// hung appliance), held here until `restore`.
+    hole: Arc<AtomicBool>,
+    held: Arc<Mutex<Vec<TcpStream>>>,
     stop: Arc<AtomicBool>,
     open: Arc<Mutex<Vec<TcpStream>>>,
     live: Arc<std::sync::atomic::AtomicUsize>,
@@ -368,10 +372,13 @@ impl CutProxy {
         let listener = TcpListener::bind("127.0.0.1:0").expect("bind 127.0.0.1:0");
         let addr = listener.local_addr().unwrap();
         let cut = Arc::new(AtomicBool::new(false));
+        let hole = Arc::new(AtomicBool::new(false));
+        let held = Arc::new(Mutex::new(Vec::new()));
         let stop = Arc::new(AtomicBool::new(false));
         let open = Arc::new(Mutex::new(Vec::new()));
         let live = Arc::new(std::sync::atomic::AtomicUsize::new(0));
         let (c, s, o, l) = (cut.clone(), stop.clone(), open.clone(), live.clone());
+        let (h, hd) = (hole.clone(), held.clone());
         let thread = std::thread::spawn(move || {
             for conn in listener.incoming() {
                 if s.load(Ordering::SeqCst) {
@@ -380,6 +387,10 @@ impl CutProxy {
                 let Ok(conn) = conn else { continue };
                 if c.load(Ordering::SeqCst) {
                     drop(conn);
+                    continue;
+                }
+                if h.load(Ordering::SeqCst) {
+                    hd.lock().unwrap().push(conn);
                     continue;
                 }
                 let Ok(up) = TcpStream::connect(upstream) else {
@@ -406,6 +417,8 @@ impl CutProxy {
         CutProxy {
             addr,
             cut,
+            hole,
+            held,
             stop,
             open,
             live,
@@ -430,8 +443,20 @@ impl CutProxy {
         }
     }
 
+    /// Closes every forwarded connection; new ones are accepted and never answered.
+    pub fn black_hole(&self) {
+        self.hole.store(true, Ordering::SeqCst);
+        for s in self.open.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
+    }
+
     pub fn restore(&self) {
         self.cut.store(false, Ordering::SeqCst);
+        self.hole.store(false, Ordering::SeqCst);
+        for s in self.held.lock().unwrap().drain(..) {
+            let _ = s.shutdown(std::net::Shutdown::Both);
+        }
     }
 }
 
