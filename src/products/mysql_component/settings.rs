@@ -789,8 +789,7 @@ mod tests {
         assert_eq!(s.kmip_configuration_directory, Path::new("/plugin/okv"));
         // So does a dangling link there: named as what is wrong, not skipped.
         std::fs::remove_file(plugin.path().join(FILE_NAME)).unwrap();
-        std::os::unix::fs::symlink(etc.path().join("gone"), plugin.path().join(FILE_NAME))
-            .unwrap();
+        std::os::unix::fs::symlink(etc.path().join("gone"), plugin.path().join(FILE_NAME)).unwrap();
         let e = dirs(&system).unwrap_err();
         assert_eq!(
             e,
