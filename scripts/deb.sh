@@ -24,6 +24,9 @@
 #           list as it was. Last line: "deb package: N passed, N failed".
 #
 #   test-mariadb  build, lint, then only the MariaDB package's test.
+#   test-switch   only the maintainer scripts' switch between keyring-okv and keyring-okv-fips
+#                 with another package's keyring_okv.so diverted (test_diversion_switch; part
+#                 of test), in a scratch dpkg database: no build, no chroot.
 #
 #   With KEYRING_OKV_DEB_FIPS=1 (scripts/fips.sh deb and test-deb) every command works on the
 #   FIPS build instead: the packages keyring-okv-fips and
@@ -295,7 +298,7 @@ cmd_test() {
     check "Depends names libc6 with a version (dpkg-shlibdeps)" grep -qE 'libc6 \(>= [0-9.]+\)' <<<"$depends"
     check "Depends names libgcc-s1 (libgcc_s.so.1)" grep -qE 'libgcc-s1 \(>= [0-9.]+\)' <<<"$depends"
     check "$PACKAGE depends on $TOOLS_PACKAGE" grep -qE "(^|, )$TOOLS_PACKAGE(,|$)" <<<"$depends"
-    check "$PACKAGE has preinst and postrm only (the diversion)" eq "$(scripts_of "$deb")" "postrm preinst"
+    check "$PACKAGE has preinst, postinst and postrm only (the diversion)" eq "$(scripts_of "$deb")" "postinst postrm preinst"
     check "$TOOLS_PACKAGE has no maintainer scripts" eq "$(scripts_of "$tdeb")" ""
     check "$TOOLS_PACKAGE replaces and breaks the $PACKAGE that held the tool (<< 0.1.0-2~)" eq \
         "$(dpkg-deb -f "$tdeb" Breaks) / $(dpkg-deb -f "$tdeb" Replaces | sed 's/^keyring-okv-tools, //')" \
@@ -478,6 +481,7 @@ cmd_test() {
     check "dpkg -P leaves the configuration directory untouched" eq "$(conf_state)" "$conf_before"
 
     test_diversion "$deb" "$tdeb"
+    test_diversion_switch
     check "after the diversion test the chroot's file list is as before" eq "$(snapshot)" "$before"
     test_upgrade_mysql "$deb" "$tdeb"
     check "after the upgrade test the chroot's file list is as before" eq "$(snapshot)" "$before"
@@ -564,6 +568,54 @@ test_diversion() {
     check "[divert] no diversion left" eq "$(chroot "$R" dpkg-divert --listpackage "$so")" ""
     check "[divert] dpkg -P of every package" chroot "$R" dpkg -P "$PACKAGE" "$TOOLS_PACKAGE" "$other"
     rm -f "$o1" "$o2"
+}
+
+# The maintainer scripts' switch between keyring-okv and keyring-okv-fips (each conflicts with
+# and replaces the other) while another package's keyring_okv.so is diverted: run in a scratch
+# dpkg database (dpkg --root, the scripts outside a chroot through DPKG_ROOT) on stand-in
+# packages that carry the real scripts and a one-line keyring_okv.so, so that it needs neither
+# the chroot nor the FIPS build.
+test_diversion_switch() {
+    local t so div
+    # dpkg --root takes an absolute path only.
+    t=$(realpath "$(mktemp -d "$TARGET_DIR/deb-switch.XXXXXX")")
+    mkdir -p "$t/root/var/lib/dpkg/info" "$t/root/var/lib/dpkg/updates" "$t/root/var/lib/dpkg/triggers"
+    touch "$t/root/var/lib/dpkg/status"
+    standin() { # NAME VERSION CONTENT [CONTROL LINES]
+        local d="$t/build-$1-$2"
+        mkdir -p "$d/DEBIAN" "$d/usr/lib/mysql/plugin"
+        echo "$3" >"$d/usr/lib/mysql/plugin/keyring_okv.so"
+        printf 'Package: %s\nVersion: %s\nArchitecture: all\nMaintainer: t <t@keyring-okv.example>\nDescription: stand-in\n%s' \
+            "$1" "$2" "${4:-}" >"$d/DEBIAN/control"
+        [[ $1 == keyring-okv* ]] && cp packaging/deb/maintainer-scripts/* "$d/DEBIAN/"
+        dpkg-deb --root-owner-group -b "$d" "$t/$1_$2.deb" >/dev/null
+    }
+    standin other 1 other-1
+    standin other 2 other-2
+    standin keyring-okv 1 default $'Conflicts: keyring-okv-fips\nReplaces: keyring-okv-fips\n'
+    standin keyring-okv-fips 1 fips $'Conflicts: keyring-okv\nReplaces: keyring-okv\nProvides: keyring-okv\n'
+    sdpkg() { dpkg --root="$t/root" --force-script-chrootless --force-not-root --log=/dev/null "$@" >/dev/null 2>&1; }
+    # SO DISTRIB HOLDER: the scratch root's two files and the diversion's holder.
+    state() {
+        so=$(cat "$t/root$1" 2>/dev/null || echo -)
+        div=$(DPKG_ROOT="$t/root" dpkg-divert --admindir "$t/root/var/lib/dpkg" --listpackage "$1")
+        echo "$so $(cat "$t/root$1.distrib" 2>/dev/null || echo -) ${div:--}"
+    }
+    local p=/usr/lib/mysql/plugin/keyring_okv.so
+    sdpkg -i "$t/other_1.deb" && sdpkg -i "$t/keyring-okv_1.deb"
+    check "[switch] keyring-okv over another package's keyring_okv.so" eq "$(state $p)" "default other-1 keyring-okv"
+    check "[switch] dpkg -i keyring-okv-fips" sdpkg -i "$t/keyring-okv-fips_1.deb"
+    check "[switch] ... takes the diversion over, the other's copy still aside" eq "$(state $p)" "fips other-1 keyring-okv-fips"
+    check "[switch] the other package's upgrade under keyring-okv-fips" sdpkg -i "$t/other_2.deb"
+    check "[switch] ... goes aside" eq "$(state $p)" "fips other-2 keyring-okv-fips"
+    check "[switch] dpkg -i keyring-okv back" sdpkg -i "$t/keyring-okv_1.deb"
+    check "[switch] ... takes it back" eq "$(state $p)" "default other-2 keyring-okv"
+    check "[switch] dpkg -r keyring-okv" sdpkg -r keyring-okv
+    check "[switch] ... gives the other's copy back" eq "$(state $p)" "other-2 - -"
+    check "[switch] dpkg -P of everything leaves the plugin directory empty" \
+        bash -c 'dpkg --root="$1/root" --force-script-chrootless --force-not-root --log=/dev/null -P keyring-okv keyring-okv-fips other >/dev/null 2>&1 &&
+                 [[ -z $(ls -A "$1/root/usr/lib/mysql/plugin" 2>/dev/null) ]]' _ "$t"
+    rm -rf "$t"
 }
 
 # DEB VERSION OUT: a copy of the package with another version, nothing else changed (dpkg sees
@@ -792,5 +844,11 @@ case "${1:-}" in
     lint) cmd_lint ;;
     test) cmd_test ;;
     test-mariadb) cmd_test_mariadb ;;
-    *) echo "usage: $0 {build|lint|test|test-mariadb}" >&2; exit 2 ;;
+    test-switch)
+        # Alone: no build, no chroot, about a second.
+        test_diversion_switch
+        echo "deb package: $passed passed, $failed failed"
+        ((failed == 0))
+        ;;
+    *) echo "usage: $0 {build|lint|test|test-mariadb|test-switch}" >&2; exit 2 ;;
 esac
