@@ -261,11 +261,12 @@ all_exist() {
     ((missing == 0))
 }
 
-# DIR BINARY...: the -dbgsym package in DIR has /usr/lib/debug/.build-id/xx/yyyy.debug for each.
+# DIR PACKAGE BINARY...: PACKAGE's -dbgsym package in DIR has
+# /usr/lib/debug/.build-id/xx/yyyy.debug for each.
 has_dbgsym() {
-    local dir=$1 ddeb list bin id; shift
-    ddeb=$(ls "$dir/${PACKAGE}"-dbgsym_*.ddeb 2>/dev/null | head -n1)
-    [[ -n $ddeb ]] || { echo "     no ${PACKAGE}-dbgsym package in $dir" >&2; return 1; }
+    local dir=$1 package=$2 ddeb list bin id; shift 2
+    ddeb=$(ls "$dir/${package}"-dbgsym_*.ddeb 2>/dev/null | head -n1)
+    [[ -n $ddeb ]] || { echo "     no ${package}-dbgsym package in $dir" >&2; return 1; }
     list=$(dpkg-deb -c "$ddeb")
     for bin; do
         id=$(readelf -n "$bin" | awk '/Build ID:/ { print $3 }')
@@ -375,8 +376,9 @@ cmd_test() {
     check "the shipped binaries carry no debug info" \
         bash -c '! objdump -h "$1" "$2" | grep -q "\.debug_info"' _ "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
     if [[ -z $FIPS ]]; then
-        check "the dbgsym package holds their debug info, by build ID" has_dbgsym "${deb%/*}" \
-            "$plugin_dir/keyring_okv.so" "$R/usr/bin/keyring-okv"
+        check "the dbgsym packages hold their debug info, by build ID" has_dbgsym "${deb%/*}" "$PACKAGE" \
+            "$plugin_dir/keyring_okv.so" "$plugin_dir/component_keyring_okv.so"
+        check "... and the tool's in $TOOLS_PACKAGE-dbgsym" has_dbgsym "${deb%/*}" "$TOOLS_PACKAGE" "$R/usr/bin/keyring-okv"
     else
         check "it conflicts with and replaces keyring-okv" eq \
             "$(dpkg-deb -f "$deb" Conflicts) / $(dpkg-deb -f "$deb" Replaces)" "keyring-okv / keyring-okv"
