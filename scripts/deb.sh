@@ -322,7 +322,9 @@ cmd_test() {
     purge_mysql_packages
     # Other tests copy their builds into the plugin directory (keyring_okv.so, the component and
     # its .cnf). Every such file the package would replace is kept aside, so that the package
-    # installs into (and leaves) the chroot as a DBA's server has it, and put back afterwards.
+    # installs into (and leaves) the chroot as a DBA's server has it, and put back afterwards;
+    # so is the component's .cnf there, which the package does not ship but which would be read
+    # instead of the package's conffile.
     aside=$(mktemp -d "$TARGET_DIR/deb-aside.XXXXXX")
     trap 'bash "$MYSQL" stop "$INSTANCE" >/dev/null 2>&1 || true;
           purge_mysql_packages; restore_aside; cleanup_mariadb' EXIT
@@ -333,7 +335,8 @@ cmd_test() {
         say "keeping $path aside (not from a package) until the test ends"
         mkdir -p "$aside${path%/*}"
         mv "$R$path" "$aside$path"
-    done < <(cat <(dpkg-deb -c "$deb") <(dpkg-deb -c "$tdeb") | awk '$1 !~ /^d/ { p = $6; sub(/^\./, "", p); print p }')
+    done < <(cat <(dpkg-deb -c "$deb") <(dpkg-deb -c "$tdeb") | awk '$1 !~ /^d/ { p = $6; sub(/^\./, "", p); print p }'
+             echo /usr/lib/mysql/plugin/component_keyring_okv.cnf)
 
     # The configuration directory, as a DBA would lay it out, before the package arrives.
     rm -rf "${R:?}$CONF"
@@ -369,7 +372,7 @@ cmd_test() {
     check "the example okvclient.ora is installed" \
         grep -qx /usr/share/doc/$TOOLS_PACKAGE/examples/mysql-keyring-okv/okvclient.ora <<<"$files"
     check "the component's configuration is a conffile in /etc, none in the plugin directory" eq \
-        "$(chroot "$R" dpkg-query -W -f='${Conffiles}\n' "$PACKAGE" | awk 'NF { print $1 }') $(ls -A "$plugin_dir" | grep -c '\.cnf$')" \
+        "$(chroot "$R" dpkg-query -W -f='${Conffiles}\n' "$PACKAGE" | awk 'NF { print $1 }') $(grep -c '^/usr/lib/mysql/plugin/.*\.cnf$' <<<"$files")" \
         "$COMPONENT_CNF 0"
     check "keyring_okv.so of other packages is diverted by $PACKAGE" eq \
         "$(chroot "$R" dpkg-divert --listpackage /usr/lib/mysql/plugin/keyring_okv.so)" "$PACKAGE"
