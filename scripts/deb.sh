@@ -762,8 +762,14 @@ test_mariadb() {
     local before
     before=$(maria_snapshot)
 
-    cp "$mdeb" "$X/tmp/$MARIADB_PACKAGE.deb"
-    check "[$TARGET_NAME] dpkg -i $MARIADB_PACKAGE" in_target dpkg -i "/tmp/$MARIADB_PACKAGE.deb"
+    # Version N first (this build relabelled a version lower), so that the upgrade to N+1 and
+    # the downgrade back run below under a server that uses it.
+    local version mdeb_n started=$SECONDS
+    version=$(dpkg-deb -f "$mdeb" Version)
+    mdeb_n="$TARGET_DIR/debian/upgrade-n-$MARIADB_PACKAGE.deb"
+    relabel "$mdeb" "$version~prev" "$mdeb_n"
+    cp "$mdeb_n" "$X/tmp/$MARIADB_PACKAGE.deb"
+    check "[$TARGET_NAME] dpkg -i $MARIADB_PACKAGE (version N, $version~prev)" in_target dpkg -i "/tmp/$MARIADB_PACKAGE.deb"
     rm -f "$X/tmp/$MARIADB_PACKAGE.deb"
     local files
     files=$(in_target dpkg -L "$MARIADB_PACKAGE")
@@ -817,6 +823,37 @@ test_mariadb() {
         "$(msql "SELECT CONCAT(ENCRYPTION_SCHEME, ' ', CURRENT_KEY_ID) FROM information_schema.INNODB_TABLESPACES_ENCRYPTION WHERE NAME='debtest/t'")" "1 1"
     check "[$TARGET_NAME] kmip_key_management_requests counts KMIP requests" \
         bash -c '(( $1 > 0 ))' _ "$(msql "SELECT VARIABLE_VALUE FROM information_schema.GLOBAL_STATUS WHERE VARIABLE_NAME='KMIP_KEY_MANAGEMENT_REQUESTS'")"
+
+    # N+1 over N with mariadbd running, restart; then N over N+1 the same way. The snippet the
+    # DBA enabled above is a changed conffile and must come through both.
+    local snippet_sum step to d v row=43 want=42
+    snippet_sum=$(sha256sum <"$X$SNIPPET")
+    for step in "N+1:$mdeb:$version" "N:$mdeb_n:$version~prev"; do
+        IFS=: read -r to d v <<<"$step"
+        cp "$d" "$X/tmp/$MARIADB_PACKAGE.deb"
+        check "[$TARGET_NAME] [upgrade] dpkg -i $to with mariadbd running" in_target dpkg -i "/tmp/$MARIADB_PACKAGE.deb"
+        rm -f "$X/tmp/$MARIADB_PACKAGE.deb"
+        check "[$TARGET_NAME] [upgrade] $to installed: $v" eq \
+            "$(in_target dpkg-query -W -f='${Version}' "$MARIADB_PACKAGE")" "$v"
+        check "[$TARGET_NAME] [upgrade] $to: mariadbd still serves the table before the restart" eq \
+            "$(msql 'SELECT GROUP_CONCAT(a ORDER BY a) FROM debtest.t')" "$want"
+        check "[$TARGET_NAME] [upgrade] $to: the enabled snippet is intact" eq "$(sha256sum <"$X$SNIPPET")" "$snippet_sum"
+        check "[$TARGET_NAME] [upgrade] $to: dpkg knows it as changed by the DBA, nothing else" eq \
+            "$(in_target dpkg --verify "$MARIADB_PACKAGE" 2>&1)" "??5?????? c $SNIPPET"
+        check "[$TARGET_NAME] [upgrade] $to: restart" maria restart "$MARIADB_INSTANCE"
+        check "[$TARGET_NAME] [upgrade] $to: the plugin is ACTIVE again" eq \
+            "$(msql "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='kmip_key_management'")" ACTIVE
+        check "[$TARGET_NAME] [upgrade] $to: the encrypted table reads back after the restart" eq \
+            "$(msql 'SELECT GROUP_CONCAT(a ORDER BY a) FROM debtest.t')" "$want"
+        # Written under this version, read back under the next.
+        msql "INSERT INTO debtest.t VALUES ($row)" >/dev/null
+        want="$want,$row"
+        row=$((row + 1))
+    done
+    check "[$TARGET_NAME] [upgrade] the rows written under each version" eq \
+        "$(msql 'SELECT GROUP_CONCAT(a ORDER BY a) FROM debtest.t')" "42,43,44"
+    rm -f "$mdeb_n"
+    say "MariaDB package in $TARGET_NAME, with its upgrade and downgrade: $((SECONDS - started)) s"
     maria stop "$MARIADB_INSTANCE" >&2 || true
     maria reset "$MARIADB_INSTANCE" >&2 || true
     unset KEYRING_OKV_MARIADB_INCLUDE
