@@ -557,19 +557,20 @@ ours_at() {
 # aside through that package's upgrade, and comes back when ours is removed.
 test_diversion() {
     local deb=$1 tdeb=$2 so=/usr/lib/mysql/plugin/keyring_okv.so other=keyring-okv-test-other o1 o2
+    local aside_so=/usr/lib/mysql/plugin/keyring_okv.distrib.so
     o1=$(other_plugin_deb "$other" 1 "other package's plugin, version 1")
     o2=$(other_plugin_deb "$other" 2 "other package's plugin, version 2")
     check "[divert] the other package installs its keyring_okv.so" in_chroot_dpkg -i "$o1"
     check "[divert] dpkg -i $PACKAGE over it (no file conflict)" in_chroot_dpkg -i "$deb" "$tdeb"
     check "[divert] ours is at $so" ours_at "$deb" "$so"
-    check "[divert] the other's is at $so.distrib" eq "$(cat "$R$so.distrib")" "other package's plugin, version 1"
-    check "[divert] the other package's upgrade goes to $so.distrib" in_chroot_dpkg -i "$o2"
+    check "[divert] the other's is at $aside_so" eq "$(cat "$R$aside_so")" "other package's plugin, version 1"
+    check "[divert] the other package's upgrade goes to $aside_so" in_chroot_dpkg -i "$o2"
     check "[divert] ... and leaves ours in place" ours_at "$deb" "$so"
-    check "[divert] ... with its new version aside" eq "$(cat "$R$so.distrib")" "other package's plugin, version 2"
+    check "[divert] ... with its new version aside" eq "$(cat "$R$aside_so")" "other package's plugin, version 2"
     check "[divert] dpkg --verify of $PACKAGE is clean" eq "$(chroot "$R" dpkg --verify "$PACKAGE" 2>&1)" ""
     check "[divert] dpkg -r $PACKAGE" chroot "$R" dpkg -r "$PACKAGE"
     check "[divert] the other's keyring_okv.so is back at $so" eq "$(cat "$R$so")" "other package's plugin, version 2"
-    check "[divert] no $so.distrib left" test ! -e "$R$so.distrib"
+    check "[divert] no $aside_so left" test ! -e "$R$aside_so"
     check "[divert] no diversion left" eq "$(chroot "$R" dpkg-divert --listpackage "$so")" ""
     check "[divert] dpkg -P of every package" chroot "$R" dpkg -P "$PACKAGE" "$TOOLS_PACKAGE" "$other"
     rm -f "$o1" "$o2"
@@ -604,7 +605,7 @@ test_diversion_switch() {
     state() {
         so=$(cat "$t/root$1" 2>/dev/null || echo -)
         div=$(DPKG_ROOT="$t/root" dpkg-divert --admindir "$t/root/var/lib/dpkg" --listpackage "$1")
-        echo "$so $(cat "$t/root$1.distrib" 2>/dev/null || echo -) ${div:--}"
+        echo "$so $(cat "$t/root${1%/*}/keyring_okv.distrib.so" 2>/dev/null || echo -) ${div:--}"
     }
     local p=/usr/lib/mysql/plugin/keyring_okv.so
     sdpkg -i "$t/other_1.deb" && sdpkg -i "$t/keyring-okv_1.deb"
