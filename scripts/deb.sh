@@ -430,6 +430,9 @@ cmd_test() {
             "$(sql "SELECT COUNT(*) FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" 0
         check "component_keyring_okv from the package is Active" eq \
             "$(sql "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'")" Active
+        check "... reading the data directory's file, to which the conffile as shipped defers" eq \
+            "$(sql "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Config_file'")" \
+            "${data#"$R"}/component_keyring_okv.cnf"
         check "the table encrypted under the plugin reads back under the component" eq \
             "$(sql 'SELECT a FROM debtest.t')" 42
         check "the key made through the plugin is fetched through the component" eq \
@@ -635,10 +638,11 @@ relabel() {
     rm -rf "$tree"
 }
 
-# The component's status row, the rows and the key, with the server as it is.
+# The component's status and the file it read, the rows and the key, with the server as it is.
 upgrade_state() {
     sql "SELECT CONCAT_WS(' ',
             (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'),
+            (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Config_file'),
             (SELECT GROUP_CONCAT(a ORDER BY a) FROM debupg.t),
             keyring_key_length_fetch('$upg_key'))" 2>&1
 }
@@ -676,7 +680,7 @@ test_upgrade_mysql() {
     check "[upgrade] N: keyring_key_generate" eq "$(sql "SELECT keyring_key_generate('$upg_key', 'AES', 32)")" 1
     sql "CREATE DATABASE IF NOT EXISTS debupg; DROP TABLE IF EXISTS debupg.t;
          CREATE TABLE debupg.t (a INT) ENCRYPTION='Y'; INSERT INTO debupg.t VALUES (1), (2)" >/dev/null
-    local want="Active 1,2 32"
+    local want="Active $COMPONENT_CNF 1,2 32"
     check "[upgrade] N: the encrypted table and the key" eq "$(upgrade_state)" "$want"
 
     local step to d t v row=3
@@ -698,7 +702,7 @@ test_upgrade_mysql() {
         want="${want% *},$row 32"
         row=$((row + 1))
     done
-    check "[upgrade] the rows written under each version" eq "$(upgrade_state)" "Active 1,2,3,4 32"
+    check "[upgrade] the rows written under each version" eq "$(upgrade_state)" "Active $COMPONENT_CNF 1,2,3,4 32"
     check "[upgrade] keyring_key_remove" eq "$(sql "SELECT keyring_key_remove('$upg_key')")" 1
     bash "$MYSQL" stop "$INSTANCE"
     rm -f "$data/mysqld.my"
