@@ -506,7 +506,9 @@ cmd_test() {
 
 # The maintainer scripts a package holds, sorted, on one line.
 scripts_of() {
-    dpkg-deb -I "$1" | awk '$NF ~ /^(preinst|postinst|prerm|postrm|config)$/ && $1 ~ /^[0-9]+$/ { print $NF }' |
+    # dpkg-deb -I: "  523 bytes,  14 lines   *  postinst   #!/bin/sh"
+    dpkg-deb -I "$1" |
+        sed -nE 's/^ +[0-9]+ bytes, +[0-9]+ lines +\*? *(preinst|postinst|prerm|postrm|config) .*/\1/p' |
         sort | paste -sd ' '
 }
 
