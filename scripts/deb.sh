@@ -494,6 +494,10 @@ cmd_test() {
     check "after the diversion test the chroot's file list is as before" eq "$(snapshot)" "$before"
     test_upgrade_mysql "$deb" "$tdeb"
     check "after the upgrade test the chroot's file list is as before" eq "$(snapshot)" "$before"
+    if [[ -z $FIPS ]]; then
+        test_upgrade_from_0_1_0_1 "$deb" "$tdeb"
+        check "after the upgrade from 0.1.0-1 the chroot's file list is as before" eq "$(snapshot)" "$before"
+    fi
 
     local mdeb
     mdeb=$(mariadb_deb_path) || die "no MariaDB package"
@@ -639,6 +643,72 @@ relabel() {
     sed -i "s/^Version: .*/Version: $version/" "$tree/root/DEBIAN/control"
     dpkg-deb --root-owner-group -Zxz -b "$tree/root" "$out" >/dev/null
     rm -rf "$tree"
+}
+
+# DEB TDEB OUT: the layout of keyring-okv 0.1.0-1, the last with the tool inside, rebuilt from
+# this build's files: one package with the tool, its man pages and the manual under
+# /usr/share/doc/keyring-okv, the component's .cnf in the plugin directory a link to the
+# conffile, no maintainer scripts and no dependency on keyring-okv-tools.
+old_layout() {
+    local deb=$1 tdeb=$2 out=$3 tree
+    tree=$(mktemp -d "$TARGET_DIR/deb-tree.XXXXXX")
+    dpkg-deb -R "$deb" "$tree/root"
+    dpkg-deb -x "$tdeb" "$tree/root"
+    cp -a "$tree/root/usr/share/doc/$TOOLS_PACKAGE/." "$tree/root/usr/share/doc/$PACKAGE/"
+    rm -rf "$tree/root/usr/share/doc/$TOOLS_PACKAGE" "$tree/root/DEBIAN/"{preinst,postinst,postrm}
+    ln -s "$COMPONENT_CNF" "$tree/root/usr/lib/mysql/plugin/component_keyring_okv.cnf"
+    sed -i -e 's/^Version: .*/Version: 0.1.0-1/' \
+        -e "/^Depends:/s/$TOOLS_PACKAGE, \?//" "$tree/root/DEBIAN/control"
+    (cd "$tree/root" && find . -path ./DEBIAN -prune -o -type f -printf '%P\0' | sort -z |
+        xargs -0 md5sum >DEBIAN/md5sums)
+    dpkg-deb --root-owner-group -Zxz -b "$tree/root" "$out" >/dev/null
+    rm -rf "$tree"
+}
+
+# DEB TDEB: from the 0.1.0-1 layout (old_layout) to this one with mysqld running the component,
+# configured as the README of 0.1.0-1 said, through the plugin directory's link (so into the
+# conffile): the tool moves to keyring-okv-tools, the link goes, and after a restart the
+# component reads the same conffile directly.
+test_upgrade_from_0_1_0_1() {
+    local deb=$1 tdeb=$2 started=$SECONDS old="$TARGET_DIR/debian/upgrade-old-${PACKAGE}.deb"
+    old_layout "$deb" "$tdeb" "$old"
+    check "[from 0.1.0-1] dpkg -i the old layout" in_chroot_dpkg -i "$old"
+    check "[from 0.1.0-1] ... with the link in the plugin directory and the tool" eq \
+        "$(readlink "$plugin_dir/component_keyring_okv.cnf") $(chroot "$R" dpkg -S /usr/bin/keyring-okv)" \
+        "$COMPONENT_CNF $PACKAGE: /usr/bin/keyring-okv"
+    printf '{"kmip_configuration_directory": "%s"}\n' "$CONF" >"$plugin_dir/component_keyring_okv.cnf"
+    local cnf_sum data
+    cnf_sum=$(sha256sum <"$R$COMPONENT_CNF")
+    bash "$MYSQL" reset "$INSTANCE" >/dev/null 2>&1 || true
+    bash "$MYSQL" start "$INSTANCE" --log-error-verbosity=3
+    bash "$MYSQL" stop "$INSTANCE"
+    data="$(bash "$MYSQL" path "$INSTANCE")/data"
+    printf '{"components": "file://component_keyring_okv"}\n' >"$data/mysqld.my"
+    bash "$MYSQL" start "$INSTANCE" --log-error-verbosity=3
+    sql "CREATE DATABASE IF NOT EXISTS debupg; DROP TABLE IF EXISTS debupg.t;
+         CREATE TABLE debupg.t (a INT) ENCRYPTION='Y'; INSERT INTO debupg.t VALUES (7)" >/dev/null
+    check "[from 0.1.0-1] the component reads the conffile through the link" eq \
+        "$(sql "SELECT CONCAT_WS(' ', (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'),
+                (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Config_file'),
+                (SELECT a FROM debupg.t))")" "Active /usr/lib/mysql/plugin/component_keyring_okv.cnf 7"
+    check "[from 0.1.0-1] dpkg -i $PACKAGE and $TOOLS_PACKAGE with mysqld running" in_chroot_dpkg -i "$deb" "$tdeb"
+    check "[from 0.1.0-1] the tool now belongs to $TOOLS_PACKAGE" eq \
+        "$(chroot "$R" dpkg -S /usr/bin/keyring-okv)" "$TOOLS_PACKAGE: /usr/bin/keyring-okv"
+    check "[from 0.1.0-1] the link is gone, the conffile intact" eq \
+        "$(test -e "$plugin_dir/component_keyring_okv.cnf" || test -L "$plugin_dir/component_keyring_okv.cnf" && echo link) $(sha256sum <"$R$COMPONENT_CNF")" \
+        " $cnf_sum"
+    check "[from 0.1.0-1] dpkg --verify reports only the DBA's conffile" eq \
+        "$(chroot "$R" dpkg --verify "$PACKAGE" "$TOOLS_PACKAGE" 2>&1)" "??5?????? c $COMPONENT_CNF"
+    bash "$MYSQL" restart "$INSTANCE"
+    check "[from 0.1.0-1] after the restart the component reads the conffile directly" eq \
+        "$(sql "SELECT CONCAT_WS(' ', (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'),
+                (SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Config_file'),
+                (SELECT a FROM debupg.t))")" "Active $COMPONENT_CNF 7"
+    bash "$MYSQL" stop "$INSTANCE"
+    rm -f "$data/mysqld.my"
+    check "[from 0.1.0-1] dpkg -P" chroot "$R" dpkg -P "$PACKAGE" "$TOOLS_PACKAGE"
+    rm -f "$old"
+    say "upgrade from the 0.1.0-1 layout: $((SECONDS - started)) s"
 }
 
 # The component's status and the file it read, the rows and the key, with the server as it is.
