@@ -676,7 +676,11 @@ test_upgrade_from_0_1_0_1() {
     check "[from 0.1.0-1] ... with the link in the plugin directory and the tool" eq \
         "$(readlink "$plugin_dir/component_keyring_okv.cnf") $(chroot "$R" dpkg -S /usr/bin/keyring-okv)" \
         "$COMPONENT_CNF $PACKAGE: /usr/bin/keyring-okv"
-    printf '{"kmip_configuration_directory": "%s"}\n' "$CONF" >"$plugin_dir/component_keyring_okv.cnf"
+    # Inside the chroot: the link is absolute.
+    printf '{"kmip_configuration_directory": "%s"}\n' "$CONF" |
+        chroot "$R" sh -c 'cat >/usr/lib/mysql/plugin/component_keyring_okv.cnf'
+    check "[from 0.1.0-1] written through the link into the conffile" \
+        grep -q "\"$CONF\"" "$R$COMPONENT_CNF"
     local cnf_sum data
     cnf_sum=$(sha256sum <"$R$COMPONENT_CNF")
     bash "$MYSQL" reset "$INSTANCE" >/dev/null 2>&1 || true
