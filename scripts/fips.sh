@@ -13,9 +13,10 @@
 #           type over TLS 1.3 and 1.2 through the module) and tests/plugin/e2e_mysql.rs (the plugin in a
 #           real mysqld 9.7 against PyKMIP: InnoDB, binlog, keyring_udf, failover, with
 #           Keyring_okv_fips_mode=ON). Needs what scripts/test-all.sh installs (PyKMIP, the chroot).
-#   deb     build, then the Debian packages keyring-okv-fips and
-#           mariadb-plugin-kmip-key-management-fips (cargo-deb variants "fips" and "mariadb-fips",
-#           each conflicting with and replacing its default package), checked with lintian.
+#   deb     build, then the Debian packages keyring-okv-fips, keyring-okv-tools-fips and
+#           mariadb-plugin-kmip-key-management-fips (cargo-deb variants "fips", "tools-fips" and
+#           "mariadb-fips", each conflicting with and replacing its default package), checked
+#           with lintian.
 #   test-deb  build, then scripts/deb.sh test on the FIPS packages: installed in the mysqld
 #           chroot, the plugin from the default plugin directory with FIPS mode on, the
 #           component, keyring-okv check, removal; the MariaDB package in 10.11 and 11.8.

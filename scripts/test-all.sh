@@ -88,11 +88,12 @@ step "the dependency checks took $((SECONDS - deny_started)) s"
 step "cargo test"
 cargo test -j2 --locked --no-fail-fast --all-targets 2>&1 | tee "$results" || status=$?
 
-# The Debian packages: build both (cargo-deb, installed once into ~/.cargo/bin), lintian (no
-# errors), then dpkg -i into the mysqld chroot, mysqld with keyring_okv.so from the default
-# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing;
-# then the MariaDB package in MariaDB 10.11 (host) and 11.8 (chroot), enabled through its
-# snippet, an encrypted table against PyKMIP, dpkg -r/-P.
+# The Debian packages: build the three (cargo-deb, installed once into ~/.cargo/bin), lintian
+# (no errors), then dpkg -i into the mysqld chroot, mysqld with keyring_okv.so from the default
+# plugin dir against PyKMIP, keyring-okv check and man from /usr/bin, dpkg -r/-P leave nothing,
+# another package's keyring_okv.so diverted, the upgrade N -> N+1 and the downgrade back with
+# mysqld running the component; then the MariaDB package in MariaDB 10.11 (host) and 11.8
+# (chroot), enabled through its snippet, an encrypted table against PyKMIP, dpkg -r/-P.
 step "Debian package (scripts/deb.sh test)"
 bash scripts/deb.sh test || status=$?
 

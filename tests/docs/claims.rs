@@ -268,3 +268,130 @@ fn every_alert_rule_is_documented_and_tested() {
         }
     }
 }
+
+/// The asset destinations of a `[package.metadata.deb…]` section (its `assets` and
+/// `merge-assets.append`), one per asset line.
+fn asset_destinations(lines: &[String]) -> Vec<String> {
+    lines
+        .iter()
+        .map(|l| l.trim())
+        .filter(|l| l.starts_with("[\"") || l.starts_with("{ dest"))
+        .filter_map(|l| {
+            if let Some(rest) = l.strip_prefix("{ dest = \"") {
+                return rest.split('"').next().map(str::to_string);
+            }
+            l.split('"').nth(3).map(str::to_string)
+        })
+        .collect()
+}
+
+#[test]
+fn each_host_gets_its_own_product_and_the_manual_once() {
+    let manifest = read("Cargo.toml");
+    let section = |name: &str| {
+        let header = if name.is_empty() {
+            "[package.metadata.deb]".to_string()
+        } else {
+            format!("[package.metadata.deb.variants.{name}]")
+        };
+        let lines = manifest_section(&manifest, &header);
+        assert!(!lines.is_empty(), "Cargo.toml has no {header}");
+        lines
+    };
+    // The MySQL package as built: the base section with the "component" variant's merge.
+    let mut mysql = asset_destinations(&section(""));
+    mysql.extend(asset_destinations(&section("component")));
+    let packages = [
+        ("keyring-okv", mysql, "tools"),
+        (
+            "keyring-okv-fips",
+            asset_destinations(&section("fips")),
+            "tools-fips",
+        ),
+        (
+            "mariadb-plugin-kmip-key-management",
+            asset_destinations(&section("mariadb")),
+            "tools",
+        ),
+        (
+            "mariadb-plugin-kmip-key-management-fips",
+            asset_destinations(&section("mariadb-fips")),
+            "tools-fips",
+        ),
+    ];
+    for (package, assets, tools_variant) in &packages {
+        let tools_lines = section(tools_variant);
+        let tools_name = manifest_value(&tools_lines, "name").unwrap();
+        let tools = asset_destinations(&tools_lines);
+        assert!(
+            !assets
+                .iter()
+                .any(|d| d.contains("/html/") || d.starts_with("usr/bin")),
+            "{package}: the manual and the admin tool belong to {tools_name} only: {assets:?}"
+        );
+        assert!(
+            tools.iter().any(|d| d.contains("/html/")) && tools.iter().any(|d| d == "usr/bin/"),
+            "{tools_name} holds the admin tool and the manual"
+        );
+        assert!(
+            !tools.iter().any(|d| d.starts_with("usr/lib/mysql")),
+            "{tools_name} holds a server library: {tools:?}"
+        );
+        // Nothing of the package at the name a DBA writes in the plugin directory.
+        assert!(
+            !assets
+                .iter()
+                .any(|d| d.starts_with("usr/lib/mysql/plugin/") && d.ends_with(".cnf")),
+            "{package} puts a .cnf in the plugin directory: {assets:?}"
+        );
+        if package.starts_with("mariadb") {
+            assert!(
+                !assets.iter().any(|d| d.contains("keyring_okv")),
+                "{package} brings MySQL's libraries: {assets:?}"
+            );
+        }
+    }
+    // Who brings the tools, as docs/packages.md's table says.
+    let relations = [
+        ("", "depends", "keyring-okv-tools"),
+        ("fips", "depends", "keyring-okv-tools-fips"),
+        ("mariadb", "recommends", "keyring-okv-tools"),
+        ("mariadb-fips", "recommends", "keyring-okv-tools-fips"),
+    ];
+    for (variant, key, tools) in relations {
+        let value = manifest_value(&section(variant), key).unwrap_or_default();
+        assert!(
+            value.split(',').any(|d| d.trim() == tools),
+            "Cargo.toml's {variant:?} package: {key} does not name {tools}: {value:?}"
+        );
+    }
+    let docs = flat(&read("docs/packages.md"));
+    for row in [
+        "`Depends: keyring-okv-tools`",
+        "`Recommends: keyring-okv-tools`",
+    ] {
+        assert!(docs.contains(row), "docs/packages.md does not say {row}");
+    }
+}
+
+#[test]
+fn the_component_reads_the_conffile_the_package_ships() {
+    let manifest = read("Cargo.toml");
+    let system = okv_core::products::mysql_component::settings::SYSTEM_FILE;
+    for variant in ["component", "fips"] {
+        let assets = asset_destinations(&manifest_section(
+            &manifest,
+            &format!("[package.metadata.deb.variants.{variant}]"),
+        ));
+        assert!(
+            assets.iter().any(|d| format!("/{d}") == system),
+            "the {variant} package does not ship {system}, which the component reads: {assets:?}"
+        );
+    }
+    for doc in ["docs/packages.md", "docs/component.md", "README.md"] {
+        assert!(
+            read(doc).contains(system),
+            "{doc} does not say that the DBA writes the component's configuration in {system}"
+        );
+    }
+}

@@ -16,6 +16,13 @@ use crate::config::{MAX_STANDBY_SERVERS, Options, ServerAddr};
 /// `read_local_config`, in the data directory).
 pub const FILE_NAME: &str = "component_keyring_okv.cnf";
 
+/// Read in place of the plugin directory's file when that one does not exist: the Debian
+/// package's conffile. The package owns nothing in the plugin directory, so that a file a DBA
+/// writes there is never replaced by an upgrade; and this path is under `/etc/mysql/`, which
+/// the AppArmor profile of Debian's and Ubuntu's mysqld lets it read (the plugin directory only
+/// for `*.so`).
+pub const SYSTEM_FILE: &str = "/etc/mysql/keyring-okv/component_keyring_okv.cnf";
+
 /// Default `cache_ttl_seconds`.
 pub const DEFAULT_CACHE_TTL: Duration = Duration::from_secs(300);
 
@@ -28,10 +35,15 @@ const MAX_TIMEOUT_SECS: f64 = 3600.0;
 #[derive(Debug, thiserror::Error, PartialEq, Eq)]
 pub enum SettingsError {
     #[error(
-        "{}: the configuration file is missing; create it with at least {{\"kmip_configuration_directory\": \"/path/to/dir\"}}, then run ALTER INSTANCE RELOAD KEYRING",
-        path.display()
+        "{}: the configuration file is missing{}; create it with at least {{\"kmip_configuration_directory\": \"/path/to/dir\"}}, then run ALTER INSTANCE RELOAD KEYRING",
+        path.display(),
+        match instead { Some(p) => format!(" and so is {} (read in its place)", p.display()), None => String::new() }
     )]
-    Missing { path: PathBuf },
+    Missing {
+        path: PathBuf,
+        /// The file that would have been read in its place ([`SYSTEM_FILE`]).
+        instead: Option<PathBuf>,
+    },
     #[error("{}: cannot read the configuration file: {reason}", path.display())]
     Unreadable { path: PathBuf, reason: String },
     #[error(
@@ -126,11 +138,34 @@ impl Settings {
     }
 }
 
-/// Where the configuration is read from: `component_dir`/component_keyring_okv.cnf, or, when that
-/// file says `"read_local_config": true`, the one in `instance_dir` (the data directory; the
-/// current directory when the server gives none, as in migration mode).
+/// Where the configuration is read from: `component_dir`/component_keyring_okv.cnf, or
+/// [`SYSTEM_FILE`] when that does not exist; when the file read says `"read_local_config": true`,
+/// the one in `instance_dir` (the data directory; the current directory when the server gives
+/// none, as in migration mode).
 pub fn load(component_dir: &str, instance_dir: Option<&str>) -> Result<Settings, SettingsError> {
-    let global = Path::new(component_dir).join(FILE_NAME);
+    load_with(component_dir, instance_dir, Path::new(SYSTEM_FILE))
+}
+
+fn load_with(
+    component_dir: &str,
+    instance_dir: Option<&str>,
+    system_file: &Path,
+) -> Result<Settings, SettingsError> {
+    let in_plugin_dir = Path::new(component_dir).join(FILE_NAME);
+    // symlink_metadata: a dangling link in the plugin directory is the DBA's mistake to be
+    // named, not a reason to read another file.
+    let global = match std::fs::symlink_metadata(&in_plugin_dir) {
+        Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
+            if std::fs::symlink_metadata(system_file).is_err() {
+                return Err(SettingsError::Missing {
+                    path: in_plugin_dir,
+                    instead: Some(system_file.to_path_buf()),
+                });
+            }
+            system_file.to_path_buf()
+        }
+        _ => in_plugin_dir,
+    };
     let object = read_object(&global)?;
     if let Some(value) = object.get("read_local_config") {
         let local = value.as_bool().ok_or_else(|| SettingsError::WrongType {
@@ -170,6 +205,7 @@ fn read_object(path: &Path) -> Result<Map<String, Value>, SettingsError> {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
             return Err(SettingsError::Missing {
                 path: path.to_path_buf(),
+                instead: None,
             });
         }
         Err(e) => return Err(unreadable(e.to_string())),
@@ -702,5 +738,65 @@ mod tests {
         // Missing file.
         let e = load(data.path().join("nothing").to_str().unwrap(), None).unwrap_err();
         assert!(matches!(e, SettingsError::Missing { .. }));
+    }
+
+    #[test]
+    fn the_system_file_is_read_when_the_plugin_directory_has_none() {
+        let plugin = tempfile::tempdir().unwrap();
+        let data = tempfile::tempdir().unwrap();
+        let etc = tempfile::tempdir().unwrap();
+        let system = etc.path().join(FILE_NAME);
+        let dirs = |s: &Path| {
+            load_with(
+                plugin.path().to_str().unwrap(),
+                Some(data.path().to_str().unwrap()),
+                s,
+            )
+        };
+        // Neither file: the error names both.
+        let e = dirs(&system).unwrap_err().to_string();
+        assert!(
+            e.starts_with(&format!(
+                "{}: the configuration file is missing and so is {} (read in its place);",
+                plugin.path().join(FILE_NAME).display(),
+                system.display()
+            )),
+            "{e}"
+        );
+        // The system file alone is read, and its read_local_config defers to the data directory
+        // as the plugin directory's would.
+        std::fs::write(&system, r#"{"kmip_configuration_directory": "/etc/okv"}"#).unwrap();
+        let s = dirs(&system).unwrap();
+        assert_eq!(s.file, system);
+        assert_eq!(s.kmip_configuration_directory, Path::new("/etc/okv"));
+        std::fs::write(&system, r#"{"read_local_config": true}"#).unwrap();
+        std::fs::write(
+            data.path().join(FILE_NAME),
+            r#"{"kmip_configuration_directory": "/data/okv"}"#,
+        )
+        .unwrap();
+        let s = dirs(&system).unwrap();
+        assert_eq!(s.file, data.path().join(FILE_NAME));
+        assert_eq!(s.kmip_configuration_directory, Path::new("/data/okv"));
+        // A file in the plugin directory wins over the system file.
+        std::fs::write(
+            plugin.path().join(FILE_NAME),
+            r#"{"kmip_configuration_directory": "/plugin/okv"}"#,
+        )
+        .unwrap();
+        let s = dirs(&system).unwrap();
+        assert_eq!(s.file, plugin.path().join(FILE_NAME));
+        assert_eq!(s.kmip_configuration_directory, Path::new("/plugin/okv"));
+        // So does a dangling link there: named as what is wrong, not skipped.
+        std::fs::remove_file(plugin.path().join(FILE_NAME)).unwrap();
+        std::os::unix::fs::symlink(etc.path().join("gone"), plugin.path().join(FILE_NAME)).unwrap();
+        let e = dirs(&system).unwrap_err();
+        assert_eq!(
+            e,
+            SettingsError::Missing {
+                path: plugin.path().join(FILE_NAME),
+                instead: None
+            }
+        );
     }
 }
