@@ -134,6 +134,7 @@ fn run(lab: &Lab, p: &Product, trials: usize, poll: Duration, outage_trials: usi
         times.push(took);
     }
     times.sort();
+    let measured = times.len();
     if times.is_empty() {
         times.push(Duration::ZERO);
     }
@@ -145,7 +146,7 @@ fn run(lab: &Lab, p: &Product, trials: usize, poll: Duration, outage_trials: usi
     println!(
         "{}: {} revocations, detection min {:.2} s, quartiles {:.2} / {:.2} / {:.2} s, max {:.2} s, later than poll + 1 s: {late}",
         p.name,
-        times.len(),
+        measured,
         quartile(0),
         quartile(1),
         quartile(2),
