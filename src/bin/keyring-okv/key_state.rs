@@ -12,7 +12,7 @@ use serde_json::{Value, json};
 
 use okv_core::config::ConfDir;
 use okv_core::guard::{Revocation, Verdict, WatchedKey, mariadb_next_step, mysql_next_step, poll};
-use okv_core::keyring::object_name;
+use okv_core::keyring::{KeyEntry, Keyring, object_name};
 use okv_core::sealed::{self, file};
 
 use super::{Cli, Failure, keyring, load};
@@ -36,6 +36,23 @@ pub struct SealedCopy {
     pub owner: String,
     pub mariadb: bool,
     pub material: Zeroizing<Vec<u8>>,
+}
+
+/// A key of the server's listing, at the object and server the listing found it (None if the
+/// keyring did not learn them, which a complete listing always teaches).
+pub fn listed_source(keyring: &Keyring, entry: &KeyEntry) -> Option<Source> {
+    let (uid, server) = keyring.known(&entry.key_id, &entry.owner)?;
+    Some(Source {
+        key: WatchedKey {
+            uid,
+            server,
+            name: object_name(&entry.key_id, &entry.owner),
+            key: entry.key_id.clone(),
+            next_step: mysql_next_step(&entry.key_id),
+        },
+        from: "server".into(),
+        sealed: None,
+    })
 }
 
 /// The keys held by the sealed key cache files of `dir` (every product's), each with the file
@@ -98,21 +115,7 @@ pub fn run(cli: &Cli, sealed_dir: Option<&PathBuf>) -> Result<(), Failure> {
     let keyring = keyring(&conf)?;
     let mut keys = Vec::new();
     for entry in keyring.list(false)? {
-        // The listing taught the keyring each key's object and server.
-        let Some((uid, server)) = keyring.known(&entry.key_id, &entry.owner) else {
-            continue;
-        };
-        keys.push(Source {
-            key: WatchedKey {
-                uid,
-                server,
-                name: object_name(&entry.key_id, &entry.owner),
-                key: entry.key_id.clone(),
-                next_step: mysql_next_step(&entry.key_id),
-            },
-            from: "server".into(),
-            sealed: None,
-        });
+        keys.extend(listed_source(&keyring, &entry));
     }
     let mut problems = Vec::new();
     if let Some(dir) = sealed_dir {

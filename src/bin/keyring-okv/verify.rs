@@ -16,7 +16,7 @@ use serde_json::{Value, json};
 
 use okv_core::config::{self, ConfDir};
 use okv_core::connector::KmipClient;
-use okv_core::guard::{Revocation, Verdict, WatchedKey, mariadb_next_step, mysql_next_step, poll};
+use okv_core::guard::{Revocation, Verdict, WatchedKey, mariadb_next_step, poll};
 use okv_core::keyring::{KeyType, Keyring, KeyringError, object_name};
 use okv_core::kmip::tags;
 use okv_core::products::mariadb::{KeyStore, Settings, parse_object_name, remote};
@@ -269,21 +269,9 @@ fn mysql_keys(keyring: &Keyring, wanted: &[String], report: &mut Report) -> Vec<
         }
     };
     for entry in &listed {
-        let Some((uid, server)) = keyring.known(&entry.key_id, &entry.owner) else {
-            continue;
-        };
-        let source = Source {
-            key: WatchedKey {
-                uid,
-                server,
-                name: object_name(&entry.key_id, &entry.owner),
-                key: entry.key_id.clone(),
-                next_step: mysql_next_step(&entry.key_id),
-            },
-            from: "server".into(),
-            sealed: None,
-        };
-        sources.push((source, entry.owner.clone()));
+        if let Some(source) = key_state::listed_source(keyring, entry) {
+            sources.push((source, entry.owner.clone()));
+        }
     }
     for key_id in wanted {
         if listed
