@@ -62,6 +62,34 @@ fn dead_port() -> u16 {
     l.local_addr().unwrap().port()
 }
 
+/// Writes `product`'s sealed key cache file in `dir` as the libraries write it: bound to the
+/// identity and servers of `conf_dir`, under the key that conf dir's `ssl/key.pem` gives (or
+/// under `key`).
+fn seal_into(
+    conf_dir: &Path,
+    dir: &Path,
+    product: &okv_core::sealed::Product,
+    key: Option<[u8; 32]>,
+    written: u64,
+    entries: &okv_core::sealed::Entries,
+) -> std::path::PathBuf {
+    use okv_core::sealed::{self, Binding, file};
+    let conf = okv_core::config::load_conf_dir(conf_dir).expect("the conf dir loads");
+    let binding = Binding {
+        product: product.name.to_string(),
+        identity: conf.identity.subject.clone(),
+        servers: conf.servers.iter().map(ToString::to_string).collect(),
+    };
+    let key = match key {
+        Some(k) => zeroize::Zeroizing::new(k),
+        None => conf.seal_root.key_for(product.name.as_bytes()),
+    };
+    let bytes = file::seal(&key, &binding, written, entries, &Default::default()).unwrap();
+    let path = sealed::path_in(dir, product);
+    file::write_atomically(&path, &bytes).unwrap();
+    path
+}
+
 #[test]
 fn check_passes_on_the_lab_conf_dir() {
     let out = cli(&lab().conf_dir, &["check"]);
@@ -351,7 +379,7 @@ mod sealed_cache {
     }
 
     use okv_core::keyring::KeyType;
-    use okv_core::sealed::{self, Binding, Entries, Entry, Product, file};
+    use okv_core::sealed::{self, Entries, Entry, Product};
     use zeroize::Zeroizing;
 
     const AES_KEY: [u8; 32] = [
@@ -390,27 +418,7 @@ mod sealed_cache {
 
     /// Writes `product`'s file in `dir` under the key of that conf dir, or under `key`.
     fn write(dir: &Path, product: &Product, key: Option<[u8; 32]>) -> std::path::PathBuf {
-        let conf = okv_core::config::load_conf_dir(dir).expect("the copy loads");
-        let binding = Binding {
-            product: product.name.to_string(),
-            identity: conf.identity.subject.clone(),
-            servers: conf.servers.iter().map(ToString::to_string).collect(),
-        };
-        let key = match key {
-            Some(k) => Zeroizing::new(k),
-            None => conf.seal_root.key_for(product.name.as_bytes()),
-        };
-        let bytes = file::seal(
-            &key,
-            &binding,
-            sealed::now_unix() - 120,
-            &entries(),
-            &Default::default(),
-        )
-        .unwrap();
-        let path = sealed::path_in(dir, product);
-        file::write_atomically(&path, &bytes).unwrap();
-        path
+        seal_into(dir, dir, product, key, sealed::now_unix() - 120, &entries())
     }
 
     fn hex(bytes: &[u8]) -> String {
@@ -589,7 +597,7 @@ mod verify {
 
     use common::pykmip::{Named, repo_root};
     use okv_core::keyring::KeyType;
-    use okv_core::sealed::{self, Binding, Entries, Entry, file};
+    use okv_core::sealed::{self, Entries, Entry};
     use zeroize::Zeroizing;
 
     /// Stops the PyKMIP instance at the end, whatever happened.
@@ -638,11 +646,6 @@ mod verify {
     /// A plugin sealed file in `dir` holding `key_id` as object `uid` with `material`.
     fn write_sealed(conf_dir: &Path, dir: &Path, key_id: &str, uid: &str, material: Vec<u8>) {
         let conf = okv_core::config::load_conf_dir(conf_dir).expect("the conf dir loads");
-        let binding = Binding {
-            product: sealed::PLUGIN.name.to_string(),
-            identity: conf.identity.subject.clone(),
-            servers: conf.servers.iter().map(ToString::to_string).collect(),
-        };
         let mut entries = Entries::new();
         entries.insert(
             (key_id.to_string(), String::new()),
@@ -655,16 +658,14 @@ mod verify {
                 confirmed_at: sealed::now_unix() - 60,
             },
         );
-        let key = conf.seal_root.key_for(sealed::PLUGIN.name.as_bytes());
-        let bytes = file::seal(
-            &key,
-            &binding,
+        seal_into(
+            conf_dir,
+            dir,
+            &sealed::PLUGIN,
+            None,
             sealed::now_unix(),
             &entries,
-            &Default::default(),
-        )
-        .unwrap();
-        file::write_atomically(&sealed::path_in(dir, &sealed::PLUGIN), &bytes).unwrap();
+        );
     }
 
     #[test]

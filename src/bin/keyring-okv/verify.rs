@@ -208,7 +208,7 @@ pub fn run(cli: &Cli, scope: &Scope) -> Result<(), Failure> {
         );
     }
     if let Some(namespace) = scope.mariadb_namespace {
-        checked += mariadb_keys(&conf, namespace, &mut report);
+        checked += mariadb_keys(&conf, &mut stores, namespace, &mut report);
     }
     report.finish(checked)
 }
@@ -483,9 +483,18 @@ fn mariadb_store(conf: &ConfDir, namespace: &str) -> Option<KeyStore> {
 /// MariaDB's key versions of `namespace`: key 1 must exist; each key id's latest version must
 /// be Active and readable; an older version that is not Active is a warning (pages still
 /// encrypted with it cannot be read). Returns how many versions were looked at.
-fn mariadb_keys(conf: &ConfDir, namespace: &str, report: &mut Report) -> usize {
+fn mariadb_keys(
+    conf: &ConfDir,
+    stores: &mut HashMap<String, Option<KeyStore>>,
+    namespace: &str,
+    report: &mut Report,
+) -> usize {
     let item = format!("MariaDB namespace '{namespace}'");
-    let Some(store) = mariadb_store(conf, namespace) else {
+    // The sealed copies' checks may have made this namespace's store (and its connection).
+    let store = stores
+        .entry(namespace.to_string())
+        .or_insert_with(|| mariadb_store(conf, namespace));
+    let Some(store) = store else {
         report.say(
             &item,
             Outcome::Fail(3),
