@@ -156,7 +156,11 @@ fn load_with(
     // named, not a reason to read another file.
     let global = match std::fs::symlink_metadata(&in_plugin_dir) {
         Err(e) if e.kind() == std::io::ErrorKind::NotFound => {
-            if std::fs::symlink_metadata(system_file).is_err() {
+            // Only an absent file is "missing": one mysqld may not read is named as unreadable
+            // by `read_object` below, with the reason.
+            if std::fs::symlink_metadata(system_file)
+                .is_err_and(|e| e.kind() == std::io::ErrorKind::NotFound)
+            {
                 return Err(SettingsError::Missing {
                     path: in_plugin_dir,
                     instead: Some(system_file.to_path_buf()),
