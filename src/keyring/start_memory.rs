@@ -1,0 +1,407 @@
+//! The start-time memory of the plugin and the component with no key cache (the defaults).
+//!
+//! A start of mysqld reads the InnoDB master key once per encrypted tablespace while InnoDB
+//! validates its tablespace files, all before "ready for connections": without a cache, 200
+//! tables were 200 KMIP round trips for one key. The start-time memory answers the repeats of
+//! those reads from memory, and only while the server is starting, so that the documented
+//! cache-off semantics (every read asks the KMIP server) hold from the moment clients can
+//! reach the server.
+//!
+//! Its rules:
+//! - Only the server's own keys (the empty owner: InnoDB and binary log master keys) are kept,
+//!   and only their material: that a key does not exist is never remembered, nor an error.
+//! - It ends, for every key at once, at the first of: the end-of-start signal (the product
+//!   says what it observes, see `products::mysqld_start`), [`START_WINDOW`] after the
+//!   configuration was put in force, the first write of any key through this library (a
+//!   master-key rotation starts with one), a change of configuration or cache settings, a
+//!   refusal of the key-state guard (that key), and unload. A write ends it before its
+//!   request is sent, so no read after the write is answered from before it; a read in flight
+//!   when it ends is not kept.
+//! - Ended, it never holds a key again: the material is wiped (`KeyCache::shutdown`).
+//! - Concurrent reads of a key that is not held yet make one KMIP read between them (InnoDB
+//!   validates tablespaces on several threads).
+
+use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::time::{Duration, Instant};
+
+use super::FetchedKey;
+use super::cache::{Cached, KeyCache, Lookup};
+
+/// The longest a start-time memory lives, whatever the end-of-start signal says: it bounds how
+/// late a key revoked or destroyed on the KMIP server by another client can be seen when the
+/// signal cannot be observed.
+pub const START_WINDOW: Duration = Duration::from_secs(60);
+
+/// How often the end-of-start signal is looked at, at most: looking reads a few files of
+/// /proc, and a start reads its master key hundreds of times in a second.
+const LOOK_EVERY: Duration = Duration::from_millis(50);
+
+/// Why a start-time memory ended.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum Ended {
+    /// The product's end-of-start signal.
+    Started,
+    /// [`START_WINDOW`] passed.
+    Window,
+    /// A key was written through this library.
+    Write,
+    /// The configuration or the cache settings changed.
+    Replaced,
+    /// Unload or shutdown.
+    Unload,
+}
+
+impl Ended {
+    fn why(self) -> &'static str {
+        match self {
+            Ended::Started => "the server has started",
+            Ended::Window => "its time window passed",
+            Ended::Write => "a key was written",
+            Ended::Replaced => "the configuration or the cache settings changed",
+            Ended::Unload => "unload",
+        }
+    }
+}
+
+struct State {
+    ended: Option<Ended>,
+    last_look: Option<Instant>,
+    /// Reads answered from memory.
+    served: u64,
+    /// Reads that asked the KMIP server while the memory was open.
+    asked: u64,
+}
+
+/// The end-of-start signal: true once the server has started.
+pub type StartedSignal = Box<dyn Fn() -> bool + Send + Sync>;
+
+pub struct StartMemory {
+    /// Who logs (the library's name).
+    product: &'static str,
+    keys: KeyCache,
+    until: Instant,
+    started: StartedSignal,
+    look_every: Duration,
+    state: Mutex<State>,
+}
+
+impl StartMemory {
+    /// A memory open for `window` from now, or until `started` says the server has started.
+    pub fn new(
+        product: &'static str,
+        window: Duration,
+        started: StartedSignal,
+    ) -> std::io::Result<Self> {
+        Ok(StartMemory {
+            product,
+            // No TTL: no thread; the memory ends as a whole.
+            keys: KeyCache::new(None)?,
+            until: Instant::now() + window,
+            started,
+            look_every: LOOK_EVERY,
+            state: Mutex::new(State {
+                ended: None,
+                last_look: None,
+                served: 0,
+                asked: 0,
+            }),
+        })
+    }
+
+    fn state(&self) -> MutexGuard<'_, State> {
+        // Counters and a flag, each set whole: a panic leaves nothing torn.
+        self.state.lock().unwrap_or_else(PoisonError::into_inner)
+    }
+
+    /// Whether the memory may still answer, after looking at the window and the signal.
+    fn open(&self) -> bool {
+        let now = Instant::now();
+        let mut state = self.state();
+        if state.ended.is_some() {
+            return false;
+        }
+        let ended = if now >= self.until {
+            Some(Ended::Window)
+        } else if state
+            .last_look
+            .is_none_or(|at| now.saturating_duration_since(at) >= self.look_every)
+        {
+            state.last_look = Some(now);
+            (self.started)().then_some(Ended::Started)
+        } else {
+            None
+        };
+        drop(state);
+        match ended {
+            Some(why) => {
+                self.end(why);
+                false
+            }
+            None => true,
+        }
+    }
+
+    /// The pair's key: from memory while the start lasts and the key is one of the server's
+    /// own, else from `read` (the KMIP server). What `read` finds is kept while the memory is
+    /// open; absence and errors are not. A read of the same key in flight is waited for, at
+    /// most `wait`.
+    pub fn read_through<E>(
+        &self,
+        key_id: &str,
+        owner: &str,
+        wait: Duration,
+        read: impl FnOnce() -> Result<Option<FetchedKey>, E>,
+    ) -> Result<Option<FetchedKey>, E> {
+        if !owner.is_empty() || !self.open() {
+            return read();
+        }
+        let loading = match self.keys.lookup(key_id, owner, wait) {
+            Lookup::Known(Cached::Present(key)) => {
+                self.state().served += 1;
+                return Ok(Some(key));
+            }
+            Lookup::Known(Cached::Absent) => return read(),
+            Lookup::Load(loading) => loading,
+        };
+        self.state().asked += 1;
+        let fetched = read()?;
+        // Kept only while open: `end` closes the keys, and a closed cache keeps nothing.
+        if let Some(key) = &fetched {
+            loading.finish(Some(key));
+        }
+        Ok(fetched)
+    }
+
+    /// A write of any key is about to be sent: the start is over for the memory.
+    pub fn before_write(&self) {
+        self.end(Ended::Write);
+    }
+
+    /// Drops one key (the key-state guard refused it); the others stay.
+    pub fn forget(&self, key_id: &str, owner: &str) {
+        self.keys.forget(key_id, owner);
+    }
+
+    /// Ends the memory (once) and wipes every key it holds.
+    pub fn end(&self, why: Ended) {
+        let (served, asked) = {
+            let mut state = self.state();
+            if state.ended.is_some() {
+                return;
+            }
+            state.ended = Some(why);
+            (state.served, state.asked)
+        };
+        self.keys.shutdown();
+        tracing::info!(
+            "{}: the start-time memory of the server's keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
+            self.product,
+            why.why()
+        );
+    }
+
+    /// Why it ended, if it did.
+    pub fn ended(&self) -> Option<Ended> {
+        self.state().ended
+    }
+
+    /// Reads answered from memory so far.
+    pub fn served(&self) -> u64 {
+        self.state().served
+    }
+
+    /// Keys held now.
+    pub fn held(&self) -> usize {
+        self.keys.len()
+    }
+}
+
+impl Drop for StartMemory {
+    fn drop(&mut self) {
+        self.end(Ended::Unload);
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+    use crate::keyring::KeyType;
+    use std::sync::Arc;
+    use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
+    use zeroize::Zeroizing;
+
+    fn key(byte: u8) -> FetchedKey {
+        FetchedKey {
+            key_type: KeyType::Aes,
+            material: Zeroizing::new(vec![byte; 32]),
+        }
+    }
+
+    /// A memory whose end-of-start signal the test sets.
+    fn memory(window: Duration) -> (StartMemory, Arc<AtomicBool>) {
+        let started = Arc::new(AtomicBool::new(false));
+        let signal = started.clone();
+        let mut m = StartMemory::new(
+            "test",
+            window,
+            Box::new(move || signal.load(Ordering::SeqCst)),
+        )
+        .unwrap();
+        m.look_every = Duration::ZERO;
+        (m, started)
+    }
+
+    /// Reads the pair through `m` from a server that holds `server` (None: no such key),
+    /// counting the server's reads in `asked`.
+    fn read(
+        m: &StartMemory,
+        key_id: &str,
+        owner: &str,
+        server: Option<u8>,
+        asked: &AtomicUsize,
+    ) -> Option<u8> {
+        m.read_through::<()>(key_id, owner, Duration::from_secs(60), || {
+            asked.fetch_add(1, Ordering::SeqCst);
+            Ok(server.map(key))
+        })
+        .unwrap()
+        .map(|k| k.material[0])
+    }
+
+    #[test]
+    fn a_start_asks_the_server_once_for_a_key_read_many_times() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        for _ in 0..200 {
+            assert_eq!(read(&m, "INNODBKey-u-1", "", Some(7), &asked), Some(7));
+        }
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(m.served(), 199);
+        assert_eq!(m.held(), 1);
+    }
+
+    #[test]
+    fn keys_with_an_owner_absence_and_errors_are_never_kept() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        read(&m, "udf", "u@h", Some(1), &asked);
+        read(&m, "udf", "u@h", Some(1), &asked);
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            2,
+            "a user's key is always asked"
+        );
+        read(&m, "missing", "", None, &asked);
+        read(&m, "missing", "", None, &asked);
+        assert_eq!(asked.load(Ordering::SeqCst), 4, "absence is always asked");
+        let failed = m.read_through("k", "", Duration::from_secs(60), || Err("down"));
+        assert_eq!(failed.unwrap_err(), "down");
+        assert_eq!(read(&m, "k", "", Some(3), &asked), Some(3));
+        assert_eq!(asked.load(Ordering::SeqCst), 5, "an error is not an answer");
+        assert_eq!(m.held(), 1);
+    }
+
+    #[test]
+    fn the_end_of_start_signal_ends_it_and_wipes_the_keys() {
+        let (m, started) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        read(&m, "k", "", Some(1), &asked);
+        assert_eq!(read(&m, "k", "", Some(1), &asked), Some(1));
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        started.store(true, Ordering::SeqCst);
+        assert_eq!(m.ended(), None, "the signal is looked at by reads");
+        assert_eq!(read(&m, "k", "", Some(2), &asked), Some(2));
+        assert_eq!(m.ended(), Some(Ended::Started));
+        assert_eq!(m.held(), 0);
+        // The server's answer now, not the one remembered.
+        assert_eq!(read(&m, "k", "", Some(3), &asked), Some(3));
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_window_bounds_it_without_a_signal() {
+        let (m, _) = memory(Duration::ZERO);
+        let asked = AtomicUsize::new(0);
+        read(&m, "k", "", Some(1), &asked);
+        read(&m, "k", "", Some(1), &asked);
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        assert_eq!(m.ended(), Some(Ended::Window));
+    }
+
+    #[test]
+    fn a_write_ends_it_before_it_is_sent_and_a_removed_key_is_never_served() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        assert_eq!(read(&m, "INNODBKey-u-1", "", Some(1), &asked), Some(1));
+        // A rotation or a remove of the key: before its request goes out.
+        m.before_write();
+        assert_eq!(m.ended(), Some(Ended::Write));
+        assert_eq!(m.held(), 0);
+        // Removed on the server: absent, not the remembered key.
+        assert_eq!(read(&m, "INNODBKey-u-1", "", None, &asked), None);
+        // Rotated on the server: the new key.
+        assert_eq!(read(&m, "INNODBKey-u-1", "", Some(9), &asked), Some(9));
+    }
+
+    #[test]
+    fn a_read_in_flight_when_it_ends_is_not_kept() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        let got = m
+            .read_through::<()>("k", "", Duration::from_secs(60), || {
+                // A write ends the memory while this read is on the network.
+                m.before_write();
+                Ok(Some(key(1)))
+            })
+            .unwrap();
+        assert_eq!(got.map(|k| k.material[0]), Some(1));
+        assert_eq!(m.held(), 0);
+        assert_eq!(read(&m, "k", "", Some(2), &asked), Some(2));
+    }
+
+    #[test]
+    fn a_key_refused_by_the_guard_is_dropped_and_asked_again() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        read(&m, "a", "", Some(1), &asked);
+        read(&m, "b", "", Some(2), &asked);
+        m.forget("a", "");
+        assert_eq!(read(&m, "a", "", Some(3), &asked), Some(3));
+        assert_eq!(
+            read(&m, "b", "", Some(4), &asked),
+            Some(2),
+            "b is still held"
+        );
+        assert_eq!(asked.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn concurrent_reads_of_a_key_make_one_server_read() {
+        let (m, _) = memory(START_WINDOW);
+        let asked = AtomicUsize::new(0);
+        std::thread::scope(|s| {
+            for _ in 0..4 {
+                s.spawn(|| {
+                    for _ in 0..50 {
+                        assert_eq!(read(&m, "k", "", Some(5), &asked), Some(5));
+                    }
+                });
+            }
+        });
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
+        assert_eq!(m.served(), 199);
+    }
+
+    #[test]
+    fn ended_once_it_stays_ended() {
+        let (m, _) = memory(START_WINDOW);
+        m.end(Ended::Replaced);
+        m.end(Ended::Write);
+        assert_eq!(m.ended(), Some(Ended::Replaced));
+        let asked = AtomicUsize::new(0);
+        read(&m, "k", "", Some(1), &asked);
+        read(&m, "k", "", Some(1), &asked);
+        assert_eq!(asked.load(Ordering::SeqCst), 2);
+        assert_eq!(m.held(), 0);
+    }
+}
