@@ -17,7 +17,10 @@
 //!   refusal of the key-state guard (that key), and unload. A write ends it before its
 //!   request is sent, so no read after the write is answered from before it; a read in flight
 //!   when it ends is not kept.
-//! - Ended, it never holds a key again: the material is wiped (`KeyCache::shutdown`).
+//! - Ended, it never holds a key again: the material is wiped (`KeyCache::shutdown`). The
+//!   window is looked at by each read it would answer, the signal by such a read at most every
+//!   [`LOOK_EVERY`]; a key no read comes for after the start is wiped by the cache's own thread
+//!   [`START_WINDOW`] after it was read.
 //! - Concurrent reads of a key that is not held yet make one KMIP read between them (InnoDB
 //!   validates tablespaces on several threads).
 
@@ -32,9 +35,10 @@ use super::cache::{Cached, KeyCache, Lookup};
 /// signal cannot be observed.
 pub const START_WINDOW: Duration = Duration::from_secs(60);
 
-/// How often the end-of-start signal is looked at, at most: looking reads a few files of
-/// /proc, and a start reads its master key hundreds of times in a second.
-const LOOK_EVERY: Duration = Duration::from_millis(50);
+/// How often a read looks at the end-of-start signal, at most: looking may cost a few
+/// milliseconds (see `products::mysqld_start`), and a start reads its master key hundreds of
+/// times a second.
+pub const LOOK_EVERY: Duration = Duration::from_millis(50);
 
 /// Why a start-time memory ended.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -94,8 +98,8 @@ impl StartMemory {
     ) -> std::io::Result<Self> {
         Ok(StartMemory {
             product,
-            // No TTL: no thread; the memory ends as a whole.
-            keys: KeyCache::new(None)?,
+            // Its thread wipes a key that outlives the window with no read to end the memory.
+            keys: KeyCache::new(Some(window.max(Duration::from_millis(1))))?,
             until: Instant::now() + window,
             started,
             look_every: LOOK_EVERY,
@@ -316,6 +320,31 @@ mod tests {
         // The server's answer now, not the one remembered.
         assert_eq!(read(&m, "k", "", Some(3), &asked), Some(3));
         assert_eq!(asked.load(Ordering::SeqCst), 3);
+    }
+
+    #[test]
+    fn the_signal_is_looked_at_no_more_often_than_told() {
+        let looks = Arc::new(AtomicUsize::new(0));
+        let counted = looks.clone();
+        let m = StartMemory::new(
+            "test",
+            START_WINDOW,
+            Box::new(move || {
+                counted.fetch_add(1, Ordering::SeqCst);
+                false
+            }),
+        )
+        .unwrap();
+        let asked = AtomicUsize::new(0);
+        let t0 = Instant::now();
+        for _ in 0..100 {
+            read(&m, "k", "", Some(1), &asked);
+        }
+        let elapsed = t0.elapsed();
+        let most = 1 + (elapsed.as_millis() / LOOK_EVERY.as_millis()) as usize;
+        let n = looks.load(Ordering::SeqCst);
+        assert!((1..=most).contains(&n), "{n} looks in {elapsed:?}");
+        assert_eq!(asked.load(Ordering::SeqCst), 1);
     }
 
     #[test]

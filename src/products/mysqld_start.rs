@@ -16,12 +16,20 @@
 //! never listens (mysql_migrate_keyring, a test host) keeps it for `START_WINDOW` at most.
 
 use std::collections::HashSet;
+use std::sync::{Mutex, PoisonError};
 
 use crate::keyring::start_memory::{START_WINDOW, StartMemory};
 
 /// A start-time memory that ends when this process listens (or after `START_WINDOW`).
 pub fn start_memory(product: &'static str) -> Option<StartMemory> {
-    match StartMemory::new(product, START_WINDOW, Box::new(this_process_listens)) {
+    let probe = Mutex::new(ListenProbe::default());
+    let started = move || {
+        probe
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .listens()
+    };
+    match StartMemory::new(product, START_WINDOW, Box::new(started)) {
         Ok(memory) => Some(memory),
         Err(e) => {
             tracing::info!("{product}: no start-time memory of the server's keys: {e}");
@@ -30,18 +38,55 @@ pub fn start_memory(product: &'static str) -> Option<StartMemory> {
     }
 }
 
-/// Whether this process holds a listening TCP or Unix socket. False when /proc cannot be read.
-pub fn this_process_listens() -> bool {
-    let ours = socket_inodes();
-    if ours.is_empty() {
-        return false;
+/// Looks whether this process listens, cheaply enough to be asked while a start reads its
+/// master key once per tablespace.
+///
+/// Which sockets listen is in /proc/net, whose tables the kernel builds by walking its whole
+/// socket hash tables (5–15 ms a read on a loaded 2-core machine); which sockets are this
+/// process's is in its descriptors' links (about 1 ms with 300 open files). The descriptors
+/// are read at each look, the tables only when a socket appears that was not seen before:
+/// mysqld's listening sockets are new sockets, and it makes each one listen right after
+/// creating it (a look that falls between the two only leaves the memory to its window).
+#[derive(Default)]
+pub struct ListenProbe {
+    /// This process's sockets seen not listening.
+    quiet: HashSet<u64>,
+}
+
+impl ListenProbe {
+    /// Whether this process holds a listening TCP or Unix socket. False when /proc cannot be
+    /// read.
+    pub fn listens(&mut self) -> bool {
+        let ours = socket_inodes();
+        if ours.iter().all(|inode| self.quiet.contains(inode)) {
+            return false;
+        }
+        let listening = listening_inodes();
+        if ours.iter().any(|inode| listening.contains(inode)) {
+            return true;
+        }
+        self.quiet = ours;
+        false
     }
-    let tcp = ["/proc/self/net/tcp", "/proc/self/net/tcp6"]
-        .iter()
-        .filter_map(|path| std::fs::read_to_string(path).ok())
-        .any(|table| listening_tcp(&table).any(|inode| ours.contains(&inode)));
-    tcp || std::fs::read_to_string("/proc/self/net/unix")
-        .is_ok_and(|table| listening_unix(&table).any(|inode| ours.contains(&inode)))
+}
+
+/// Whether this process holds a listening TCP or Unix socket, looked at once.
+pub fn this_process_listens() -> bool {
+    ListenProbe::default().listens()
+}
+
+/// The listening sockets of this process's network namespace.
+fn listening_inodes() -> HashSet<u64> {
+    let mut inodes = HashSet::new();
+    for path in ["/proc/self/net/tcp", "/proc/self/net/tcp6"] {
+        if let Ok(table) = std::fs::read_to_string(path) {
+            inodes.extend(listening_tcp(&table));
+        }
+    }
+    if let Ok(table) = std::fs::read_to_string("/proc/self/net/unix") {
+        inodes.extend(listening_unix(&table));
+    }
+    inodes
 }
 
 /// The inodes of this process's sockets (its descriptors that link to `socket:[N]`).
@@ -108,6 +153,21 @@ mod tests {
             let unix = std::os::unix::net::UnixListener::bind(unix_dir.path().join("s")).unwrap();
             assert!(this_process_listens());
             drop(unix);
+        }
+    }
+
+    #[test]
+    fn a_probe_that_saw_other_listeners_still_sees_this_process_listen() {
+        let mut probe = ListenProbe::default();
+        // Whatever listens now (other tests of this binary, other processes) is remembered.
+        let before = probe.listens();
+        let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
+        assert!(probe.listens());
+        drop(listener);
+        if !before {
+            let unix_dir = tempfile::tempdir().unwrap();
+            let _unix = std::os::unix::net::UnixListener::bind(unix_dir.path().join("s")).unwrap();
+            assert!(probe.listens());
         }
     }
 
