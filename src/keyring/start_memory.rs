@@ -8,8 +8,10 @@
 //! reach the server.
 //!
 //! Its rules:
-//! - Only the server's own keys (the empty owner: InnoDB and binary log master keys) are kept,
-//!   and only their material: that a key does not exist is never remembered, nor an error.
+//! - Only InnoDB master keys (`INNODBKey-<server uuid>-<n>`, the empty owner) are kept, and
+//!   only their material: that a key does not exist is never remembered, nor an error. They
+//!   are the reads a start repeats; the binary log reads its few keys about once each, and
+//!   every other key keeps the cache-off rule at all times.
 //! - It ends, for every key at once, at the first of: the end-of-start signal (the product
 //!   says what it observes, see `products::mysqld_start`), [`START_WINDOW`] after the
 //!   configuration was put in force, the first write of any key through this library (a
@@ -29,6 +31,7 @@ use std::time::{Duration, Instant};
 
 use super::FetchedKey;
 use super::cache::{Cached, KeyCache, Lookup};
+use super::naming::is_innodb_master_key;
 
 /// The longest a start-time memory lives, whatever the end-of-start signal says: it bounds how
 /// late a key revoked or destroyed on the KMIP server by another client can be seen when the
@@ -145,8 +148,8 @@ impl StartMemory {
         }
     }
 
-    /// The pair's key: from memory while the start lasts and the key is one of the server's
-    /// own, else from `read` (the KMIP server). What `read` finds is kept while the memory is
+    /// The pair's key: from memory while the start lasts and the key is an InnoDB master key,
+    /// else from `read` (the KMIP server). What `read` finds is kept while the memory is
     /// open; absence and errors are not. A read of the same key in flight is waited for, at
     /// most `wait`.
     pub fn read_through<E>(
@@ -156,7 +159,7 @@ impl StartMemory {
         wait: Duration,
         read: impl FnOnce() -> Result<Option<FetchedKey>, E>,
     ) -> Result<Option<FetchedKey>, E> {
-        if !owner.is_empty() || !self.open() {
+        if !is_innodb_master_key(key_id, owner) || !self.open() {
             return read();
         }
         let loading = match self.keys.lookup(key_id, owner, wait) {
@@ -198,7 +201,7 @@ impl StartMemory {
         };
         self.keys.shutdown();
         tracing::info!(
-            "{}: the start-time memory of the server's keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
+            "{}: the start-time memory of InnoDB master keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
             self.product,
             why.why()
         );
@@ -233,6 +236,9 @@ mod tests {
     use std::sync::Arc;
     use std::sync::atomic::{AtomicBool, AtomicUsize, Ordering};
     use zeroize::Zeroizing;
+
+    const MASTER: &str = "INNODBKey-9b2a5f3c-1d2e-11ef-8a3b-0242ac120002-1";
+    const OTHER_MASTER: &str = "INNODBKey-9b2a5f3c-1d2e-11ef-8a3b-0242ac120002-2";
 
     fn key(byte: u8) -> FetchedKey {
         FetchedKey {
@@ -277,7 +283,7 @@ mod tests {
         let (m, _) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
         for _ in 0..200 {
-            assert_eq!(read(&m, "INNODBKey-u-1", "", Some(7), &asked), Some(7));
+            assert_eq!(read(&m, MASTER, "", Some(7), &asked), Some(7));
         }
         assert_eq!(asked.load(Ordering::SeqCst), 1);
         assert_eq!(m.served(), 199);
@@ -285,23 +291,30 @@ mod tests {
     }
 
     #[test]
-    fn keys_with_an_owner_absence_and_errors_are_never_kept() {
+    fn other_keys_absence_and_errors_are_never_kept() {
         let (m, _) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
-        read(&m, "udf", "u@h", Some(1), &asked);
-        read(&m, "udf", "u@h", Some(1), &asked);
+        read(&m, MASTER, "u@h", Some(1), &asked);
+        read(&m, MASTER, "u@h", Some(1), &asked);
         assert_eq!(
             asked.load(Ordering::SeqCst),
             2,
             "a user's key is always asked"
         );
-        read(&m, "missing", "", None, &asked);
-        read(&m, "missing", "", None, &asked);
-        assert_eq!(asked.load(Ordering::SeqCst), 4, "absence is always asked");
-        let failed = m.read_through("k", "", Duration::from_secs(60), || Err("down"));
+        read(&m, "MySQLReplicationKey_u_1", "", Some(1), &asked);
+        read(&m, "MySQLReplicationKey_u_1", "", Some(1), &asked);
+        assert_eq!(
+            asked.load(Ordering::SeqCst),
+            4,
+            "other keys are always asked"
+        );
+        read(&m, OTHER_MASTER, "", None, &asked);
+        read(&m, OTHER_MASTER, "", None, &asked);
+        assert_eq!(asked.load(Ordering::SeqCst), 6, "absence is always asked");
+        let failed = m.read_through(MASTER, "", Duration::from_secs(60), || Err("down"));
         assert_eq!(failed.unwrap_err(), "down");
-        assert_eq!(read(&m, "k", "", Some(3), &asked), Some(3));
-        assert_eq!(asked.load(Ordering::SeqCst), 5, "an error is not an answer");
+        assert_eq!(read(&m, MASTER, "", Some(3), &asked), Some(3));
+        assert_eq!(asked.load(Ordering::SeqCst), 7, "an error is not an answer");
         assert_eq!(m.held(), 1);
     }
 
@@ -309,16 +322,16 @@ mod tests {
     fn the_end_of_start_signal_ends_it_and_wipes_the_keys() {
         let (m, started) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
-        read(&m, "k", "", Some(1), &asked);
-        assert_eq!(read(&m, "k", "", Some(1), &asked), Some(1));
+        read(&m, MASTER, "", Some(1), &asked);
+        assert_eq!(read(&m, MASTER, "", Some(1), &asked), Some(1));
         assert_eq!(asked.load(Ordering::SeqCst), 1);
         started.store(true, Ordering::SeqCst);
         assert_eq!(m.ended(), None, "the signal is looked at by reads");
-        assert_eq!(read(&m, "k", "", Some(2), &asked), Some(2));
+        assert_eq!(read(&m, MASTER, "", Some(2), &asked), Some(2));
         assert_eq!(m.ended(), Some(Ended::Started));
         assert_eq!(m.held(), 0);
         // The server's answer now, not the one remembered.
-        assert_eq!(read(&m, "k", "", Some(3), &asked), Some(3));
+        assert_eq!(read(&m, MASTER, "", Some(3), &asked), Some(3));
         assert_eq!(asked.load(Ordering::SeqCst), 3);
     }
 
@@ -338,7 +351,7 @@ mod tests {
         let asked = AtomicUsize::new(0);
         let t0 = Instant::now();
         for _ in 0..100 {
-            read(&m, "k", "", Some(1), &asked);
+            read(&m, MASTER, "", Some(1), &asked);
         }
         let elapsed = t0.elapsed();
         let most = 1 + (elapsed.as_millis() / LOOK_EVERY.as_millis()) as usize;
@@ -351,8 +364,8 @@ mod tests {
     fn the_window_bounds_it_without_a_signal() {
         let (m, _) = memory(Duration::ZERO);
         let asked = AtomicUsize::new(0);
-        read(&m, "k", "", Some(1), &asked);
-        read(&m, "k", "", Some(1), &asked);
+        read(&m, MASTER, "", Some(1), &asked);
+        read(&m, MASTER, "", Some(1), &asked);
         assert_eq!(asked.load(Ordering::SeqCst), 2);
         assert_eq!(m.ended(), Some(Ended::Window));
     }
@@ -361,15 +374,15 @@ mod tests {
     fn a_write_ends_it_before_it_is_sent_and_a_removed_key_is_never_served() {
         let (m, _) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
-        assert_eq!(read(&m, "INNODBKey-u-1", "", Some(1), &asked), Some(1));
+        assert_eq!(read(&m, MASTER, "", Some(1), &asked), Some(1));
         // A rotation or a remove of the key: before its request goes out.
         m.before_write();
         assert_eq!(m.ended(), Some(Ended::Write));
         assert_eq!(m.held(), 0);
         // Removed on the server: absent, not the remembered key.
-        assert_eq!(read(&m, "INNODBKey-u-1", "", None, &asked), None);
+        assert_eq!(read(&m, MASTER, "", None, &asked), None);
         // Rotated on the server: the new key.
-        assert_eq!(read(&m, "INNODBKey-u-1", "", Some(9), &asked), Some(9));
+        assert_eq!(read(&m, MASTER, "", Some(9), &asked), Some(9));
     }
 
     #[test]
@@ -377,7 +390,7 @@ mod tests {
         let (m, _) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
         let got = m
-            .read_through::<()>("k", "", Duration::from_secs(60), || {
+            .read_through::<()>(MASTER, "", Duration::from_secs(60), || {
                 // A write ends the memory while this read is on the network.
                 m.before_write();
                 Ok(Some(key(1)))
@@ -385,19 +398,19 @@ mod tests {
             .unwrap();
         assert_eq!(got.map(|k| k.material[0]), Some(1));
         assert_eq!(m.held(), 0);
-        assert_eq!(read(&m, "k", "", Some(2), &asked), Some(2));
+        assert_eq!(read(&m, MASTER, "", Some(2), &asked), Some(2));
     }
 
     #[test]
     fn a_key_refused_by_the_guard_is_dropped_and_asked_again() {
         let (m, _) = memory(START_WINDOW);
         let asked = AtomicUsize::new(0);
-        read(&m, "a", "", Some(1), &asked);
-        read(&m, "b", "", Some(2), &asked);
-        m.forget("a", "");
-        assert_eq!(read(&m, "a", "", Some(3), &asked), Some(3));
+        read(&m, MASTER, "", Some(1), &asked);
+        read(&m, OTHER_MASTER, "", Some(2), &asked);
+        m.forget(MASTER, "");
+        assert_eq!(read(&m, MASTER, "", Some(3), &asked), Some(3));
         assert_eq!(
-            read(&m, "b", "", Some(4), &asked),
+            read(&m, OTHER_MASTER, "", Some(4), &asked),
             Some(2),
             "b is still held"
         );
@@ -412,7 +425,7 @@ mod tests {
             for _ in 0..4 {
                 s.spawn(|| {
                     for _ in 0..50 {
-                        assert_eq!(read(&m, "k", "", Some(5), &asked), Some(5));
+                        assert_eq!(read(&m, MASTER, "", Some(5), &asked), Some(5));
                     }
                 });
             }
@@ -428,8 +441,8 @@ mod tests {
         m.end(Ended::Write);
         assert_eq!(m.ended(), Some(Ended::Replaced));
         let asked = AtomicUsize::new(0);
-        read(&m, "k", "", Some(1), &asked);
-        read(&m, "k", "", Some(1), &asked);
+        read(&m, MASTER, "", Some(1), &asked);
+        read(&m, MASTER, "", Some(1), &asked);
         assert_eq!(asked.load(Ordering::SeqCst), 2);
         assert_eq!(m.held(), 0);
     }

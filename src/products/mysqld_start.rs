@@ -32,7 +32,7 @@ pub fn start_memory(product: &'static str) -> Option<StartMemory> {
     match StartMemory::new(product, START_WINDOW, Box::new(started)) {
         Ok(memory) => Some(memory),
         Err(e) => {
-            tracing::info!("{product}: no start-time memory of the server's keys: {e}");
+            tracing::info!("{product}: no start-time memory of InnoDB master keys: {e}");
             None
         }
     }

@@ -403,7 +403,7 @@ fn fetch_in(
     let budget = active.keyring.client().call_budget();
     let Some(cache) = &active.cache else {
         return match &active.start {
-            // Repeats of a start's reads of the server's own keys, answered from memory.
+            // Repeats of a start's reads of its InnoDB master key, answered from memory.
             Some(start) => start.read_through(key_id, owner, budget, read),
             None => read(),
         };
