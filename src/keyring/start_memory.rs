@@ -26,7 +26,7 @@
 //! - Concurrent reads of a key that is not held yet make one KMIP read between them (InnoDB
 //!   validates tablespaces on several threads).
 
-use std::sync::{Mutex, MutexGuard, PoisonError};
+use std::sync::{Arc, Mutex, MutexGuard, PoisonError};
 use std::time::{Duration, Instant};
 
 use super::FetchedKey;
@@ -72,6 +72,9 @@ impl Ended {
 
 struct State {
     ended: Option<Ended>,
+    /// Made at the first master key read, so that a library that reads none starts no thread;
+    /// its thread wipes a key that outlives the window with no read to end the memory.
+    keys: Option<Arc<KeyCache>>,
     last_look: Option<Instant>,
     /// Reads answered from memory.
     served: u64,
@@ -85,7 +88,7 @@ pub type StartedSignal = Box<dyn Fn() -> bool + Send + Sync>;
 pub struct StartMemory {
     /// Who logs (the library's name).
     product: &'static str,
-    keys: KeyCache,
+    window: Duration,
     until: Instant,
     started: StartedSignal,
     look_every: Duration,
@@ -94,25 +97,21 @@ pub struct StartMemory {
 
 impl StartMemory {
     /// A memory open for `window` from now, or until `started` says the server has started.
-    pub fn new(
-        product: &'static str,
-        window: Duration,
-        started: StartedSignal,
-    ) -> std::io::Result<Self> {
-        Ok(StartMemory {
+    pub fn new(product: &'static str, window: Duration, started: StartedSignal) -> Self {
+        StartMemory {
             product,
-            // Its thread wipes a key that outlives the window with no read to end the memory.
-            keys: KeyCache::new(Some(window.max(Duration::from_millis(1))))?,
+            window,
             until: Instant::now() + window,
             started,
             look_every: LOOK_EVERY,
             state: Mutex::new(State {
                 ended: None,
+                keys: None,
                 last_look: None,
                 served: 0,
                 asked: 0,
             }),
-        })
+        }
     }
 
     fn state(&self) -> MutexGuard<'_, State> {
@@ -120,12 +119,13 @@ impl StartMemory {
         self.state.lock().unwrap_or_else(PoisonError::into_inner)
     }
 
-    /// Whether the memory may still answer, after looking at the window and the signal.
-    fn open(&self) -> bool {
+    /// The keys, while the memory may still answer (after looking at the window and the
+    /// signal).
+    fn open(&self) -> Option<Arc<KeyCache>> {
         let now = Instant::now();
         let mut state = self.state();
         if state.ended.is_some() {
-            return false;
+            return None;
         }
         let ended = if now >= self.until {
             Some(Ended::Window)
@@ -138,14 +138,26 @@ impl StartMemory {
         } else {
             None
         };
-        drop(state);
-        match ended {
-            Some(why) => {
-                self.end(why);
-                false
-            }
-            None => true,
+        if let Some(why) = ended {
+            drop(state);
+            self.end(why);
+            return None;
         }
+        if state.keys.is_none() {
+            match KeyCache::new(Some(self.window.max(Duration::from_millis(1)))) {
+                Ok(keys) => state.keys = Some(Arc::new(keys)),
+                Err(e) => {
+                    drop(state);
+                    tracing::info!(
+                        "{}: no start-time memory of InnoDB master keys: {e}",
+                        self.product
+                    );
+                    self.end(Ended::Unload);
+                    return None;
+                }
+            }
+        }
+        state.keys.clone()
     }
 
     /// The pair's key: from memory while the start lasts and the key is an InnoDB master key,
@@ -159,10 +171,13 @@ impl StartMemory {
         wait: Duration,
         read: impl FnOnce() -> Result<Option<FetchedKey>, E>,
     ) -> Result<Option<FetchedKey>, E> {
-        if !is_innodb_master_key(key_id, owner) || !self.open() {
+        if !is_innodb_master_key(key_id, owner) {
             return read();
         }
-        let loading = match self.keys.lookup(key_id, owner, wait) {
+        let Some(keys) = self.open() else {
+            return read();
+        };
+        let loading = match keys.lookup(key_id, owner, wait) {
             Lookup::Known(Cached::Present(key)) => {
                 self.state().served += 1;
                 return Ok(Some(key));
@@ -186,20 +201,25 @@ impl StartMemory {
 
     /// Drops one key (the key-state guard refused it); the others stay.
     pub fn forget(&self, key_id: &str, owner: &str) {
-        self.keys.forget(key_id, owner);
+        let keys = self.state().keys.clone();
+        if let Some(keys) = keys {
+            keys.forget(key_id, owner);
+        }
     }
 
     /// Ends the memory (once) and wipes every key it holds.
     pub fn end(&self, why: Ended) {
-        let (served, asked) = {
+        let (served, asked, keys) = {
             let mut state = self.state();
             if state.ended.is_some() {
                 return;
             }
             state.ended = Some(why);
-            (state.served, state.asked)
+            (state.served, state.asked, state.keys.take())
         };
-        self.keys.shutdown();
+        if let Some(keys) = keys {
+            keys.shutdown();
+        }
         tracing::info!(
             "{}: the start-time memory of InnoDB master keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
             self.product,
@@ -219,7 +239,7 @@ impl StartMemory {
 
     /// Keys held now.
     pub fn held(&self) -> usize {
-        self.keys.len()
+        self.state().keys.as_ref().map_or(0, |k| k.len())
     }
 }
 
@@ -255,8 +275,7 @@ mod tests {
             "test",
             window,
             Box::new(move || signal.load(Ordering::SeqCst)),
-        )
-        .unwrap();
+        );
         m.look_every = Duration::ZERO;
         (m, started)
     }
@@ -308,6 +327,10 @@ mod tests {
             4,
             "other keys are always asked"
         );
+        assert!(
+            m.state().keys.is_none(),
+            "no thread until a master key is read"
+        );
         read(&m, OTHER_MASTER, "", None, &asked);
         read(&m, OTHER_MASTER, "", None, &asked);
         assert_eq!(asked.load(Ordering::SeqCst), 6, "absence is always asked");
@@ -346,8 +369,7 @@ mod tests {
                 counted.fetch_add(1, Ordering::SeqCst);
                 false
             }),
-        )
-        .unwrap();
+        );
         let asked = AtomicUsize::new(0);
         let t0 = Instant::now();
         for _ in 0..100 {

@@ -181,13 +181,10 @@ pub fn install(prepared: Prepared) {
     // With the key cache off, a start still asks the KMIP server for each master key once
     // (see `start_memory`); the key cache, when on, already does.
     if prepared.at_start && !CACHE_KEYS.load(Ordering::SeqCst) {
-        *START.write().unwrap_or_else(PoisonError::into_inner) =
-            crate::products::mysqld_start::start_memory("keyring_okv").map(|memory| {
-                Arc::new(StartInForce {
-                    keyring: Arc::downgrade(&active),
-                    memory,
-                })
-            });
+        *START.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(StartInForce {
+            keyring: Arc::downgrade(&active),
+            memory: crate::products::mysqld_start::start_memory("keyring_okv"),
+        }));
     }
     // At a start, the keys of the sealed cache fill the key cache in one message before
     // mysqld asks for them one by one. A configuration put in force by SET GLOBAL (under the

@@ -21,7 +21,7 @@ use std::sync::{Mutex, PoisonError};
 use crate::keyring::start_memory::{START_WINDOW, StartMemory};
 
 /// A start-time memory that ends when this process listens (or after `START_WINDOW`).
-pub fn start_memory(product: &'static str) -> Option<StartMemory> {
+pub fn start_memory(product: &'static str) -> StartMemory {
     let probe = Mutex::new(ListenProbe::default());
     let started = move || {
         probe
@@ -29,13 +29,7 @@ pub fn start_memory(product: &'static str) -> Option<StartMemory> {
             .unwrap_or_else(PoisonError::into_inner)
             .listens()
     };
-    match StartMemory::new(product, START_WINDOW, Box::new(started)) {
-        Ok(memory) => Some(memory),
-        Err(e) => {
-            tracing::info!("{product}: no start-time memory of InnoDB master keys: {e}");
-            None
-        }
-    }
+    StartMemory::new(product, START_WINDOW, Box::new(started))
 }
 
 /// Looks whether this process listens, cheaply enough to be asked while a start reads its

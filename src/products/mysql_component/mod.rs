@@ -289,7 +289,7 @@ fn prepare_and_install(
     let start = if reload || settings.cache_keys {
         None
     } else {
-        crate::products::mysqld_start::start_memory(COMPONENT_NAME)
+        Some(crate::products::mysqld_start::start_memory(COMPONENT_NAME))
     };
     let new = Arc::new(Active {
         settings,
