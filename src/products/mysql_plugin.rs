@@ -326,15 +326,6 @@ fn start_for(keyring: &Arc<Keyring>) -> Option<Arc<StartInForce>> {
         .filter(|s| Weak::ptr_eq(&s.keyring, &Arc::downgrade(keyring)))
 }
 
-/// Reads answered by the start-time memory in force, if one is.
-pub fn start_memory_served() -> Option<u64> {
-    START
-        .read()
-        .unwrap_or_else(PoisonError::into_inner)
-        .as_ref()
-        .map(|s| s.memory.served())
-}
-
 /// Serialises each write of a key with its cache update, so that the cache records the writes
 /// of a key in the order the KMIP server saw them (the keyring serialises only the KMIP side).
 /// Writes of different keys do not wait for each other.
