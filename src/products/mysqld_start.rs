@@ -13,7 +13,9 @@
 //!
 //! What it costs when it is wrong: a listening socket opened early (a plugin that listens
 //! during its own init) ends the memory early, which only costs requests; a process that
-//! never listens (mysql_migrate_keyring, a test host) keeps it for `START_WINDOW` at most.
+//! never listens (mysql_migrate_keyring, a test host) keeps it for `START_WINDOW` at most. A
+//! process whose /proc cannot be read (a chroot without it) cannot see the end of its start,
+//! so it keeps nothing: the signal says "started" at once.
 
 use std::collections::HashSet;
 use std::sync::{Mutex, PoisonError};
@@ -48,10 +50,12 @@ pub struct ListenProbe {
 }
 
 impl ListenProbe {
-    /// Whether this process holds a listening TCP or Unix socket. False when /proc cannot be
-    /// read.
+    /// Whether this process holds a listening TCP or Unix socket; true when /proc cannot be
+    /// read (the end of the start cannot be seen).
     pub fn listens(&mut self) -> bool {
-        let ours = socket_inodes();
+        let Some(ours) = socket_inodes() else {
+            return true;
+        };
         if ours.iter().all(|inode| self.quiet.contains(inode)) {
             return false;
         }
@@ -64,7 +68,8 @@ impl ListenProbe {
     }
 }
 
-/// Whether this process holds a listening TCP or Unix socket, looked at once.
+/// Whether this process holds a listening TCP or Unix socket (or /proc cannot be read), looked
+/// at once.
 pub fn this_process_listens() -> bool {
     ListenProbe::default().listens()
 }
@@ -83,12 +88,12 @@ fn listening_inodes() -> HashSet<u64> {
     inodes
 }
 
-/// The inodes of this process's sockets (its descriptors that link to `socket:[N]`).
-fn socket_inodes() -> HashSet<u64> {
-    let Ok(fds) = std::fs::read_dir("/proc/self/fd") else {
-        return HashSet::new();
-    };
-    fds.filter_map(Result::ok)
+/// The inodes of this process's sockets (its descriptors that link to `socket:[N]`); None when
+/// /proc cannot be read.
+fn socket_inodes() -> Option<HashSet<u64>> {
+    let fds = std::fs::read_dir("/proc/self/fd").ok()?;
+    let inodes = fds
+        .filter_map(Result::ok)
         .filter_map(|fd| std::fs::read_link(fd.path()).ok())
         .filter_map(|target| {
             target
@@ -98,7 +103,8 @@ fn socket_inodes() -> HashSet<u64> {
                 .parse()
                 .ok()
         })
-        .collect()
+        .collect();
+    Some(inodes)
 }
 
 /// The inodes of the LISTEN rows of /proc/net/tcp or tcp6 (state 0A).
@@ -170,7 +176,7 @@ mod tests {
         let listener = std::net::TcpListener::bind("127.0.0.1:0").unwrap();
         let client = std::net::TcpStream::connect(listener.local_addr().unwrap()).unwrap();
         let (served, _) = listener.accept().unwrap();
-        let ours = socket_inodes();
+        let ours = socket_inodes().unwrap();
         let table = std::fs::read_to_string("/proc/self/net/tcp").unwrap();
         let listening: HashSet<u64> = listening_tcp(&table).collect();
         let inode_of = |fd: std::os::fd::RawFd| -> u64 {
