@@ -317,9 +317,16 @@ case $out in
 esac
 exec chroot --userspec="$uid:$gid" --groups="$gid" "$root" "$@"'
 
+# As root, mysqld still gets its /proc, as on a real host (the keyrings look at their own
+# process there to see the end of the start), in a mount namespace that goes away with it.
+ROOT_SH='root=$1
+shift
+[ -e "$root/proc/self" ] || mount -t proc proc "$root/proc"
+exec chroot "$root" "$@"'
+
 set_launch() {
     if [[ "$SERVICE" != 1 ]]; then
-        LAUNCH=(chroot "$ROOT")
+        LAUNCH=(unshare --mount --propagation private -- /bin/sh -c "$ROOT_SH" sh "$ROOT")
         return 0
     fi
     local uid gid

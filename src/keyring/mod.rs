@@ -31,6 +31,7 @@ mod memory;
 pub mod naming;
 pub mod race;
 mod server_clock;
+pub mod start_memory;
 pub mod survey;
 pub mod unique_names;
 

@@ -336,6 +336,91 @@ pub fn describe(
     })
 }
 
+/// As [`describe`], and when the Locate found exactly one object, its Get in the same message
+/// (one round trip where a description and a read took two). The Get's answer is returned as
+/// the server gave it, for the caller to check and wipe; None when it was not asked or not
+/// answered. Any other case, or an answer that is not about that one object, is described as
+/// [`describe`] does.
+pub fn describe_and_get(
+    client: &KmipClient,
+    name: &str,
+    object_type: Option<u32>,
+    found: Found,
+    deadline: Instant,
+) -> Result<(Look, Option<kmip::ItemResult>), RaceError> {
+    let [uid] = found.uids.as_slice() else {
+        return Ok((describe(client, name, object_type, found, deadline)?, None));
+    };
+    let requests = [
+        ops::get_attributes(uid, &super::survey::ATTRIBUTES),
+        ops::get(uid),
+    ];
+    let answer = crate::connector::with_deadline(deadline, || {
+        client.request_batch_on(&found.server, &requests, Retry::Idempotent)
+    });
+    let mut items = match answer {
+        Ok(answer) if answer.server == found.server && answer.items.len() == 2 => answer.items,
+        Ok(mut answer) => {
+            answer
+                .items
+                .iter_mut()
+                .flatten()
+                .flatten()
+                .for_each(kmip::Ttlv::zeroize);
+            return Ok((describe(client, name, object_type, found, deadline)?, None));
+        }
+        Err(ClientError::Moved { expected, now }) => {
+            return Err(SurveyError::Moved {
+                from: expected,
+                to: now,
+            }
+            .into());
+        }
+        Err(e) => return Err(RaceError::Client(e)),
+    };
+    let got = items[1].take();
+    let object = match items[0].take() {
+        Some(Ok(payload)) if ops::parse_uid_echo(&payload).is_none_or(|echo| echo == *uid) => {
+            match ops::parse_get_attributes(&payload) {
+                Ok(attributes) => Some(ObjectInfo::from_attributes(uid, &attributes)),
+                Err(source) => {
+                    return Err(RaceError::Client(ClientError::Server {
+                        server: found.server,
+                        source,
+                    }));
+                }
+            }
+        }
+        // Destroyed between the Locate and now.
+        Some(Err(e)) if e.is_absent() => None,
+        Some(Err(source)) => {
+            return Err(RaceError::Client(ClientError::Server {
+                server: found.server,
+                source,
+            }));
+        }
+        // Answered for another object, or not at all: described on its own.
+        _ => {
+            let mut got = got;
+            got.iter_mut().flatten().for_each(kmip::Ttlv::zeroize);
+            return Ok((describe(client, name, object_type, found, deadline)?, None));
+        }
+    };
+    let objects: Vec<ObjectInfo> = object
+        .into_iter()
+        .filter(|o| o.is_named(name))
+        .filter(|o| object_type.is_none_or(|t| o.object_type.is_none_or(|got| got == t)))
+        .collect();
+    Ok((
+        Look {
+            objects,
+            server: found.server,
+            now: found.now,
+        },
+        got,
+    ))
+}
+
 /// How a race ended for the process that made `uid`.
 #[derive(Debug)]
 pub enum Settled {

@@ -158,7 +158,7 @@ impl std::fmt::Display for Method {
 }
 
 /// The attributes asked for every object.
-const ATTRIBUTES: [&str; 5] = [
+pub(crate) const ATTRIBUTES: [&str; 5] = [
     tags::attr::NAME,
     tags::attr::STATE,
     tags::attr::OBJECT_TYPE,
@@ -178,7 +178,7 @@ pub struct ObjectInfo {
 }
 
 impl ObjectInfo {
-    fn from_attributes(uid: &str, attributes: &[ops::Attribute]) -> Self {
+    pub(crate) fn from_attributes(uid: &str, attributes: &[ops::Attribute]) -> Self {
         ObjectInfo {
             uid: uid.to_string(),
             names: ops::attr_names(attributes)

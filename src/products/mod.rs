@@ -4,8 +4,10 @@
 //!
 //! - [`mysql_plugin`]: the keyring plugin keyring_okv.so (boundary/plugin);
 //! - [`mysql_component`]: the keyring component component_keyring_okv.so (boundary/component);
-//! - [`mariadb`]: the encryption plugin kmip_key_management.so (boundary/mariadb).
+//! - [`mariadb`]: the encryption plugin kmip_key_management.so (boundary/mariadb);
+//! - [`mysqld_start`]: the end of a mysqld start as the plugin and the component see it.
 
 pub mod mariadb;
 pub mod mysql_component;
 pub mod mysql_plugin;
+pub mod mysqld_start;

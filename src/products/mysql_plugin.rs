@@ -14,6 +14,7 @@ use crate::guard::{self, for_keyring::KeyringGuard};
 use crate::health::{Health, Snapshot};
 use crate::keyring::cache::KeyCache;
 use crate::keyring::key_locks::KeyLocks;
+use crate::keyring::start_memory::{Ended, StartMemory};
 use crate::keyring::{FetchedKey, KeyEntry, KeyType, Keyring, KeyringError};
 use crate::sealed::for_keyring::{KeyringSeal, SealedFetchError, WriteError};
 use crate::sealed::{self, SealedCache, SealedError};
@@ -73,6 +74,8 @@ pub struct Prepared {
     /// The sealed key cache of this configuration, when `keyring_okv_sealed_cache_max_age_hours`
     /// turns it on and its file is acceptable.
     sealed: Option<SealedCache>,
+    /// Prepared by plugin init (a start of mysqld, or INSTALL PLUGIN), not by SET GLOBAL.
+    at_start: bool,
 }
 
 impl Prepared {
@@ -152,6 +155,7 @@ pub fn prepare(dir: &str, require_reachable: bool) -> Result<Prepared, PluginErr
         dir: dir.to_string(),
         keyring: Keyring::new(client),
         sealed,
+        at_start: !require_reachable,
     })
 }
 
@@ -173,6 +177,15 @@ pub fn install(prepared: Prepared) {
         .replace(active.clone());
     // What the old configuration's servers said is not what the new ones say.
     renew_cache(Some(&active));
+    end_start(Ended::Replaced);
+    // With the key cache off, a start still asks the KMIP server for each master key once
+    // (see `start_memory`); the key cache, when on, already does.
+    if prepared.at_start && !CACHE_KEYS.load(Ordering::SeqCst) {
+        *START.write().unwrap_or_else(PoisonError::into_inner) = Some(Arc::new(StartInForce {
+            keyring: Arc::downgrade(&active),
+            memory: crate::products::mysqld_start::start_memory("keyring_okv"),
+        }));
+    }
     // At a start, the keys of the sealed cache fill the key cache in one message before
     // mysqld asks for them one by one. A configuration put in force by SET GLOBAL (under the
     // server's global variable lock) makes no KMIP request here, and the cache it replaces is
@@ -287,6 +300,32 @@ struct CacheInForce {
 
 static CACHE: RwLock<Option<Arc<CacheInForce>>> = RwLock::new(None);
 
+/// The start-time memory in force (key cache off, from plugin init until the server has
+/// started), and the keyring whose answers it holds.
+struct StartInForce {
+    keyring: Weak<Keyring>,
+    memory: StartMemory,
+}
+
+static START: RwLock<Option<Arc<StartInForce>>> = RwLock::new(None);
+
+/// Ends the start-time memory in force, if any, and wipes its keys.
+fn end_start(why: Ended) {
+    let old = START.write().unwrap_or_else(PoisonError::into_inner).take();
+    if let Some(old) = old {
+        old.memory.end(why);
+    }
+}
+
+/// The start-time memory to use with `keyring`, if one is in force for it.
+fn start_for(keyring: &Arc<Keyring>) -> Option<Arc<StartInForce>> {
+    START
+        .read()
+        .unwrap_or_else(PoisonError::into_inner)
+        .clone()
+        .filter(|s| Weak::ptr_eq(&s.keyring, &Arc::downgrade(keyring)))
+}
+
 /// Serialises each write of a key with its cache update, so that the cache records the writes
 /// of a key in the order the KMIP server saw them (the keyring serialises only the KMIP side).
 /// Writes of different keys do not wait for each other.
@@ -297,6 +336,7 @@ static WRITES: LazyLock<KeyLocks<(String, String)>> = LazyLock::new(KeyLocks::ne
 pub fn set_cache(on: bool, ttl_seconds: u64) {
     CACHE_KEYS.store(on, Ordering::SeqCst);
     CACHE_TTL_SECONDS.store(ttl_seconds, Ordering::SeqCst);
+    end_start(Ended::Replaced);
     let keyring = ACTIVE
         .read()
         .unwrap_or_else(PoisonError::into_inner)
@@ -410,6 +450,7 @@ pub fn shutdown() {
         keyring.client().close();
     }
     renew_cache(None);
+    end_start(Ended::Unload);
     replace_seal(None);
     GUARD.stop();
     drop(
@@ -566,6 +607,8 @@ fn write_through<T>(
     write: impl FnOnce() -> Result<T, KeyringError>,
     known: impl FnOnce(&Result<T, KeyringError>) -> Known,
 ) -> Result<T, KeyringError> {
+    // Before the request is sent: no read after a write is answered from before it.
+    end_start(Ended::Write);
     let _writing = WRITES.lock((key_id.to_string(), owner.to_string()));
     let before = cache_for(keyring);
     if let Some(c) = &before {
@@ -655,7 +698,13 @@ pub fn fetch(key_id: &str, owner: &str) -> Result<Option<FetchedKey>, PluginErro
         result
     };
     let result = match cache_for(&keyring) {
-        None => read(),
+        None => match start_for(&keyring) {
+            None => read(),
+            Some(s) => {
+                let budget = keyring.client().call_budget();
+                s.memory.read_through(key_id, owner, budget, read)
+            }
+        },
         // A read of the same key in flight is waited for, at most one call's budget.
         Some(c) => {
             let budget = keyring.client().call_budget();
@@ -745,6 +794,10 @@ fn drop_cached(key_id: &str, owner: &str) {
     let cache = CACHE.read().unwrap_or_else(PoisonError::into_inner).clone();
     if let Some(c) = cache {
         c.cache.forget(key_id, owner);
+    }
+    let start = START.read().unwrap_or_else(PoisonError::into_inner).clone();
+    if let Some(s) = start {
+        s.memory.forget(key_id, owner);
     }
     let seal = SEAL.read().unwrap_or_else(PoisonError::into_inner).clone();
     if let Some(s) = seal {

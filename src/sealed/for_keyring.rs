@@ -4,7 +4,7 @@
 
 use std::sync::{Arc, Weak};
 
-use super::{Answer, Keeper, SealedCache, SealedError, Served};
+use super::{Answer, Batched, Keeper, KnownObject, SealedCache, SealedError, Served};
 use crate::keyring::cache::KeyCache;
 use crate::keyring::{FetchedKey, Keyring, KeyringError};
 
@@ -49,6 +49,34 @@ pub fn fill(sealed: &SealedCache, keyring: &Keyring, key_cache: &KeyCache) -> us
             0
         }
     }
+}
+
+/// What the KMIP server says now of the cached keys whose objects it still holds as they were,
+/// read in one message per [`crate::keyring::READ_KNOWN_MAX`] keys ([`Keyring::read_known`]: each
+/// object's Name, State and key, checked as a fetch checks them). A key left out (gone, not
+/// Active, renamed, on another server, or the message failed) is asked on its own by [`ask`].
+fn ask_many(keyring: &Weak<Keyring>, keys: &[KnownObject]) -> Batched {
+    let mut answers = Batched::new();
+    let Some(keyring) = keyring.upgrade() else {
+        return answers;
+    };
+    keyring.client().reread_identity();
+    for chunk in keys.chunks(crate::keyring::READ_KNOWN_MAX) {
+        let read = match keyring.client().one_call(|| keyring.read_known(chunk)) {
+            Ok(read) => read,
+            Err(e) => {
+                tracing::debug!("the sealed key cache's keys were not read together: {e}");
+                break;
+            }
+        };
+        for (key_id, owner, key) in read {
+            let Some((uid, server)) = keyring.known(&key_id, &owner) else {
+                continue;
+            };
+            answers.insert((key_id, owner), Answer::Key { key, uid, server });
+        }
+    }
+    answers
 }
 
 /// What the KMIP server says of one key now, for a confirmation.
@@ -105,9 +133,11 @@ impl KeyringSeal {
         cache.follow_identity_of(keyring.client());
         let mine = cache.clone();
         let weak = Arc::downgrade(keyring);
+        let weak_many = weak.clone();
         let keeper = Keeper::start_after(
             cache,
             move || first(&mine),
+            move |keys| ask_many(&weak_many, keys),
             move |id, owner| ask(&weak, id, owner),
         )?;
         Ok(KeyringSeal { keeper })

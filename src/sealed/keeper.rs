@@ -5,7 +5,7 @@
 use std::sync::{Arc, Mutex, PoisonError};
 use std::time::{Duration, Instant};
 
-use super::{Answer, SealedCache};
+use super::{Answer, Batched, KnownObject, SealedCache};
 use crate::owned_thread::OwnedThread;
 
 /// How often the cached keys are confirmed while a server answers (at most a quarter of the
@@ -25,15 +25,18 @@ impl Keeper {
         cache: Arc<SealedCache>,
         ask: impl FnMut(&str, &str) -> Answer + Send + 'static,
     ) -> std::io::Result<Keeper> {
-        Self::start_after(cache, || {}, ask)
+        Self::start_after(cache, || {}, |_: &[KnownObject]| Batched::new(), ask)
     }
 
     /// As [`start`](Self::start), the thread first running `first`: the work a configuration
     /// put in force by `SET GLOBAL` or a keyring reload must not do under the server's lock
-    /// (stopping the cache it replaces, reading keys from the KMIP server).
+    /// (stopping the cache it replaces, reading keys from the KMIP server). Each confirmation
+    /// asks the keys together with `batch` first, then those it did not answer with `ask`
+    /// ([`SealedCache::confirm_batched`]).
     pub fn start_after(
         cache: Arc<SealedCache>,
         first: impl FnOnce() + Send + 'static,
+        mut batch: impl FnMut(&[KnownObject]) -> Batched + Send + 'static,
         mut ask: impl FnMut(&str, &str) -> Answer + Send + 'static,
     ) -> std::io::Result<Keeper> {
         let mine = cache.clone();
@@ -41,7 +44,7 @@ impl Keeper {
         let thread = OwnedThread::spawn("keyring_okv-sealed", move || {
             first();
             loop {
-                let wait = match mine.confirm(&mut ask) {
+                let wait = match mine.confirm_batched(&mut batch, &mut ask) {
                     Ok(()) => every,
                     Err(_) => RETRY,
                 };

@@ -181,6 +181,17 @@ impl FileState {
     }
 }
 
+/// A key as [`SealedCache::known_objects`] lists it: key id, owner, KMIP object, server.
+pub type KnownObject = (String, String, String, String);
+
+/// Answers a batch gave, by (key id, owner).
+pub type Batched = std::collections::HashMap<(String, String), Answer>;
+
+/// A batch that answers nothing: every key is asked on its own.
+fn no_batch(_: &[KnownObject]) -> Batched {
+    Batched::new()
+}
+
 /// What a KMIP server said of a cached key when it was confirmed.
 pub enum Answer {
     /// The key under that name now: its bytes, object and the server that named it.
@@ -853,7 +864,30 @@ impl SealedCache {
     /// Asks the KMIP server about every cached key (`ask`), drops those it no longer has, and
     /// renews the others. Returns the failure when no server answered.
     pub fn confirm(&self, ask: impl FnMut(&str, &str) -> Answer) -> Result<(), String> {
-        self.confirm_older_than(ask, JUST_CONFIRMED_SECS)
+        self.confirm_older_than(no_batch, ask, JUST_CONFIRMED_SECS)
+    }
+
+    /// As [`confirm`](Self::confirm), the cached keys first asked together: `batch` gets them
+    /// as [`known_objects`](Self::known_objects) lists them and answers for those it could
+    /// (the MySQL libraries: every key's object read in one message, `Keyring::read_known`);
+    /// only the keys it leaves out are asked one by one with `ask`.
+    pub fn confirm_batched(
+        &self,
+        batch: impl FnOnce(&[KnownObject]) -> Batched,
+        ask: impl FnMut(&str, &str) -> Answer,
+    ) -> Result<(), String> {
+        self.confirm_older_than(batch, ask, JUST_CONFIRMED_SECS)
+    }
+
+    /// [`confirm_batched`](Self::confirm_batched) of every key, also those answered for just
+    /// now (tests).
+    #[doc(hidden)]
+    pub fn confirm_batched_now_for_tests(
+        &self,
+        batch: impl FnOnce(&[KnownObject]) -> Batched,
+        ask: impl FnMut(&str, &str) -> Answer,
+    ) -> Result<(), String> {
+        self.confirm_older_than(batch, ask, 0)
     }
 
     /// [`confirm`](Self::confirm) of every key, also those answered for just now (tests).
@@ -862,7 +896,7 @@ impl SealedCache {
         &self,
         ask: impl FnMut(&str, &str) -> Answer,
     ) -> Result<(), String> {
-        self.confirm_older_than(ask, 0)
+        self.confirm_older_than(no_batch, ask, 0)
     }
 
     /// Moves every confirmation time `secs` into the past (tests of ages).
@@ -879,6 +913,7 @@ impl SealedCache {
 
     fn confirm_older_than(
         &self,
+        batch: impl FnOnce(&[KnownObject]) -> Batched,
         mut ask: impl FnMut(&str, &str) -> Answer,
         fresh: u64,
     ) -> Result<(), String> {
@@ -890,7 +925,15 @@ impl SealedCache {
                 .entries
                 .iter()
                 .filter(|(_, e)| stale(e.confirmed_at))
-                .map(|(id, e)| (id.clone(), e.uid.clone(), e.material.clone(), e.key_type))
+                .map(|(id, e)| {
+                    (
+                        id.clone(),
+                        e.uid.clone(),
+                        e.server.clone(),
+                        e.material.clone(),
+                        e.key_type,
+                    )
+                })
                 .collect();
             let absent = state
                 .absent
@@ -904,8 +947,21 @@ impl SealedCache {
         let mut unreachable = None;
         let mut failed = 0usize;
         let mut not_mine = None;
-        for (id, uid, material, key_type) in &snapshot {
-            match ask(&id.0, &id.1) {
+        let listed: Vec<KnownObject> = snapshot
+            .iter()
+            .map(|(id, uid, server, ..)| (id.0.clone(), id.1.clone(), uid.clone(), server.clone()))
+            .collect();
+        let mut batched = if listed.is_empty() {
+            Batched::new()
+        } else {
+            batch(&listed)
+        };
+        for (id, uid, _, material, key_type) in &snapshot {
+            let answer = match batched.remove(id) {
+                Some(answer) => answer,
+                None => ask(&id.0, &id.1),
+            };
+            match answer {
                 Answer::Key {
                     key,
                     uid: now_uid,

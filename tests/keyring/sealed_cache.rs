@@ -505,3 +505,56 @@ fn processes_side_by_side_lose_no_entry() {
         }
     }
 }
+
+/// A confirmation asks the keys together first (the MySQL libraries read every cached key's
+/// object in one message) and asks on its own only a key the batch left out, whose answer then
+/// counts as before: here it was replaced on the server.
+#[test]
+fn a_batched_confirmation_asks_alone_only_the_keys_the_batch_left_out() {
+    let dir = tempfile::tempdir().unwrap();
+    let cache = open(&path_in(&dir));
+    for (i, id) in ["a", "b", "c", "d"].iter().enumerate() {
+        cache.keep(id, "", &aes(i as u8 + 1), &format!("uid-{id}"), "s");
+    }
+    cache.backdate_for_tests(3600);
+    let mut batched_with = Vec::new();
+    let mut asked_alone = Vec::new();
+    let result = cache.confirm_batched_now_for_tests(
+        |keys| {
+            batched_with = keys.iter().map(|k| (k.0.clone(), k.2.clone())).collect();
+            keys.iter()
+                .filter(|k| k.0 != "c")
+                .map(|k| {
+                    let byte = k.0.as_bytes()[0] - b'a' + 1;
+                    let answer = Answer::Key {
+                        key: aes(byte),
+                        uid: k.2.clone(),
+                        server: k.3.clone(),
+                    };
+                    ((k.0.clone(), k.1.clone()), answer)
+                })
+                .collect()
+        },
+        |id, _| {
+            asked_alone.push(id.to_string());
+            Answer::Key {
+                key: aes(9),
+                uid: "uid-c2".into(),
+                server: "s".into(),
+            }
+        },
+    );
+    assert!(result.is_ok());
+    batched_with.sort();
+    assert_eq!(
+        batched_with,
+        ["a", "b", "c", "d"].map(|id| (id.to_string(), format!("uid-{id}")))
+    );
+    assert_eq!(asked_alone, ["c"]);
+    // The batch's answers confirmed a, b and d as they were; c's own answer replaced it.
+    assert_eq!(cache.status().oldest_confirmation_age, 0);
+    for (id, byte) in [("a", 1), ("b", 2), ("d", 4)] {
+        assert_eq!(served(&cache, id), Some(vec![byte; 32]));
+    }
+    assert_ne!(served(&cache, "c"), Some(vec![3; 32]));
+}

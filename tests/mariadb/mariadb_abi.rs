@@ -113,10 +113,10 @@ fn key_calls_keep_the_servers_contract() {
         "version_zero 4294967295",
         "null_length 4294967295",
         "status_rc 0 type 7",
-        // Init: Locates of 1/1, 1/2, 2/1 and 2/2 in one message, Get Attributes of what 1/1
-        // found (only an Active object is a version), Get 1/1; then Locates of 7/1 and 7/2 in
-        // one message; Locate 1/101.
-        "status requests 5",
+        // Init: Locates of 1/1, 1/2, 2/1 and 2/2 in one message, Get Attributes (only an Active
+        // object is a version) and Get of what 1/1 found in one message; then Locates of 7/1
+        // and 7/2 in one message; Locate 1/101.
+        "status requests 4",
         "status key_failures 2",
         "status errors 0",
         "status key_fetches 1",

@@ -77,6 +77,15 @@ pub fn fetch_material(
     let object = client
         .request_on(server, &ops::get(uid), Retry::Idempotent, ops::parse_get)
         .map_err(KeyStoreError::backend(name))?;
+    checked_material(uid, name, object)
+}
+
+/// A Get's object checked as [`fetch_material`] checks it.
+fn checked_material(
+    uid: &str,
+    name: &str,
+    object: ops::ManagedObject,
+) -> Result<Zeroizing<Vec<u8>>, KeyStoreError> {
     let unusable = |why: String| KeyStoreError::Unusable {
         uid: uid.to_string(),
         name: name.to_string(),
@@ -109,6 +118,10 @@ fn active_of(seen: &race::Look, name: String) -> Result<Option<Located>, KeyStor
     }
 }
 
+/// A version found by [`probe_latest`]: its number, its object and, when the object was read in
+/// the message that described it, its checked material.
+pub type Probed = (u32, Located, Option<Zeroizing<Vec<u8>>>);
+
 /// The latest version of `key_id` above `from` (the highest version already known, 0 for
 /// none), with its object; None when there is none above `from`.
 ///
@@ -134,7 +147,7 @@ pub fn probe_latest(
     key_id: u32,
     from: u32,
     mut first: FirstStep,
-) -> Result<Option<(u32, Located)>, KeyStoreError> {
+) -> Result<Option<Probed>, KeyStoreError> {
     let symmetric = Some(tags::object_type::SYMMETRIC_KEY);
     // The objects under the version's name, when there are any: from the first step's answers
     // when it asked for that name, otherwise asked now.
@@ -178,17 +191,30 @@ pub fn probe_latest(
     };
     let name = object_name(namespace, key_id, version);
     let deadline = Instant::now() + VERSION_DEADLINE;
-    let seen =
-        race::describe(client, &name, symmetric, answer, deadline).map_err(race_error(&name))?;
-    if let Some(located) = active_of(&seen, name)? {
-        return Ok(Some((version, located)));
+    // The version's object is described and, when it is the only one, read in one message.
+    let (seen, got) = race::describe_and_get(client, &name, symmetric, answer, deadline)
+        .map_err(race_error(&name))?;
+    let got = got.map(|item| {
+        item.and_then(|mut payload| {
+            let parsed = ops::parse_get(&payload);
+            payload.zeroize();
+            parsed
+        })
+    });
+    if let Some(located) = active_of(&seen, name.clone())? {
+        let material = match got {
+            Some(Ok(object)) => Some(checked_material(&located.0, &name, object)?),
+            // Read again on its own, as before the batch (an error is reported from there).
+            _ => None,
+        };
+        return Ok(Some((version, located, material)));
     }
     let below = version - 1;
     if below == from {
         return Ok(None);
     }
     if let Some(located) = find_version(client, namespace, key_id, below)? {
-        return Ok(Some((below, located)));
+        return Ok(Some((below, located, None)));
     }
     // Said once per version name: the refresh meets the same state every round.
     static WARNED: std::sync::Mutex<Vec<String>> = std::sync::Mutex::new(Vec::new());
@@ -203,7 +229,8 @@ pub fn probe_latest(
         warned.push(top);
     }
     drop(warned);
-    walk_latest(client, namespace, key_id, from)
+    Ok(walk_latest(client, namespace, key_id, from)?
+        .map(|(version, located)| (version, located, None)))
 }
 
 /// The Locate answers of a probe's first two names (`from`+1 and `from`+2), asked in one

@@ -316,12 +316,14 @@ impl KeyStore {
         );
     }
 
-    /// Reads the bytes of one version from the KMIP server into memory.
+    /// Reads the bytes of one version from the KMIP server into memory (`material`: already
+    /// read with its description, and checked).
     fn fetch(
         &self,
         key_id: u32,
         version: u32,
         located: Option<remote::Located>,
+        material: Option<Zeroizing<Vec<u8>>>,
     ) -> Result<(), KeyStoreError> {
         let name = object_name(&self.namespace, key_id, version);
         let (uid, server) = match located {
@@ -333,7 +335,10 @@ impl KeyStore {
                 },
             )?,
         };
-        let material = remote::fetch_material(&self.client, &uid, &server, &name)?;
+        let material = match material {
+            Some(material) => material,
+            None => remote::fetch_material(&self.client, &uid, &server, &name)?,
+        };
         bump(&self.counters.key_fetches);
         if let Some(guard) = self.guard.get() {
             guard.watch(crate::guard::WatchedKey {
@@ -400,8 +405,8 @@ impl KeyStore {
         first: remote::FirstStep,
     ) -> Result<Option<u32>, KeyStoreError> {
         match remote::probe_latest(&self.client, &self.namespace, key_id, known, first)? {
-            Some((version, located)) => {
-                self.fetch(key_id, version, Some(located))?;
+            Some((version, located, material)) => {
+                self.fetch(key_id, version, Some(located), material)?;
                 self.publish(key_id, version);
                 Ok(Some(version))
             }
@@ -491,7 +496,10 @@ impl KeyStore {
                 None => false,
             }
         };
-        match self.client.one_call(|| self.fetch(key_id, version, None)) {
+        match self
+            .client
+            .one_call(|| self.fetch(key_id, version, None, None))
+        {
             Ok(()) => {
                 if lock(&self.served_stale).remove(&(key_id, version)) {
                     tracing::info!(
@@ -840,7 +848,7 @@ impl KeyStore {
         // Another client may make the same version at the same moment: `create_version` returns
         // the one object every client settles on, and only its bytes are published.
         let located = remote::create_version(&self.client, &self.namespace, key_id, next)?;
-        self.fetch(key_id, next, Some(located))?;
+        self.fetch(key_id, next, Some(located), None)?;
         self.publish(key_id, next);
         bump(&self.counters.rotations);
         tracing::info!(

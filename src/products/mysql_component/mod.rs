@@ -16,6 +16,7 @@ use crate::config::{self, ConfigError, OkvClientOra};
 use crate::connector::{ClientError, KmipClient};
 use crate::health::{Health, utc_timestamp};
 use crate::keyring::key_locks::{KeyGuard, KeyLocks};
+use crate::keyring::start_memory::{Ended, StartMemory};
 use crate::keyring::{FetchedKey, KeyType, Keyring, KeyringError};
 
 pub use crate::keyring::cache::{self, Cached, KeyCache, Lookup};
@@ -115,6 +116,9 @@ struct Active {
     cache: Option<KeyCache>,
     /// The sealed key cache, with `sealed_cache_max_age_hours`.
     seal: Option<KeyringSeal>,
+    /// The start-time memory: the first load of the process with `cache_keys` false, until
+    /// the server has started (see `start_memory`).
+    start: Option<StartMemory>,
     /// Serialises each write of a key with its cache update, so that the cache records the
     /// writes of a key in the order the KMIP server saw them (the keyring serialises only the
     /// KMIP side). Writes of different keys do not wait for each other.
@@ -280,12 +284,20 @@ fn prepare_and_install(
     };
     GUARD.set_settings(settings.key_state);
     GUARD.start(&keyring, Arc::new(drop_cached));
+    // A reload is a statement, so the server has started; the key cache, when on, already
+    // asks once per key.
+    let start = if reload || settings.cache_keys {
+        None
+    } else {
+        Some(crate::products::mysqld_start::start_memory(COMPONENT_NAME))
+    };
     let new = Arc::new(Active {
         settings,
         servers,
         keyring,
         cache,
         seal,
+        start,
         writes: KeyLocks::new(),
     });
     let old = ACTIVE
@@ -297,6 +309,9 @@ fn prepare_and_install(
         // call.
         if let Some(cache) = &old.cache {
             cache.shutdown();
+        }
+        if let Some(start) = &old.start {
+            start.end(Ended::Replaced);
         }
         // The new sealed cache's thread stops the old one; without a new one, nobody waits.
         if let Err(std::sync::mpsc::SendError(old)) = retire.send(old) {
@@ -319,6 +334,9 @@ pub fn shutdown() {
     }
     if let Some(cache) = old.as_ref().and_then(|a| a.cache.as_ref()) {
         cache.shutdown();
+    }
+    if let Some(start) = old.as_ref().and_then(|a| a.start.as_ref()) {
+        start.end(Ended::Unload);
     }
     if let Some(old) = &old {
         stop_seal(old);
@@ -382,13 +400,17 @@ fn fetch_in(
         }
         result
     };
+    let budget = active.keyring.client().call_budget();
     let Some(cache) = &active.cache else {
-        return read();
+        return match &active.start {
+            // Repeats of a start's reads of its InnoDB master key, answered from memory.
+            Some(start) => start.read_through(key_id, owner, budget, read),
+            None => read(),
+        };
     };
     // A read of the same key in flight is waited for (at most one request's budget): the
     // reads behind it would each hold mysqld's lock for every round trip queued ahead of them.
     // An error is not remembered: only a Locate that found nothing says the key is absent.
-    let budget = active.keyring.client().call_budget();
     cache.read_through(key_id, owner, budget, read)
 }
 
@@ -406,7 +428,12 @@ fn sealed_write(
     }
 }
 
+/// Holds the key for one write; the start-time memory ends first, before the write's request
+/// is sent, so that no read after a write is answered from before it.
 fn writing<'a>(active: &'a Active, key_id: &str, owner: &str) -> KeyGuard<'a, (String, String)> {
+    if let Some(start) = &active.start {
+        start.before_write();
+    }
     active.writes.lock((key_id.to_string(), owner.to_string()))
 }
 
@@ -771,6 +798,9 @@ fn drop_cached(key_id: &str, owner: &str) {
     if let Some(active) = active() {
         if let Some(cache) = &active.cache {
             cache.forget(key_id, owner);
+        }
+        if let Some(start) = &active.start {
+            start.forget(key_id, owner);
         }
         if let Some(seal) = &active.seal {
             seal.cache().forget(key_id, owner);
