@@ -12,6 +12,10 @@
 #                           <lab>/pykmip-NAME but shares the venv, PKI and client identity.
 #   KEYRING_OKV_PYKMIP_PKI  TLS profile of a named instance's PKI: p256 (default), p384, p521 or
 #                           rsapss3072; each profile has its own CA, server and client certificates
+#   KEYRING_OKV_PYKMIP_UNIQUE_NAMES  1: the server started refuses a Create or Register under a
+#                           Name an object already carries (Object Already Exists), as key
+#                           managers that keep names unique do; PyKMIP itself does not
+#                           (scripts/pykmip_serve.py)
 #   PYTHON                  interpreter used to create the venv (default: python3)
 #   KEYRING_OKV_PYKMIP_STOP_TIMEOUT  seconds to wait after SIGINT before SIGKILL (default 15;
 #                           PyKMIP waits up to 10 s per still-open client connection)

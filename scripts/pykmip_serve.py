@@ -12,6 +12,11 @@ fail, as with any server that dies.
   pykmip_serve.py HOST PORT PYKMIP_SERVER_SCRIPT -f CONF -l LOG
   pykmip_serve.py child FD PYKMIP_SERVER_SCRIPT -f CONF -l LOG     (run by the supervisor)
 
+With KEYRING_OKV_PYKMIP_UNIQUE_NAMES=1 in its environment the server refuses a Create or a
+Register under a Name that an object it holds already carries (Object Already Exists), as key
+managers that keep names unique do; PyKMIP itself does not. The tests and benchmarks of the
+create race rule's no-wait path use it (docs/keys.md, "Create races between processes").
+
 Exit status: the server's when it ends other than by a crash (SIGINT from `pykmip.sh stop`
 ends both); a crash (SIGSEGV, SIGABRT, SIGBUS, SIGFPE) starts a new server process and says so
 on stderr.
@@ -93,7 +98,41 @@ def supervise(host, port, server_args):
         end_orphans()
 
 
+def keep_names_unique():
+    """Refuses a Name that an object already carries before PyKMIP sets it on a new object.
+
+    PyKMIP's engine handles one request at a time (process_request holds its lock), so the
+    look-up and the insert that follows cannot interleave with another connection's."""
+    from kmip.core import enums, exceptions
+    from kmip.pie import sqltypes
+    from kmip.services.server import engine as engine_module
+
+    engine_class = engine_module.KmipEngine
+    set_attribute = engine_class._set_attribute_on_managed_object
+
+    def set_attribute_if_name_free(self, managed_object, attribute):
+        if attribute[0] == "Name":
+            for name in attribute[1]:
+                value = name.name_value.value
+                in_use = (
+                    self._data_session.query(sqltypes.ManagedObjectName)
+                    .filter(sqltypes.ManagedObjectName.name == value)
+                    .first()
+                )
+                if in_use is not None:
+                    raise exceptions.KmipError(
+                        status=enums.ResultStatus.OPERATION_FAILED,
+                        reason=enums.ResultReason.OBJECT_ALREADY_EXISTS,
+                        message="An object with this Name already exists.",
+                    )
+        return set_attribute(self, managed_object, attribute)
+
+    engine_class._set_attribute_on_managed_object = set_attribute_if_name_free
+
+
 def serve_inherited(fd, server_script, args):
+    if os.environ.get("KEYRING_OKV_PYKMIP_UNIQUE_NAMES") == "1":
+        keep_names_unique()
     inherited = socket.socket(fileno=fd)
     bound = inherited.getsockname()
 

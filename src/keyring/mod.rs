@@ -300,6 +300,65 @@ impl Keyring {
         self.add(key_id, &name, request, ops::parse_register, Some(material))
     }
 
+    /// What to say when another client's object `winner` on `server` holds the name: a
+    /// Pre-Active winner is another client's creation in progress (or what a failed one left,
+    /// ignored once two minutes old), so "already exists" only once it is Active.
+    fn made_by_another(
+        &self,
+        key_id: &str,
+        name: &str,
+        winner: &ObjectInfo,
+        server: &str,
+    ) -> KeyringError {
+        let active = winner.is_active()
+            || race::wait_active(
+                &self.client,
+                &winner.uid,
+                server,
+                Instant::now() + PRE_ACTIVE_WAIT,
+            )
+            .unwrap_or(false);
+        if active {
+            return KeyringError::AlreadyExists {
+                key_id: key_id.to_string(),
+                owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
+            };
+        }
+        KeyringError::Race {
+            key_id: key_id.to_string(),
+            why: format!(
+                "another client is making it right now (KMIP object {} of {server}, Pre-Active, made at the same time or before and not activated within {} s); try again. If no other client is making it, that object is left over from a failed creation: it is ignored once two minutes old, or destroy it on the KMIP server",
+                winner.uid,
+                PRE_ACTIVE_WAIT.as_secs()
+            ),
+        }
+    }
+
+    /// A server that keeps names unique refused our Create or Register (Object Already
+    /// Exists): another client made an object under the name since `refuse_existing` looked.
+    /// Says what that object is, as a lost race does.
+    fn name_refused(&self, key_id: &str, name: &str, server: &str) -> KeyringError {
+        let deadline = Instant::now() + LOOKUP_DEADLINE;
+        let holder = race::look(&self.client, name, None, Some(server), deadline)
+            .ok()
+            .and_then(|seen| {
+                seen.objects
+                    .iter()
+                    .find(|o| o.is_active())
+                    .or_else(|| seen.winner())
+                    .cloned()
+            });
+        match holder {
+            Some(holder) => self.made_by_another(key_id, name, &holder, server),
+            None => KeyringError::Race {
+                key_id: key_id.to_string(),
+                why: format!(
+                    "KMIP server {server} refused the name as already in use, but no usable object carries it (a leftover of a failed creation, Pre-Active for over two minutes, or not Active); destroy that object on the KMIP server, or try again"
+                ),
+            },
+        }
+    }
+
     /// Makes the object of a new key (once, see `act_once`), wipes the request, which may hold
     /// key material, and activates the object.
     fn add(
@@ -312,7 +371,15 @@ impl Keyring {
     ) -> Result<(), KeyringError> {
         let made = self.act_once(key_id, name, &request, parse, material);
         request.zeroize();
-        let (uid, server) = made?;
+        let (uid, server) = match made {
+            Err(KeyringError::Backend {
+                source: ClientError::Server { server, source },
+                ..
+            }) if source.is_name_in_use() => {
+                return Err(self.name_refused(key_id, name, &server));
+            }
+            made => made?,
+        };
         let made_at = Instant::now();
         // Another process may have made an object under the same name at the same time: only
         // one may become the key (see `race`).
@@ -349,31 +416,7 @@ impl Keyring {
                     "key '{key_id}': another client made it at the same time (KMIP object {} of {server}); ours ({uid}) was destroyed",
                     winner.uid
                 );
-                // A Pre-Active winner is another client's creation in progress (or what a
-                // failed one left, ignored once two minutes old): "already exists" only once
-                // it is Active.
-                let active = winner.is_active()
-                    || race::wait_active(
-                        &self.client,
-                        &winner.uid,
-                        &server,
-                        Instant::now() + PRE_ACTIVE_WAIT,
-                    )
-                    .unwrap_or(false);
-                if active {
-                    return Err(KeyringError::AlreadyExists {
-                        key_id: key_id.to_string(),
-                        owner: parse_object_name(name).map(|p| p.1).unwrap_or_default(),
-                    });
-                }
-                Err(KeyringError::Race {
-                    key_id: key_id.to_string(),
-                    why: format!(
-                        "another client is making it right now (KMIP object {} of {server}, Pre-Active, made at the same time or before and not activated within {} s); try again. If no other client is making it, that object is left over from a failed creation: it is ignored once two minutes old, or destroy it on the KMIP server",
-                        winner.uid,
-                        PRE_ACTIVE_WAIT.as_secs()
-                    ),
-                })
+                Err(self.made_by_another(key_id, name, &winner, &server))
             }
             Err(e) => {
                 race::discard(&self.client, &uid, &server, "the race could not be settled");

@@ -55,8 +55,9 @@
 //! it, and while it exists the server makes no other object under its name (the probe saw it
 //! refuse a Create and a Register under a name carried by a Pre-Active object, and a Create
 //! under one carried by an Active object). So no object under the name is made after `X` while
-//! `X` exists, and none existed when `X` was made (its Create would have been refused). If the look sees `X` Pre-Active and no other contender,
-//! `X` is the winner for every process: a later look by anyone sees `X`, and nothing before
+//! `X` exists, and none existed when `X` was made (its Create would have been refused). If the
+//! Locate of the name finds `X` alone (made Pre-Active by us; an Activate of it in any other
+//! state fails), or the look sees `X` Pre-Active and no other contender, `X` is the winner for every process: a later look by anyone sees `X`, and nothing before
 //! `X` can appear. The tie of the proof above needs a second object made after our look,
 //! which this server does not make. If the look does see another contender (the server
 //! refuses less than the probe showed), the whole rule is applied, wait included.
@@ -443,7 +444,15 @@ pub fn settle(
 ) -> Result<Settled, RaceError> {
     if unique_names::refuses(client, server) {
         // No wait (see "Servers that keep names unique" in the module doc).
-        let seen = look(client, name, object_type, Some(server), deadline)?;
+        let found = locate(client, name, object_type, Some(server))?;
+        if found.uids == [uid] {
+            // Only the object just made carries the name, and it was made Pre-Active: its
+            // attributes would say nothing more, and an Activate of anything else fails.
+            return Ok(Settled::Won {
+                activate_by: Instant::now() + ACTIVATE_GRACE,
+            });
+        }
+        let seen = describe(client, name, object_type, found, deadline)?;
         let own_pre_active = seen
             .objects
             .iter()

@@ -54,6 +54,12 @@ impl KmipError {
     pub fn is_item_not_found(&self) -> bool {
         self.result_reason() == Some(tags::result_reason::ITEM_NOT_FOUND)
     }
+    /// The server refused to make an object under a Name an object already carries (Object
+    /// Already Exists, KMIP 1.2 and later; servers that keep names unique send it to 1.1
+    /// clients too).
+    pub fn is_name_in_use(&self) -> bool {
+        self.result_reason() == Some(tags::result_reason::OBJECT_ALREADY_EXISTS)
+    }
     /// The server says the object is not there, in any KMIP version's words: Item Not Found,
     /// or the newer Object Destroyed, Object Not Found and Key Value Not Present (a destroyed
     /// object whose attributes the server keeps) that some servers send in 1.1 responses.

@@ -117,14 +117,28 @@ pub fn remove_udf_leftovers(key_ids: &[&str]) {
 pub struct Named {
     pub name: String,
     pub profile: &'static str,
+    /// Started with `KEYRING_OKV_PYKMIP_UNIQUE_NAMES=1`: refuses a second object under a Name.
+    pub unique_names: bool,
 }
 
 impl Named {
     pub fn start(name: &str, profile: &'static str) -> Named {
+        Self::start_as(name, profile, false)
+    }
+
+    /// An instance that refuses a Create or Register under a Name in use, as key managers that
+    /// keep names unique do (`scripts/pykmip_serve.py`).
+    #[allow(dead_code)]
+    pub fn start_keeping_names_unique(name: &str) -> Named {
+        Self::start_as(name, "p256", true)
+    }
+
+    fn start_as(name: &str, profile: &'static str, unique_names: bool) -> Named {
         lab();
         let named = Named {
             name: name.to_string(),
             profile,
+            unique_names,
         };
         named.script(&["reset"]);
         named.script(&["start"]);
@@ -138,6 +152,10 @@ impl Named {
             .args(args)
             .env("KEYRING_OKV_PYKMIP_NAME", &self.name)
             .env("KEYRING_OKV_PYKMIP_PKI", self.profile)
+            .env(
+                "KEYRING_OKV_PYKMIP_UNIQUE_NAMES",
+                if self.unique_names { "1" } else { "0" },
+            )
             .output()
             .expect("run scripts/pykmip.sh");
         assert!(

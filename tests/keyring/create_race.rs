@@ -8,6 +8,9 @@
 //!   not in creation order (the in-process quirky server with a frozen clock);
 //! - a server that keeps names unique (the quirky server): no wait, and concurrent generates
 //!   still end with one object;
+//! - PyKMIP made to keep names unique (`KEYRING_OKV_PYKMIP_UNIQUE_NAMES=1`): the probe learns it
+//!   from a real server, a generate makes no request for the wait, racing generates end with one
+//!   object;
 //! - two real MariaDB 10.11 servers sharing a namespace rotating key 1 at the same moment, each
 //!   reading its own tables back after a restart.
 
@@ -22,7 +25,7 @@ use std::time::Duration;
 
 use common::fault_server::FaultServer;
 use common::kmip_quirks::{Object, Quirks, QuirkyKmip, Tamper};
-use common::pykmip::{lab, tool, unique};
+use common::pykmip::{Named, lab, tool, unique};
 use okv_core::config::{Host, ServerAddr, load_conf_dir};
 use okv_core::connector::KmipClient;
 use okv_core::keyring::{Keyring, KeyringError, object_name, unique_names};
@@ -463,6 +466,70 @@ fn concurrent_generates_on_a_server_that_keeps_names_unique_make_one_object() {
         assert_eq!(&key.material[..], &objects[0].material[..]);
     }
 }
+
+/// The same on a real server: PyKMIP started so that it refuses a second object under a Name in
+/// use. The probe learns it (once per server and client), a generate then makes only the
+/// requests that make the key (no look at the server's clock, no second Locate), and generates
+/// of one key by several clients at once end with one Active object whose bytes all of them read.
+#[test]
+fn pykmip_keeping_names_unique_needs_no_wait_and_racing_generates_make_one_object() {
+    let kmip = Named::start_keeping_names_unique("race_unique");
+    let conf = load_conf_dir(&kmip.conf_dir()).expect("the instance's conf dir");
+    let keyrings: Vec<Keyring> = (0..4)
+        .map(|_| Keyring::new(KmipClient::from_conf_dir(&conf).expect("client")))
+        .collect();
+    for (i, k) in keyrings.iter().enumerate() {
+        k.generate(&format!("warm-{i}"), "", "AES", 32)
+            .expect("generate");
+    }
+    let requests = |k: &Keyring| k.client().health().snapshot().requests;
+    let before = requests(&keyrings[0]);
+    keyrings[0]
+        .generate("counted", "", "AES", 32)
+        .expect("generate");
+    let made = requests(&keyrings[0]) - before;
+    assert!(
+        made <= MADE_WITHOUT_WAIT,
+        "a generate made {made} requests on a server that keeps names unique"
+    );
+
+    let barrier = Barrier::new(keyrings.len());
+    let outcomes: Vec<Result<(), KeyringError>> = std::thread::scope(|scope| {
+        let handles: Vec<_> = keyrings
+            .iter()
+            .map(|k| {
+                let barrier = &barrier;
+                scope.spawn(move || {
+                    barrier.wait();
+                    k.generate("together", "", "AES", 32)
+                })
+            })
+            .collect();
+        handles.into_iter().map(|h| h.join().unwrap()).collect()
+    });
+    assert_eq!(
+        outcomes.iter().filter(|o| o.is_ok()).count(),
+        1,
+        "{outcomes:?}"
+    );
+    for e in outcomes.iter().filter_map(|o| o.as_ref().err()) {
+        assert!(matches!(e, KeyringError::AlreadyExists { .. }), "{e}");
+    }
+    let found = kmip.script(&["tool", "find", &object_name("together", "")]);
+    let found: serde_json::Value = serde_json::from_str(&found).expect("find prints JSON");
+    let found = found.as_array().expect("a list");
+    assert_eq!(found.len(), 1, "{found:?}");
+    assert_eq!(found[0]["state"], "ACTIVE");
+    let first = keyrings[0].fetch("together", "").unwrap().expect("the key");
+    for k in &keyrings[1..] {
+        let key = k.fetch("together", "").unwrap().expect("the key");
+        assert_eq!(&key.material[..], &first.material[..]);
+    }
+}
+
+/// A generate where no wait is needed: the Locate of the name, the Create, the Activate, and
+/// at most one more (the Locate of a client that has not yet seen this server's listing rules).
+const MADE_WITHOUT_WAIT: u64 = 4;
 
 /// A Pre-Active leftover of a failed creation (two minutes old) does not block a generate.
 #[test]

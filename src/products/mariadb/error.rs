@@ -80,6 +80,15 @@ impl KeyStoreError {
         }
     }
 
+    /// A server that keeps names unique refused to make an object under the version's name:
+    /// another client made one first.
+    pub fn is_name_in_use(&self) -> bool {
+        matches!(self, KeyStoreError::Backend {
+            source: ClientError::Server { source, .. },
+            ..
+        } if source.is_name_in_use())
+    }
+
     /// The KMIP server definitely says the version is gone: no Active object under its name
     /// (none at all, or not Active), the object under it is not a usable key (the name now
     /// belongs to another object), several Active objects carry it, or the object was not

@@ -332,12 +332,16 @@ pub fn create_version(
             }
             continue;
         }
-        let (uid, server) = make(
+        let (uid, server) = match make(
             client,
             &name,
             &ops::create_aes(NEW_KEY_BITS, &name),
             deadline,
-        )?;
+        ) {
+            // Another client's object holds the name now: the next look finds it.
+            Err(e) if e.is_name_in_use() => continue,
+            made => made?,
+        };
         let made_at = Instant::now();
         match race::settle(client, &name, symmetric, &uid, &server, made_at, deadline) {
             Ok(race::Settled::Won { activate_by }) => {
@@ -409,7 +413,25 @@ pub fn register_version(
     let mut request = ops::register_aes(material, &name);
     let made = send_once(client, &name, &request);
     request.zeroize();
-    let (uid, server) = made?;
+    let (uid, server) = match made {
+        Err(e) if e.is_name_in_use() => {
+            // Another client's object holds the name now; the caller is told which.
+            let seen =
+                race::look(client, &name, symmetric, None, deadline).map_err(race_error(&name))?;
+            return Err(
+                match seen
+                    .objects
+                    .iter()
+                    .find(|o| o.is_active())
+                    .or(seen.winner())
+                {
+                    Some(other) => taken(&other.uid, &seen.server),
+                    None => e,
+                },
+            );
+        }
+        made => made?,
+    };
     let made_at = Instant::now();
     match race::settle(client, &name, symmetric, &uid, &server, made_at, deadline) {
         Ok(race::Settled::Won { activate_by }) => {
