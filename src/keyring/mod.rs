@@ -891,11 +891,11 @@ impl Keyring {
 
     /// Reads, in one message, keys whose objects are known from an earlier run (the sealed key
     /// cache keeps each key's unique identifier and server): Get Attributes (Name, State) + Get
-    /// of each, every answer checked as a fetch checks it. Only keys of the server the
-    /// connection uses now are asked (an identifier means nothing on another server), at most
-    /// [`READ_KNOWN_MAX`]; a key not read here (gone, not Active, renamed, another server) is
-    /// simply left out: a fetch looks it up by name as always. What is read is remembered as a
-    /// fetch remembers it.
+    /// of each, every answer checked as a fetch checks it ([`read_objects`]). Only keys of the
+    /// server the connection uses now are asked (an identifier means nothing on another
+    /// server), at most [`READ_KNOWN_MAX`]; a key not read here (gone, not Active, renamed,
+    /// another server) is simply left out: a fetch looks it up by name as always. What is read
+    /// is remembered as a fetch remembers it.
     pub fn read_known(
         &self,
         keys: &[(String, String, String, String)],
@@ -904,47 +904,35 @@ impl Keyring {
             return Ok(Vec::new());
         };
         let epoch = lock(&self.memory).epoch();
-        let asked: Vec<&(String, String, String, String)> = keys
+        let asked: Vec<(&str, &str, &str, String)> = keys
             .iter()
             .filter(|(key_id, owner, _, server)| {
                 *server == in_use && validate(key_id, owner).is_ok()
             })
             .take(READ_KNOWN_MAX)
+            .map(|(key_id, owner, uid, _)| {
+                (
+                    key_id.as_str(),
+                    owner.as_str(),
+                    uid.as_str(),
+                    object_name(key_id, owner),
+                )
+            })
             .collect();
-        if asked.is_empty() {
-            return Ok(Vec::new());
-        }
-        let mut requests = Vec::with_capacity(2 * asked.len());
-        for (_, _, uid, _) in &asked {
-            requests.push(ops::get_attributes(
+        let objects: Vec<KnownRead<'_>> = asked
+            .iter()
+            .map(|(key_id, _, uid, name)| KnownRead {
+                label: key_id,
+                name,
                 uid,
-                &[tags::attr::NAME, tags::attr::STATE],
-            ));
-            requests.push(ops::get(uid));
-        }
-        let answer = match self
-            .client
-            .request_batch_on(&in_use, &requests, Retry::Idempotent)
-        {
-            Ok(answer) => answer,
-            Err(ClientError::Moved { .. }) => return Ok(Vec::new()),
-            Err(e) => return Err(KeyringError::Client(e)),
-        };
-        let mut items = answer.items;
-        if answer.server != in_use || items.len() != requests.len() {
-            wipe(&mut items);
-            return Ok(Vec::new());
-        }
+            })
+            .collect();
+        let keys = read_objects(&self.client, &in_use, &objects).map_err(KeyringError::Client)?;
         let mut read = Vec::new();
-        for ((key_id, owner, uid, _), pair) in asked.iter().zip(items.chunks_mut(2)) {
-            let name = object_name(key_id, owner);
-            match read_answer(key_id, &name, uid, &answer.server, pair) {
-                Ok(Read::Key(key)) => {
-                    lock(&self.memory).remember(&name, uid, &answer.server, epoch);
-                    read.push((key_id.clone(), owner.clone(), key));
-                }
-                Ok(Read::Unusable | Read::Stale) => {}
-                Err(e) => tracing::debug!("key '{key_id}' was not read with the others: {e}"),
+        for ((key_id, owner, uid, name), key) in asked.iter().zip(keys) {
+            if let Some(key) = key {
+                lock(&self.memory).remember(name, uid, &in_use, epoch);
+                read.push((key_id.to_string(), owner.to_string(), key));
             }
         }
         Ok(read)
@@ -1155,6 +1143,65 @@ fn list_error(e: SurveyError, within: Duration) -> KeyringError {
 fn bits(len: usize) -> i32 {
     // len is 16, 24 or 32 here.
     i32::try_from(len * 8).unwrap_or(i32::MAX)
+}
+
+/// An object known from an earlier run, to be read again by [`read_objects`]: the name it must
+/// still carry and its unique identifier; `label` names it in errors (a key id, a version name).
+pub struct KnownRead<'a> {
+    pub label: &'a str,
+    pub name: &'a str,
+    pub uid: &'a str,
+}
+
+/// Reads `objects` of `server` in one message, Get Attributes (Name, State) + Get of each, and
+/// checks every answer as a fetch checks it (Active, carrying its name, the key the Get gives
+/// checked by `checks::checked_key`). One answer per object, in order: its key, or None when it
+/// is not (or no longer) the key under that name, when its answer failed, or when the
+/// connection has moved to another server meanwhile, so that the caller looks it up by name as
+/// always. Only a message that could not be sent or answered is an error. The callers keep the
+/// batch within [`READ_KNOWN_MAX`] objects.
+pub fn read_objects(
+    client: &KmipClient,
+    server: &str,
+    objects: &[KnownRead<'_>],
+) -> Result<Vec<Option<FetchedKey>>, ClientError> {
+    let none = || objects.iter().map(|_| None).collect();
+    if objects.is_empty() {
+        return Ok(Vec::new());
+    }
+    let mut requests = Vec::with_capacity(2 * objects.len());
+    for object in objects {
+        requests.push(ops::get_attributes(
+            object.uid,
+            &[tags::attr::NAME, tags::attr::STATE],
+        ));
+        requests.push(ops::get(object.uid));
+    }
+    let answer = match client.request_batch_on(server, &requests, Retry::Idempotent) {
+        Ok(answer) => answer,
+        Err(ClientError::Moved { .. }) => return Ok(none()),
+        Err(e) => return Err(e),
+    };
+    let mut items = answer.items;
+    if answer.server != server || items.len() != requests.len() {
+        wipe(&mut items);
+        return Ok(none());
+    }
+    let read = objects
+        .iter()
+        .zip(items.chunks_mut(2))
+        .map(|(object, pair)| {
+            match read_answer(object.label, object.name, object.uid, server, pair) {
+                Ok(Read::Key(key)) => Some(key),
+                Ok(Read::Unusable | Read::Stale) => None,
+                Err(e) => {
+                    tracing::debug!("'{}' was not read with the others: {e}", object.label);
+                    None
+                }
+            }
+        })
+        .collect();
+    Ok(read)
 }
 
 /// What a Get Attributes (Name, State) + Get pair about `uid` answered (`items`, wiped as it

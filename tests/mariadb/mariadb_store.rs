@@ -396,3 +396,125 @@ fn a_namespace_change_leaves_the_other_namespace_in_the_sealed_cache_and_says_so
         "only renamed/1/1, kept just now"
     );
 }
+
+/// A confirmation of the sealed key cache as the plugin's thread makes it: the versions read
+/// together first, then each left out on its own.
+fn confirm_batched(store: &KeyStore, sealed: &SealedCache) -> Result<(), String> {
+    sealed.confirm_batched_now_for_tests(
+        |known| store.confirm_sealed_many(known),
+        |name, _| store.confirm_sealed(name),
+    )
+}
+
+/// The sealed key cache's confirmation of 150 versions reads them in two messages (Get
+/// Attributes Name+State and Get of a hundred versions each) instead of a look-up and a read
+/// per version; a version revoked, destroyed or renamed on the server since is left out of the
+/// batch and found gone by its own look-up, as before, and a version of another namespace is
+/// still neither asked about nor dropped.
+#[test]
+fn the_sealed_confirmation_of_150_versions_costs_two_messages() {
+    const VERSIONS: u32 = 150;
+    let (kmip, server, _refuse) = serve_refusing("u");
+    versions(&kmip, 1, VERSIONS);
+    let (store, sealed, _conf) = sealed_store(&server, Settings::default());
+    assert_eq!(store.latest_version(1), Some(VERSIONS));
+    for v in 1..=VERSIONS {
+        assert_eq!(store.with_key(1, v, |k| k[0]), Some(v as u8), "version {v}");
+    }
+    assert_eq!(sealed.names().len(), VERSIONS as usize);
+    // A version kept under the namespace in force before.
+    let other = kmip.named("mariadb/1/1")[0].uid.clone();
+    let key = okv_core::keyring::FetchedKey {
+        key_type: okv_core::keyring::KeyType::Aes,
+        material: zeroize::Zeroizing::new(vec![7; 32]),
+    };
+    let at = store
+        .client()
+        .in_use()
+        .expect("connected")
+        .server
+        .to_string();
+    sealed.keep("older/1/1", "", &key, &other, &at);
+
+    let (alone, one_by_one) = counted(&kmip, || {
+        sealed.confirm_now_for_tests(|name, _| store.confirm_sealed(name))
+    });
+    alone.expect("a server answers");
+    let (batched, together) = counted(&kmip, || confirm_batched(&store, &sealed));
+    batched.expect("a server answers");
+    eprintln!(
+        "confirming {VERSIONS} versions: {one_by_one} messages one by one, {together} read together"
+    );
+    assert_eq!(together, VERSIONS.div_ceil(100) as usize);
+    assert!(one_by_one >= 2 * VERSIONS as usize, "{one_by_one}");
+    assert_eq!(sealed.status().dropped, 0);
+    assert!(sealed_holds(&sealed, "older/1/1"), "another namespace's");
+
+    // Revoked, destroyed and forgotten, destroyed and kept, renamed: each looked up on its own
+    // and dropped; the others confirmed by the batch alone.
+    let uid = |v: u32| kmip.named(&format!("mariadb/1/{v}"))[0].uid.clone();
+    let (revoked, removed, destroyed, renamed) = (uid(3), uid(50), uid(120), uid(149));
+    kmip.edit(&revoked, |o| o.state = state::DEACTIVATED);
+    kmip.remove(&removed);
+    kmip.edit(&destroyed, |o| {
+        o.state = state::DESTROYED;
+        o.material.clear();
+    });
+    kmip.edit(&renamed, |o| o.names = vec!["elsewhere/1/149".to_string()]);
+    let (batched, messages) = counted(&kmip, || confirm_batched(&store, &sealed));
+    batched.expect("a server answers");
+    eprintln!("confirming {VERSIONS} versions, 4 of them gone: {messages} messages");
+    assert!(
+        messages > together && messages <= together + 4 * 3,
+        "{messages}: the batches, then a look-up of each version left out"
+    );
+    assert_eq!(sealed.status().dropped, 4);
+    for v in [3, 50, 120, 149] {
+        assert!(!sealed_holds(&sealed, &format!("mariadb/1/{v}")), "{v}");
+    }
+    assert_eq!(sealed.names().len(), VERSIONS as usize - 4 + 1);
+    assert!(sealed_holds(&sealed, "older/1/1"));
+    assert_eq!(store.load_sealed(&"a test"), VERSIONS as usize - 4);
+}
+
+/// A batch the server fails (General Failure of every item) answers nothing: each version is
+/// asked on its own, as before the batch, and a failure drops nothing; once the server answers
+/// again, a version revoked meanwhile is left out of the batch and dropped by its own look-up.
+#[test]
+fn a_failed_batch_of_versions_falls_back_to_each_version_alone() {
+    let (kmip, server, refuse) = serve_refusing("u");
+    versions(&kmip, 1, 5);
+    let (store, sealed, _conf) = sealed_store(&server, Settings::default());
+    assert_eq!(store.latest_version(1), Some(5));
+    for v in 1..=5 {
+        assert_eq!(store.with_key(1, v, |k| k[0]), Some(v as u8), "version {v}");
+    }
+    let revoked = kmip.named("mariadb/1/2")[0].uid.clone();
+    kmip.edit(&revoked, |o| o.state = state::DEACTIVATED);
+
+    // Messages that start with a Get Attributes fail: the batch, and each version's
+    // description of what its Locate found.
+    *refuse.lock().unwrap() = Some((operation::GET_ATTRIBUTES, result_reason::GENERAL_FAILURE));
+    let known = sealed.known_objects();
+    // (The refused messages are answered in front of the counting server.)
+    assert!(
+        store.confirm_sealed_many(&known).is_empty(),
+        "nothing answered by a failed batch"
+    );
+    let (batched, messages) = counted(&kmip, || confirm_batched(&store, &sealed));
+    batched.expect("a server answers");
+    assert_eq!(messages, 5, "each version's Locate, after the batch");
+    assert_eq!(sealed.status().dropped, 0, "a General Failure says nothing");
+    assert_eq!(sealed.names().len(), 5);
+
+    *refuse.lock().unwrap() = None;
+    let (batched, messages) = counted(&kmip, || confirm_batched(&store, &sealed));
+    batched.expect("a server answers");
+    assert!(
+        messages > 1,
+        "{messages}: the batch, then the revoked version alone"
+    );
+    assert_eq!(sealed.status().dropped, 1);
+    assert!(!sealed_holds(&sealed, "mariadb/1/2"));
+    assert_eq!(sealed.names().len(), 4);
+}

@@ -152,17 +152,28 @@ pub fn start(conf_dir: &str, settings: Settings) -> Result<(), StartError> {
         None => None,
         Some(sealed) => {
             let weak = Arc::downgrade(&store);
-            let ask = move |name: &str, _owner: &str| match weak.upgrade() {
+            let weak_many = weak.clone();
+            // The versions are read together first, one message per hundred; only those the
+            // batch leaves out cost a look-up and a read of their own.
+            let batch = move |known: &[sealed::KnownObject]| match weak_many.upgrade() {
                 Some(store) => {
                     // A renewed client identity seals the file again even while no new
                     // connection is made.
+                    store.client().reread_identity();
+                    store.confirm_sealed_many(known)
+                }
+                None => sealed::Batched::new(),
+            };
+            let ask = move |name: &str, _owner: &str| match weak.upgrade() {
+                Some(store) => {
                     store.client().reread_identity();
                     store.confirm_sealed(name)
                 }
                 None => sealed::Answer::Failed("the plugin is stopping".into()),
             };
             sealed.follow_identity_of(store.client());
-            Some(Keeper::start(sealed, ask).map_err(StartError::Runtime)?)
+            let keeper = Keeper::start_after(sealed, || {}, batch, ask);
+            Some(keeper.map_err(StartError::Runtime)?)
         }
     };
     tracing::info!(

@@ -19,7 +19,7 @@ use crate::connector::{ClientError, KmipClient, Retry};
 use crate::keyring::LIST_DEADLINE;
 use crate::keyring::race::{self, RaceError, uid_order};
 use crate::keyring::survey::{ObjectInfo, SurveyError, Surveyor};
-use crate::keyring::{KeyType, KeyringError, checks};
+use crate::keyring::{FetchedKey, KeyType, KeyringError, KnownRead, checks, read_objects};
 use crate::kmip::ops::{self, LocateFilter};
 use crate::kmip::{self, tags};
 
@@ -100,6 +100,34 @@ fn checked_material(
         Err(KeyringError::BadKey { why, .. }) => Err(unusable(why)),
         Err(e) => Err(unusable(e.to_string())),
     }
+}
+
+/// Reads the known objects of several versions of `server` (name, unique identifier) in one
+/// message, as the MySQL keyring reads the keys it knows (`keyring::read_objects`: the Name and
+/// State of each object and its key, checked as a fetch checks them). One answer per version,
+/// in order: its key when the object is still the version's Active AES key, None when the
+/// version must be looked up by name ([`find_version`]) to know what it is now.
+pub fn read_versions(
+    client: &KmipClient,
+    server: &str,
+    namespace: &str,
+    versions: &[(&str, &str)],
+) -> Result<Vec<Option<FetchedKey>>, KeyStoreError> {
+    let objects: Vec<KnownRead<'_>> = versions
+        .iter()
+        .map(|&(name, uid)| KnownRead {
+            label: name,
+            name,
+            uid,
+        })
+        .collect();
+    let read = read_objects(client, server, &objects)
+        .map_err(KeyStoreError::backend(&format!("{namespace}/*")))?;
+    // A Secret Data under a version's name is not a MariaDB key: its own look-up says so.
+    Ok(read
+        .into_iter()
+        .map(|key| key.filter(|k| k.key_type == KeyType::Aes))
+        .collect())
 }
 
 /// The highest version a key may have: `u32::MAX` is MariaDB's "invalid version".

@@ -21,7 +21,7 @@ use super::naming::{object_name, valid_namespace};
 use super::remote;
 use crate::connector::KmipClient;
 use crate::keyring::{FetchedKey, KeyType};
-use crate::sealed::SealedCache;
+use crate::sealed::{Answer, Batched, KnownObject, SealedCache};
 
 /// How long a key id that could not be found is answered "unknown" from memory before the
 /// server is asked again, so that a burst of statements naming a missing id does not wait on
@@ -552,8 +552,7 @@ impl KeyStore {
     /// What the KMIP server says now of the version named `name` (the sealed key cache's
     /// confirmation). A version of another namespace is not asked about: it is left as it is,
     /// never reported gone.
-    pub fn confirm_sealed(&self, name: &str) -> crate::sealed::Answer {
-        use crate::sealed::Answer;
+    pub fn confirm_sealed(&self, name: &str) -> Answer {
         let Some((key_id, version)) = super::naming::parse_object_name(&self.namespace, name)
         else {
             // Another namespace's version (kmip_key_management_key_namespace was changed):
@@ -593,6 +592,57 @@ impl KeyStore {
             Err(e) if e.is_unreachable() => Answer::Unreachable(e.to_string()),
             Err(e) => Answer::Failed(e.to_string()),
         }
+    }
+
+    /// What the KMIP server says now of the sealed key cache's versions (`known`, as
+    /// [`SealedCache::known_objects`] lists them), read together: the objects of this
+    /// namespace's versions on the server the connection uses now, at most
+    /// [`READ_KNOWN_MAX`](crate::keyring::READ_KNOWN_MAX) per message (`remote::read_versions`).
+    /// Only versions whose object is still their Active AES key are answered; the others
+    /// (renamed, gone, not Active, on another server, another namespace's, or the message
+    /// failed) are left to [`confirm_sealed`](Self::confirm_sealed), whose answer is then the
+    /// one a confirmation of that version alone gives.
+    pub fn confirm_sealed_many(&self, known: &[KnownObject]) -> Batched {
+        let mut answers = Batched::new();
+        // An identifier means nothing on another server.
+        let Some(server) = self.client.in_use().map(|c| c.server.to_string()) else {
+            return answers;
+        };
+        let mine: Vec<&KnownObject> = known
+            .iter()
+            .filter(|(name, owner, _, at)| {
+                owner.is_empty()
+                    && *at == server
+                    && super::naming::parse_object_name(&self.namespace, name).is_some()
+            })
+            .collect();
+        for chunk in mine.chunks(crate::keyring::READ_KNOWN_MAX) {
+            let versions: Vec<(&str, &str)> = chunk
+                .iter()
+                .map(|(name, _, uid, _)| (name.as_str(), uid.as_str()))
+                .collect();
+            let read = self.client.one_call(|| {
+                remote::read_versions(&self.client, &server, &self.namespace, &versions)
+            });
+            let read = match read {
+                Ok(read) => read,
+                Err(e) => {
+                    tracing::debug!("the sealed key cache's versions were not read together: {e}");
+                    break;
+                }
+            };
+            for ((name, owner, uid, _), key) in chunk.iter().zip(read) {
+                if let Some(key) = key {
+                    let answer = Answer::Key {
+                        key,
+                        uid: uid.clone(),
+                        server: server.clone(),
+                    };
+                    answers.insert((name.clone(), owner.clone()), answer);
+                }
+            }
+        }
+        answers
     }
 
     /// Puts the sealed copy of (key_id, version) in memory when no KMIP server answers; false
