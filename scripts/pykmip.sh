@@ -61,6 +61,7 @@ LOG="$STATE/server.log"          # PyKMIP's own log (-l)
 CONSOLE="$STATE/console.log"     # stdout/stderr of the server process
 PIDFILE="$STATE/pid"             # pid of the session leader == process group id
 PORTFILE="$STATE/port"
+MODEFILE="$STATE/unique_names"    # 1 when the running server keeps names unique
 
 CLIENT_CN="keyring-okv-test"
 START_TIMEOUT=30
@@ -365,7 +366,8 @@ start_once() {
     # starts a new server process on it at once, on the same database, so that connections
     # made meanwhile wait instead of being refused; the crash leaves its Python traceback
     # (faulthandler) and a note in the console log. SIGINT from `stop` ends both.
-    PYTHONFAULTHANDLER=1 setsid bash -c '
+    echo "$UNIQUE_NAMES" >"$MODEFILE"
+    PYTHONFAULTHANDLER=1 KEYRING_OKV_PYKMIP_UNIQUE_NAMES=$UNIQUE_NAMES setsid bash -c '
         echo $$ >"$1"
         shift
         exec "$@"' \
@@ -404,7 +406,14 @@ start_once() {
     done
 }
 
+UNIQUE_NAMES=${KEYRING_OKV_PYKMIP_UNIQUE_NAMES:-0}
+[[ $UNIQUE_NAMES == 0 || $UNIQUE_NAMES == 1 ]] || { echo "pykmip: KEYRING_OKV_PYKMIP_UNIQUE_NAMES must be 0 or 1" >&2; exit 2; }
+
 cmd_start() {
+    if is_running && [[ "$(cat "$MODEFILE" 2>/dev/null || echo 0)" != "$UNIQUE_NAMES" ]]; then
+        say "running with KEYRING_OKV_PYKMIP_UNIQUE_NAMES=$(cat "$MODEFILE" 2>/dev/null || echo 0); restarting it with $UNIQUE_NAMES"
+        cmd_stop
+    fi
     if is_running; then
         say "already running on 127.0.0.1:$(cat "$PORTFILE") (pid $(cat "$PIDFILE"))"
         return 0

@@ -104,7 +104,7 @@ def keep_names_unique():
     PyKMIP's engine handles one request at a time (process_request holds its lock), so the
     look-up and the insert that follows cannot interleave with another connection's."""
     from kmip.core import enums, exceptions
-    from kmip.pie import sqltypes
+    from kmip.pie import objects, sqltypes
     from kmip.services.server import engine as engine_module
 
     engine_class = engine_module.KmipEngine
@@ -114,9 +114,13 @@ def keep_names_unique():
         if attribute[0] == "Name":
             for name in attribute[1]:
                 value = name.name_value.value
+                # Through the objects: PyKMIP's Destroy deletes an object with a bulk delete,
+                # which leaves its rows of names behind.
                 in_use = (
-                    self._data_session.query(sqltypes.ManagedObjectName)
-                    .filter(sqltypes.ManagedObjectName.name == value)
+                    self._data_session.query(objects.ManagedObject.unique_identifier)
+                    .filter(
+                        objects.ManagedObject._names.any(sqltypes.ManagedObjectName.name == value)
+                    )
                     .first()
                 )
                 if in_use is not None:

@@ -320,8 +320,9 @@ impl KmipClient {
         let health = self.shared.health();
         health.request_done(started.elapsed());
         if let Err(e) = &outcome {
-            // Item Not Found is how an absent key is asked about, not a fault.
-            if !e.is_item_not_found() {
+            // Item Not Found is how an absent key is asked about, and a name refused as in use
+            // how a server that keeps names unique answers its probe: not faults.
+            if !e.is_item_not_found() && !e.is_name_in_use() {
                 health.error(&e.to_string());
             }
         }

@@ -235,6 +235,12 @@ impl ClientError {
         matches!(self, ClientError::Server { source, .. } if source.is_item_not_found())
     }
 
+    /// The server refused a second object under a Name in use (servers that keep names
+    /// unique; the answer `unique_names` probes for).
+    pub fn is_name_in_use(&self) -> bool {
+        matches!(self, ClientError::Server { source, .. } if source.is_name_in_use())
+    }
+
     /// The server answered that the object asked about is not there (Item Not Found, or a
     /// newer version's words for it). This is the one KMIP-level rule for "definitely gone"
     /// that every layer's `is_definitely_gone` builds on: any other error answer (General

@@ -487,9 +487,9 @@ impl Keyring {
                 owner: owner.to_string(),
             });
         };
-        self.retire(key_id, uid, &server)?;
+        self.retire(key_id, uid, &server, Some(STATE_ACTIVE))?;
         for leftover in live.iter().filter(|o| !o.is_active()) {
-            if let Err(e) = self.retire(key_id, &leftover.uid, &server) {
+            if let Err(e) = self.retire(key_id, &leftover.uid, &server, leftover.state) {
                 tracing::warn!(
                     "key '{key_id}': could not destroy the unusable KMIP object {} ({}) under its name: {e}",
                     leftover.uid,
@@ -1094,41 +1094,67 @@ impl Keyring {
     }
 
     /// Revokes and destroys object `uid` of `server`; nothing is sent to another server.
-    fn retire(&self, key_id: &str, uid: &str, server: &str) -> Result<(), KeyringError> {
+    fn retire(
+        &self,
+        key_id: &str,
+        uid: &str,
+        server: &str,
+        state: Option<u32>,
+    ) -> Result<(), KeyringError> {
         let gone = |s: Option<u32>| {
             matches!(
                 s,
                 None | Some(tags::state::DESTROYED | tags::state::DESTROYED_COMPROMISED)
             )
         };
-        let state = self.state(key_id, uid, server)?;
         if gone(state) {
             return Ok(());
         }
+        // Revoke and Destroy in one message (one round trip, as a binlog master-key rotation
+        // removes four keys): a server that stops a batch at its first error, or an object
+        // changed since `state` was read, falls back to the state as asked now.
+        let mut batch = Vec::with_capacity(2);
         if state == Some(STATE_ACTIVE) {
-            let revoke = ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON);
-            if let Err(e) = self
-                .client
-                .request_on(server, &revoke, Retry::Never, |_| Ok(()))
-            {
-                if self.state(key_id, uid, server)? == Some(STATE_ACTIVE) {
-                    return Err(KeyringError::backend(key_id)(e));
-                }
-            }
+            batch.push(ops::revoke(uid, ops::DEFAULT_REVOCATION_REASON));
         }
-        match self
-            .client
-            .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
-        {
-            Ok(()) => Ok(()),
-            Err(ClientError::Server { source, .. }) if source.is_absent() => Ok(()),
-            Err(e) => {
-                if gone(self.state(key_id, uid, server)?) {
-                    Ok(())
-                } else {
-                    Err(KeyringError::backend(key_id)(e))
+        batch.push(ops::destroy(uid));
+        let failed: Option<ClientError> =
+            match self.client.request_batch_on(server, &batch, Retry::Never) {
+                // The Destroy's answer, not whatever came last (a batch stopped at the Revoke).
+                Ok(answer) => match answer.items.get(batch.len() - 1) {
+                    Some(Some(Ok(_))) => return Ok(()),
+                    Some(Some(Err(e))) if e.is_absent() => return Ok(()),
+                    Some(Some(Err(e))) => Some(ClientError::Server {
+                        server: answer.server.clone(),
+                        source: e.clone(),
+                    }),
+                    _ => None,
+                },
+                Err(e) => Some(e),
+            };
+        match self.state(key_id, uid, server)? {
+            now if gone(now) => Ok(()),
+            Some(STATE_ACTIVE) => Err(KeyringError::backend(key_id)(failed.unwrap_or_else(|| {
+                ClientError::Server {
+                    server: server.to_string(),
+                    source: kmip::KmipError::Malformed("the Revoke was not done".into()),
                 }
-            }
+            }))),
+            // Revoked (by our Revoke or by another client) but not destroyed: the Destroy alone.
+            _ => match self
+                .client
+                .request_on(server, &ops::destroy(uid), Retry::Never, |_| Ok(()))
+            {
+                Ok(()) => Ok(()),
+                Err(ClientError::Server { source, .. }) if source.is_absent() => Ok(()),
+                Err(e) => {
+                    if gone(self.state(key_id, uid, server)?) {
+                        Ok(())
+                    } else {
+                        Err(KeyringError::backend(key_id)(e))
+                    }
+                }
+            },
         }
     }
 }

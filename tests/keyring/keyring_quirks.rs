@@ -694,3 +694,25 @@ fn a_server_that_refuses_the_placeholder_message_is_asked_without_it() {
     assert_eq!(placeholder_items(&s), tried);
     assert!(fresh.fetch("c", "").unwrap().is_none());
 }
+
+/// A remove asks for the key's objects (a Locate and their attributes) and revokes and destroys
+/// the key's object in one message: three messages, and nothing left under the name, also on a
+/// server that would stop a batch at its first error.
+#[test]
+fn a_remove_revokes_and_destroys_in_one_message() {
+    let s = server(
+        "r",
+        Quirks {
+            stop_batch_on_error: true,
+            ..Quirks::default()
+        },
+    );
+    let k = keyring(&[&s]);
+    k.store("removed", "", "AES", &key(3)).expect("store");
+    let before = s.kmip.messages.load(Ordering::SeqCst);
+    k.remove("removed", "").expect("remove");
+    let messages = s.kmip.messages.load(Ordering::SeqCst) - before;
+    assert_eq!(messages, 3, "a remove took {messages} messages");
+    assert!(s.kmip.named(&object_name("removed", "")).is_empty());
+    assert!(k.fetch("removed", "").unwrap().is_none());
+}
