@@ -133,6 +133,9 @@ pub struct Keyring {
     placeholder_refused: Mutex<Option<u64>>,
     /// InnoDB master keys found missing, each logged once.
     missing_reported: Mutex<std::collections::HashSet<String>>,
+    /// The last write went to a server that keeps names unique: the next one sends its Create
+    /// without looking for the name first (see `skips_the_look_before`).
+    names_unique: std::sync::atomic::AtomicBool,
 }
 
 fn lock<T>(m: &Mutex<T>) -> MutexGuard<'_, T> {
@@ -218,6 +221,7 @@ impl Keyring {
             writes: KeyLocks::new(),
             placeholder_refused: Mutex::new(None),
             missing_reported: Mutex::new(std::collections::HashSet::new()),
+            names_unique: std::sync::atomic::AtomicBool::new(false),
         }
     }
 
@@ -253,7 +257,7 @@ impl Keyring {
         kind.check_len(len)?;
         let name = object_name(key_id, owner);
         let _writing = self.writes.lock(name.clone());
-        self.refuse_existing(&name, key_id, owner)?;
+        self.refuse_existing_unless_refused(&name, key_id, owner)?;
         let (request, parse, expected): (_, ParseUid, _) = match kind {
             KeyType::Aes => (ops::create_aes(bits(len), &name), ops::parse_create, None),
             KeyType::Secret => {
@@ -292,7 +296,7 @@ impl Keyring {
         kind.check_len(material.len())?;
         let name = object_name(key_id, owner);
         let _writing = self.writes.lock(name.clone());
-        self.refuse_existing(&name, key_id, owner)?;
+        self.refuse_existing_unless_refused(&name, key_id, owner)?;
         let request = match kind {
             KeyType::Aes => ops::register_aes(material, &name),
             KeyType::Secret => ops::register_secret(material, &name),
@@ -391,6 +395,10 @@ impl Keyring {
             &server,
             made_at,
             made_at + LOOKUP_DEADLINE,
+        );
+        self.names_unique.store(
+            unique_names::known(&self.client, &server),
+            std::sync::atomic::Ordering::Relaxed,
         );
         match settled {
             Ok(race::Settled::Won { activate_by }) => {
@@ -616,6 +624,24 @@ impl Keyring {
             });
         }
         Ok(entries)
+    }
+
+    /// As `refuse_existing`, skipped while the last write went to a server that keeps names
+    /// unique: there the Create itself is refused when an object carries the name (then
+    /// `name_refused` says what that object is), so the look would cost a Locate (on PyKMIP one
+    /// that reads every object) and say nothing the Create does not. A Create that lands on
+    /// another server (a fail-over since) is settled by the whole create race rule, which finds
+    /// an existing key as the earlier object.
+    fn refuse_existing_unless_refused(
+        &self,
+        name: &str,
+        key_id: &str,
+        owner: &str,
+    ) -> Result<(), KeyringError> {
+        if self.names_unique.load(std::sync::atomic::Ordering::Relaxed) {
+            return Ok(());
+        }
+        self.refuse_existing(name, key_id, owner)
     }
 
     /// Fails when the key already has a usable object, as asked of the server now (another

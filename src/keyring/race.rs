@@ -50,17 +50,20 @@
 //! server more than a minute after it was sent, longer than any request timeout.
 //!
 //! Servers that keep names unique (`unique_names`: learned per server, again hourly, by a
-//! probe, never assumed; PyKMIP does not): the wait of step 1 is skipped, and the look of
-//! step 2 follows the Create at once. Our object `X` exists from its Create until we destroy
-//! it, and while it exists the server makes no other object under its name (the probe saw it
-//! refuse a Create and a Register under a name carried by a Pre-Active object, and a Create
-//! under one carried by an Active object). So no object under the name is made after `X` while
-//! `X` exists, and none existed when `X` was made (its Create would have been refused). If the
-//! Locate of the name finds `X` alone (made Pre-Active by us; an Activate of it in any other
-//! state fails), or the look sees `X` Pre-Active and no other contender, `X` is the winner for every process: a later look by anyone sees `X`, and nothing before
-//! `X` can appear. The tie of the proof above needs a second object made after our look,
-//! which this server does not make. If the look does see another contender (the server
-//! refuses less than the probe showed), the whole rule is applied, wait included.
+//! probe, never assumed; PyKMIP does not): steps 1 and 2 are skipped, and our object `X` is
+//! the winner. The probe saw the server refuse a Create and a Register under a name carried by
+//! a Pre-Active object, and a Create under one carried by an Active object. So when our Create
+//! of `X` is accepted, no live object carried the name (or it would have been refused), and
+//! from then until we destroy `X` the server makes no other object under it. Every process's
+//! look, before or after ours, therefore sees `X` as the only contender, or nothing before `X`
+//! exists: `X` is the object of the name for all of them. The tie of the proof above needs a
+//! second object under the name while `X` exists, which this server does not make. A look after
+//! the Create would cost a Locate (on PyKMIP one that reads every object it holds) to see what
+//! the probe already showed cannot be there; what is left is a server whose policy changed
+//! since its probe, which the probe's hourly renewal bounds. For the same reason the MySQL
+//! keyring sends its next Create without looking for the name first while its last write went
+//! to such a server: an object carrying the name makes the server refuse the Create (Object
+//! Already Exists), and only then is the name looked up, to say what holds it.
 //!
 //! Names that carry this server's own UUID (InnoDB's `INNODBKey-<server_uuid>-<n>`, the
 //! binlog's `MySQLReplicationKey_<server_uuid>…`) keep the wait. Only one mysqld should write
@@ -443,28 +446,10 @@ pub fn settle(
     deadline: Instant,
 ) -> Result<Settled, RaceError> {
     if unique_names::refuses(client, server) {
-        // No wait (see "Servers that keep names unique" in the module doc).
-        let found = locate(client, name, object_type, Some(server))?;
-        if found.uids == [uid] {
-            // Only the object just made carries the name, and it was made Pre-Active: its
-            // attributes would say nothing more, and an Activate of anything else fails.
-            return Ok(Settled::Won {
-                activate_by: Instant::now() + ACTIVATE_GRACE,
-            });
-        }
-        let seen = describe(client, name, object_type, found, deadline)?;
-        let own_pre_active = seen
-            .objects
-            .iter()
-            .any(|o| o.uid == uid && o.state == Some(tags::state::PRE_ACTIVE));
-        if own_pre_active && contenders(&seen.objects, seen.now).all(|o| o.uid == uid) {
-            return Ok(Settled::Won {
-                activate_by: Instant::now() + ACTIVATE_GRACE,
-            });
-        }
-        tracing::warn!(
-            "KMIP server {server} made another object named {name} beside ours ({uid}) although it refused a second name before; settling by the create race rule"
-        );
+        // No wait and no look (see "Servers that keep names unique" in the module doc).
+        return Ok(Settled::Won {
+            activate_by: Instant::now() + ACTIVATE_GRACE,
+        });
     }
     let (date, now) = wait_past(client, uid, server, made_at, deadline)?;
     let waited = Instant::now();

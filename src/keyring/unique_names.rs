@@ -74,6 +74,18 @@ pub fn refuses(client: &KmipClient, server: &str) -> bool {
     refuses
 }
 
+/// What a probe of `server` by this client taught, without asking: false when it has not been
+/// asked yet or the answer is older than [`RELEARN_AFTER`].
+pub fn known(client: &KmipClient, server: &str) -> bool {
+    let health = client.health();
+    let key: Key = (server.to_string(), std::sync::Arc::as_ptr(&health) as usize);
+    LEARNED
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(&key)
+        .is_some_and(|(refuses, at)| *refuses && at.elapsed() < RELEARN_AFTER)
+}
+
 fn fresh_name() -> Result<String, String> {
     let mut bytes = [0u8; 12];
     SystemRandom::new()
