@@ -1,6 +1,6 @@
-# bench-mysql.sh — helpers of the mysqld benchmarks (bench-component.sh, bench-restart.sh);
-# sourced, not run. The sourcing script has cd'ed to the repository's root and set
-# BENCH (its name, for messages), N (encrypted tables) and ROUNDS.
+# bench-mysql.sh — helpers of the mysqld benchmarks (bench-component.sh, bench-restart.sh,
+# bench-sysbench.sh); sourced, not run. The sourcing script has cd'ed to the repository's root
+# and set BENCH (its name, for messages), and N (encrypted tables) for bench_workload.
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154  # variables set here for, or by, the sourcing script
 
@@ -73,6 +73,26 @@ bench_component_active() {
     [[ "$($MYSQL sql "$1" "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='Component_status'")" == Active ]] \
         || { say "no keyring component is Active in instance $1"; exit 1; }
 }
+
+# bench_plugin_active NAME: fails unless the plugin keyring_okv is ACTIVE in instance NAME.
+bench_plugin_active() {
+    [[ "$($MYSQL sql "$1" "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" == ACTIVE ]] \
+        || { say "keyring_okv is not ACTIVE in instance $1"; exit 1; }
+}
+
+# bench_counter KIND NAME COUNTER: the keyring's counter (Requests or Errors) since mysqld
+# started in instance NAME; KIND is file ("-": the file keyring counts nothing), plugin* (the
+# plugin's Keyring_okv_<counter> status variable) or component* (the component's status row).
+bench_counter() {
+    case "$1" in
+        file) echo - ;;
+        plugin*) $MYSQL sql "$2" "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Keyring_okv_${3,,}'" ;;
+        component*) $MYSQL sql "$2" "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='$3'" ;;
+    esac
+}
+
+# bench_diff A B: B - A, or "-" when A is "-" (the file keyring).
+bench_diff() { if [[ "$1" == - ]]; then echo -; else echo $(($2 - $1)); fi; }
 
 # bench_median RESULTS FIELD: the median of field FIELD (1..) of the ';'-separated records.
 bench_median() {
