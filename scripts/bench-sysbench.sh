@@ -17,6 +17,9 @@
 #     MariaDB key rotates as a new version of the key on the key manager, and re-encryption is
 #     the server's background threads' work, which these options leave off.
 #
+# mysqld loads the keyrings from a plugin directory of the benchmark's own (--plugin-dir: this
+# build, whatever else is installed into the chroot meanwhile). MariaDB instances get this
+# build's plugin from mariadb-real.sh.
 # Each keyring gets a fresh instance whose sbtest tables are made once (sysbench prepare); each
 # round then starts it, reads every table once (so that no run starts with a cold buffer
 # pool), runs sysbench and stops it. The rounds rotate the order of the keyrings of each
@@ -56,8 +59,11 @@ fi
 cargo build --release -j2 -p component_keyring_okv -p keyring_okv -p kmip_key_management --lib --quiet
 cargo build --release -j2 -p keyring_okv_core --bin keyring-okv --quiet
 bench_setup
-bench_install_component
-$MYSQL install-plugin target/release/libkeyring_okv.so >/dev/null 2>&1
+# This build's keyrings in a plugin directory of the benchmark's own (the chroot's may be
+# replaced by other work while the benchmark runs).
+PRIVATE_PLUGIN_DIR=/srv/bench-sysbench-plugins
+bench_private_plugin_dir "$PRIVATE_PLUGIN_DIR"
+MYSQLD_ARGS=("--plugin-dir=$PRIVATE_PLUGIN_DIR" --binlog-encryption=ON)
 $MARIADB install >/dev/null
 
 MYSQL_KEYRINGS=(file plugin component)
@@ -130,21 +136,24 @@ sysbench_on() {
     fi
 }
 
-# start KIND: starts the keyring's server (with the options stored at prepare) and checks
-# that the keyring and the encryption are on.
+# start KIND [ARGS...]: starts the keyring's server (with ARGS, stored for the later starts;
+# without, the stored ones) and checks that the keyring and the encryption are on.
 start() {
     local kind="$1" name
     name="$(name_of "$1")"
+    shift
     case "$kind" in
         mariadb-*)
-            $MARIADB start "$name" >/dev/null 2>&1
+            $MARIADB start "$name" "$@" >/dev/null 2>&1 \
+                || { say "$name did not start, see $($MARIADB log "$name")"; exit 1; }
             [[ "$(sql "$kind" "SELECT @@log_bin, @@encrypt_binlog, @@innodb_encrypt_tables")" == $'1\t1\tON' ]] \
                 || { say "log_bin, encrypt_binlog or innodb_encrypt_tables is off in $name"; exit 1; } ;;
         *)
-            $MYSQL start "$name" >/dev/null 2>&1
+            $MYSQL start "$name" "$@" >/dev/null 2>&1 \
+                || { say "$name did not start, see $($MYSQL log "$name")"; exit 1; }
             if [[ "$kind" == plugin ]]; then bench_plugin_active "$name"; else bench_component_active "$name"; fi
-            [[ "$(sql "$kind" "SELECT @@binlog_encryption, @@log_bin")" == $'1\t1' ]] \
-                || { say "binlog_encryption or log_bin is off in $name"; exit 1; } ;;
+            [[ "$(sql "$kind" "SELECT @@binlog_encryption, @@log_bin, @@plugin_dir")" == $'1\t1\t'"$PRIVATE_PLUGIN_DIR/" ]] \
+                || { say "binlog_encryption or log_bin is off in $name, or another plugin_dir"; exit 1; } ;;
     esac
 }
 
@@ -157,38 +166,36 @@ MARIADB_COMMON=(--innodb-encrypt-tables=ON --innodb-encrypt-log=ON --encrypt-bin
 # prepare KIND: a fresh instance with the keyring at its defaults (its options stored for the
 # later starts) and the sbtest tables, every one encrypted; left stopped.
 prepare() {
-    local kind="$1" name encrypted dir ns
+    local kind="$1" name encrypted dir ns args
     name="$(name_of "$1")"
     case "$kind" in
         file)
             bench_fresh "$name" component_keyring_file component_keyring_file.cnf \
                 "{\"path\": \"/srv/mysql/$name/keys\", \"read_only\": false}"
-            $MYSQL start "$name" --binlog-encryption=ON >/dev/null 2>&1 ;;
+            args=("${MYSQLD_ARGS[@]}") ;;
         component)
             bench_fresh "$name" component_keyring_okv component_keyring_okv.cnf \
                 "{\"kmip_configuration_directory\": \"$CONF\"}"
-            $MYSQL start "$name" --binlog-encryption=ON >/dev/null 2>&1 ;;
+            args=("${MYSQLD_ARGS[@]}") ;;
         plugin)
             bench_fresh "$name"
-            $MYSQL start "$name" --early-plugin-load=keyring_okv.so "--loose-keyring_okv_conf_dir=$CONF" \
-                --binlog-encryption=ON >/dev/null 2>&1 ;;
+            args=(--early-plugin-load=keyring_okv.so "--loose-keyring_okv_conf_dir=$CONF" "${MYSQLD_ARGS[@]}") ;;
         mariadb-file)
             $MARIADB reset "$name" >/dev/null 2>&1 || true
             dir="$($MARIADB path "$name")"
             mkdir -p "$dir"
             echo "1;$(openssl rand -hex 32)" >"$dir/keys.txt"
-            $MARIADB start "$name" --plugin-load-add=file_key_management --file-key-management=FORCE \
-                "--file-key-management-filename=$($MARIADB inner "$name")/keys.txt" \
-                "${MARIADB_COMMON[@]}" >/dev/null 2>&1 ;;
+            args=(--plugin-load-add=file_key_management --file-key-management=FORCE
+                  "--file-key-management-filename=$($MARIADB inner "$name")/keys.txt" "${MARIADB_COMMON[@]}") ;;
         mariadb-kmip)
             $MARIADB reset "$name" >/dev/null 2>&1 || true
             ns="sysbench-$(date +%s)-$$"
             "$CLI" --conf-dir "$(bash scripts/pykmip.sh confdir)" mariadb create-key 1 --namespace "$ns" >/dev/null
-            $MARIADB start "$name" --plugin-load-add=kmip_key_management --kmip-key-management=FORCE \
-                "--kmip-key-management-conf-dir=$($MARIADB conf "$name" "$(bash scripts/pykmip.sh confdir)")" \
-                "--kmip-key-management-key-namespace=$ns" "${MARIADB_COMMON[@]}" >/dev/null 2>&1 ;;
+            args=(--plugin-load-add=kmip_key_management --kmip-key-management=FORCE
+                  "--kmip-key-management-conf-dir=$($MARIADB conf "$name" "$(bash scripts/pykmip.sh confdir)")"
+                  "--kmip-key-management-key-namespace=$ns" "${MARIADB_COMMON[@]}") ;;
     esac
-    start "$kind"
+    start "$kind" "${args[@]}"
     case "$kind" in
         file) MYSQL_VERSION="$(sql "$kind" "SELECT VERSION()")" ;;
         mariadb-file) MARIADB_VERSION="$(sql "$kind" "SELECT VERSION()")" ;;
