@@ -48,19 +48,7 @@ declare -A LABEL=(
 BINLOG=(--binlog-encryption=ON)
 FILE_CNF="{\"path\": \"/srv/mysql/bench-r-file/keys\", \"read_only\": false}"
 
-# counter KIND NAME COUNTER: the keyring's counter (Requests or Errors) since mysqld started
-# ("-" for the file keyring).
-counter() {
-    case "$1" in
-        file) echo - ;;
-        plugin*) $MYSQL sql "$2" "SELECT VARIABLE_VALUE FROM performance_schema.global_status WHERE VARIABLE_NAME='Keyring_okv_${3,,}'" ;;
-        component*) $MYSQL sql "$2" "SELECT STATUS_VALUE FROM performance_schema.keyring_component_status WHERE STATUS_KEY='$3'" ;;
-    esac
-}
-requests() { counter "$1" "$2" Requests; }
-
-# diff A B: B - A, or "-" for the file keyring.
-diff_of() { if [[ "$1" == - ]]; then echo -; else echo $(($2 - $1)); fi; }
+requests() { bench_counter "$1" "$2" Requests; }
 
 # run KIND: RESULT="restart_ms innodb_ms binlog_ms restart_req innodb_req binlog_req"
 run() {
@@ -81,8 +69,7 @@ run() {
             $MYSQL start "$name" --early-plugin-load=keyring_okv.so "--loose-keyring_okv_conf_dir=$CONF" \
                 "--loose-keyring_okv_cache_keys=$([[ $cache == true ]] && echo ON || echo OFF)" \
                 "${BINLOG[@]}" >/dev/null 2>&1
-            [[ "$($MYSQL sql "$name" "SELECT PLUGIN_STATUS FROM information_schema.PLUGINS WHERE PLUGIN_NAME='keyring_okv'")" == ACTIVE ]] \
-                || { say "keyring_okv is not ACTIVE in instance $name"; exit 1; } ;;
+            bench_plugin_active "$name" ;;
     esac
     [[ "$($MYSQL sql "$name" "SELECT @@binlog_encryption, @@log_bin")" == $'1\t1' ]] \
         || { say "binlog_encryption or log_bin is off in instance $name"; exit 1; }
@@ -99,12 +86,12 @@ run() {
     t3=$(now)
     r3="$(requests "$kind" "$name")"
     r4="$($MYSQL sql "$name" "SHOW BINARY LOGS" | wc -l)"
-    errors="$(counter "$kind" "$name" Errors)"
+    errors="$(bench_counter "$kind" "$name" Errors)"
     [[ "$errors" == - || "$errors" == 0 ]] \
         || { say "$kind: $errors failed KMIP requests, see $($MYSQL log "$name")"; exit 1; }
     $MYSQL stop "$name" >/dev/null 2>&1
     say "$kind: $r4 binary logs at the binlog rotation"
-    RESULT="$(ms "$t0" "$t1") $(ms "$t1" "$t2") $(ms "$t2" "$t3") $r1 $(diff_of "$r1" "$r2") $(diff_of "$r2" "$r3")"
+    RESULT="$(ms "$t0" "$t1") $(ms "$t1" "$t2") $(ms "$t2" "$t3") $r1 $(bench_diff "$r1" "$r2") $(bench_diff "$r2" "$r3")"
 }
 
 declare -A results=()
