@@ -37,7 +37,9 @@ $MYSQL install-plugin target/release/libkeyring_okv.so >/dev/null 2>&1
 bench_workload
 trap 'rm -f "$SQL_FILE"' EXIT
 
-KEYRINGS=(file plugin plugin-cache component component-cache)
+# KEYRING_OKV_BENCH_KEYRINGS: a subset, e.g. "file plugin component" (the baseline always runs).
+read -r -a KEYRINGS <<<"${KEYRING_OKV_BENCH_KEYRINGS:-file plugin plugin-cache component component-cache}"
+[[ ${KEYRINGS[0]} == file ]] || KEYRINGS=(file "${KEYRINGS[@]}")
 declare -A LABEL=(
     [file]="component_keyring_file"
     [plugin]="keyring_okv.so, cache_keys OFF"

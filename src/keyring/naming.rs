@@ -24,12 +24,29 @@ pub fn is_innodb_master_key(key_id: &str, owner: &str) -> bool {
         return false;
     };
     owner.is_empty()
-        && uuid.len() == 36
-        && uuid.bytes().enumerate().all(|(i, b)| {
-            matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit())
-        })
+        && is_uuid(uuid)
         && !number.is_empty()
         && number.bytes().all(|b| b.is_ascii_digit())
+}
+
+/// Whether (key_id, owner) is one of the binary log's keys, `MySQLReplicationKey_<server
+/// UUID>` (its key index) or that followed by `_<suffix>` (its master keys, and the `_old` and
+/// `_new` of a rotation in progress), with no owner.
+pub fn is_binlog_key(key_id: &str, owner: &str) -> bool {
+    let Some(rest) = key_id.strip_prefix("MySQLReplicationKey_") else {
+        return false;
+    };
+    let (uuid, suffix) = rest.split_at_checked(36).unwrap_or((rest, ""));
+    owner.is_empty()
+        && is_uuid(uuid)
+        && (suffix.is_empty() || suffix.len() > 1 && suffix.starts_with('_'))
+}
+
+fn is_uuid(text: &str) -> bool {
+    text.len() == 36
+        && text.bytes().enumerate().all(|(i, b)| {
+            matches!(i, 8 | 13 | 18 | 23) == (b == b'-') && (b == b'-' || b.is_ascii_hexdigit())
+        })
 }
 
 fn must_escape(byte: u8, in_owner: bool) -> bool {
@@ -175,6 +192,26 @@ mod tests {
                 prop_assert_eq!(object_name(&id, &owner), name);
             }
         }
+    }
+
+    #[test]
+    fn binlog_keys_of_a_server_uuid_only() {
+        let uuid = "41ce96aa-f209-11f1-a74c-02fc00000001";
+        assert!(is_binlog_key(&format!("MySQLReplicationKey_{uuid}"), ""));
+        assert!(is_binlog_key(&format!("MySQLReplicationKey_{uuid}_1"), ""));
+        assert!(is_binlog_key(
+            &format!("MySQLReplicationKey_{uuid}_new"),
+            ""
+        ));
+        assert!(!is_binlog_key(
+            &format!("MySQLReplicationKey_{uuid}_1"),
+            "u@h"
+        ));
+        assert!(!is_binlog_key(&format!("MySQLReplicationKey_{uuid}_"), ""));
+        assert!(!is_binlog_key(&format!("MySQLReplicationKey_{uuid}x"), ""));
+        assert!(!is_binlog_key("MySQLReplicationKey_u_1", ""));
+        assert!(!is_binlog_key("MySQLReplicationKey_é", ""));
+        assert!(!is_binlog_key(&format!("INNODBKey-{uuid}-1"), ""));
     }
 
     #[test]

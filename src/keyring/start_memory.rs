@@ -8,10 +8,11 @@
 //! reach the server.
 //!
 //! Its rules:
-//! - Only InnoDB master keys (`INNODBKey-<server uuid>-<n>`, the empty owner) are kept, and
-//!   only their material: that a key does not exist is never remembered, nor an error. They
-//!   are the reads a start repeats; the binary log reads its few keys about once each, and
-//!   every other key keeps the cache-off rule at all times.
+//! - Only InnoDB master keys (`INNODBKey-<server uuid>-<n>`) and the binary log's keys
+//!   (`MySQLReplicationKey_<server uuid>…`), of the empty owner, are kept, and only their
+//!   material: that a key does not exist is never remembered, nor an error. They are the
+//!   reads a start repeats (InnoDB once per encrypted tablespace, the binary log some of its
+//!   keys twice); every other key keeps the cache-off rule at all times.
 //! - It ends, for every key at once, at the first of: the end-of-start signal (the product
 //!   says what it observes, see `products::mysqld_start`), [`START_WINDOW`] after the
 //!   configuration was put in force, the first write of any key through this library (a
@@ -31,7 +32,7 @@ use std::time::{Duration, Instant};
 
 use super::FetchedKey;
 use super::cache::{Cached, KeyCache, Lookup};
-use super::naming::is_innodb_master_key;
+use super::naming::{is_binlog_key, is_innodb_master_key};
 
 /// The longest a start-time memory lives, whatever the end-of-start signal says: it bounds how
 /// late a key revoked or destroyed on the KMIP server by another client can be seen when the
@@ -149,7 +150,7 @@ impl StartMemory {
                 Err(e) => {
                     drop(state);
                     tracing::info!(
-                        "{}: no start-time memory of InnoDB master keys: {e}",
+                        "{}: no start-time memory of the InnoDB and binary log keys: {e}",
                         self.product
                     );
                     self.end(Ended::Unload);
@@ -171,7 +172,7 @@ impl StartMemory {
         wait: Duration,
         read: impl FnOnce() -> Result<Option<FetchedKey>, E>,
     ) -> Result<Option<FetchedKey>, E> {
-        if !is_innodb_master_key(key_id, owner) {
+        if !is_innodb_master_key(key_id, owner) && !is_binlog_key(key_id, owner) {
             return read();
         }
         let Some(keys) = self.open() else {
@@ -221,7 +222,7 @@ impl StartMemory {
             keys.shutdown();
         }
         tracing::info!(
-            "{}: the start-time memory of InnoDB master keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
+            "{}: the start-time memory of the InnoDB and binary log keys ended ({}): {served} reads answered from it, {asked} from the KMIP server",
             self.product,
             why.why()
         );
@@ -320,8 +321,8 @@ mod tests {
             2,
             "a user's key is always asked"
         );
-        read(&m, "MySQLReplicationKey_u_1", "", Some(1), &asked);
-        read(&m, "MySQLReplicationKey_u_1", "", Some(1), &asked);
+        read(&m, "percona_binlog_u_1", "", Some(1), &asked);
+        read(&m, "percona_binlog_u_1", "", Some(1), &asked);
         assert_eq!(
             asked.load(Ordering::SeqCst),
             4,

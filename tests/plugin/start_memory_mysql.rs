@@ -28,7 +28,7 @@ fn ended_line(lines: &[String]) -> (String, u64, u64) {
     let line = lines
         .iter()
         .rev()
-        .find(|l| l.contains("start-time memory of InnoDB master keys ended"))
+        .find(|l| l.contains("start-time memory of the InnoDB and binary log keys ended"))
         .unwrap_or_else(|| panic!("no closing line of the start-time memory in {lines:#?}"));
     let after = line.split("ended (").nth(1).unwrap();
     let (why, rest) = after.split_once("): ").unwrap();
