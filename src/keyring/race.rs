@@ -107,6 +107,9 @@ const CLOCK_MARGIN: Duration = Duration::from_millis(5);
 const CLOCK_KNOWN_WITHIN: f64 = 0.25;
 /// The shortest pause between two looks at the server's clock.
 const MIN_PAUSE: Duration = Duration::from_millis(20);
+/// How closely the moment the server's clock turns must be known before the wait sleeps until
+/// it has surely turned rather than looking in the middle of the moments it can turn at.
+const NARROW_ENOUGH: Duration = Duration::from_millis(60);
 
 /// Why a race could not be settled.
 #[derive(Debug)]
@@ -547,13 +550,22 @@ fn wait_past(
         match (date, answer.time_stamp) {
             (Some(date), Some(now)) if now > date => return Ok((Some(date), Some(now))),
             (Some(date), Some(_)) => {
-                // Asked again once the server's clock has surely turned (`server_clock`), a
-                // few milliseconds late rather than early. If it had not turned when the
-                // estimate said it would, the estimate is not trusted again in this wait.
-                let estimate = server_clock::until(server, date + 1).filter(|_| trust_estimate);
-                if let Some(left) = estimate {
-                    pause = (left + CLOCK_MARGIN).clamp(MIN_PAUSE, FALLBACK_WAIT);
-                    trust_estimate = left > Duration::ZERO;
+                // Asked again when the server's clock may have turned (`server_clock`): in the
+                // middle of the moments it can turn at while those span more than
+                // `NARROW_ENOUGH` (each answer that it has not turned yet narrows them; a
+                // process that has not learned the clock yet would otherwise sleep a whole
+                // second), then once it has surely turned, a few milliseconds late rather than
+                // early. If it had not turned when the estimate said it surely would, the
+                // estimate is not trusted again in this wait.
+                let estimate = server_clock::window(server, date + 1).filter(|_| trust_estimate);
+                if let Some((earliest, latest)) = estimate {
+                    let next = if latest.saturating_sub(earliest) > NARROW_ENOUGH {
+                        earliest + (latest - earliest) / 2
+                    } else {
+                        latest + CLOCK_MARGIN
+                    };
+                    pause = next.clamp(MIN_PAUSE, FALLBACK_WAIT);
+                    trust_estimate = latest > Duration::ZERO;
                 }
             }
             (date, now) if made_at.elapsed() >= FALLBACK_WAIT => return Ok((date, now)),

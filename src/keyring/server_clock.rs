@@ -52,6 +52,18 @@ pub fn until(server: &str, second: i64) -> Option<Duration> {
     Some(Duration::from_secs_f64(left.max(0.0)))
 }
 
+/// When, from now, the clock of `server` can first and will at the latest read `second`, as far
+/// as its answers tell; None when nothing is known of it.
+pub fn window(server: &str, second: i64) -> Option<(Duration, Duration)> {
+    let (lo, hi) = *OFFSETS
+        .lock()
+        .unwrap_or_else(PoisonError::into_inner)
+        .get(server)?;
+    let now = host_now();
+    let from_now = |offset: f64| Duration::from_secs_f64((second as f64 - offset - now).max(0.0));
+    Some((from_now(hi), from_now(lo)))
+}
+
 /// The latest second the clock of `server` can have read at `at` (from [`host_now`]), when its
 /// answers bound it to within `within` seconds; None otherwise.
 pub fn latest_at(server: &str, at: f64, within: f64) -> Option<i64> {
@@ -84,6 +96,23 @@ mod tests {
         assert!((lo - (1001.0 - 3600.0 - 11.1)).abs() < 1e-9, "{lo}");
         assert!((hi - (1002.0 - 3600.0 - 11.0)).abs() < 1e-9, "{hi}");
         assert!(until("clock-test:unknown", 5).is_none());
+    }
+
+    #[test]
+    fn the_window_of_a_turn_narrows_with_each_answer() {
+        let server = "clock-test:3";
+        let now = host_now();
+        // Answered at once with 1000: the clock turns to 1001 within the next second.
+        record(server, 1000, now, now);
+        let (earliest, latest) = window(server, 1001).unwrap();
+        assert!(earliest.as_secs_f64() < 0.05, "{earliest:?}");
+        assert!((latest.as_secs_f64() - 1.0).abs() < 0.05, "{latest:?}");
+        // Still 1000 half a second later: the turn is in the second half.
+        record(server, 1000, now + 0.5, now + 0.5);
+        let (earliest, latest) = window(server, 1001).unwrap();
+        assert!((earliest.as_secs_f64() - 0.5).abs() < 0.05, "{earliest:?}");
+        assert!((latest.as_secs_f64() - 1.0).abs() < 0.05, "{latest:?}");
+        assert!(window("clock-test:unknown", 5).is_none());
     }
 
     #[test]
