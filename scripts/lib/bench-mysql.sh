@@ -1,6 +1,7 @@
 # bench-mysql.sh — helpers of the mysqld benchmarks (bench-component.sh, bench-restart.sh,
-# bench-sysbench.sh); sourced, not run. The sourcing script has cd'ed to the repository's root
-# and set BENCH (its name, for messages), and N (encrypted tables) for bench_workload.
+# bench-sysbench.sh, bench-udf.sh); sourced, not run. The sourcing script has cd'ed to the
+# repository's root and set BENCH (its name, for messages), ROUNDS and, for bench_workload, N
+# (encrypted tables).
 # shellcheck shell=bash
 # shellcheck disable=SC2034,SC2154  # variables set here for, or by, the sourcing script
 
