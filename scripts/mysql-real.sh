@@ -462,8 +462,10 @@ cmd_stop() {
         die "instance $NAME answers ping but its pid file is missing"
     fi
     say "stopping instance $NAME (pid $pid)..."
-    chroot "$ROOT" /usr/bin/mysqladmin --defaults-file="$CNF" --connect-timeout=5 shutdown \
-        >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
+    # mysqladmin waits for the pid file to go (an hour by default): a mysqld that dies during
+    # its shutdown leaves the file, and stop_pid below already knows when the process is gone.
+    chroot "$ROOT" /usr/bin/mysqladmin --defaults-file="$CNF" --connect-timeout=5 \
+        --shutdown-timeout="$STOP_TIMEOUT" shutdown >/dev/null 2>&1 || kill -TERM "$pid" 2>/dev/null || true
     stop_pid "$pid"
 }
 
