@@ -161,8 +161,8 @@ impl StartMemory {
         state.keys.clone()
     }
 
-    /// The pair's key: from memory while the start lasts and the key is an InnoDB master key,
-    /// else from `read` (the KMIP server). What `read` finds is kept while the memory is
+    /// The pair's key: from memory while the start lasts and the key is an InnoDB master key or
+    /// a binary log key, else from `read` (the KMIP server). What `read` finds is kept while the memory is
     /// open; absence and errors are not. A read of the same key in flight is waited for, at
     /// most `wait`.
     pub fn read_through<E>(

@@ -202,20 +202,14 @@ fn hex(bytes: &[u8]) -> String {
     bytes.iter().map(|b| format!("{b:02x}")).collect()
 }
 
-#[test]
-fn concurrent_generates_of_one_key_make_one_object() {
-    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
-    let id = unique("race-gen");
-    let keyrings: Vec<Keyring> = (0..4)
-        .map(|_| Keyring::new(KmipClient::from_conf_dir(&conf).expect("client")))
-        .collect();
+/// A generate of `id` by every keyring, released together; the outcome of each.
+fn generate_together(keyrings: &[Keyring], id: &str) -> Vec<Result<(), KeyringError>> {
     let barrier = Barrier::new(keyrings.len());
-    let outcomes: Vec<Result<(), KeyringError>> = std::thread::scope(|scope| {
+    std::thread::scope(|scope| {
         let handles: Vec<_> = keyrings
             .iter()
             .map(|k| {
                 let barrier = &barrier;
-                let id = &id;
                 scope.spawn(move || {
                     barrier.wait();
                     k.generate(id, "", "AES", 32)
@@ -223,7 +217,17 @@ fn concurrent_generates_of_one_key_make_one_object() {
             })
             .collect();
         handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    })
+}
+
+#[test]
+fn concurrent_generates_of_one_key_make_one_object() {
+    let conf = load_conf_dir(&lab().conf_dir).expect("lab conf dir");
+    let id = unique("race-gen");
+    let keyrings: Vec<Keyring> = (0..4)
+        .map(|_| Keyring::new(KmipClient::from_conf_dir(&conf).expect("client")))
+        .collect();
+    let outcomes = generate_together(&keyrings, &id);
     let made = outcomes.iter().filter(|o| o.is_ok()).count();
     for o in &outcomes {
         if let Err(e) = o {
@@ -496,20 +500,7 @@ fn pykmip_keeping_names_unique_needs_no_wait_and_racing_generates_make_one_objec
     let errors = keyrings[0].client().health().snapshot();
     assert_eq!(errors.errors, 0, "{}", errors.last_error);
 
-    let barrier = Barrier::new(keyrings.len());
-    let outcomes: Vec<Result<(), KeyringError>> = std::thread::scope(|scope| {
-        let handles: Vec<_> = keyrings
-            .iter()
-            .map(|k| {
-                let barrier = &barrier;
-                scope.spawn(move || {
-                    barrier.wait();
-                    k.generate("together", "", "AES", 32)
-                })
-            })
-            .collect();
-        handles.into_iter().map(|h| h.join().unwrap()).collect()
-    });
+    let outcomes = generate_together(&keyrings, "together");
     assert_eq!(
         outcomes.iter().filter(|o| o.is_ok()).count(),
         1,
