@@ -134,7 +134,7 @@ pub struct Keyring {
     /// InnoDB master keys found missing, each logged once.
     missing_reported: Mutex<std::collections::HashSet<String>>,
     /// The last write went to a server that keeps names unique: the next one sends its Create
-    /// without looking for the name first (see `skips_the_look_before`).
+    /// without looking for the name first (see `refuse_existing_unless_refused`).
     names_unique: std::sync::atomic::AtomicBool,
 }
 
@@ -339,8 +339,9 @@ impl Keyring {
     }
 
     /// A server that keeps names unique refused our Create or Register (Object Already
-    /// Exists): another client made an object under the name since `refuse_existing` looked.
-    /// Says what that object is, as a lost race does.
+    /// Exists): an object carries the name (the key exists and the look before the Create was
+    /// skipped, or another client made one since that look). Says what that object is, as a
+    /// lost race does.
     fn name_refused(&self, key_id: &str, name: &str, server: &str) -> KeyringError {
         let deadline = Instant::now() + LOOKUP_DEADLINE;
         let holder = race::look(&self.client, name, None, Some(server), deadline)
