@@ -385,12 +385,17 @@ pub fn describe_and_get(
         }
         Err(e) => return Err(RaceError::Client(e)),
     };
-    let got = items[1].take();
+    let mut got = items[1].take();
+    // The Get's answer holds key material: wiped on every way out that does not hand it on.
+    let wipe = |got: &mut Option<kmip::ItemResult>| {
+        got.iter_mut().flatten().for_each(kmip::Ttlv::zeroize);
+    };
     let object = match items[0].take() {
         Some(Ok(payload)) if ops::parse_uid_echo(&payload).is_none_or(|echo| echo == *uid) => {
             match ops::parse_get_attributes(&payload) {
                 Ok(attributes) => Some(ObjectInfo::from_attributes(uid, &attributes)),
                 Err(source) => {
+                    wipe(&mut got);
                     return Err(RaceError::Client(ClientError::Server {
                         server: found.server,
                         source,
@@ -401,6 +406,7 @@ pub fn describe_and_get(
         // Destroyed between the Locate and now.
         Some(Err(e)) if e.is_absent() => None,
         Some(Err(source)) => {
+            wipe(&mut got);
             return Err(RaceError::Client(ClientError::Server {
                 server: found.server,
                 source,
@@ -408,8 +414,7 @@ pub fn describe_and_get(
         }
         // Answered for another object, or not at all: described on its own.
         _ => {
-            let mut got = got;
-            got.iter_mut().flatten().for_each(kmip::Ttlv::zeroize);
+            wipe(&mut got);
             return Ok((describe(client, name, object_type, found, deadline)?, None));
         }
     };
